@@ -1,0 +1,227 @@
+//! Are the kernel headers for one release usable by kbuild, on disk?
+//!
+//! "Present" means a tree the connector's compile step can use for *that exact*
+//! release, found where kbuild and the distributions put it:
+//! `lib/modules/K/build` (a symlink, usually absolute), `usr/src/kernels/K`
+//! (RPM family) or `usr/src/linux-headers-K` (Debian family), all resolved
+//! inside the root. A usable tree has:
+//! - a `Makefile` — and when it is Debian's one-line wrapper
+//!   (`include /usr/src/linux-headers-V-common/Makefile`), the included file;
+//! - `include/generated/autoconf.h` (the configured kernel);
+//! - a `scripts` directory (Debian links it to linux-kbuild-V);
+//! - the release it was built for, where recorded, equal to K. `UTS_RELEASE`
+//!   in `include/generated/utsrelease.h` is authoritative: Debian's
+//!   `include/config/kernel.release` holds the *upstream* version
+//!   ("6.1.192" for 6.1.0-56-amd64), so it is read only when the former is
+//!   absent.
+//!
+//! A dangling `build` link (kernel-core without kernel-devel), a partial tree
+//! and a tree of another release are all "not present", each with its reason.
+//! This module is shared by `doctor` and the connector daemon.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::root::{is_missing, Root};
+
+/// Why one candidate tree is not usable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum TreeProblem {
+    /// `lib/modules/K/build` points at something that does not exist.
+    DanglingLink { link: String, target: String },
+    /// A file or directory kbuild needs is missing.
+    Missing { file: String },
+    /// The tree was configured for another kernel release.
+    OtherRelease { found: String },
+    /// The Makefile includes a file that is not there (Debian's -common
+    /// package missing).
+    BrokenInclude { include: String },
+}
+
+impl std::fmt::Display for TreeProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TreeProblem::DanglingLink { link, target } => {
+                write!(f, "{link} points to {target}, which does not exist")
+            }
+            TreeProblem::Missing { file } => write!(f, "{file} is missing (partial tree)"),
+            TreeProblem::OtherRelease { found } => {
+                write!(f, "the tree was built for kernel {found}")
+            }
+            TreeProblem::BrokenInclude { include } => {
+                write!(f, "its Makefile includes {include}, which does not exist")
+            }
+        }
+    }
+}
+
+/// One place headers were looked for and what was found there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Candidate {
+    /// The path inside the root that was looked at.
+    pub path: String,
+    /// The tree it resolves to, inside the root.
+    pub tree: Option<String>,
+    pub problem: Option<TreeProblem>,
+}
+
+/// The on-disk verdict for one release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeadersOnDisk {
+    /// A usable tree exists.
+    pub present: bool,
+    /// The usable tree, inside the root.
+    pub path: Option<String>,
+    /// Every existing candidate that was rejected, with its reason.
+    pub rejected: Vec<Candidate>,
+}
+
+/// The places headers for `release` can be, in kbuild's order of preference.
+pub fn candidate_paths(release: &str) -> [PathBuf; 3] {
+    [
+        PathBuf::from(format!("/lib/modules/{release}/build")),
+        PathBuf::from(format!("/usr/src/kernels/{release}")),
+        PathBuf::from(format!("/usr/src/linux-headers-{release}")),
+    ]
+}
+
+/// Checks whether usable headers for `release` exist in `root`.
+pub fn check(root: &Root, release: &str) -> io::Result<HeadersOnDisk> {
+    let mut rejected = Vec::new();
+    let mut seen: Vec<PathBuf> = Vec::new();
+    for cand in candidate_paths(release) {
+        let shown = cand.display().to_string();
+        let tree = match root.resolve_in_root(&cand) {
+            Ok(t) => t,
+            Err(e) if is_missing(&e) => {
+                if let Some(target) = root.read_link_optional(&cand)? {
+                    rejected.push(Candidate {
+                        path: shown.clone(),
+                        tree: None,
+                        problem: Some(TreeProblem::DanglingLink {
+                            link: shown,
+                            target: target.display().to_string(),
+                        }),
+                    });
+                }
+                continue;
+            }
+            Err(e) => return Err(io::Error::new(e.kind(), format!("{shown}: {e}"))),
+        };
+        if seen.contains(&tree) {
+            continue;
+        }
+        seen.push(tree.clone());
+        let problem = check_tree(root, &tree, release)?;
+        let tree_shown = tree.display().to_string();
+        match problem {
+            None => {
+                return Ok(HeadersOnDisk {
+                    present: true,
+                    path: Some(tree_shown),
+                    rejected,
+                })
+            }
+            Some(p) => rejected.push(Candidate {
+                path: shown,
+                tree: Some(tree_shown),
+                problem: Some(p),
+            }),
+        }
+    }
+    Ok(HeadersOnDisk {
+        present: false,
+        path: None,
+        rejected,
+    })
+}
+
+fn check_tree(root: &Root, tree: &Path, release: &str) -> io::Result<Option<TreeProblem>> {
+    if !root.is_dir(tree)? {
+        return Ok(Some(TreeProblem::Missing {
+            file: tree.display().to_string(),
+        }));
+    }
+    let makefile = tree.join("Makefile");
+    let Some(text) = root.read_to_string_optional(&makefile)? else {
+        return Ok(Some(TreeProblem::Missing {
+            file: makefile.display().to_string(),
+        }));
+    };
+    if let Some(include) = wrapper_include(&text) {
+        if !root.is_file(include)? {
+            return Ok(Some(TreeProblem::BrokenInclude {
+                include: include.to_string(),
+            }));
+        }
+    }
+    for (rel, want_dir) in [("include/generated/autoconf.h", false), ("scripts", true)] {
+        let p = tree.join(rel);
+        let ok = if want_dir {
+            root.is_dir(&p)?
+        } else {
+            root.is_file(&p)?
+        };
+        if !ok {
+            return Ok(Some(TreeProblem::Missing {
+                file: p.display().to_string(),
+            }));
+        }
+    }
+    if let Some(found) = recorded_release(root, tree)? {
+        if found != release {
+            return Ok(Some(TreeProblem::OtherRelease { found }));
+        }
+    }
+    Ok(None)
+}
+
+/// Debian's flavour Makefile is one line: `include /usr/src/…-common/Makefile`.
+fn wrapper_include(text: &str) -> Option<&str> {
+    let mut lines = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'));
+    let first = lines.next()?;
+    if lines.next().is_some() {
+        return None;
+    }
+    let path = first.strip_prefix("include ")?.trim();
+    path.starts_with('/').then_some(path)
+}
+
+/// The release a tree was configured for: `UTS_RELEASE` from
+/// `include/generated/utsrelease.h`, else `include/config/kernel.release`.
+pub fn recorded_release(root: &Root, tree: &Path) -> io::Result<Option<String>> {
+    if let Some(text) = root.read_to_string_optional(tree.join("include/generated/utsrelease.h"))? {
+        for line in text.lines() {
+            let mut words = line.split_whitespace();
+            if words.next() == Some("#define") && words.next() == Some("UTS_RELEASE") {
+                let value: String = words.collect::<Vec<_>>().join(" ");
+                return Ok(Some(value.trim_matches('"').to_string()));
+            }
+        }
+    }
+    Ok(root
+        .read_to_string_optional(tree.join("include/config/kernel.release"))?
+        .map(|t| t.lines().next().unwrap_or("").trim().to_string())
+        .filter(|s| !s.is_empty()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrapper_makefile_detection() {
+        assert_eq!(
+            wrapper_include("include /usr/src/linux-headers-6.1.0-56-common/Makefile\n"),
+            Some("/usr/src/linux-headers-6.1.0-56-common/Makefile")
+        );
+        assert_eq!(wrapper_include("VERSION = 4\ninclude foo\n"), None);
+        assert_eq!(wrapper_include("include relative/Makefile\n"), None);
+    }
+}

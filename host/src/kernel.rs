@@ -1,0 +1,528 @@
+//! Kernel releases: what a `uname -r` string says, which probe the connector
+//! uses on it, and which package carries its headers.
+//!
+//! The rules are the seed's support matrix (docs/support-matrix.md):
+//! - eBPF path: EL8/EL9 (RHCK), Oracle Linux 8+ RHCK, Oracle Linux 7/8/9 with
+//!   UEK 6 (5.4) or newer, Amazon Linux with kernel 4.19 or newer, Amazon
+//!   Linux 2023, Debian 10+, Ubuntu 18.04+;
+//! - kernel-module path (no headers needed for fault 11): RHEL/CentOS 6 and 7,
+//!   Oracle Linux 7 RHCK, UEK 5 and older, Amazon Linux with 4.14 and older.
+//!
+//! Header packages are named exactly as the distribution names them, so
+//! that `dnf install -y <name>` / `apt-get install -y <name>` picks exactly
+//! that build: `kernel-devel-4.18.0-513.5.1.el8_9.x86_64`,
+//! `kernel-uek-devel-5.15.0-200.131.27.el8uek.x86_64`,
+//! `kernel-debug-devel-…` for `+debug` kernels, `kernel-rt-devel-…` for
+//! real-time kernels, `linux-headers-6.1.0-18-amd64`.
+
+use std::cmp::Ordering;
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::os::{Distro, OsInfo, Support};
+use crate::vercmp::rpmvercmp;
+
+/// How the connector monitors on a kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Probe {
+    /// Compiled eBPF module: needs the exact headers (fault 11 otherwise).
+    Ebpf,
+    /// Prebuilt kernel module: headers are not needed.
+    Kmod,
+    /// The system is not one the connector supports.
+    Unknown,
+}
+
+impl fmt::Display for Probe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Probe::Ebpf => "ebpf",
+            Probe::Kmod => "kmod",
+            Probe::Unknown => "unknown",
+        })
+    }
+}
+
+/// Kernel build variants that have a header package of their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Variant {
+    Debug,
+    Rt,
+    RtDebug,
+    /// aarch64 kernels built for 64 KiB pages (`+64k`).
+    K64,
+    K64Debug,
+}
+
+/// Everything the release string and the OS say about one kernel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KernelClass {
+    pub probe: Probe,
+    /// `rhck`, `uek6`, `uek7`, `amazon`, `debian-amd64`, `ubuntu-generic`,
+    /// `ubuntu-aws`, … or `custom` for a kernel the distribution did not build.
+    pub flavor: String,
+    /// The UEK generation (6 for 5.4, 7 for 5.15), when UEK.
+    pub uek: Option<u32>,
+    /// Architecture, when the release says it.
+    pub arch: Option<String>,
+    pub variant: Option<Variant>,
+    /// The exact header package; `None` on the kernel-module path, on an
+    /// unsupported system, and for a kernel no distribution package exists for.
+    pub header_package: Option<String>,
+    /// False when the release does not follow the distribution's naming: a
+    /// self-built or hypervisor-supplied kernel, for which no distribution
+    /// package of headers can exist.
+    pub distro_built: bool,
+}
+
+const RPM_ARCHES: &[&str] = &["x86_64", "aarch64", "ppc64le", "s390x", "i686"];
+
+/// Debian kernel flavours (the part after the ABI number).
+const DEBIAN_FLAVOURS: &[&str] = &[
+    "amd64",
+    "cloud-amd64",
+    "rt-amd64",
+    "arm64",
+    "cloud-arm64",
+    "rt-arm64",
+    "686",
+    "686-pae",
+    "rt-686-pae",
+    "armmp",
+    "armmp-lpae",
+    "rt-armmp",
+    "marvell",
+    "rpi",
+    "powerpc64le",
+    "powerpc64le-64k",
+    "s390x",
+    "loong64",
+    "riscv64",
+    "mips64r2el",
+    "mips32r2el",
+    "octeon",
+    "4kc-malta",
+    "5kc-malta",
+    "loongson-3",
+];
+
+/// Classifies `release` running on `os`.
+pub fn classify(os: &OsInfo, release: &str) -> KernelClass {
+    let unknown = |flavor: &str| KernelClass {
+        probe: Probe::Unknown,
+        flavor: flavor.to_string(),
+        uek: None,
+        arch: None,
+        variant: None,
+        header_package: None,
+        distro_built: false,
+    };
+    let Some(distro) = os.distro else {
+        return unknown("unknown");
+    };
+    if os.support() != Support::Supported {
+        return unknown("unsupported");
+    }
+    match distro {
+        Distro::Debian | Distro::Ubuntu => classify_deb(distro, release),
+        _ => classify_rpm(os, distro, release),
+    }
+}
+
+fn classify_rpm(os: &OsInfo, distro: Distro, release: &str) -> KernelClass {
+    let parsed = parse_rpm_release(release);
+    let kver = upstream_version(release);
+    let major = os.major.unwrap_or(0);
+    let is_uek = parsed.as_ref().is_some_and(|p| p.dist.contains("uek"));
+    let uek = is_uek.then(|| uek_generation(kver)).flatten();
+
+    let probe = if distro == Distro::Amazon {
+        // Amazon Linux 2 takes the eBPF path from kernel 4.19 on (5.4, 5.10,
+        // 5.15 from the extras topics); 4.14 and the AMI stay on the module.
+        if kver >= (4, 19, 0) {
+            Probe::Ebpf
+        } else {
+            Probe::Kmod
+        }
+    } else if is_uek {
+        // UEK 6 (5.4) and newer: eBPF on OL7, OL8 and OL9; UEK 5 and older
+        // take the kernel-module path.
+        if kver >= (5, 4, 0) {
+            Probe::Ebpf
+        } else {
+            Probe::Kmod
+        }
+    } else if major <= 7 {
+        // RHEL/CentOS 6 and 7, Oracle Linux 7 RHCK.
+        Probe::Kmod
+    } else {
+        Probe::Ebpf
+    };
+
+    let Some(p) = parsed else {
+        return KernelClass {
+            probe,
+            flavor: "custom".into(),
+            uek: None,
+            arch: None,
+            variant: None,
+            header_package: None,
+            distro_built: false,
+        };
+    };
+    let flavor = if let Some(g) = uek {
+        format!("uek{g}")
+    } else if is_uek {
+        "uek".to_string()
+    } else if distro == Distro::Amazon {
+        "amazon".to_string()
+    } else {
+        "rhck".to_string()
+    };
+    let base = if is_uek { "kernel-uek" } else { "kernel" };
+    let name = match p.variant {
+        None => format!("{base}-devel"),
+        Some(Variant::Debug) => format!("{base}-debug-devel"),
+        Some(Variant::Rt) => "kernel-rt-devel".to_string(),
+        Some(Variant::RtDebug) => "kernel-rt-debug-devel".to_string(),
+        Some(Variant::K64) => "kernel-64k-devel".to_string(),
+        Some(Variant::K64Debug) => "kernel-64k-debug-devel".to_string(),
+    };
+    KernelClass {
+        header_package: (probe == Probe::Ebpf).then(|| format!("{name}-{}", p.nvra)),
+        probe,
+        flavor,
+        uek,
+        arch: Some(p.arch),
+        variant: p.variant,
+        distro_built: true,
+    }
+}
+
+/// The parts of an RPM-family kernel release.
+#[derive(Debug, PartialEq, Eq)]
+struct RpmRelease {
+    /// `version-release.arch` without the variant suffix: what follows the
+    /// package name in the header package's NEVRA.
+    nvra: String,
+    arch: String,
+    /// The distribution tag: `el8_9`, `el7uek`, `amzn2`, `amzn2023`.
+    dist: String,
+    variant: Option<Variant>,
+}
+
+fn parse_rpm_release(release: &str) -> Option<RpmRelease> {
+    // Variant suffixes: `+debug`, `+rt`, `+64k`, `+rt-debug`, `+64k-debug`
+    // (EL8+); `.debug` (EL6/EL7).
+    let (mut base, suffix) = match release.split_once('+') {
+        Some((b, s)) => (b, Some(s)),
+        None => (release, None),
+    };
+    let mut variant = match suffix {
+        None => None,
+        Some("debug") => Some(Variant::Debug),
+        Some("rt") => Some(Variant::Rt),
+        Some("rt-debug") => Some(Variant::RtDebug),
+        Some("64k") => Some(Variant::K64),
+        Some("64k-debug") => Some(Variant::K64Debug),
+        Some(_) => return None,
+    };
+    if variant.is_none() {
+        if let Some(b) = base.strip_suffix(".debug") {
+            base = b;
+            variant = Some(Variant::Debug);
+        }
+    }
+    let (version, rel_arch) = base.split_once('-')?;
+    if !version
+        .split('.')
+        .all(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return None;
+    }
+    let (rel, arch) = rel_arch.rsplit_once('.')?;
+    if !RPM_ARCHES.contains(&arch) {
+        return None;
+    }
+    let dist = rel.split('.').find(|s| is_dist_tag(s))?.to_string();
+    // RHEL 8 real-time kernels carry `.rt<N>.` in the release itself.
+    if rel
+        .split('.')
+        .any(|s| s.starts_with("rt") && s[2..].bytes().all(|b| b.is_ascii_digit()) && s.len() > 2)
+    {
+        variant = match variant {
+            None => Some(Variant::Rt),
+            Some(Variant::Debug) => Some(Variant::RtDebug),
+            v => v,
+        };
+    }
+    Some(RpmRelease {
+        nvra: base.to_string(),
+        arch: arch.to_string(),
+        dist,
+        variant,
+    })
+}
+
+fn is_dist_tag(s: &str) -> bool {
+    let digits_from = |rest: &str| rest.bytes().next().is_some_and(|b| b.is_ascii_digit());
+    if let Some(rest) = s.strip_prefix("el") {
+        // el7, el8_9, el9_3, el7uek, el8uek
+        return digits_from(rest);
+    }
+    if let Some(rest) = s.strip_prefix("amzn") {
+        return digits_from(rest);
+    }
+    false
+}
+
+/// The UEK generation of an upstream kernel version.
+fn uek_generation(v: (u32, u32, u32)) -> Option<u32> {
+    Some(match (v.0, v.1) {
+        (2, 6) if v.2 == 32 => 1,
+        (2, 6) if v.2 == 39 => 2,
+        (3, 8) => 3,
+        (4, 1) => 4,
+        (4, 14) => 5,
+        (5, 4) => 6,
+        (5, 15) => 7,
+        (6, 12) => 8,
+        _ => return None,
+    })
+}
+
+fn classify_deb(distro: Distro, release: &str) -> KernelClass {
+    let parsed = match distro {
+        Distro::Debian => parse_debian_release(release),
+        _ => parse_ubuntu_release(release),
+    };
+    let prefix = if distro == Distro::Debian {
+        "debian"
+    } else {
+        "ubuntu"
+    };
+    match parsed {
+        Some((flavour, arch, variant)) => KernelClass {
+            probe: Probe::Ebpf,
+            flavor: format!("{prefix}-{flavour}"),
+            uek: None,
+            arch,
+            variant,
+            header_package: Some(format!("linux-headers-{release}")),
+            distro_built: true,
+        },
+        None => KernelClass {
+            probe: Probe::Ebpf,
+            flavor: "custom".into(),
+            uek: None,
+            arch: None,
+            variant: None,
+            header_package: None,
+            distro_built: false,
+        },
+    }
+}
+
+type DebParse = (String, Option<String>, Option<Variant>);
+
+/// `6.1.0-18-amd64`, `6.5.0-0.deb12.4-cloud-amd64` (backports),
+/// `6.12.33+deb13-amd64` (trixie).
+fn parse_debian_release(release: &str) -> Option<DebParse> {
+    let flavour = DEBIAN_FLAVOURS
+        .iter()
+        .filter(|f| {
+            release
+                .strip_suffix(**f)
+                .is_some_and(|head| head.ends_with('-'))
+        })
+        .max_by_key(|f| f.len())?;
+    let head = &release[..release.len() - flavour.len() - 1];
+    let (version, abi) = match head.split_once('-') {
+        Some((v, abi)) => (v, Some(abi)),
+        None => (head, None),
+    };
+    let version_ok = match version.split_once("+deb") {
+        Some((v, n)) => is_dotted_number(v) && is_dotted_number(n),
+        None => is_dotted_number(version),
+    };
+    let abi_ok = match abi {
+        // plain ABI `18`, or backports `0.deb12.4`
+        Some(a) => {
+            is_dotted_number(a)
+                || a.split_once(".deb")
+                    .is_some_and(|(z, rest)| z == "0" && is_dotted_number(rest))
+        }
+        // trixie: the ABI moved into `+debNN`
+        None => version.contains("+deb"),
+    };
+    if !version_ok || !abi_ok {
+        return None;
+    }
+    let arch = deb_arch(flavour);
+    let variant = flavour.starts_with("rt-").then_some(Variant::Rt);
+    Some((flavour.to_string(), arch, variant))
+}
+
+/// `5.15.0-91-generic`, `6.5.0-1014-aws`, `5.15.0-1052-azure`.
+fn parse_ubuntu_release(release: &str) -> Option<DebParse> {
+    let mut parts = release.splitn(3, '-');
+    let version = parts.next()?;
+    let abi = parts.next()?;
+    let flavour = parts.next()?;
+    if !is_dotted_number(version) || !abi.bytes().all(|b| b.is_ascii_digit()) || abi.is_empty() {
+        return None;
+    }
+    if flavour.is_empty()
+        || !flavour.as_bytes()[0].is_ascii_lowercase()
+        || !flavour
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return None;
+    }
+    let arch = if flavour.ends_with("-64k") || flavour == "raspi" {
+        Some("aarch64".to_string())
+    } else if flavour.ends_with("-lpae") {
+        Some("armhf".to_string())
+    } else {
+        None
+    };
+    let variant = if flavour.starts_with("realtime") {
+        Some(Variant::Rt)
+    } else if flavour.ends_with("-64k") {
+        Some(Variant::K64)
+    } else {
+        None
+    };
+    Some((flavour.to_string(), arch, variant))
+}
+
+fn deb_arch(flavour: &str) -> Option<String> {
+    let last = flavour.rsplit('-').next()?;
+    Some(
+        match last {
+            "amd64" => "x86_64",
+            "arm64" => "aarch64",
+            "686" | "pae" => "i686",
+            "powerpc64le" | "64k" => "ppc64le",
+            "s390x" => "s390x",
+            "armmp" | "lpae" | "rpi" | "marvell" => "arm",
+            "loong64" => "loongarch64",
+            "riscv64" => "riscv64",
+            _ => return None,
+        }
+        .to_string(),
+    )
+}
+
+fn is_dotted_number(s: &str) -> bool {
+    !s.is_empty()
+        && s.split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The upstream version at the start of a release (`5.15.0-…` -> (5, 15, 0)).
+pub fn upstream_version(release: &str) -> (u32, u32, u32) {
+    let head = release.split(['-', '+']).next().unwrap_or("");
+    let mut nums = head.split('.').map(|p| {
+        let digits: String = p.chars().take_while(|c| c.is_ascii_digit()).collect();
+        digits.parse::<u32>().unwrap_or(0)
+    });
+    (
+        nums.next().unwrap_or(0),
+        nums.next().unwrap_or(0),
+        nums.next().unwrap_or(0),
+    )
+}
+
+/// Orders kernel releases the way the package managers do (rpmvercmp: the
+/// same order as dpkg's for every release string the distributions use).
+pub fn compare_releases(a: &str, b: &str) -> Ordering {
+    rpmvercmp(a, b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rpm_release_parts() {
+        let p = parse_rpm_release("4.18.0-513.5.1.el8_9.x86_64+debug").unwrap();
+        assert_eq!(p.nvra, "4.18.0-513.5.1.el8_9.x86_64");
+        assert_eq!(p.variant, Some(Variant::Debug));
+        assert_eq!(p.dist, "el8_9");
+        let p = parse_rpm_release("3.10.0-1160.119.1.el7.x86_64.debug").unwrap();
+        assert_eq!(p.nvra, "3.10.0-1160.119.1.el7.x86_64");
+        assert_eq!(p.variant, Some(Variant::Debug));
+        let p = parse_rpm_release("4.18.0-513.5.1.rt7.307.el8_9.x86_64").unwrap();
+        assert_eq!(p.variant, Some(Variant::Rt));
+        assert!(parse_rpm_release("6.18.44-fc-v669").is_none());
+        assert!(parse_rpm_release("6.6.8-1.el8.elrepo.x86_64+weird").is_none());
+        assert!(parse_rpm_release("5.10.0-27-amd64").is_none());
+    }
+
+    #[test]
+    fn upstream_versions() {
+        assert_eq!(
+            upstream_version("5.15.0-200.131.27.el8uek.x86_64"),
+            (5, 15, 0)
+        );
+        assert_eq!(upstream_version("6.12.33+deb13-amd64"), (6, 12, 33));
+        assert_eq!(upstream_version("4.19"), (4, 19, 0));
+        assert_eq!(upstream_version("garbage"), (0, 0, 0));
+    }
+
+    #[test]
+    fn debian_and_ubuntu_release_shapes() {
+        assert_eq!(
+            parse_debian_release("6.1.0-18-cloud-amd64").unwrap().0,
+            "cloud-amd64"
+        );
+        assert_eq!(
+            parse_debian_release("6.5.0-0.deb12.4-amd64").unwrap().0,
+            "amd64"
+        );
+        assert_eq!(
+            parse_debian_release("6.12.33+deb13-arm64")
+                .unwrap()
+                .1
+                .as_deref(),
+            Some("aarch64")
+        );
+        assert_eq!(
+            parse_debian_release("6.1.0-18-rt-amd64").unwrap().2,
+            Some(Variant::Rt)
+        );
+        assert!(parse_debian_release("6.18.44-fc-v669").is_none());
+        assert!(parse_debian_release("5.15.0-91-generic").is_none());
+        assert!(parse_debian_release("6.1.0-amd64").is_none());
+        assert_eq!(
+            parse_ubuntu_release("5.15.0-1052-azure").unwrap().0,
+            "azure"
+        );
+        assert_eq!(
+            parse_ubuntu_release("6.8.0-31-generic-64k").unwrap().2,
+            Some(Variant::K64)
+        );
+        assert!(parse_ubuntu_release("6.18.44-fc-v669").is_none());
+        assert!(parse_ubuntu_release("6.1.0-18").is_none());
+    }
+
+    #[test]
+    fn release_order() {
+        assert_eq!(
+            compare_releases(
+                "4.18.0-513.5.1.el8_9.x86_64",
+                "4.18.0-477.27.1.el8_8.x86_64"
+            ),
+            Ordering::Greater
+        );
+        assert_eq!(
+            compare_releases("6.1.0-9-amd64", "6.1.0-18-amd64"),
+            Ordering::Less
+        );
+    }
+}

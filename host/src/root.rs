@@ -1,0 +1,381 @@
+//! The system root every command works on (`--root DIR`, default `/`).
+//!
+//! A live host and a golden image are the same code path: every path the
+//! installer reads is resolved *inside* the root with chroot semantics.
+//! An absolute symlink (`etc/os-release -> /usr/lib/os-release`,
+//! `lib/modules/K/build -> /usr/src/kernels/K`) restarts at the root, `..`
+//! never climbs above it, and `lib -> usr/lib` (usr-merge) is followed like any
+//! other link. `Path::join` with an absolute path silently escapes the root;
+//! nothing here ever does that.
+//!
+//! The resolution is done in user space, one component at a time (the same
+//! rules as `openat2(RESOLVE_IN_ROOT)`, which EL7/EL8 kernels lack). It is
+//! meant for reading a root we were asked to inspect; code that writes into a
+//! root must re-check what it opens.
+
+use std::collections::VecDeque;
+use std::ffi::{OsStr, OsString};
+use std::fs;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+/// Linux's own limit on symlinks followed during one lookup.
+const MAX_SYMLINKS: usize = 40;
+
+/// A directory treated as `/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Root {
+    path: PathBuf,
+}
+
+impl Root {
+    /// Opens `path` as a root. It must be an existing directory; it is
+    /// canonicalized once here, so `--root .` and `--root /` work.
+    pub fn new(path: impl AsRef<Path>) -> io::Result<Root> {
+        let path = path.as_ref();
+        let canonical = fs::canonicalize(path)
+            .map_err(|e| io::Error::new(e.kind(), format!("root {}: {e}", path.display())))?;
+        if !canonical.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("root {} is not a directory", path.display()),
+            ));
+        }
+        Ok(Root { path: canonical })
+    }
+
+    /// The root of the running system.
+    pub fn live() -> Root {
+        Root {
+            path: PathBuf::from("/"),
+        }
+    }
+
+    /// The root's path on the host.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether this root is the running system's `/` (then the running
+    /// kernel, the live SELinux state and systemd belong to it).
+    pub fn is_live(&self) -> bool {
+        self.path == Path::new("/")
+    }
+
+    /// The host path of `p` (a path inside the root) *without* following
+    /// symlinks: what to hand to a tool that takes `--root` itself, or to
+    /// show to a person. Never use it to open a file: use [`Root::resolve`].
+    pub fn host_path(&self, p: impl AsRef<Path>) -> PathBuf {
+        let mut out = self.path.clone();
+        for c in p.as_ref().components() {
+            if let Component::Normal(n) = c {
+                out.push(n);
+            }
+        }
+        out
+    }
+
+    /// Resolves `p` (absolute or relative, both taken from the root) to the
+    /// host path of the file it names, following every symlink inside the
+    /// root. Fails with `NotFound` when anything along the way is missing
+    /// (a dangling link included), `NotADirectory` when a middle component is
+    /// not a directory, and a "too many levels of symbolic links" error on a loop.
+    pub fn resolve(&self, p: impl AsRef<Path>) -> io::Result<PathBuf> {
+        let rel = self.resolve_rel(p.as_ref(), true)?;
+        Ok(self.join_rel(&rel))
+    }
+
+    /// Like [`Root::resolve`] but `Ok(None)` when the file does not exist.
+    pub fn resolve_optional(&self, p: impl AsRef<Path>) -> io::Result<Option<PathBuf>> {
+        match self.resolve(p) {
+            Ok(path) => Ok(Some(path)),
+            Err(e) if is_missing(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The path inside the root that `p` resolves to (for messages:
+    /// `/lib/modules/K/build` -> `/usr/src/kernels/K`).
+    pub fn resolve_in_root(&self, p: impl AsRef<Path>) -> io::Result<PathBuf> {
+        let rel = self.resolve_rel(p.as_ref(), true)?;
+        let mut out = PathBuf::from("/");
+        out.extend(rel);
+        Ok(out)
+    }
+
+    /// Reads a whole file inside the root.
+    pub fn read_to_string(&self, p: impl AsRef<Path>) -> io::Result<String> {
+        let p = p.as_ref();
+        let host = self.resolve(p).map_err(|e| annotate(e, p))?;
+        fs::read_to_string(&host).map_err(|e| annotate(e, p))
+    }
+
+    /// Reads a whole file inside the root; `Ok(None)` when it is missing.
+    pub fn read_to_string_optional(&self, p: impl AsRef<Path>) -> io::Result<Option<String>> {
+        match self.read_to_string(p) {
+            Ok(s) => Ok(Some(s)),
+            Err(e) if is_missing(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Metadata of what `p` resolves to; `Ok(None)` when missing.
+    pub fn metadata_optional(&self, p: impl AsRef<Path>) -> io::Result<Option<fs::Metadata>> {
+        match self.resolve_optional(p)? {
+            Some(host) => match fs::metadata(host) {
+                Ok(m) => Ok(Some(m)),
+                Err(e) if is_missing(&e) => Ok(None),
+                Err(e) => Err(e),
+            },
+            None => Ok(None),
+        }
+    }
+
+    /// Whether `p` resolves to an existing file of any kind.
+    pub fn exists(&self, p: impl AsRef<Path>) -> io::Result<bool> {
+        Ok(self.metadata_optional(p)?.is_some())
+    }
+
+    /// Whether `p` resolves to a directory.
+    pub fn is_dir(&self, p: impl AsRef<Path>) -> io::Result<bool> {
+        Ok(self.metadata_optional(p)?.is_some_and(|m| m.is_dir()))
+    }
+
+    /// Whether `p` resolves to a regular file.
+    pub fn is_file(&self, p: impl AsRef<Path>) -> io::Result<bool> {
+        Ok(self.metadata_optional(p)?.is_some_and(|m| m.is_file()))
+    }
+
+    /// The target of the symlink at `p` (the link itself is not followed;
+    /// the directories leading to it are). `Ok(None)` when `p` does not exist
+    /// or is not a symlink.
+    pub fn read_link_optional(&self, p: impl AsRef<Path>) -> io::Result<Option<PathBuf>> {
+        let p = p.as_ref();
+        let Some(name) = p.file_name() else {
+            return Ok(None);
+        };
+        let parent = p.parent().unwrap_or(Path::new("/"));
+        let Some(dir) = self.resolve_optional(parent)? else {
+            return Ok(None);
+        };
+        match fs::read_link(dir.join(name)) {
+            Ok(t) => Ok(Some(t)),
+            Err(e) if is_missing(&e) || e.raw_os_error() == Some(libc::EINVAL) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The names in directory `p`, sorted; empty when `p` does not exist.
+    pub fn read_dir_names(&self, p: impl AsRef<Path>) -> io::Result<Vec<OsString>> {
+        let p = p.as_ref();
+        let Some(dir) = self.resolve_optional(p)? else {
+            return Ok(Vec::new());
+        };
+        let mut names = Vec::new();
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => return Ok(Vec::new()),
+            Err(e) => return Err(annotate(e, p)),
+        };
+        for entry in entries {
+            names.push(entry.map_err(|e| annotate(e, p))?.file_name());
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn join_rel(&self, rel: &[OsString]) -> PathBuf {
+        let mut out = self.path.clone();
+        out.extend(rel);
+        out
+    }
+
+    /// The core: a chroot-style walk. `resolved` holds the components (from
+    /// the root) known to exist and not to be symlinks; `pending` holds what
+    /// is left, with link targets spliced in front as they are met.
+    fn resolve_rel(&self, p: &Path, follow_last: bool) -> io::Result<Vec<OsString>> {
+        let mut resolved: Vec<OsString> = Vec::new();
+        let mut pending: VecDeque<OsString> = components(p);
+        let mut links = 0usize;
+        while let Some(name) = pending.pop_front() {
+            if name == OsStr::new("..") {
+                resolved.pop(); // at the root, `..` is the root
+                continue;
+            }
+            let host = {
+                let mut h = self.join_rel(&resolved);
+                h.push(&name);
+                h
+            };
+            let meta = fs::symlink_metadata(&host)?;
+            let is_last = pending.is_empty();
+            if meta.file_type().is_symlink() && (follow_last || !is_last) {
+                links += 1;
+                if links > MAX_SYMLINKS {
+                    return Err(io::Error::from_raw_os_error(libc::ELOOP));
+                }
+                let target = fs::read_link(&host)?;
+                if target.is_absolute() {
+                    resolved.clear();
+                }
+                for c in components(&target).into_iter().rev() {
+                    pending.push_front(c);
+                }
+                continue;
+            }
+            if !is_last && !meta.is_dir() {
+                return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
+            }
+            resolved.push(name);
+        }
+        Ok(resolved)
+    }
+}
+
+/// The path's components as names, with `.` and the root dropped and `..`
+/// kept (it is applied during the walk, after links are followed).
+fn components(p: &Path) -> VecDeque<OsString> {
+    p.components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_owned()),
+            Component::ParentDir => Some(OsString::from("..")),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
+        })
+        .collect()
+}
+
+/// Whether an I/O error means "not there" (missing, or a middle component
+/// that is not a directory).
+pub fn is_missing(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR)
+}
+
+fn annotate(e: io::Error, p: &Path) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", p.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn tree() -> (tempfile::TempDir, Root) {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        fs::create_dir_all(r.join("usr/lib/modules/6.1.0-18-amd64")).unwrap();
+        fs::create_dir_all(r.join("usr/src/linux-headers-6.1.0-18-amd64")).unwrap();
+        fs::create_dir_all(r.join("etc")).unwrap();
+        fs::write(r.join("usr/lib/os-release"), "ID=inside\n").unwrap();
+        symlink("/usr/lib/os-release", r.join("etc/os-release")).unwrap();
+        symlink("usr/lib", r.join("lib")).unwrap();
+        symlink(
+            "/usr/src/linux-headers-6.1.0-18-amd64",
+            r.join("usr/lib/modules/6.1.0-18-amd64/build"),
+        )
+        .unwrap();
+        let root = Root::new(r).unwrap();
+        (dir, root)
+    }
+
+    #[test]
+    fn absolute_symlink_restarts_at_the_root() {
+        let (dir, root) = tree();
+        assert_eq!(
+            root.read_to_string("/etc/os-release").unwrap(),
+            "ID=inside\n"
+        );
+        assert_eq!(
+            root.resolve("etc/os-release").unwrap(),
+            dir.path()
+                .canonicalize()
+                .unwrap()
+                .join("usr/lib/os-release")
+        );
+    }
+
+    #[test]
+    fn usr_merge_and_build_link_resolve_inside() {
+        let (_dir, root) = tree();
+        assert_eq!(
+            root.resolve_in_root("/lib/modules/6.1.0-18-amd64/build")
+                .unwrap(),
+            Path::new("/usr/src/linux-headers-6.1.0-18-amd64")
+        );
+        assert_eq!(
+            root.read_dir_names("/lib/modules").unwrap(),
+            vec![OsString::from("6.1.0-18-amd64")]
+        );
+    }
+
+    #[test]
+    fn dotdot_never_climbs_above_the_root() {
+        let (dir, root) = tree();
+        fs::write(dir.path().join("etc/hostname"), "inside\n").unwrap();
+        symlink(
+            "../../../../../../../etc/hostname",
+            dir.path().join("usr/escape"),
+        )
+        .unwrap();
+        assert_eq!(root.read_to_string("/usr/escape").unwrap(), "inside\n");
+        assert_eq!(
+            root.read_to_string("/../../etc/hostname").unwrap(),
+            "inside\n"
+        );
+    }
+
+    #[test]
+    fn a_link_to_a_host_file_missing_from_the_root_is_missing() {
+        let (dir, root) = tree();
+        // /etc/passwd exists on every host; it does not exist in the root.
+        assert!(Path::new("/etc/passwd").exists());
+        symlink("/etc/passwd", dir.path().join("etc/pw")).unwrap();
+        symlink("../../../../etc/passwd", dir.path().join("etc/pw2")).unwrap();
+        for p in ["/etc/pw", "/etc/pw2", "/etc/passwd"] {
+            let err = root.read_to_string(p).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::NotFound, "{p}: {err}");
+            assert_eq!(root.read_to_string_optional(p).unwrap(), None);
+        }
+    }
+
+    #[test]
+    fn dangling_link_is_missing_and_loops_are_errors() {
+        let (dir, root) = tree();
+        symlink("/usr/src/kernels/nope", dir.path().join("usr/dangling")).unwrap();
+        assert!(root.resolve_optional("/usr/dangling").unwrap().is_none());
+        assert_eq!(
+            root.read_link_optional("/usr/dangling").unwrap(),
+            Some(PathBuf::from("/usr/src/kernels/nope"))
+        );
+        symlink("b", dir.path().join("usr/a")).unwrap();
+        symlink("a", dir.path().join("usr/b")).unwrap();
+        let err = root.resolve("/usr/a").unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ELOOP));
+    }
+
+    #[test]
+    fn file_in_the_middle_is_not_a_directory() {
+        let (_dir, root) = tree();
+        assert!(root
+            .resolve_optional("/etc/os-release/x")
+            .unwrap()
+            .is_none());
+        assert!(!root.exists("/usr/lib/os-release/x").unwrap());
+    }
+
+    #[test]
+    fn host_path_never_escapes() {
+        let root = Root::new("/tmp").unwrap();
+        let canon = Path::new("/tmp").canonicalize().unwrap();
+        assert_eq!(root.host_path("/etc/x"), canon.join("etc/x"));
+        assert_eq!(root.host_path("../../etc/x"), canon.join("etc/x"));
+    }
+
+    #[test]
+    fn live_root_is_slash() {
+        assert!(Root::new("/").unwrap().is_live());
+        assert!(Root::live().is_live());
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!Root::new(dir.path()).unwrap().is_live());
+        assert!(Root::new(dir.path().join("missing")).is_err());
+    }
+}

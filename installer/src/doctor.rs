@@ -1,0 +1,476 @@
+//! `connector-installer doctor`: an exact, read-only diagnosis of a host or an
+//! image. The report is data ("the check found a problem"); only "the check
+//! could not run" is an error.
+//!
+//! JSON schema: docs/doctor.md. Keep the two in step.
+
+use std::fmt::Write as _;
+
+use anyhow::{Context, Result};
+use connector_host::fault::{Fault, FaultCause, FAULT_11_MESSAGE, FAULT_KERNEL_DEVEL_MISSING};
+use connector_host::headers::{self, Candidate};
+use connector_host::inventory::{self, Inventory};
+use connector_host::kernel::{self, Probe, Variant};
+use connector_host::os::{Distro, Family, OsInfo, PkgTool, Support};
+use connector_host::pkg::{DbQuery, PackageBackend};
+use connector_host::Root;
+use serde::Serialize;
+
+use crate::backend;
+
+/// Version of the JSON document; bumped on incompatible changes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Exit codes of `doctor` (docs/doctor.md).
+pub mod exit {
+    /// Healthy: no fault.
+    pub const HEALTHY: i32 = 0;
+    /// At least one fault was found.
+    pub const FAULTS: i32 = 1;
+    /// The diagnosis itself could not run (bad --root, unreadable files).
+    pub const ERROR: i32 = 2;
+    /// The system is not one the connector supports; nothing was diagnosed.
+    pub const UNSUPPORTED: i32 = 3;
+}
+
+/// What `doctor` was asked to look at.
+#[derive(Debug, Clone)]
+pub struct DoctorOptions {
+    pub root: Root,
+    /// `--kernel VER`: only this release.
+    pub kernel: Option<String>,
+    /// The running kernel; `None` for an image. The CLI passes `uname -r`
+    /// when the root is `/`.
+    pub running: Option<String>,
+}
+
+/// The whole diagnosis.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub root: String,
+    /// The root is the running system.
+    pub live: bool,
+    pub os: OsReport,
+    pub running_kernel: Option<String>,
+    pub kernels: Vec<KernelReport>,
+    pub faults: Vec<Fault>,
+    pub notes: Vec<Note>,
+    pub healthy: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OsReport {
+    pub id: String,
+    pub version_id: String,
+    pub pretty_name: String,
+    pub id_like: Vec<String>,
+    /// The file the answer came from, inside the root.
+    pub source: String,
+    pub distro: Option<Distro>,
+    pub family: Option<Family>,
+    pub package_manager: Option<PkgTool>,
+    pub support: Support,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KernelReport {
+    pub release: String,
+    pub running: bool,
+    /// Its files are installed in the root (false: running without a
+    /// `/lib/modules` entry, or asked for with --kernel).
+    pub installed: bool,
+    pub probe: Probe,
+    pub flavor: String,
+    pub uek: Option<u32>,
+    pub arch: Option<String>,
+    pub variant: Option<Variant>,
+    /// The release follows the distribution's naming.
+    pub distro_built: bool,
+    pub headers: HeadersReport,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HeadersReport {
+    /// The exact package; null on the kmod path, on an unsupported system and
+    /// for a kernel no distribution package exists for.
+    pub package: Option<String>,
+    /// Headers are required for this kernel (eBPF path).
+    pub required: bool,
+    /// A usable tree for exactly this release is on disk.
+    pub present: bool,
+    /// That tree, inside the root.
+    pub path: Option<String>,
+    /// Trees that exist but were rejected, with the reason.
+    pub rejected: Vec<Candidate>,
+    /// The package database's answer: null when it could not be asked (see
+    /// `database`).
+    pub installed: Option<bool>,
+    /// `answered`, `no-database`, `not-queried` or `unavailable`.
+    pub database: &'static str,
+}
+
+/// Something worth knowing that is not a fault.
+#[derive(Debug, Clone, Serialize)]
+pub struct Note {
+    pub kind: NoteKind,
+    pub kernel: Option<String>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NoteKind {
+    /// The running kernel has no `/lib/modules` entry: a container, a chroot,
+    /// or a VM booted with a kernel from outside.
+    RunningKernelNotInstalled,
+    /// A newer kernel is installed than the one running.
+    RebootPending,
+    /// A `/lib/modules` directory that holds no kernel.
+    StaleModulesDir,
+    /// `--kernel` named a release that is not installed.
+    KernelNotInstalled,
+    /// The package database could not be asked.
+    PackageDatabase,
+    /// The system is not supported by the connector.
+    Unsupported,
+}
+
+impl Report {
+    /// The exit code for this report.
+    pub fn exit_code(&self) -> i32 {
+        if self.os.support != Support::Supported {
+            exit::UNSUPPORTED
+        } else if self.faults.is_empty() {
+            exit::HEALTHY
+        } else {
+            exit::FAULTS
+        }
+    }
+}
+
+/// Runs the diagnosis.
+pub fn diagnose(opts: &DoctorOptions) -> Result<Report> {
+    let root = &opts.root;
+    let os = OsInfo::detect(root).context("detecting the operating system")?;
+    let inv = inventory::inventory(root, opts.running.as_deref(), opts.kernel.as_deref())
+        .with_context(|| format!("listing the kernels in {}", root.path().display()))?;
+    let mut notes = Vec::new();
+    match os.support() {
+        Support::Supported => {}
+        Support::UnknownDistro => notes.push(Note {
+            kind: NoteKind::Unsupported,
+            kernel: None,
+            message: format!(
+                "{} (ID={}{}) is not a system the connector supports; supported: RHEL, \
+                 CentOS, Rocky, AlmaLinux, Oracle Linux, Amazon Linux, Debian, Ubuntu",
+                os.pretty_name,
+                os.id,
+                if os.id_like.is_empty() {
+                    String::new()
+                } else {
+                    format!(", ID_LIKE={}", os.id_like.join(" "))
+                }
+            ),
+        }),
+        Support::UnsupportedVersion => notes.push(Note {
+            kind: NoteKind::Unsupported,
+            kernel: None,
+            message: format!(
+                "{} is older than the connector supports (Debian 10+, Ubuntu 18.04+, \
+                 EL6+, Rocky/Alma 8+)",
+                os.pretty_name
+            ),
+        }),
+    }
+
+    let classes: Vec<_> = inv
+        .kernels
+        .iter()
+        .map(|k| kernel::classify(&os, &k.release))
+        .collect();
+    let mut kernels = Vec::new();
+    for (entry, class) in inv.kernels.iter().zip(&classes) {
+        let on_disk = headers::check(root, &entry.release)
+            .with_context(|| format!("checking the headers of {}", entry.release))?;
+        kernels.push(KernelReport {
+            release: entry.release.clone(),
+            running: entry.running,
+            installed: entry.installed,
+            probe: class.probe,
+            flavor: class.flavor.clone(),
+            uek: class.uek,
+            arch: class.arch.clone(),
+            variant: class.variant,
+            distro_built: class.distro_built,
+            headers: HeadersReport {
+                package: class.header_package.clone(),
+                required: class.probe == Probe::Ebpf,
+                present: on_disk.present,
+                path: on_disk.path,
+                rejected: on_disk.rejected,
+                installed: None,
+                database: "not-queried",
+            },
+        });
+    }
+
+    let backend = backend::for_os(&os, root);
+    if let Some(backend) = &backend {
+        ask_database(backend.as_ref(), &mut kernels, &mut notes);
+    }
+    kernel_notes(&inv, &kernels, &mut notes);
+
+    let mut faults = Vec::new();
+    for k in &kernels {
+        if k.probe != Probe::Ebpf || k.headers.present {
+            continue;
+        }
+        faults.push(fault_11(k, &os, backend.as_deref()));
+    }
+    let healthy = faults.is_empty() && os.support() == Support::Supported;
+    Ok(Report {
+        schema_version: SCHEMA_VERSION,
+        root: root.path().display().to_string(),
+        live: root.is_live(),
+        os: OsReport {
+            family: os.family(),
+            package_manager: os.pkg_tool(),
+            support: os.support(),
+            id: os.id,
+            version_id: os.version_id,
+            pretty_name: os.pretty_name,
+            id_like: os.id_like,
+            source: os.source,
+            distro: os.distro,
+        },
+        running_kernel: inv.running.clone(),
+        kernels,
+        faults,
+        notes,
+        healthy,
+    })
+}
+
+/// One query for every header package, so a healthy root costs one process.
+fn ask_database(backend: &dyn PackageBackend, kernels: &mut [KernelReport], notes: &mut Vec<Note>) {
+    let wanted: Vec<String> = kernels
+        .iter()
+        .filter(|k| k.headers.required)
+        .filter_map(|k| k.headers.package.clone())
+        .collect();
+    if wanted.is_empty() {
+        return;
+    }
+    match backend.query_installed(&wanted) {
+        Ok(DbQuery::Answer(answer)) => {
+            for k in kernels.iter_mut() {
+                if let Some(p) = &k.headers.package {
+                    if let Some(is) = answer.get(p) {
+                        k.headers.installed = Some(*is);
+                        k.headers.database = "answered";
+                    }
+                }
+            }
+        }
+        Ok(DbQuery::NoDatabase) => {
+            for k in kernels.iter_mut().filter(|k| k.headers.package.is_some()) {
+                k.headers.database = "no-database";
+            }
+        }
+        Err(e) => {
+            for k in kernels.iter_mut().filter(|k| k.headers.package.is_some()) {
+                k.headers.database = "unavailable";
+            }
+            notes.push(Note {
+                kind: NoteKind::PackageDatabase,
+                kernel: None,
+                message: format!(
+                    "the package database could not be asked; the diagnosis rests on the \
+                     files alone: {e}"
+                ),
+            });
+        }
+    }
+}
+
+fn kernel_notes(inv: &Inventory, kernels: &[KernelReport], notes: &mut Vec<Note>) {
+    for k in kernels {
+        if k.running && !k.installed {
+            notes.push(Note {
+                kind: NoteKind::RunningKernelNotInstalled,
+                kernel: Some(k.release.clone()),
+                message: format!(
+                    "the running kernel {} has no /lib/modules/{} in this root: a container, \
+                     a chroot, or a kernel booted from outside the system; its headers belong \
+                     where the kernel came from",
+                    k.release, k.release
+                ),
+            });
+        } else if !k.running && !k.installed {
+            notes.push(Note {
+                kind: NoteKind::KernelNotInstalled,
+                kernel: Some(k.release.clone()),
+                message: format!(
+                    "kernel {} is not installed in this root; diagnosed as if it were",
+                    k.release
+                ),
+            });
+        }
+    }
+    if let Some(newest) = inv.pending_reboot() {
+        notes.push(Note {
+            kind: NoteKind::RebootPending,
+            kernel: Some(newest.to_string()),
+            message: format!(
+                "kernel {newest} is installed but {} is running: a reboot is pending; \
+                 the newer kernel needs its headers before that reboot",
+                inv.running.as_deref().unwrap_or("?")
+            ),
+        });
+    }
+    for s in &inv.stale {
+        notes.push(Note {
+            kind: NoteKind::StaleModulesDir,
+            kernel: Some(s.clone()),
+            message: format!(
+                "/lib/modules/{s} holds no kernel (left behind by a removed kernel); ignored"
+            ),
+        });
+    }
+}
+
+fn fault_11(k: &KernelReport, os: &OsInfo, backend: Option<&dyn PackageBackend>) -> Fault {
+    let where_looked = headers::candidate_paths(&k.release)
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let rejected = k
+        .headers
+        .rejected
+        .iter()
+        .filter_map(|c| c.problem.as_ref().map(|p| format!("{}: {p}", c.path)))
+        .collect::<Vec<_>>();
+    let found = if rejected.is_empty() {
+        format!("no header tree at {where_looked}")
+    } else {
+        format!("no usable header tree ({})", rejected.join("; "))
+    };
+    let (cause, detail, fix) = match (&k.headers.package, backend) {
+        (Some(pkg), Some(backend)) if k.headers.installed == Some(true) => (
+            FaultCause::HeadersBroken,
+            format!("{pkg} is installed according to the package database, but {found}"),
+            backend.install_command(std::slice::from_ref(pkg), true),
+        ),
+        (Some(pkg), Some(backend)) => (
+            FaultCause::HeadersMissing,
+            match k.headers.installed {
+                Some(false) => format!("{pkg} is not installed: {found}"),
+                _ => format!("{found}; {pkg} provides them"),
+            },
+            backend.install_command(std::slice::from_ref(pkg), false),
+        ),
+        _ => {
+            let maker = os.pretty_name.clone();
+            (
+                FaultCause::NoHeaderPackage,
+                format!(
+                    "kernel {} was not built by {maker} (its release does not follow the \
+                     distribution's naming), so no {maker} package provides its headers; {found}",
+                    k.release
+                ),
+                format!(
+                    "install the headers from whoever built kernel {} into \
+                     /usr/src/linux-headers-{} (or /usr/src/kernels/{}), or boot a kernel \
+                     built by {maker}",
+                    k.release, k.release, k.release
+                ),
+            )
+        }
+    };
+    Fault {
+        id: FAULT_KERNEL_DEVEL_MISSING,
+        kernel: k.release.clone(),
+        cause,
+        message: FAULT_11_MESSAGE.to_string(),
+        detail,
+        fix,
+    }
+}
+
+/// The report for people.
+pub fn render_text(r: &Report) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "System:  {} [{}]", r.os.pretty_name, r.os.source);
+    let _ = writeln!(
+        s,
+        "Root:    {}{}",
+        r.root,
+        if r.live {
+            " (running system)"
+        } else {
+            " (image)"
+        }
+    );
+    if r.kernels.is_empty() {
+        let _ = writeln!(s, "Kernels: none installed");
+    } else {
+        let _ = writeln!(s, "Kernels:");
+    }
+    for k in &r.kernels {
+        let state = match (k.running, k.installed) {
+            (true, true) => "running",
+            (true, false) => "running, not in /lib/modules",
+            (false, true) => "installed",
+            (false, false) => "not installed",
+        };
+        let _ = writeln!(s, "  {} ({state})", k.release);
+        let uek = k.uek.map(|g| format!(" (UEK {g})")).unwrap_or_default();
+        let _ = writeln!(s, "    probe:   {}, flavor {}{uek}", k.probe, k.flavor);
+        if !k.headers.required {
+            let _ = writeln!(s, "    headers: not needed on this path");
+            continue;
+        }
+        let pkg = k
+            .headers
+            .package
+            .as_deref()
+            .unwrap_or("(no distribution package)");
+        let disk = match &k.headers.path {
+            Some(p) => format!("present at {p}"),
+            None => "MISSING".to_string(),
+        };
+        let db = match (k.headers.installed, k.headers.database) {
+            (Some(true), _) => "package installed".to_string(),
+            (Some(false), _) => "package not installed".to_string(),
+            (None, "no-database") => "no package database in root".to_string(),
+            (None, other) => format!("package database {other}"),
+        };
+        let _ = writeln!(s, "    headers: {pkg}: {disk}; {db}");
+        for c in &k.headers.rejected {
+            if let Some(p) = &c.problem {
+                let _ = writeln!(s, "             rejected {}: {p}", c.path);
+            }
+        }
+    }
+    for n in &r.notes {
+        let _ = writeln!(s, "Note: {}", n.message);
+    }
+    for f in &r.faults {
+        let _ = writeln!(s, "FAULT {} on {}: {}", f.id, f.kernel, f.message);
+        let _ = writeln!(s, "  cause: {}", f.detail);
+        let _ = writeln!(s, "  fix:   {}", f.fix);
+    }
+    let verdict = match r.exit_code() {
+        exit::HEALTHY => "healthy".to_string(),
+        exit::UNSUPPORTED => "unsupported system, nothing diagnosed".to_string(),
+        _ => format!(
+            "{} fault{}",
+            r.faults.len(),
+            if r.faults.len() == 1 { "" } else { "s" }
+        ),
+    };
+    let _ = writeln!(s, "Result:  {verdict}");
+    s
+}

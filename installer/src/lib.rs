@@ -1,0 +1,12 @@
+//! connector-installer: lays down the connector, installs the kernel headers
+//! its eBPF probes are compiled against, loads the SELinux policy that lets
+//! them run, and diagnoses and repairs fault 11.
+//!
+//! `main.rs` only parses and dispatches; the logic lives here, one module per
+//! concern. The host model (root, OS, kernels, headers, faults, the command
+//! runner) is the `connector-host` crate, shared with the connector daemon.
+
+pub mod backend;
+pub mod cli;
+pub mod doctor;
+pub mod logging;

@@ -1,0 +1,608 @@
+//! Fixture roots for the tests: scratch system roots laid out the way the
+//! real distributions lay them out, and real `.rpm` / `.deb` packages of the
+//! same files, so a test can either write a tree directly or install it with
+//! the real `rpm --root` / `dpkg --root` and get a package database too.
+//!
+//! The os-release files under `fixtures/os-release/` are the distributions'
+//! own (see `fixtures/README.md`); the kernel and header layouts below follow
+//! the real packages: `kernel-core` + `kernel-devel` (EL8+), `kernel` +
+//! `kernel-devel` (EL7, Amazon Linux 2), `linux-image` +
+//! `linux-headers-K` + `linux-headers-V-common` + `linux-kbuild-V` (Debian),
+//! `linux-image` + `linux-modules` + `linux-headers-K` + `linux-headers-V`
+//! (Ubuntu).
+
+use std::fs;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use connector_host::Root;
+use tempfile::TempDir;
+
+/// The directory holding the fixture data files.
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// One filesystem entry, path absolute inside the root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    File {
+        path: String,
+        contents: Vec<u8>,
+        mode: u32,
+    },
+    Dir {
+        path: String,
+    },
+    Symlink {
+        path: String,
+        target: String,
+    },
+}
+
+impl Entry {
+    pub fn file(path: impl Into<String>, contents: impl Into<Vec<u8>>) -> Entry {
+        Entry::File {
+            path: path.into(),
+            contents: contents.into(),
+            mode: 0o644,
+        }
+    }
+    pub fn dir(path: impl Into<String>) -> Entry {
+        Entry::Dir { path: path.into() }
+    }
+    pub fn link(path: impl Into<String>, target: impl Into<String>) -> Entry {
+        Entry::Symlink {
+            path: path.into(),
+            target: target.into(),
+        }
+    }
+    pub fn path(&self) -> &str {
+        match self {
+            Entry::File { path, .. } | Entry::Dir { path } | Entry::Symlink { path, .. } => path,
+        }
+    }
+}
+
+/// How a distribution lays out a kernel and its headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// EL8+/OL8+/AL2023: `vmlinuz` inside `lib/modules/K`; kernel-core owns
+    /// the `build` link, so it dangles until kernel-devel is installed.
+    El8,
+    /// EL7/OL7/Amazon Linux 2: `boot/vmlinuz-K`; the `build` link is owned by
+    /// the kernel package too.
+    El7,
+    /// Debian: the `build` link comes with linux-headers-K; the flavour tree
+    /// is a wrapper around linux-headers-V-common and linux-kbuild-V.
+    Debian,
+    /// Ubuntu: like Debian, but the common package is linux-headers-V-ABI
+    /// and the flavour tree links its Makefile into it.
+    Ubuntu,
+}
+
+/// A kernel release and its layout.
+#[derive(Debug, Clone)]
+pub struct Kernel {
+    pub release: String,
+    pub layout: Layout,
+}
+
+impl Kernel {
+    pub fn new(release: &str, layout: Layout) -> Kernel {
+        Kernel {
+            release: release.to_string(),
+            layout,
+        }
+    }
+
+    /// `4.18.0` of `4.18.0-513.5.1.el8_9.x86_64`.
+    fn upstream(&self) -> &str {
+        self.release.split('-').next().unwrap_or(&self.release)
+    }
+
+    /// `6.1` of `6.1.0-18-amd64` (the linux-kbuild version).
+    fn kbuild(&self) -> String {
+        self.upstream()
+            .split('.')
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(".")
+    }
+
+    /// `6.1.0-18` of `6.1.0-18-amd64`.
+    fn abi(&self) -> String {
+        self.release
+            .splitn(3, '-')
+            .take(2)
+            .collect::<Vec<_>>()
+            .join("-")
+    }
+
+    /// The files of the kernel package(s) (no headers).
+    pub fn kernel_files(&self) -> Vec<Entry> {
+        let k = &self.release;
+        let m = format!("/lib/modules/{k}");
+        let mut e = vec![
+            Entry::dir(format!("{m}/kernel/drivers")),
+            Entry::file(format!("{m}/kernel/drivers/dummy.ko"), b"\x7fELF"),
+            Entry::file(format!("{m}/modules.order"), "kernel/drivers/dummy.ko\n"),
+        ];
+        match self.layout {
+            Layout::El8 => {
+                e.push(Entry::file(format!("{m}/vmlinuz"), b"MZ kernel image"));
+                e.push(Entry::link(
+                    format!("{m}/build"),
+                    format!("/usr/src/kernels/{k}"),
+                ));
+                e.push(Entry::link(format!("{m}/source"), "build"));
+            }
+            Layout::El7 => {
+                e.push(Entry::file(
+                    format!("/boot/vmlinuz-{k}"),
+                    b"MZ kernel image",
+                ));
+                e.push(Entry::link(
+                    format!("{m}/build"),
+                    format!("/usr/src/kernels/{k}"),
+                ));
+                e.push(Entry::link(format!("{m}/source"), "build"));
+            }
+            Layout::Debian | Layout::Ubuntu => {
+                e.push(Entry::file(
+                    format!("/boot/vmlinuz-{k}"),
+                    b"MZ kernel image",
+                ));
+                e.push(Entry::file(format!("/boot/config-{k}"), "CONFIG_BPF=y\n"));
+            }
+        }
+        e
+    }
+
+    /// The files of the header package(s) for this kernel, as installed.
+    pub fn header_files(&self) -> Vec<Entry> {
+        let k = &self.release;
+        let autoconf =
+            "#define CONFIG_BPF 1\n#define CONFIG_BPF_SYSCALL 1\n#define CONFIG_KPROBES 1\n";
+        let uts = format!("#define UTS_RELEASE \"{k}\"\n");
+        match self.layout {
+            Layout::El8 | Layout::El7 => {
+                let t = format!("/usr/src/kernels/{k}");
+                let (v, p, s) = {
+                    let mut it = self.upstream().split('.');
+                    (
+                        it.next().unwrap_or("0").to_string(),
+                        it.next().unwrap_or("0").to_string(),
+                        it.next().unwrap_or("0").to_string(),
+                    )
+                };
+                vec![
+                    Entry::file(
+                        format!("{t}/Makefile"),
+                        format!("VERSION = {v}\nPATCHLEVEL = {p}\nSUBLEVEL = {s}\nEXTRAVERSION =\nNAME = fixture\n"),
+                    ),
+                    Entry::file(format!("{t}/.config"), "CONFIG_BPF=y\n"),
+                    Entry::file(format!("{t}/Module.symvers"), ""),
+                    Entry::file(format!("{t}/include/generated/autoconf.h"), autoconf),
+                    Entry::file(format!("{t}/include/generated/utsrelease.h"), uts),
+                    Entry::file(format!("{t}/include/config/kernel.release"), format!("{k}\n")),
+                    Entry::file(format!("{t}/include/linux/bpf.h"), "/* bpf */\n"),
+                    Entry::file(format!("{t}/scripts/Makefile.build"), "# kbuild\n"),
+                    Entry::file(format!("{t}/arch/x86/Makefile"), "# arch\n"),
+                ]
+            }
+            Layout::Debian => {
+                let t = format!("/usr/src/linux-headers-{k}");
+                let common = format!("/usr/src/linux-headers-{}-common", self.abi());
+                let kb = format!("/usr/lib/linux-kbuild-{}", self.kbuild());
+                vec![
+                    // linux-headers-K
+                    Entry::link(format!("/lib/modules/{k}/build"), t.clone()),
+                    Entry::link(format!("/lib/modules/{k}/source"), common.clone()),
+                    Entry::file(
+                        format!("{t}/Makefile"),
+                        format!("include {common}/Makefile\n"),
+                    ),
+                    Entry::file(format!("{t}/.config"), "CONFIG_BPF=y\n"),
+                    Entry::file(format!("{t}/Module.symvers"), ""),
+                    Entry::file(format!("{t}/include/generated/autoconf.h"), autoconf),
+                    Entry::file(format!("{t}/include/generated/utsrelease.h"), uts),
+                    // Debian records the upstream version here, not the release.
+                    Entry::file(
+                        format!("{t}/include/config/kernel.release"),
+                        format!("{}\n", self.upstream()),
+                    ),
+                    Entry::link(
+                        format!("{t}/scripts"),
+                        format!("../../lib/linux-kbuild-{}/scripts", self.kbuild()),
+                    ),
+                    Entry::link(
+                        format!("{t}/tools"),
+                        format!("../../lib/linux-kbuild-{}/tools", self.kbuild()),
+                    ),
+                    // linux-headers-V-common
+                    Entry::file(format!("{common}/Makefile"), "VERSION = 6\n"),
+                    Entry::file(format!("{common}/include/linux/bpf.h"), "/* bpf */\n"),
+                    Entry::link(
+                        format!("{common}/scripts"),
+                        format!("../../lib/linux-kbuild-{}/scripts", self.kbuild()),
+                    ),
+                    // linux-kbuild-V
+                    Entry::file(format!("{kb}/scripts/Makefile.build"), "# kbuild\n"),
+                    Entry::dir(format!("{kb}/tools")),
+                ]
+            }
+            Layout::Ubuntu => {
+                let t = format!("/usr/src/linux-headers-{k}");
+                let common = format!("/usr/src/linux-headers-{}", self.abi());
+                vec![
+                    // linux-headers-K
+                    Entry::link(format!("/lib/modules/{k}/build"), t.clone()),
+                    Entry::link(
+                        format!("{t}/Makefile"),
+                        format!("../linux-headers-{}/Makefile", self.abi()),
+                    ),
+                    Entry::file(format!("{t}/.config"), "CONFIG_BPF=y\n"),
+                    Entry::file(format!("{t}/Module.symvers"), ""),
+                    Entry::file(format!("{t}/include/generated/autoconf.h"), autoconf),
+                    Entry::file(format!("{t}/include/generated/utsrelease.h"), uts),
+                    Entry::file(format!("{t}/scripts/Makefile.build"), "# kbuild\n"),
+                    // linux-headers-V-ABI (all)
+                    Entry::file(format!("{common}/Makefile"), "VERSION = 5\n"),
+                    Entry::file(format!("{common}/include/linux/bpf.h"), "/* bpf */\n"),
+                ]
+            }
+        }
+    }
+
+    /// The header package name and version, as the distribution names them.
+    pub fn header_package(&self) -> (String, String, String, String) {
+        let k = &self.release;
+        match self.layout {
+            Layout::El8 | Layout::El7 => {
+                let (ver, rest) = k.split_once('-').expect("rpm release has a dash");
+                let (rel, arch) = rest.rsplit_once('.').expect("rpm release has an arch");
+                let name = if k.contains("uek") {
+                    "kernel-uek-devel"
+                } else {
+                    "kernel-devel"
+                };
+                (
+                    name.to_string(),
+                    ver.to_string(),
+                    rel.to_string(),
+                    arch.to_string(),
+                )
+            }
+            Layout::Debian | Layout::Ubuntu => (
+                format!("linux-headers-{k}"),
+                format!("{}-1", self.upstream()),
+                String::new(),
+                "amd64".to_string(),
+            ),
+        }
+    }
+}
+
+/// A scratch system root.
+pub struct Fixture {
+    dir: TempDir,
+}
+
+impl Default for Fixture {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Fixture {
+    /// An empty root in a fresh temporary directory.
+    pub fn new() -> Fixture {
+        Fixture {
+            dir: tempfile::Builder::new()
+                .prefix("connector-root-")
+                .tempdir()
+                .expect("creating a temporary root"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn root(&self) -> Root {
+        Root::new(self.path()).expect("opening the fixture root")
+    }
+
+    /// The host path of an absolute path inside the root (no link following).
+    pub fn host(&self, p: &str) -> PathBuf {
+        self.path().join(p.trim_start_matches('/'))
+    }
+
+    /// Writes entries into the root (parents created, links replaced).
+    pub fn lay(&self, entries: &[Entry]) -> &Self {
+        for e in entries {
+            let host = self.host(e.path());
+            if let Some(parent) = host.parent() {
+                fs::create_dir_all(parent).expect("creating parent directories");
+            }
+            match e {
+                Entry::File { contents, mode, .. } => {
+                    fs::write(&host, contents).expect("writing a fixture file");
+                    fs::set_permissions(&host, fs::Permissions::from_mode(*mode)).expect("chmod");
+                }
+                Entry::Dir { .. } => {
+                    fs::create_dir_all(&host).expect("creating a fixture directory")
+                }
+                Entry::Symlink { target, .. } => {
+                    let _ = fs::remove_file(&host);
+                    symlink(target, &host).expect("creating a fixture symlink");
+                }
+            }
+        }
+        self
+    }
+
+    pub fn file(&self, path: &str, contents: &str) -> &Self {
+        self.lay(&[Entry::file(path, contents)])
+    }
+
+    pub fn symlink(&self, path: &str, target: &str) -> &Self {
+        self.lay(&[Entry::link(path, target)])
+    }
+
+    pub fn remove(&self, path: &str) -> &Self {
+        let host = self.host(path);
+        match fs::symlink_metadata(&host) {
+            Ok(m) if m.is_dir() => fs::remove_dir_all(&host).expect("removing a directory"),
+            Ok(_) => fs::remove_file(&host).expect("removing a file"),
+            Err(_) => {}
+        }
+        self
+    }
+
+    /// usr-merge: `/lib`, `/lib64`, `/bin`, `/sbin` are links into `/usr`.
+    pub fn usr_merge(&self) -> &Self {
+        for d in ["lib", "lib64", "bin", "sbin"] {
+            fs::create_dir_all(self.host(&format!("/usr/{d}"))).expect("usr dirs");
+        }
+        for d in ["lib", "lib64", "bin", "sbin"] {
+            self.symlink(&format!("/{d}"), &format!("usr/{d}"));
+        }
+        self
+    }
+
+    /// Installs `fixtures/os-release/NAME` the way the distributions do:
+    /// `/usr/lib/os-release` with `/etc/os-release -> ../usr/lib/os-release`.
+    pub fn os_release(&self, name: &str) -> &Self {
+        self.os_release_linked(name, "../usr/lib/os-release")
+    }
+
+    /// Same, with the absolute link `/etc/os-release -> /usr/lib/os-release`.
+    pub fn os_release_absolute(&self, name: &str) -> &Self {
+        self.os_release_linked(name, "/usr/lib/os-release")
+    }
+
+    fn os_release_linked(&self, name: &str, link: &str) -> &Self {
+        let text = read_fixture(&format!("os-release/{name}"));
+        self.file("/usr/lib/os-release", &text);
+        self.symlink("/etc/os-release", link)
+    }
+
+    /// Installs a legacy release file (`fixtures/release-files/NAME`) at `path`.
+    pub fn release_file(&self, name: &str, path: &str) -> &Self {
+        let text = read_fixture(&format!("release-files/{name}"));
+        self.file(path, &text)
+    }
+
+    /// Lays down a kernel (no headers).
+    pub fn kernel(&self, k: &Kernel) -> &Self {
+        self.lay(&k.kernel_files())
+    }
+
+    /// Lays down a kernel's headers (no package database entry).
+    pub fn headers(&self, k: &Kernel) -> &Self {
+        self.lay(&k.header_files())
+    }
+
+    /// Lists every file under the root with its type, size and mode, for
+    /// "nothing changed" assertions.
+    pub fn snapshot(&self) -> Vec<(PathBuf, String)> {
+        let mut out = Vec::new();
+        walk(self.path(), self.path(), &mut out);
+        out.sort();
+        out
+    }
+}
+
+fn walk(base: &Path, dir: &Path, out: &mut Vec<(PathBuf, String)>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        let rel = p.strip_prefix(base).unwrap_or(&p).to_path_buf();
+        let Ok(m) = fs::symlink_metadata(&p) else {
+            continue;
+        };
+        let desc = if m.file_type().is_symlink() {
+            format!(
+                "link -> {}",
+                fs::read_link(&p)
+                    .map(|t| t.display().to_string())
+                    .unwrap_or_default()
+            )
+        } else if m.is_dir() {
+            format!("dir {:o}", m.permissions().mode())
+        } else {
+            let digest = fs::read(&p).map(|b| fnv(&b)).unwrap_or(0);
+            format!(
+                "file {:o} {} {digest:x} {:?}",
+                m.permissions().mode(),
+                m.len(),
+                m.modified().ok()
+            )
+        };
+        out.push((rel, desc));
+        if m.is_dir() {
+            walk(base, &p, out);
+        }
+    }
+}
+
+/// A cheap content fingerprint for snapshots (not a security digest).
+fn fnv(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in bytes {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+/// Reads a fixture data file.
+pub fn read_fixture(rel: &str) -> String {
+    let p = fixtures_dir().join(rel);
+    fs::read_to_string(&p).unwrap_or_else(|e| panic!("reading fixture {}: {e}", p.display()))
+}
+
+/// Whether a tool is on PATH. Real-tool tests require their tools: the test
+/// command installs them, so a missing tool fails the test rather than
+/// skipping it silently.
+pub fn require_tool(tool: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "`{tool}` is required by this test; run scripts/setup --test"
+    );
+}
+
+/// Builds a real `.rpm` of `entries` with the `rpm` crate.
+pub fn build_rpm(
+    dir: &Path,
+    name: &str,
+    version: &str,
+    release: &str,
+    arch: &str,
+    entries: &[Entry],
+) -> PathBuf {
+    let mut b = rpm::PackageBuilder::new(
+        name,
+        version,
+        "GPL-2.0-only",
+        arch,
+        "connector test fixture",
+    );
+    b.release(release);
+    b.using_config(rpm::BuildConfig::v4().source_date(1_700_000_000u32));
+    for e in entries {
+        match e {
+            Entry::File {
+                path,
+                contents,
+                mode,
+            } => {
+                b.with_file_contents(
+                    contents.clone(),
+                    rpm::FileOptions::new(path.clone()).permissions(*mode as u16),
+                )
+                .expect("adding a file to the rpm");
+            }
+            Entry::Dir { path } => {
+                b.with_dir_entry(rpm::FileOptions::dir(path.clone()))
+                    .expect("adding a dir to the rpm");
+            }
+            Entry::Symlink { path, target } => {
+                b.with_symlink(rpm::FileOptions::symlink(path.clone(), target.clone()))
+                    .expect("adding a symlink to the rpm");
+            }
+        }
+    }
+    let pkg = b.build().expect("building the rpm");
+    let out = dir.join(format!("{name}-{version}-{release}.{arch}.rpm"));
+    pkg.write_file(&out).expect("writing the rpm");
+    out
+}
+
+/// Builds a real `.deb` of `entries` with `dpkg-deb --build`.
+pub fn build_deb(dir: &Path, name: &str, version: &str, arch: &str, entries: &[Entry]) -> PathBuf {
+    let stage = tempfile::tempdir().expect("staging dir");
+    let s = Fixture { dir: stage };
+    s.lay(entries);
+    fs::create_dir_all(s.host("/DEBIAN")).expect("DEBIAN dir");
+    fs::write(
+        s.host("/DEBIAN/control"),
+        format!(
+            "Package: {name}\nVersion: {version}\nArchitecture: {arch}\nMaintainer: Connector Tests <tests@example.invalid>\n\
+             Section: kernel\nPriority: optional\nDescription: connector test fixture\n fixture package\n"
+        ),
+    )
+    .expect("writing control");
+    let out = dir.join(format!("{name}_{version}_{arch}.deb"));
+    run(Command::new("dpkg-deb")
+        .args(["--root-owner-group", "-Zgzip", "--build"])
+        .arg(s.path())
+        .arg(&out));
+    out
+}
+
+/// Initialises an empty rpm database inside the root at `/var/lib/rpm`.
+pub fn rpm_initdb(root: &Path) {
+    run(Command::new("rpm")
+        .arg("--root")
+        .arg(root)
+        .args(["--dbpath", "/var/lib/rpm", "--initdb"]));
+}
+
+/// Installs an .rpm into the root with the real rpm (no scripts, no deps).
+pub fn rpm_install(root: &Path, rpm_file: &Path) {
+    run(Command::new("rpm")
+        .arg("--root")
+        .arg(root)
+        .args([
+            "--dbpath",
+            "/var/lib/rpm",
+            "-i",
+            "--nodeps",
+            "--noscripts",
+            "--notriggers",
+        ])
+        .arg(rpm_file));
+}
+
+/// Prepares an empty dpkg database inside the root.
+pub fn dpkg_initdb(root: &Path) {
+    let admin = root.join("var/lib/dpkg");
+    for d in ["info", "updates", "triggers"] {
+        fs::create_dir_all(admin.join(d)).expect("dpkg admin dirs");
+    }
+    for f in ["status", "available"] {
+        let p = admin.join(f);
+        if !p.exists() {
+            fs::write(p, "").expect("dpkg status");
+        }
+    }
+}
+
+/// Installs a .deb into the root with the real dpkg.
+pub fn dpkg_install(root: &Path, deb: &Path) {
+    run(Command::new("dpkg")
+        .arg(format!("--root={}", root.display()))
+        .arg("-i")
+        .arg(deb));
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
