@@ -256,9 +256,13 @@ impl Kernel {
         }
     }
 
-    /// The header package name and version, as the distribution names them.
-    pub fn header_package(&self) -> (String, String, String, String) {
+    /// The header packages of this kernel, split as the distribution ships
+    /// them: one `kernel-devel`/`kernel-uek-devel` on the RPM side;
+    /// `linux-headers-K` + `linux-headers-V-common` + `linux-kbuild-V` on
+    /// Debian; `linux-headers-K` + `linux-headers-V-ABI` on Ubuntu.
+    pub fn header_packages(&self) -> Vec<Pkg> {
         let k = &self.release;
+        let files = self.header_files();
         match self.layout {
             Layout::El8 | Layout::El7 => {
                 let (ver, rest) = k.split_once('-').expect("rpm release has a dash");
@@ -268,19 +272,126 @@ impl Kernel {
                 } else {
                     "kernel-devel"
                 };
-                (
-                    name.to_string(),
-                    ver.to_string(),
-                    rel.to_string(),
-                    arch.to_string(),
-                )
+                vec![Pkg::new(name, ver, rel, arch, files)]
             }
-            Layout::Debian | Layout::Ubuntu => (
-                format!("linux-headers-{k}"),
-                format!("{}-1", self.upstream()),
-                String::new(),
-                "amd64".to_string(),
+            Layout::Debian | Layout::Ubuntu => {
+                let ver = format!("{}-1", self.upstream());
+                let (own, rest): (Vec<Entry>, Vec<Entry>) = files
+                    .into_iter()
+                    .partition(|e| e.path().contains(k.as_str()));
+                let mut pkgs = vec![Pkg::new(
+                    &format!("linux-headers-{k}"),
+                    &ver,
+                    "",
+                    "amd64",
+                    own,
+                )];
+                if self.layout == Layout::Debian {
+                    let kb = format!("/usr/lib/linux-kbuild-{}", self.kbuild());
+                    let (kbuild, common): (Vec<Entry>, Vec<Entry>) =
+                        rest.into_iter().partition(|e| e.path().starts_with(&kb));
+                    pkgs.push(Pkg::new(
+                        &format!("linux-headers-{}-common", self.abi()),
+                        &ver,
+                        "",
+                        "all",
+                        common,
+                    ));
+                    pkgs.push(Pkg::new(
+                        &format!("linux-kbuild-{}", self.kbuild()),
+                        &ver,
+                        "",
+                        "amd64",
+                        kbuild,
+                    ));
+                } else {
+                    pkgs.push(Pkg::new(
+                        &format!("linux-headers-{}", self.abi()),
+                        &ver,
+                        "",
+                        "all",
+                        rest,
+                    ));
+                }
+                // Dependencies first, as a package manager would unpack them.
+                pkgs.reverse();
+                pkgs
+            }
+        }
+    }
+
+    /// The kernel package itself (`kernel-core`, `kernel`, `linux-image-K`).
+    pub fn kernel_package(&self) -> Pkg {
+        let k = &self.release;
+        let files = self.kernel_files();
+        match self.layout {
+            Layout::El8 | Layout::El7 => {
+                let (ver, rest) = k.split_once('-').expect("rpm release has a dash");
+                let (rel, arch) = rest.rsplit_once('.').expect("rpm release has an arch");
+                let name = match (self.layout, k.contains("uek")) {
+                    (_, true) => "kernel-uek-core",
+                    (Layout::El8, false) => "kernel-core",
+                    _ => "kernel",
+                };
+                Pkg::new(name, ver, rel, arch, files)
+            }
+            Layout::Debian | Layout::Ubuntu => Pkg::new(
+                &format!("linux-image-{k}"),
+                &format!("{}-1", self.upstream()),
+                "",
+                "amd64",
+                files,
             ),
+        }
+    }
+}
+
+/// One package's identity and files.
+#[derive(Debug, Clone)]
+pub struct Pkg {
+    pub name: String,
+    pub version: String,
+    /// RPM release; empty for Debian.
+    pub release: String,
+    pub arch: String,
+    pub entries: Vec<Entry>,
+}
+
+impl Pkg {
+    fn new(name: &str, version: &str, release: &str, arch: &str, entries: Vec<Entry>) -> Pkg {
+        Pkg {
+            name: name.into(),
+            version: version.into(),
+            release: release.into(),
+            arch: arch.into(),
+            entries,
+        }
+    }
+
+    /// Builds it as a real package: `.rpm` when it has an RPM release, else `.deb`.
+    pub fn build(&self, dir: &Path) -> PathBuf {
+        if self.release.is_empty() {
+            build_deb(dir, &self.name, &self.version, &self.arch, &self.entries)
+        } else {
+            build_rpm(
+                dir,
+                &self.name,
+                &self.version,
+                &self.release,
+                &self.arch,
+                &self.entries,
+            )
+        }
+    }
+
+    /// Builds it and installs it into `root` with the real rpm or dpkg.
+    pub fn install(&self, root: &Path) {
+        let dir = tempfile::tempdir().expect("package dir");
+        let file = self.build(dir.path());
+        if self.release.is_empty() {
+            dpkg_install(root, &file);
+        } else {
+            rpm_install(root, &file);
         }
     }
 }
@@ -557,7 +668,9 @@ pub fn rpm_initdb(root: &Path) {
         .args(["--dbpath", "/var/lib/rpm", "--initdb"]));
 }
 
-/// Installs an .rpm into the root with the real rpm (no scripts, no deps).
+/// Installs an .rpm into the root with the real rpm (no scripts, no deps;
+/// `--oldpackage` so kernels of several versions install side by side, as
+/// they do on a real system).
 pub fn rpm_install(root: &Path, rpm_file: &Path) {
     run(Command::new("rpm")
         .arg("--root")
@@ -569,6 +682,7 @@ pub fn rpm_install(root: &Path, rpm_file: &Path) {
             "--nodeps",
             "--noscripts",
             "--notriggers",
+            "--oldpackage",
         ])
         .arg(rpm_file));
 }

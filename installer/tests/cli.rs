@@ -1,0 +1,198 @@
+//! The `connector-installer` binary as a user runs it: help text, JSON
+//! document, exit codes, errors.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use connector_tests::{Fixture, Kernel, Layout};
+use serde_json::Value;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_connector-installer"))
+}
+
+fn run(args: &[&str]) -> Output {
+    bin()
+        .args(args)
+        .output()
+        .expect("running connector-installer")
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+#[test]
+fn help_fits_80_columns() {
+    for args in [
+        &["--help"][..],
+        &["doctor", "--help"],
+        &["doctor", "-h"],
+        &["help", "doctor"],
+    ] {
+        let out = run(args);
+        assert!(out.status.success(), "{args:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            text.contains("Usage: connector-installer"),
+            "{args:?}: {text}"
+        );
+        for line in text.lines() {
+            assert!(
+                line.chars().count() <= 80,
+                "{args:?}: line over 80 columns: {line:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn json_document_for_an_image_with_a_fault() {
+    let f = Fixture::new();
+    f.os_release("ol-8.9");
+    let uek = Kernel::new("5.15.0-200.131.27.el8uek.x86_64", Layout::El8);
+    let rhck = Kernel::new("4.18.0-513.5.1.0.1.el8_9.x86_64", Layout::El8);
+    f.kernel(&uek).headers(&uek).kernel(&rhck);
+    let out = run(&["doctor", "--root", f.path().to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(1), "faults found: exit 1");
+    let v = json(&out);
+    assert_eq!(v["os"]["id"], "ol");
+    assert_eq!(v["os"]["version_id"], "8.9");
+    let kernels = v["kernels"].as_array().unwrap();
+    assert_eq!(kernels.len(), 2);
+    // Newest first.
+    assert_eq!(kernels[0]["release"], uek.release);
+    assert_eq!(kernels[0]["running"], false);
+    assert_eq!(kernels[0]["probe"], "ebpf");
+    assert_eq!(kernels[0]["flavor"], "uek7");
+    assert_eq!(
+        kernels[0]["headers"]["package"],
+        "kernel-uek-devel-5.15.0-200.131.27.el8uek.x86_64"
+    );
+    assert_eq!(kernels[0]["headers"]["present"], true);
+    assert_eq!(kernels[1]["headers"]["present"], false);
+    let faults = v["faults"].as_array().unwrap();
+    assert_eq!(faults.len(), 1);
+    assert_eq!(faults[0]["id"], 11);
+    assert_eq!(faults[0]["kernel"], rhck.release);
+    assert_eq!(
+        faults[0]["message"],
+        "Required kernel-devel package is missing"
+    );
+    assert!(faults[0]["fix"]
+        .as_str()
+        .unwrap()
+        .ends_with("install -y kernel-devel-4.18.0-513.5.1.0.1.el8_9.x86_64"));
+    assert_eq!(v["healthy"], false);
+}
+
+#[test]
+fn kmod_path_reports_null_package_and_exits_0() {
+    let f = Fixture::new();
+    f.os_release("rhel-7.9");
+    f.kernel(&Kernel::new("3.10.0-1160.105.1.el7.x86_64", Layout::El7));
+    let out = run(&["doctor", "--root", f.path().to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v = json(&out);
+    assert_eq!(v["kernels"][0]["probe"], "kmod");
+    assert!(v["kernels"][0]["headers"]["package"].is_null());
+    assert_eq!(v["faults"].as_array().unwrap().len(), 0);
+    assert_eq!(v["healthy"], true);
+}
+
+#[test]
+fn text_report_names_the_fault_and_the_fix() {
+    let f = Fixture::new();
+    f.os_release("ubuntu-22.04");
+    f.kernel(&Kernel::new("5.15.0-91-generic", Layout::Ubuntu));
+    let out = run(&["doctor", "--root", f.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("FAULT 11 on 5.15.0-91-generic: Required kernel-devel package is missing"),
+        "{text}"
+    );
+    assert!(
+        text.contains("apt-get install -y linux-headers-5.15.0-91-generic"),
+        "{text}"
+    );
+    assert!(text.contains("Result:  1 fault"), "{text}");
+}
+
+#[test]
+fn unsupported_system_exits_3() {
+    let f = Fixture::new();
+    f.os_release("fedora-39");
+    let out = run(&["doctor", "--root", f.path().to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(json(&out)["os"]["support"], "unknown-distro");
+}
+
+#[test]
+fn diagnosis_that_cannot_run_exits_2_with_a_reason() {
+    let out = run(&["doctor", "--root", "/nonexistent/connector-root"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("--root /nonexistent/connector-root"), "{err}");
+    assert!(err.contains("No such file or directory"), "{err}");
+
+    // A directory that is not a system root.
+    let empty = tempfile::tempdir().unwrap();
+    let out = run(&["doctor", "--root", empty.path().to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("no os-release in"), "{err}");
+    assert!(out.stdout.is_empty(), "no half JSON document on failure");
+}
+
+/// This machine itself: the answer must agree with facts the test gathers
+/// independently (`uname -r`, `/lib/modules`).
+#[test]
+fn doctor_on_this_host_is_truthful() {
+    let out = run(&["doctor", "--json"]);
+    let v = json(&out);
+    let uname = Command::new("uname").arg("-r").output().unwrap();
+    let release = String::from_utf8(uname.stdout).unwrap().trim().to_string();
+    assert_eq!(v["live"], true);
+    assert_eq!(v["root"], "/");
+    assert_eq!(v["running_kernel"], release.as_str());
+    let kernels = v["kernels"].as_array().unwrap();
+    let running: Vec<_> = kernels.iter().filter(|k| k["running"] == true).collect();
+    assert_eq!(running.len(), 1);
+    let k = running[0];
+    assert_eq!(k["release"], release.as_str());
+    let has_modules = Path::new("/lib/modules").join(&release).is_dir();
+    if !has_modules {
+        assert_eq!(k["installed"], false);
+        assert!(v["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["kind"] == "running-kernel-not-installed"));
+    }
+    let faults = v["faults"].as_array().unwrap();
+    let expect_code = if faults.is_empty() { 0 } else { 1 };
+    assert_eq!(out.status.code(), Some(expect_code));
+    // On a host whose kernel was not built by the distribution (this CI
+    // machine boots a hypervisor-supplied kernel), doctor must say that no
+    // distribution package exists, rather than invent one.
+    if k["distro_built"] == false {
+        assert!(k["headers"]["package"].is_null());
+        let f = faults
+            .iter()
+            .find(|f| f["kernel"] == release.as_str())
+            .expect("fault 11 for the running kernel");
+        assert_eq!(f["cause"], "no-header-package");
+        assert!(f["detail"].as_str().unwrap().contains("no header tree"));
+    }
+    if k["headers"]["present"] == true {
+        let path = k["headers"]["path"].as_str().unwrap();
+        assert!(Path::new(path).join("Makefile").exists());
+    }
+}
