@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use connector_host::cmd::{shell_quote, Cmd};
+use connector_host::cmd::{shell_join, Cmd};
 use connector_host::os::Family;
 use connector_host::pkg::{BackendError, DbQuery, PackageBackend};
 use connector_host::Root;
@@ -85,11 +85,7 @@ impl PackageBackend for DebBackend {
         }
         words.push("-y".into());
         words.extend(packages.iter().cloned());
-        words
-            .iter()
-            .map(|w| shell_quote(w))
-            .collect::<Vec<_>>()
-            .join(" ")
+        shell_join(&words)
     }
 }
 

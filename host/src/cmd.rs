@@ -409,6 +409,15 @@ pub fn shell_quote(word: &str) -> String {
     }
 }
 
+/// Joins words into one shell command line, quoting where needed.
+pub fn shell_join<S: AsRef<str>>(words: &[S]) -> String {
+    words
+        .iter()
+        .map(|w| shell_quote(w.as_ref()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -78,6 +78,22 @@ pub struct KernelClass {
     pub distro_built: bool,
 }
 
+impl KernelClass {
+    /// A kernel about which nothing but the probe is known: no package can
+    /// supply its headers.
+    fn not_distro_built(probe: Probe, flavor: &str) -> KernelClass {
+        KernelClass {
+            probe,
+            flavor: flavor.to_string(),
+            uek: None,
+            arch: None,
+            variant: None,
+            header_package: None,
+            distro_built: false,
+        }
+    }
+}
+
 const RPM_ARCHES: &[&str] = &["x86_64", "aarch64", "ppc64le", "s390x", "i686"];
 
 /// Debian kernel flavours (the part after the ABI number).
@@ -111,15 +127,7 @@ const DEBIAN_FLAVOURS: &[&str] = &[
 
 /// Classifies `release` running on `os`.
 pub fn classify(os: &OsInfo, release: &str) -> KernelClass {
-    let unknown = |flavor: &str| KernelClass {
-        probe: Probe::Unknown,
-        flavor: flavor.to_string(),
-        uek: None,
-        arch: None,
-        variant: None,
-        header_package: None,
-        distro_built: false,
-    };
+    let unknown = |flavor| KernelClass::not_distro_built(Probe::Unknown, flavor);
     let Some(distro) = os.distro else {
         return unknown("unknown");
     };
@@ -163,15 +171,7 @@ fn classify_rpm(os: &OsInfo, distro: Distro, release: &str) -> KernelClass {
     };
 
     let Some(p) = parsed else {
-        return KernelClass {
-            probe,
-            flavor: "custom".into(),
-            uek: None,
-            arch: None,
-            variant: None,
-            header_package: None,
-            distro_built: false,
-        };
+        return KernelClass::not_distro_built(probe, "custom");
     };
     let flavor = if let Some(g) = uek {
         format!("uek{g}")
@@ -314,15 +314,7 @@ fn classify_deb(distro: Distro, release: &str) -> KernelClass {
             header_package: Some(format!("linux-headers-{release}")),
             distro_built: true,
         },
-        None => KernelClass {
-            probe: Probe::Ebpf,
-            flavor: "custom".into(),
-            uek: None,
-            arch: None,
-            variant: None,
-            header_package: None,
-            distro_built: false,
-        },
+        None => KernelClass::not_distro_built(Probe::Ebpf, "custom"),
     }
 }
 

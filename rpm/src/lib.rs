@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use connector_host::cmd::{shell_quote, Cmd};
+use connector_host::cmd::{shell_join, Cmd};
 use connector_host::os::{Family, PkgTool};
 use connector_host::pkg::{BackendError, DbQuery, PackageBackend};
 use connector_host::Root;
@@ -113,11 +113,7 @@ impl PackageBackend for RpmBackend {
         words.push(if reinstall { "reinstall" } else { "install" }.into());
         words.push("-y".into());
         words.extend(packages.iter().cloned());
-        words
-            .iter()
-            .map(|w| shell_quote(w))
-            .collect::<Vec<_>>()
-            .join(" ")
+        shell_join(&words)
     }
 }
 
