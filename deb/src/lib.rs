@@ -5,11 +5,16 @@
 //! resolved inside the root), so inspecting an image never reads the host's.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
 
-use connector_host::cmd::{shell_join, Cmd};
+use connector_host::cmd::{shell_join, Cmd, Output};
 use connector_host::os::Family;
-use connector_host::pkg::{BackendError, DbQuery, PackageBackend};
+use connector_host::pkg::{BackendError, DbQuery, InstallError, InstallPlan, PackageBackend};
 use connector_host::Root;
+
+/// A package transaction may download and unpack hundreds of MB.
+const INSTALL_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// The Debian family for one root.
 #[derive(Debug, Clone)]
@@ -20,6 +25,60 @@ pub struct DebBackend {
 impl DebBackend {
     pub fn new(root: Root) -> Self {
         DebBackend { root }
+    }
+
+    /// The dpkg database directory (host path), resolved inside the root.
+    fn admindir(&self) -> PathBuf {
+        self.root
+            .resolve("/var/lib/dpkg")
+            .unwrap_or_else(|_| self.root.host_path("/var/lib/dpkg"))
+    }
+
+    /// `apt-get` with the options every call carries: non-interactive,
+    /// fail at once on a held lock (`DPkg::Lock::Timeout=0`: we do the
+    /// bounded waiting ourselves), and for another root the root's sources,
+    /// keyrings, lists, archives and dpkg database (field-notes §3). The
+    /// build host's apt.conf.d (proxies) still applies.
+    fn apt(&self, desc: &str) -> Cmd {
+        let mut cmd = Cmd::new("apt-get", desc)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .env("APT_LISTCHANGES_FRONTEND", "none")
+            .args(["-q", "-o", "DPkg::Lock::Timeout=0"])
+            .missing_hint("apt-get is the package manager of this system; install apt");
+        if !self.root.is_live() {
+            let r = self.root.path().display().to_string();
+            let admin = self.admindir().display().to_string();
+            cmd = cmd.args([
+                "-o".to_string(),
+                format!("Dir={r}/"),
+                "-o".to_string(),
+                format!("Dir::State::status={admin}/status"),
+                "-o".to_string(),
+                format!("DPkg::Options::=--root={r}"),
+                "-o".to_string(),
+                format!("DPkg::Options::=--admindir={admin}"),
+            ]);
+        }
+        cmd
+    }
+
+    /// Installed packages whose names match a dpkg-query pattern.
+    fn installed_matching(&self, pattern: &str) -> Result<Vec<String>, BackendError> {
+        let admindir = self.admindir();
+        if !admindir.join("status").is_file() {
+            return Ok(Vec::new());
+        }
+        let cmd = Cmd::new("dpkg-query", "Listing installed kernel meta packages")
+            .arg(format!("--admindir={}", admindir.display()))
+            .args(["-W", "-f", "${Package}\\t${db:Status-Abbrev}\\n", pattern]);
+        let out = cmd.output()?;
+        Ok(out
+            .stdout
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .filter(|(_, abbrev)| abbrev.as_bytes().get(1) == Some(&b'i'))
+            .map(|(name, _)| name.to_string())
+            .collect())
     }
 }
 
@@ -87,6 +146,116 @@ impl PackageBackend for DebBackend {
         words.extend(packages.iter().cloned());
         shell_join(&words)
     }
+
+    fn install_cmd(&self, plan: &InstallPlan) -> Cmd {
+        // Repository enabling is an RPM-side notion; nothing to do here.
+        self.apt("Installing kernel headers")
+            .args([
+                "-y",
+                "-o",
+                "Dpkg::Options::=--force-confdef",
+                "-o",
+                "Dpkg::Options::=--force-confold",
+                "install",
+            ])
+            .args(&plan.packages)
+            .args(&plan.local_files)
+            .timeout(INSTALL_TIMEOUT)
+    }
+
+    fn install_failure(&self, cmd: &Cmd, out: &Output, plan: &InstallPlan) -> InstallError {
+        let text = format!("{}\n{}", out.stdout, out.stderr);
+        if text.contains("Could not get lock")
+            || text.contains("Unable to acquire the dpkg frontend lock")
+        {
+            return InstallError::Locked {
+                source: cmd.failed(out),
+            };
+        }
+        let mut missing = Vec::new();
+        for line in text.lines().map(str::trim) {
+            let name = line
+                .strip_prefix("E: Unable to locate package ")
+                .map(str::to_string)
+                .or_else(|| {
+                    // E: Couldn't find any package by glob 'NAME' / by regex 'NAME'
+                    line.strip_prefix("E: Couldn't find any package by ")
+                        .and_then(|l| l.split('\'').nth(1))
+                        .map(str::to_string)
+                })
+                .or_else(|| {
+                    // E: Package 'NAME' has no installation candidate
+                    line.strip_prefix("E: Package '")
+                        .and_then(|l| l.split_once("' has no installation candidate"))
+                        .map(|(n, _)| n.to_string())
+                });
+            if let Some(name) = name {
+                if plan.packages.contains(&name) && !missing.contains(&name) {
+                    missing.push(name);
+                }
+            }
+        }
+        if missing.is_empty() {
+            InstallError::Failed(cmd.failed(out))
+        } else {
+            InstallError::NotFound {
+                missing,
+                source: cmd.failed(out),
+            }
+        }
+    }
+
+    fn refresh_cmd(&self) -> Option<Cmd> {
+        Some(
+            self.apt("Refreshing the package lists")
+                .arg("update")
+                .timeout(INSTALL_TIMEOUT),
+        )
+    }
+
+    fn lock_files(&self) -> Vec<PathBuf> {
+        let admin = self.admindir();
+        vec![admin.join("lock-frontend"), admin.join("lock")]
+    }
+
+    fn tracking_packages(&self, flavor: &str) -> Result<Vec<String>, BackendError> {
+        // The meta package that installs each new kernel is the one whose
+        // headers meta must follow it: linux-image-amd64 ->
+        // linux-headers-amd64, linux-image-generic-hwe-22.04 ->
+        // linux-headers-generic-hwe-22.04. Ubuntu's linux-image-virtual
+        // installs the generic kernel. Without any image meta installed,
+        // the flavour's own headers meta.
+        let flavour = flavor
+            .strip_prefix("debian-")
+            .or_else(|| flavor.strip_prefix("ubuntu-"))
+            .unwrap_or(flavor);
+        if flavour == "custom" || flavour.is_empty() {
+            return Ok(Vec::new());
+        }
+        let metas: Vec<String> = self
+            .installed_matching("linux-image-*")?
+            .into_iter()
+            .filter_map(|n| n.strip_prefix("linux-image-").map(str::to_string))
+            .filter(|suffix| {
+                !suffix.starts_with(|c: char| c.is_ascii_digit()) && !suffix.starts_with("unsigned")
+            })
+            .filter(|suffix| {
+                suffix == flavour
+                    || suffix.starts_with(&format!("{flavour}-hwe"))
+                    || (flavour == "generic" && suffix.starts_with("virtual"))
+            })
+            .map(|suffix| format!("linux-headers-{suffix}"))
+            .collect();
+        if metas.is_empty() {
+            Ok(vec![format!("linux-headers-{flavour}")])
+        } else {
+            Ok(metas)
+        }
+    }
+
+    fn repos_to_enable(&self, _uek_generation: Option<u32>) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 #[cfg(test)]
@@ -104,6 +273,44 @@ mod tests {
             live.install_command(&["linux-headers-6.1.0-18-amd64".into()], true),
             "apt-get install --reinstall -y linux-headers-6.1.0-18-amd64"
         );
+    }
+
+    #[test]
+    fn failures_are_read_into_types() {
+        let b = DebBackend::new(Root::live());
+        let plan = InstallPlan {
+            packages: vec![
+                "linux-headers-6.1.0-18-amd64".into(),
+                "linux-headers-amd64".into(),
+            ],
+            ..Default::default()
+        };
+        let cmd = b.install_cmd(&plan);
+        let fake = |stderr: &str| {
+            let out = Cmd::new("sh", "fake")
+                .args(["-c", "printf '%s' \"$0\" >&2; exit 100", stderr])
+                .output()
+                .unwrap();
+            b.install_failure(&cmd, &out, &plan)
+        };
+        let e = fake("E: Unable to locate package linux-headers-6.1.0-18-amd64\n");
+        assert!(
+            matches!(&e, InstallError::NotFound { missing, .. } if missing == &["linux-headers-6.1.0-18-amd64"]),
+            "{e:?}"
+        );
+        let e = fake("E: Couldn't find any package by glob 'linux-headers-amd64'\n");
+        assert!(
+            matches!(&e, InstallError::NotFound { missing, .. } if missing == &["linux-headers-amd64"]),
+            "{e:?}"
+        );
+        let e = fake("E: Package 'linux-headers-amd64' has no installation candidate\n");
+        assert!(matches!(&e, InstallError::NotFound { .. }), "{e:?}");
+        let e = fake(
+            "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 42 (dpkg)\n",
+        );
+        assert!(matches!(e, InstallError::Locked { .. }));
+        let e = fake("E: Sub-process /usr/bin/dpkg returned an error code (1)\n");
+        assert!(matches!(e, InstallError::Failed(_)));
     }
 
     #[test]

@@ -2,13 +2,14 @@
 //! (`connector-rpm`, `connector-deb`).
 //!
 //! Orchestration holds a `&dyn PackageBackend` and never asks which distribution
-//! it is on. This issue's part of the contract is read-only: ask the package
-//! database and say how an administrator would install a package. Installing,
-//! local files and the vendor archive join it with the header installer.
+//! it is on: it asks the package database, builds an [`InstallPlan`], gets the
+//! exact command from the backend (printed by `--dry-run`, run otherwise) and
+//! lets the backend read the outcome ([`InstallError`]).
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
-use crate::cmd::CmdError;
+use crate::cmd::{Cmd, CmdError, Output};
 use crate::os::Family;
 
 /// Errors of a backend that a caller branches on.
@@ -38,6 +39,45 @@ pub enum DbQuery {
     Answer(BTreeMap<String, bool>),
 }
 
+/// One package-manager transaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InstallPlan {
+    /// Packages by exact name (NEVRA for RPM, name for dpkg).
+    pub packages: Vec<String>,
+    /// Local package files (verified downloads, `--from DIR`).
+    pub local_files: Vec<PathBuf>,
+    /// Repositories to enable for this call only (Oracle's UEK repos).
+    pub enable_repos: Vec<String>,
+}
+
+impl InstallPlan {
+    pub fn is_empty(&self) -> bool {
+        self.packages.is_empty() && self.local_files.is_empty()
+    }
+}
+
+/// Why an install transaction failed, as far as a caller branches on it.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    /// The repositories do not have these packages ("No match for
+    /// argument", "No package … available", "Unable to locate package").
+    #[error("not in the configured repositories: {}", missing.join(", "))]
+    NotFound {
+        missing: Vec<String>,
+        #[source]
+        source: CmdError,
+    },
+    /// Another process holds the package manager's lock.
+    #[error("the package manager is locked by another process")]
+    Locked {
+        #[source]
+        source: CmdError,
+    },
+    /// Anything else: the tool's own words are in the source.
+    #[error(transparent)]
+    Failed(#[from] CmdError),
+}
+
 /// One package family: RPM (`rpm`, `dnf`, `yum`) or Debian (`dpkg`, `apt-get`).
 pub trait PackageBackend {
     /// Which family this backend serves.
@@ -52,4 +92,26 @@ pub trait PackageBackend {
     /// this root (`reinstall` when the package database has them but the files
     /// are gone).
     fn install_command(&self, packages: &[String], reinstall: bool) -> String;
+
+    /// The command that carries out `plan` (the same one `--dry-run` prints).
+    fn install_cmd(&self, plan: &InstallPlan) -> Cmd;
+
+    /// Reads a failed install's output into an [`InstallError`].
+    fn install_failure(&self, cmd: &Cmd, out: &Output, plan: &InstallPlan) -> InstallError;
+
+    /// The command that refreshes repository metadata before a retry
+    /// (`apt-get update`, `dnf makecache`), if the family needs one.
+    fn refresh_cmd(&self) -> Option<Cmd>;
+
+    /// The package manager's lock files (host paths), for lock checks.
+    fn lock_files(&self) -> Vec<PathBuf>;
+
+    /// Meta packages that make future kernels of `flavor` bring their
+    /// headers along (`linux-headers-amd64`, `linux-headers-generic`, …);
+    /// empty where the family has none (RPM: see docs/headers.md).
+    fn tracking_packages(&self, flavor: &str) -> Result<Vec<String>, BackendError>;
+
+    /// Repositories that must be enabled for this kernel's header package and
+    /// are configured but disabled in the root (`ol8_UEKR7`, …).
+    fn repos_to_enable(&self, uek_generation: Option<u32>) -> Vec<String>;
 }

@@ -10,7 +10,7 @@ use connector_rpm::RpmBackend;
 /// The backend for `os` in `root`; `None` when the OS is unknown.
 pub fn for_os(os: &OsInfo, root: &Root) -> Option<Box<dyn PackageBackend>> {
     Some(match (os.family()?, os.pkg_tool()?) {
-        (Family::Rpm, tool) => Box::new(RpmBackend::new(root.clone(), tool)),
+        (Family::Rpm, tool) => Box::new(RpmBackend::new(root.clone(), tool, os.major)),
         (Family::Deb, _) => Box::new(DebBackend::new(root.clone())),
     })
 }

@@ -9,6 +9,7 @@ use connector_host::inventory::running_release;
 use connector_host::Root;
 
 use crate::doctor::{self, DoctorOptions};
+use crate::headers;
 
 /// Installs the connector, the kernel headers its eBPF probes need and the
 /// SELinux policy that lets them run; diagnoses and repairs fault 11.
@@ -28,6 +29,50 @@ pub enum Command {
     /// Diagnose a host or image: kernels, header packages, faults (read-only)
     #[command(long_about = DOCTOR_ABOUT)]
     Doctor(DoctorArgs),
+
+    /// Install the exact kernel header package of every eBPF kernel
+    #[command(long_about = HEADERS_ABOUT)]
+    Headers(HeadersArgs),
+}
+
+const HEADERS_ABOUT: &str = "\
+Install exactly the header package (kernel-devel, kernel-uek-devel,
+linux-headers) of every kernel on the eBPF path whose headers are not usable,
+through the system's own package manager, in one transaction. On Debian and
+Ubuntu the kernel flavour's headers meta package comes along, so that future
+kernels bring their headers. Kernels that are fine cause no transaction.
+
+Inside a package transaction (a scriptlet) nothing is installed: the work is
+reported as deferred. A package lock held by another process is waited for,
+up to --lock-timeout.
+
+Exit status: 0 every eBPF kernel has headers, 1 some kernel is left without,
+2 the command could not run, 3 unsupported system, 4 deferred.";
+
+#[derive(Debug, Args)]
+pub struct HeadersArgs {
+    #[command(flatten)]
+    pub root: RootArg,
+
+    /// Only this kernel release (as `uname -r` prints it)
+    #[arg(long, value_name = "VER")]
+    pub kernel: Option<String>,
+
+    /// Print the exact commands, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print one JSON document on stdout (schema: docs/headers.md)
+    #[arg(long)]
+    pub json: bool,
+
+    /// Seconds to wait for a package lock held by another process
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub lock_timeout: u64,
+
+    /// Called from a package scriptlet: defer, never call the package manager
+    #[arg(long, hide = true)]
+    pub in_transaction: bool,
 }
 
 const DOCTOR_ABOUT: &str = "\
@@ -65,29 +110,71 @@ fn open_root(arg: &RootArg) -> Result<Root> {
     Root::new(&arg.root).with_context(|| format!("--root {}", arg.root.display()))
 }
 
+/// The running kernel when the root is the live system.
+fn running_for(root: &Root) -> Result<Option<String>> {
+    if root.is_live() {
+        Ok(Some(
+            running_release().context("reading the running kernel's release")?,
+        ))
+    } else {
+        Ok(None)
+    }
+}
+
+/// Prints `value` as one JSON document on stdout.
+fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    out.flush()?;
+    Ok(())
+}
+
 /// Runs the parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
+        Command::Headers(args) => {
+            let root = open_root(&args.root)?;
+            let running = running_for(&root)?;
+            let opts = headers::HeadersOptions {
+                root,
+                kernel: args.kernel,
+                running,
+                dry_run: args.dry_run,
+                in_transaction: args.in_transaction,
+                lock_timeout: std::time::Duration::from_secs(args.lock_timeout),
+            };
+            let report =
+                match headers::run(&opts, &mut |line| eprintln!("connector-installer: {line}")) {
+                    Ok(r) => r,
+                    Err(e) if e.downcast_ref::<headers::HeadersError>().is_some() => {
+                        eprintln!("connector-installer: {e:#}");
+                        return Ok(headers::exit::UNSUPPORTED);
+                    }
+                    Err(e) => return Err(e),
+                };
+            if args.json {
+                print_json(&report)?;
+            } else {
+                print!("{}", headers::render_text(&report));
+            }
+            Ok(report.exit_code())
+        }
         Command::Doctor(args) => {
             let root = open_root(&args.root)?;
-            let running = if root.is_live() {
-                Some(running_release().context("reading the running kernel's release")?)
-            } else {
-                None
-            };
+            let running = running_for(&root)?;
             let report = doctor::diagnose(&DoctorOptions {
                 root,
                 kernel: args.kernel,
                 running,
             })?;
-            let mut out = std::io::stdout().lock();
             if args.json {
-                serde_json::to_writer_pretty(&mut out, &report)?;
-                writeln!(out)?;
+                print_json(&report)?;
             } else {
+                let mut out = std::io::stdout().lock();
                 write!(out, "{}", doctor::render_text(&report))?;
+                out.flush()?;
             }
-            out.flush()?;
             Ok(report.exit_code())
         }
     }

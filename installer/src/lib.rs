@@ -9,4 +9,5 @@
 pub mod backend;
 pub mod cli;
 pub mod doctor;
+pub mod headers;
 pub mod logging;

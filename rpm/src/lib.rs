@@ -9,11 +9,17 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
 
-use connector_host::cmd::{shell_join, Cmd};
+use connector_host::cmd::{shell_join, Cmd, Output};
 use connector_host::os::{Family, PkgTool};
-use connector_host::pkg::{BackendError, DbQuery, PackageBackend};
+use connector_host::pkg::{BackendError, DbQuery, InstallError, InstallPlan, PackageBackend};
 use connector_host::Root;
+use tempfile::TempDir;
+
+/// A package transaction may download and unpack hundreds of MB.
+const INSTALL_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// Where rpm keeps its database, newest layout first.
 const DB_PATHS: &[&str] = &["/usr/lib/sysimage/rpm", "/var/lib/rpm"];
@@ -22,17 +28,126 @@ const DB_PATHS: &[&str] = &["/usr/lib/sysimage/rpm", "/var/lib/rpm"];
 const DB_FILES: &[&str] = &["rpmdb.sqlite", "Packages", "Packages.db"];
 
 /// The RPM family for one root.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RpmBackend {
     root: Root,
     tool: PkgTool,
+    /// The OS major version (Oracle's repository ids carry it: `ol8_UEKR7`).
+    os_major: Option<u32>,
+    /// A private HOME whose `.rpmmacros` names the root's database, for
+    /// dnf/yum working on another root (made on first use).
+    macros_home: OnceLock<Result<TempDir, String>>,
 }
 
 impl RpmBackend {
     /// A backend for `root`, whose administrators install with `tool`
-    /// (`dnf` or `yum`).
-    pub fn new(root: Root, tool: PkgTool) -> Self {
-        RpmBackend { root, tool }
+    /// (`dnf` or `yum`), on an OS of major version `os_major`.
+    pub fn new(root: Root, tool: PkgTool, os_major: Option<u32>) -> Self {
+        RpmBackend {
+            root,
+            tool,
+            os_major,
+            macros_home: OnceLock::new(),
+        }
+    }
+
+    /// For another root, makes dnf/yum (through librpm) use the root's own
+    /// database path. Their `--installroot` keeps the *host's* `_dbpath`
+    /// macro, which on a Debian build host is `~/.rpmdb`: packages would be
+    /// recorded in `ROOT/root/.rpmdb`, invisible to the image's rpm. librpm
+    /// reads `~/.rpmmacros`, so a private HOME carries the right `_dbpath`.
+    /// The live root keeps the system's own configuration.
+    fn with_db_macros(&self, cmd: Cmd) -> Cmd {
+        if self.root.is_live() {
+            return cmd;
+        }
+        let home = self.macros_home.get_or_init(|| {
+            let db = self
+                .dbpath()
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| PathBuf::from("/var/lib/rpm"));
+            let dir = tempfile::Builder::new()
+                .prefix("connector-rpm-home-")
+                .tempdir()
+                .map_err(|e| format!("creating a private HOME for rpm macros: {e}"))?;
+            std::fs::write(
+                dir.path().join(".rpmmacros"),
+                format!("%_dbpath {}\n", db.display()),
+            )
+            .map_err(|e| format!("writing .rpmmacros: {e}"))?;
+            Ok(dir)
+        });
+        match home {
+            Ok(dir) => cmd.env("HOME", dir.path()),
+            Err(e) => {
+                log::warn!("{e}; dnf may record packages outside the root's database");
+                cmd
+            }
+        }
+    }
+
+    /// `dnf`/`yum` with the options every call carries: never prompt, never
+    /// wait for another process's lock (field-notes §1: dnf inside dnf
+    /// waits forever), the root.
+    fn front_end(&self, desc: &str) -> Cmd {
+        let cmd = self.front_end_plain(desc);
+        self.with_db_macros(cmd)
+    }
+
+    fn front_end_plain(&self, desc: &str) -> Cmd {
+        let exit_on_lock = match self.tool {
+            PkgTool::Yum => "--setopt=exit_on_lock=1",
+            _ => "--setopt=exit_on_lock=True",
+        };
+        let mut cmd = Cmd::new(self.tool.command(), desc)
+            .arg("-y")
+            .arg(exit_on_lock)
+            .missing_hint(format!(
+                "{} is the package manager of this system; install it or run on the system itself",
+                self.tool.command()
+            ));
+        if !self.root.is_live() {
+            cmd = cmd.arg(format!("--installroot={}", self.root.path().display()));
+        }
+        cmd
+    }
+
+    /// Repository sections of the root's `/etc/yum.repos.d/*.repo`:
+    /// (id, enabled).
+    fn configured_repos(&self) -> Vec<(String, bool)> {
+        let mut out = Vec::new();
+        let Ok(names) = self.root.read_dir_names("/etc/yum.repos.d") else {
+            return out;
+        };
+        for name in names {
+            let name = name.to_string_lossy();
+            if !name.ends_with(".repo") {
+                continue;
+            }
+            let Ok(Some(text)) = self
+                .root
+                .read_to_string_optional(format!("/etc/yum.repos.d/{name}"))
+            else {
+                continue;
+            };
+            let mut current: Option<(String, bool)> = None;
+            for line in text.lines() {
+                let line = line.trim();
+                if let Some(id) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                    out.extend(current.take());
+                    current = Some((id.trim().to_string(), true));
+                } else if let Some((k, v)) = line.split_once('=') {
+                    if k.trim() == "enabled" {
+                        if let Some(c) = current.as_mut() {
+                            c.1 = matches!(v.trim(), "1" | "true" | "True" | "yes");
+                        }
+                    }
+                }
+            }
+            out.extend(current);
+        }
+        out
     }
 
     /// The database directory inside the root, if the root has one.
@@ -115,6 +230,87 @@ impl PackageBackend for RpmBackend {
         words.extend(packages.iter().cloned());
         shell_join(&words)
     }
+
+    fn install_cmd(&self, plan: &InstallPlan) -> Cmd {
+        let mut cmd = self.front_end("Installing kernel headers");
+        for repo in &plan.enable_repos {
+            cmd = cmd.arg(format!("--enablerepo={repo}"));
+        }
+        cmd.arg("install")
+            .args(&plan.packages)
+            .args(&plan.local_files)
+            .timeout(INSTALL_TIMEOUT)
+    }
+
+    fn install_failure(&self, cmd: &Cmd, out: &Output, plan: &InstallPlan) -> InstallError {
+        let text = format!("{}\n{}", out.stdout, out.stderr);
+        if out.code() == Some(200)
+            || text.contains("already locked")
+            || text.contains("Existing lock")
+        {
+            return InstallError::Locked {
+                source: cmd.failed(out),
+            };
+        }
+        let mut missing = Vec::new();
+        for line in text.lines().map(str::trim) {
+            // dnf: "No match for argument: NAME"; yum: "No package NAME available."
+            let name = line.strip_prefix("No match for argument: ").or_else(|| {
+                line.strip_prefix("No package ")
+                    .and_then(|l| l.strip_suffix(" available."))
+            });
+            if let Some(name) = name {
+                let name = name.trim().to_string();
+                if plan.packages.contains(&name) && !missing.contains(&name) {
+                    missing.push(name);
+                }
+            }
+        }
+        if missing.is_empty() {
+            InstallError::Failed(cmd.failed(out))
+        } else {
+            InstallError::NotFound {
+                missing,
+                source: cmd.failed(out),
+            }
+        }
+    }
+
+    fn refresh_cmd(&self) -> Option<Cmd> {
+        Some(
+            self.front_end("Refreshing repository metadata")
+                .args(["--refresh", "makecache"])
+                .timeout(INSTALL_TIMEOUT),
+        )
+    }
+
+    fn lock_files(&self) -> Vec<PathBuf> {
+        let db = self
+            .dbpath()
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| PathBuf::from("/var/lib/rpm"));
+        vec![self.root.host_path(db.join(".rpm.lock"))]
+    }
+
+    fn tracking_packages(&self, _flavor: &str) -> Result<Vec<String>, BackendError> {
+        // kernel-devel is an install-only package like kernel itself: no
+        // meta package follows kernel updates. The kernel hooks (lifecycle)
+        // install headers for each new kernel instead.
+        Ok(Vec::new())
+    }
+
+    fn repos_to_enable(&self, uek_generation: Option<u32>) -> Vec<String> {
+        let (Some(g), Some(major)) = (uek_generation, self.os_major) else {
+            return Vec::new();
+        };
+        let id = format!("ol{major}_UEKR{g}");
+        self.configured_repos()
+            .into_iter()
+            .filter(|(rid, enabled)| *rid == id && !enabled)
+            .map(|(rid, _)| rid)
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -123,7 +319,7 @@ mod tests {
 
     #[test]
     fn install_commands() {
-        let live = RpmBackend::new(Root::live(), PkgTool::Dnf);
+        let live = RpmBackend::new(Root::live(), PkgTool::Dnf, Some(8));
         assert_eq!(
             live.install_command(
                 &["kernel-uek-devel-5.15.0-200.131.27.el8uek.x86_64".into()],
@@ -132,7 +328,7 @@ mod tests {
             "dnf install -y kernel-uek-devel-5.15.0-200.131.27.el8uek.x86_64"
         );
         let dir = tempfile::tempdir().unwrap();
-        let image = RpmBackend::new(Root::new(dir.path()).unwrap(), PkgTool::Yum);
+        let image = RpmBackend::new(Root::new(dir.path()).unwrap(), PkgTool::Yum, Some(7));
         let cmd = image.install_command(&["kernel-devel-5.10.1-1.amzn2.x86_64".into()], true);
         assert!(cmd.starts_with("yum --installroot=/"), "{cmd}");
         assert!(
@@ -142,9 +338,69 @@ mod tests {
     }
 
     #[test]
+    fn uek_repo_is_enabled_only_when_configured_and_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let repos = dir.path().join("etc/yum.repos.d");
+        std::fs::create_dir_all(&repos).unwrap();
+        std::fs::write(
+            repos.join("uek-ol8.repo"),
+            "[ol8_UEKR7]\nname=UEK R7\nbaseurl=https://example.invalid/\nenabled=0\n\n[ol8_UEKR6]\nenabled=1\n",
+        )
+        .unwrap();
+        let b = RpmBackend::new(Root::new(dir.path()).unwrap(), PkgTool::Dnf, Some(8));
+        assert_eq!(b.repos_to_enable(Some(7)), vec!["ol8_UEKR7".to_string()]);
+        assert!(b.repos_to_enable(Some(6)).is_empty(), "already enabled");
+        assert!(b.repos_to_enable(Some(8)).is_empty(), "not configured");
+        assert!(b.repos_to_enable(None).is_empty());
+    }
+
+    #[test]
+    fn failures_are_read_into_types() {
+        let b = RpmBackend::new(Root::live(), PkgTool::Dnf, Some(8));
+        let plan = InstallPlan {
+            packages: vec![
+                "kernel-devel-1-1.el8.x86_64".into(),
+                "kernel-devel-2-1.el8.x86_64".into(),
+            ],
+            ..Default::default()
+        };
+        let cmd = b.install_cmd(&plan);
+        let fake = |code: i32, stdout: &str, stderr: &str| {
+            let out = Cmd::new("sh", "fake")
+                .args([
+                    "-c",
+                    &format!("printf '%s' \"$0\"; printf '%s' \"$1\" >&2; exit {code}"),
+                    stdout,
+                    stderr,
+                ])
+                .output()
+                .unwrap();
+            b.install_failure(&cmd, &out, &plan)
+        };
+        let e = fake(
+            1,
+            "No match for argument: kernel-devel-2-1.el8.x86_64\n",
+            "Error: Unable to find a match",
+        );
+        assert!(
+            matches!(&e, InstallError::NotFound { missing, .. } if missing == &["kernel-devel-2-1.el8.x86_64"]),
+            "{e:?}"
+        );
+        let e = fake(1, "No package kernel-devel-1-1.el8.x86_64 available.\n", "");
+        assert!(
+            matches!(&e, InstallError::NotFound { missing, .. } if missing == &["kernel-devel-1-1.el8.x86_64"])
+        );
+        let e = fake(200, "", "Error: RPMDB already locked by 1234");
+        assert!(matches!(e, InstallError::Locked { .. }));
+        let e = fake(1, "", "Error: Transaction test error: disk full");
+        assert!(matches!(e, InstallError::Failed(_)));
+        assert!(e.to_string().contains("disk full"));
+    }
+
+    #[test]
     fn no_database_is_not_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let b = RpmBackend::new(Root::new(dir.path()).unwrap(), PkgTool::Dnf);
+        let b = RpmBackend::new(Root::new(dir.path()).unwrap(), PkgTool::Dnf, Some(8));
         assert_eq!(
             b.query_installed(&["x".into()]).unwrap(),
             DbQuery::NoDatabase

@@ -279,39 +279,24 @@ impl Kernel {
                 let (own, rest): (Vec<Entry>, Vec<Entry>) = files
                     .into_iter()
                     .partition(|e| e.path().contains(k.as_str()));
-                let mut pkgs = vec![Pkg::new(
-                    &format!("linux-headers-{k}"),
-                    &ver,
-                    "",
-                    "amd64",
-                    own,
-                )];
+                let own = Pkg::new(&format!("linux-headers-{k}"), &ver, "", "amd64", own);
+                let mut pkgs = Vec::new();
                 if self.layout == Layout::Debian {
                     let kb = format!("/usr/lib/linux-kbuild-{}", self.kbuild());
                     let (kbuild, common): (Vec<Entry>, Vec<Entry>) =
                         rest.into_iter().partition(|e| e.path().starts_with(&kb));
-                    pkgs.push(Pkg::new(
-                        &format!("linux-headers-{}-common", self.abi()),
-                        &ver,
-                        "",
-                        "all",
-                        common,
-                    ));
-                    pkgs.push(Pkg::new(
-                        &format!("linux-kbuild-{}", self.kbuild()),
-                        &ver,
-                        "",
-                        "amd64",
-                        kbuild,
-                    ));
+                    let common_name = format!("linux-headers-{}-common", self.abi());
+                    let kbuild_name = format!("linux-kbuild-{}", self.kbuild());
+                    pkgs.push(
+                        own.depends(format!("{common_name} (= {ver})"))
+                            .depends(format!("{kbuild_name} (>= {ver})")),
+                    );
+                    pkgs.push(Pkg::new(&common_name, &ver, "", "all", common));
+                    pkgs.push(Pkg::new(&kbuild_name, &ver, "", "amd64", kbuild));
                 } else {
-                    pkgs.push(Pkg::new(
-                        &format!("linux-headers-{}", self.abi()),
-                        &ver,
-                        "",
-                        "all",
-                        rest,
-                    ));
+                    let common_name = format!("linux-headers-{}", self.abi());
+                    pkgs.push(own.depends(format!("{common_name} (= {ver})")));
+                    pkgs.push(Pkg::new(&common_name, &ver, "", "all", rest));
                 }
                 // Dependencies first, as a package manager would unpack them.
                 pkgs.reverse();
@@ -355,32 +340,55 @@ pub struct Pkg {
     pub release: String,
     pub arch: String,
     pub entries: Vec<Entry>,
+    /// Dependencies: Debian `Depends` entries as written (`name (= ver)`),
+    /// RPM `Requires` by name.
+    pub depends: Vec<String>,
+    /// A post-install script (`%post` / `postinst`), run by /bin/sh.
+    pub post_install: Option<String>,
 }
 
 impl Pkg {
-    fn new(name: &str, version: &str, release: &str, arch: &str, entries: Vec<Entry>) -> Pkg {
+    pub fn new(name: &str, version: &str, release: &str, arch: &str, entries: Vec<Entry>) -> Pkg {
         Pkg {
             name: name.into(),
             version: version.into(),
             release: release.into(),
             arch: arch.into(),
             entries,
+            depends: Vec::new(),
+            post_install: None,
+        }
+    }
+
+    pub fn depends(mut self, dep: impl Into<String>) -> Pkg {
+        self.depends.push(dep.into());
+        self
+    }
+
+    pub fn post_install(mut self, script: impl Into<String>) -> Pkg {
+        self.post_install = Some(script.into());
+        self
+    }
+
+    /// `name-version-release.arch` (RPM) or `name` (Debian): what the
+    /// package database is asked about.
+    pub fn query_name(&self) -> String {
+        if self.release.is_empty() {
+            self.name.clone()
+        } else {
+            format!(
+                "{}-{}-{}.{}",
+                self.name, self.version, self.release, self.arch
+            )
         }
     }
 
     /// Builds it as a real package: `.rpm` when it has an RPM release, else `.deb`.
     pub fn build(&self, dir: &Path) -> PathBuf {
         if self.release.is_empty() {
-            build_deb(dir, &self.name, &self.version, &self.arch, &self.entries)
+            build_deb(dir, self)
         } else {
-            build_rpm(
-                dir,
-                &self.name,
-                &self.version,
-                &self.release,
-                &self.arch,
-                &self.entries,
-            )
+            build_rpm(dir, self)
         }
     }
 
@@ -591,25 +599,18 @@ pub fn require_tool(tool: &str) {
     );
 }
 
-/// Builds a real `.rpm` of `entries` with the `rpm` crate.
-pub fn build_rpm(
-    dir: &Path,
-    name: &str,
-    version: &str,
-    release: &str,
-    arch: &str,
-    entries: &[Entry],
-) -> PathBuf {
+/// Builds a real `.rpm` with the `rpm` crate.
+pub fn build_rpm(dir: &Path, pkg: &Pkg) -> PathBuf {
     let mut b = rpm::PackageBuilder::new(
-        name,
-        version,
+        &pkg.name,
+        &pkg.version,
         "GPL-2.0-only",
-        arch,
+        &pkg.arch,
         "connector test fixture",
     );
-    b.release(release);
+    b.release(&pkg.release);
     b.using_config(rpm::BuildConfig::v4().source_date(1_700_000_000u32));
-    for e in entries {
+    for e in &pkg.entries {
         match e {
             Entry::File {
                 path,
@@ -632,32 +633,156 @@ pub fn build_rpm(
             }
         }
     }
-    let pkg = b.build().expect("building the rpm");
-    let out = dir.join(format!("{name}-{version}-{release}.{arch}.rpm"));
-    pkg.write_file(&out).expect("writing the rpm");
+    // Kernel packages are install-only: several versions side by side.
+    // The real ones say so with this Provides, which dnf reads.
+    if pkg.name.starts_with("kernel") {
+        b.provides(rpm::Dependency::any("installonlypkg(kernel)"));
+    }
+    for d in &pkg.depends {
+        b.requires(rpm::Dependency::any(
+            d.split_whitespace().next().unwrap_or(d),
+        ));
+    }
+    if let Some(script) = &pkg.post_install {
+        b.post_install_script(script.as_str());
+    }
+    let built = b.build().expect("building the rpm");
+    let out = dir.join(format!(
+        "{}-{}-{}.{}.rpm",
+        pkg.name, pkg.version, pkg.release, pkg.arch
+    ));
+    built.write_file(&out).expect("writing the rpm");
     out
 }
 
-/// Builds a real `.deb` of `entries` with `dpkg-deb --build`.
-pub fn build_deb(dir: &Path, name: &str, version: &str, arch: &str, entries: &[Entry]) -> PathBuf {
+/// Builds a real `.deb` with `dpkg-deb --build`.
+pub fn build_deb(dir: &Path, pkg: &Pkg) -> PathBuf {
     let stage = tempfile::tempdir().expect("staging dir");
     let s = Fixture { dir: stage };
-    s.lay(entries);
+    s.lay(&pkg.entries);
     fs::create_dir_all(s.host("/DEBIAN")).expect("DEBIAN dir");
+    let depends = if pkg.depends.is_empty() {
+        String::new()
+    } else {
+        format!("Depends: {}\n", pkg.depends.join(", "))
+    };
     fs::write(
         s.host("/DEBIAN/control"),
         format!(
-            "Package: {name}\nVersion: {version}\nArchitecture: {arch}\nMaintainer: Connector Tests <tests@example.invalid>\n\
-             Section: kernel\nPriority: optional\nDescription: connector test fixture\n fixture package\n"
+            "Package: {}\nVersion: {}\nArchitecture: {}\nMaintainer: Connector Tests <tests@example.invalid>\n\
+             {depends}Section: kernel\nPriority: optional\nDescription: connector test fixture\n fixture package\n",
+            pkg.name, pkg.version, pkg.arch
         ),
     )
     .expect("writing control");
-    let out = dir.join(format!("{name}_{version}_{arch}.deb"));
+    if let Some(script) = &pkg.post_install {
+        let p = s.host("/DEBIAN/postinst");
+        fs::write(&p, format!("#!/bin/sh\n{script}\n")).expect("writing postinst");
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).expect("chmod postinst");
+    }
+    let out = dir.join(format!("{}_{}_{}.deb", pkg.name, pkg.version, pkg.arch));
     run(Command::new("dpkg-deb")
         .args(["--root-owner-group", "-Zgzip", "--build"])
         .arg(s.path())
         .arg(&out));
     out
+}
+
+/// A local RPM repository: builds `pkgs` into `dir` and runs the real
+/// `createrepo_c`. Returns the `file://` URL.
+pub fn rpm_repo(dir: &Path, pkgs: &[Pkg]) -> String {
+    fs::create_dir_all(dir).expect("repo dir");
+    for p in pkgs {
+        p.build(dir);
+    }
+    run(Command::new("createrepo_c").arg("--quiet").arg(dir));
+    format!("file://{}", dir.display())
+}
+
+/// Writes `/etc/yum.repos.d/ID.repo` in the root.
+pub fn yum_repo_file(root: &Path, id: &str, baseurl: &str, enabled: bool) {
+    let d = root.join("etc/yum.repos.d");
+    fs::create_dir_all(&d).expect("yum.repos.d");
+    fs::write(
+        d.join(format!("{id}.repo")),
+        format!(
+            "[{id}]\nname={id}\nbaseurl={baseurl}\nenabled={}\ngpgcheck=0\n",
+            u8::from(enabled)
+        ),
+    )
+    .expect("writing the repo file");
+}
+
+/// A local apt repository (flat, `deb [trusted=yes] file:DIR ./`): builds
+/// `pkgs` into `dir` and indexes it with the real `dpkg-scanpackages`.
+pub fn apt_repo(dir: &Path, pkgs: &[Pkg]) {
+    fs::create_dir_all(dir).expect("repo dir");
+    for p in pkgs {
+        p.build(dir);
+    }
+    let out = Command::new("dpkg-scanpackages")
+        .args(["--multiversion", "."])
+        .current_dir(dir)
+        .output()
+        .expect("running dpkg-scanpackages");
+    assert!(
+        out.status.success(),
+        "dpkg-scanpackages: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    fs::write(dir.join("Packages"), out.stdout).expect("writing Packages");
+}
+
+/// Prepares a root for apt: the directories apt and dpkg expect, and a
+/// sources.list naming the repository.
+pub fn apt_root(root: &Path, repo: &Path) {
+    dpkg_initdb(root);
+    for d in [
+        "etc/apt/apt.conf.d",
+        "etc/apt/preferences.d",
+        "etc/apt/sources.list.d",
+        "etc/apt/trusted.gpg.d",
+        "var/lib/apt/lists/partial",
+        "var/cache/apt/archives/partial",
+        "var/log/apt",
+    ] {
+        fs::create_dir_all(root.join(d)).expect("apt dirs");
+    }
+    fs::write(
+        root.join("etc/apt/sources.list"),
+        format!("deb [trusted=yes] file:{} ./\n", repo.display()),
+    )
+    .expect("sources.list");
+}
+
+/// Copies a host program into the root at the same path, with the shared
+/// libraries `ldd` names and `/bin/sh`, so that a scriptlet chrooted into
+/// the root by `rpm --root` can run it.
+pub fn copy_host_program(root: &Path, program: &Path) {
+    for prog in [program, Path::new("/bin/sh")] {
+        let real = fs::canonicalize(prog).expect("program path");
+        let dest = root.join(prog.strip_prefix("/").unwrap_or(prog));
+        fs::create_dir_all(dest.parent().unwrap()).expect("program dir");
+        fs::copy(&real, &dest).expect("copying the program");
+        let out = Command::new("ldd")
+            .arg(&real)
+            .output()
+            .expect("running ldd");
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let lib = line
+                .split("=>")
+                .nth(1)
+                .unwrap_or(line)
+                .split_whitespace()
+                .next()
+                .unwrap_or("");
+            if let Some(rel) = lib.strip_prefix('/') {
+                let d = root.join(rel);
+                fs::create_dir_all(d.parent().unwrap()).expect("lib dir");
+                fs::copy(fs::canonicalize(lib).expect("lib path"), &d).expect("copying a library");
+            }
+        }
+    }
 }
 
 /// Initialises an empty rpm database inside the root at `/var/lib/rpm`.

@@ -1,0 +1,454 @@
+//! `connector-installer headers`: install exactly the header package of
+//! every kernel on the eBPF path that lacks usable headers, through the
+//! distribution's own package manager, in one transaction.
+//!
+//! Order of business (docs/headers.md):
+//! 1. diagnose (the same code as `doctor`); kernels that are fine need no
+//!    transaction at all;
+//! 2. inside a package transaction (our scriptlet's flag, dpkg's environment,
+//!    or an ancestor holding the rpm/dpkg lock): defer, never call the
+//!    package manager;
+//! 3. `--dry-run`: print the exact command, change nothing;
+//! 4. wait for a lock held by someone else, bounded, with progress lines;
+//! 5. install; on "not in the repositories" refresh the metadata once and
+//!    retry; what is still missing is reported per kernel (the vendor-archive
+//!    fallback takes it from there);
+//! 6. check every kernel's tree again: success means usable headers on disk,
+//!    not a zero exit status.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use connector_host::headers;
+use connector_host::kernel::Probe;
+use connector_host::lock::{self, TransactionSign};
+use connector_host::os::{OsInfo, Support};
+use connector_host::pkg::{InstallError, InstallPlan, PackageBackend};
+use connector_host::Root;
+use serde::Serialize;
+
+use crate::backend;
+use crate::doctor::{self, DoctorOptions, KernelReport};
+
+/// Exit codes of `headers` (docs/headers.md).
+pub mod exit {
+    /// Every kernel on the eBPF path has usable headers (or would, with --dry-run).
+    pub const DONE: i32 = 0;
+    /// At least one kernel is left without headers.
+    pub const FAILED: i32 = 1;
+    /// The command could not run at all.
+    pub const ERROR: i32 = 2;
+    /// The system is not supported by the connector.
+    pub const UNSUPPORTED: i32 = 3;
+    /// Inside a package transaction: the work is deferred to after it.
+    pub const DEFERRED: i32 = 4;
+}
+
+/// What `headers` was asked to do.
+#[derive(Debug, Clone)]
+pub struct HeadersOptions {
+    pub root: Root,
+    pub kernel: Option<String>,
+    pub running: Option<String>,
+    pub dry_run: bool,
+    /// `--in-transaction`: called from one of our package scriptlets.
+    pub in_transaction: bool,
+    /// How long to wait for another process's package lock.
+    pub lock_timeout: Duration,
+}
+
+/// Per-kernel result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Usable headers were already on disk: nothing done.
+    AlreadyPresent { path: String },
+    /// The kernel does not need headers (kernel-module path).
+    NotNeeded,
+    /// Installed from the configured repositories.
+    Installed {
+        package: String,
+        source: String,
+        path: String,
+    },
+    /// `--dry-run`: this package would be installed.
+    WouldInstall { package: String },
+    /// Inside a package transaction: to be done after it.
+    Deferred { package: String, reason: String },
+    /// Left without headers, and why.
+    Failed {
+        package: Option<String>,
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KernelResult {
+    pub release: String,
+    pub running: bool,
+    pub package: Option<String>,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct HeadersReport {
+    pub schema_version: u32,
+    pub root: String,
+    pub dry_run: bool,
+    pub kernels: Vec<KernelResult>,
+    /// Meta packages installed (or to be) so that future kernels bring
+    /// their headers along.
+    pub tracking: Vec<String>,
+    /// Every package-manager command run (or, with --dry-run, to be run).
+    pub commands: Vec<String>,
+    pub notes: Vec<String>,
+    /// Set when the work was deferred: why.
+    pub deferred: Option<String>,
+}
+
+impl HeadersReport {
+    pub fn exit_code(&self) -> i32 {
+        if self
+            .kernels
+            .iter()
+            .any(|k| matches!(k.outcome, Outcome::Failed { .. }))
+        {
+            exit::FAILED
+        } else if self.deferred.is_some() {
+            exit::DEFERRED
+        } else {
+            exit::DONE
+        }
+    }
+}
+
+/// Errors a caller of `run` branches on.
+#[derive(Debug, thiserror::Error)]
+pub enum HeadersError {
+    #[error("{0} is not a system the connector supports; no headers installed")]
+    Unsupported(String),
+}
+
+/// Runs `headers`. Progress lines go to stderr through `progress`.
+pub fn run(opts: &HeadersOptions, progress: &mut dyn FnMut(&str)) -> Result<HeadersReport> {
+    let diag = doctor::diagnose(&DoctorOptions {
+        root: opts.root.clone(),
+        kernel: opts.kernel.clone(),
+        running: opts.running.clone(),
+    })?;
+    if diag.os.support != Support::Supported {
+        return Err(HeadersError::Unsupported(diag.os.pretty_name.clone()).into());
+    }
+    let os = OsInfo::detect(&opts.root).context("detecting the operating system")?;
+    let backend = backend::for_os(&os, &opts.root).context("no package backend for this system")?;
+    let mut report = HeadersReport {
+        schema_version: 1,
+        root: diag.root.clone(),
+        dry_run: opts.dry_run,
+        kernels: Vec::new(),
+        tracking: Vec::new(),
+        commands: Vec::new(),
+        notes: Vec::new(),
+        deferred: None,
+    };
+
+    // 1. What needs doing.
+    let mut wanted: Vec<&KernelReport> = Vec::new();
+    for k in &diag.kernels {
+        let outcome = if k.probe != Probe::Ebpf {
+            Some(Outcome::NotNeeded)
+        } else if let Some(path) = &k.headers.path {
+            Some(Outcome::AlreadyPresent { path: path.clone() })
+        } else if k.headers.package.is_none() {
+            let reason = diag
+                .faults
+                .iter()
+                .find(|f| f.kernel == k.release)
+                .map(|f| format!("{}; {}", f.detail, f.fix))
+                .unwrap_or_else(|| "no distribution package provides its headers".into());
+            Some(Outcome::Failed {
+                package: None,
+                reason,
+            })
+        } else {
+            wanted.push(k);
+            None
+        };
+        if let Some(outcome) = outcome {
+            report.kernels.push(KernelResult {
+                release: k.release.clone(),
+                running: k.running,
+                package: k.headers.package.clone(),
+                outcome,
+            });
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(report);
+    }
+
+    let packages: Vec<String> = wanted
+        .iter()
+        .filter_map(|k| k.headers.package.clone())
+        .collect();
+    let mut tracking = BTreeSet::new();
+    for k in &wanted {
+        match backend.tracking_packages(&k.flavor) {
+            Ok(t) => tracking.extend(t),
+            Err(e) => report
+                .notes
+                .push(format!("could not look up the kernel meta packages: {e}")),
+        }
+    }
+    let mut enable: BTreeSet<String> = BTreeSet::new();
+    for k in &wanted {
+        enable.extend(backend.repos_to_enable(k.uek));
+    }
+    let mut plan = InstallPlan {
+        packages: packages
+            .iter()
+            .cloned()
+            .chain(tracking.iter().cloned())
+            .collect(),
+        local_files: Vec::new(),
+        enable_repos: enable.into_iter().collect(),
+    };
+    report.tracking = tracking.iter().cloned().collect();
+    for r in &plan.enable_repos {
+        report.notes.push(format!(
+            "repository {r} is configured but disabled; enabled for this call only"
+        ));
+    }
+
+    // 2. Inside a package transaction: defer.
+    let locks = backend.lock_files();
+    if let Some(sign) = lock::enclosing_transaction(opts.in_transaction, &locks)
+        .context("checking for an enclosing package transaction")?
+    {
+        let reason = deferral_reason(&sign);
+        for k in &wanted {
+            report.kernels.push(result(
+                k,
+                Outcome::Deferred {
+                    package: k.headers.package.clone().unwrap_or_default(),
+                    reason: reason.clone(),
+                },
+            ));
+        }
+        report.commands.push(backend.install_cmd(&plan).cmdline());
+        report.deferred = Some(reason);
+        return Ok(report);
+    }
+
+    // 3. Dry run: the exact command, nothing else.
+    if opts.dry_run {
+        report.commands.push(backend.install_cmd(&plan).cmdline());
+        for k in &wanted {
+            report.kernels.push(result(
+                k,
+                Outcome::WouldInstall {
+                    package: k.headers.package.clone().unwrap_or_default(),
+                },
+            ));
+        }
+        return Ok(report);
+    }
+
+    // 4. Someone else's lock: wait, bounded.
+    wait_for_lock(backend.as_ref(), opts.lock_timeout, progress)?;
+
+    // 5. Install; refresh once on "not found"; drop what is still missing.
+    let mut missing: Vec<String> = Vec::new();
+    let mut refreshed = false;
+    let mut failure: Option<String> = None;
+    while !plan.packages.is_empty() {
+        let cmd = backend.install_cmd(&plan);
+        progress(&format!(
+            "installing {} with {}",
+            plan.packages.join(" "),
+            cmd.program().to_string_lossy()
+        ));
+        report.commands.push(cmd.cmdline());
+        let out = cmd.output()?;
+        if out.status.success() {
+            break;
+        }
+        match backend.install_failure(&cmd, &out, &plan) {
+            InstallError::NotFound { missing: gone, .. } if !refreshed => {
+                refreshed = true;
+                if let Some(refresh) = backend.refresh_cmd() {
+                    progress(&format!(
+                        "{} not found; refreshing the repository metadata",
+                        gone.join(" ")
+                    ));
+                    report.commands.push(refresh.cmdline());
+                    if let Err(e) = refresh.run() {
+                        report
+                            .notes
+                            .push(format!("refreshing the repository metadata failed: {e}"));
+                    }
+                }
+            }
+            InstallError::NotFound { missing: gone, .. } => {
+                for g in gone {
+                    if tracking.contains(&g) {
+                        report.notes.push(format!(
+                            "meta package {g} is not available; future kernels of this flavour will need \
+                             `connector-installer headers` (the kernel hooks run it)"
+                        ));
+                        report.tracking.retain(|t| t != &g);
+                    } else {
+                        missing.push(g.clone());
+                    }
+                    plan.packages.retain(|p| p != &g);
+                }
+            }
+            InstallError::Locked { source } => {
+                failure = Some(format!(
+                    "the package manager became locked by another process: {source}"
+                ));
+                break;
+            }
+            InstallError::Failed(source) => {
+                failure = Some(source.to_string());
+                break;
+            }
+        }
+    }
+
+    // 6. Verify on disk.
+    for k in &wanted {
+        let pkg = k.headers.package.clone().unwrap_or_default();
+        let outcome = if missing.contains(&pkg) {
+            Outcome::Failed {
+                package: Some(pkg.clone()),
+                reason: format!(
+                    "{pkg} is not in the configured repositories (the distribution may have removed this \
+                     kernel's build); fetch it from the vendor archive or update the kernel"
+                ),
+            }
+        } else if let Some(f) = &failure {
+            Outcome::Failed {
+                package: Some(pkg.clone()),
+                reason: f.clone(),
+            }
+        } else {
+            let on_disk = headers::check(&opts.root, &k.release).with_context(|| {
+                format!("checking the headers of {} after installing", k.release)
+            })?;
+            match on_disk.path {
+                Some(path) => Outcome::Installed {
+                    package: pkg.clone(),
+                    source: "repository".into(),
+                    path,
+                },
+                None => Outcome::Failed {
+                    package: Some(pkg.clone()),
+                    reason: format!(
+                        "{pkg} was installed but no usable header tree for {} appeared: {:?}",
+                        k.release, on_disk.rejected
+                    ),
+                },
+            }
+        };
+        report.kernels.push(result(k, outcome));
+    }
+    Ok(report)
+}
+
+fn result(k: &KernelReport, outcome: Outcome) -> KernelResult {
+    KernelResult {
+        release: k.release.clone(),
+        running: k.running,
+        package: k.headers.package.clone(),
+        outcome,
+    }
+}
+
+fn deferral_reason(sign: &TransactionSign) -> String {
+    format!(
+        "{sign}; the package manager cannot be called from inside its own transaction, so the headers \
+         are installed after it ends (run `connector-installer headers` then)"
+    )
+}
+
+fn wait_for_lock(
+    backend: &dyn PackageBackend,
+    timeout: Duration,
+    progress: &mut dyn FnMut(&str),
+) -> Result<()> {
+    let waited = lock::wait_for_locks(
+        &backend.lock_files(),
+        timeout,
+        Duration::from_secs(5),
+        |h, t| {
+            progress(&format!(
+                "waiting for the package manager: {h}, {}s of at most {}s",
+                t.as_secs(),
+                timeout.as_secs()
+            ))
+        },
+    )
+    .context("checking the package manager's lock")?;
+    if let Err(h) = waited {
+        anyhow::bail!(
+            "the package manager is busy: {h} for more than {}s; let it finish and run this again, \
+             or wait longer with --lock-timeout SECONDS",
+            timeout.as_secs()
+        );
+    }
+    Ok(())
+}
+
+/// The report for people.
+pub fn render_text(r: &HeadersReport) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    for k in &r.kernels {
+        let line = match &k.outcome {
+            Outcome::AlreadyPresent { path } => format!("headers present at {path}"),
+            Outcome::NotNeeded => "no headers needed (kernel-module path)".into(),
+            Outcome::Installed { package, path, .. } => format!("installed {package} ({path})"),
+            Outcome::WouldInstall { package } => format!("would install {package}"),
+            Outcome::Deferred { package, .. } => format!("deferred: {package}"),
+            Outcome::Failed { package, reason } => match package {
+                Some(p) => format!("FAILED {p}: {reason}"),
+                None => format!("FAILED: {reason}"),
+            },
+        };
+        let _ = writeln!(s, "{}: {line}", k.release);
+    }
+    if !r.tracking.is_empty() {
+        let verb = if r.dry_run {
+            "would also install"
+        } else {
+            "also installed"
+        };
+        let _ = writeln!(
+            s,
+            "{verb} {} so that future kernels bring their headers along",
+            r.tracking.join(" ")
+        );
+    }
+    for c in &r.commands {
+        let _ = writeln!(
+            s,
+            "{} {c}",
+            if r.dry_run || r.deferred.is_some() {
+                "command:"
+            } else {
+                "ran:"
+            }
+        );
+    }
+    for n in &r.notes {
+        let _ = writeln!(s, "note: {n}");
+    }
+    if let Some(d) = &r.deferred {
+        let _ = writeln!(s, "deferred: {d}");
+    }
+    s
+}
