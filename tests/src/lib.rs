@@ -11,6 +11,8 @@
 //! `linux-image` + `linux-modules` + `linux-headers-K` + `linux-headers-V`
 //! (Ubuntu).
 
+pub mod http;
+
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};

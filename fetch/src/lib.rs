@@ -1,0 +1,430 @@
+//! Downloads from vendor archives, verified while they stream.
+//!
+//! - TLS is verified against the system's CA store (rustls with the ring
+//!   provider and the platform verifier); `http://` is refused unless the URL
+//!   starts with a prefix the administrator allowed (an internal mirror), and
+//!   a redirect may never lead to a plain-http URL outside those prefixes.
+//! - Proxies come from the environment (`https_proxy`, `no_proxy`, …).
+//! - sha256 is computed while the bytes are written; a broken transfer is
+//!   resumed with `Range` (restarted when the server ignores it) and retried;
+//!   a finished file whose size or digest differs from what the repository
+//!   metadata promised is deleted and reported.
+//! - Every wait is bounded: connect timeout, an idle timeout per read, and a
+//!   cap on metadata sizes.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+/// How downloads may be made.
+#[derive(Debug, Clone)]
+pub struct FetchPolicy {
+    /// URL prefixes (`http://mirror.internal/`) under which plain http is
+    /// allowed. Empty: https only.
+    pub allow_http: Vec<String>,
+    pub connect_timeout: Duration,
+    /// The longest silence tolerated while reading.
+    pub idle_timeout: Duration,
+    /// Attempts per download (the first one included).
+    pub attempts: u32,
+}
+
+impl Default for FetchPolicy {
+    fn default() -> Self {
+        FetchPolicy {
+            allow_http: Vec::new(),
+            connect_timeout: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(60),
+            attempts: 4,
+        }
+    }
+}
+
+/// Errors a caller branches on (try the next archive, give up, tell the user).
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("refusing {url}: plain http is allowed only for archives configured with allow-http")]
+    InsecureUrl { url: String },
+    #[error("{url}: HTTP status {status}")]
+    Status { url: String, status: u16 },
+    #[error("{url}: no answer within {}s", timeout.as_secs())]
+    Timeout { url: String, timeout: Duration },
+    #[error("{url}: {detail}")]
+    Transport { url: String, detail: String },
+    #[error("{url}: more than {limit} bytes")]
+    TooLarge { url: String, limit: u64 },
+    #[error("{url}: sha256 {actual} does not match the repository's {expected}")]
+    DigestMismatch {
+        url: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("{url}: {actual} bytes, the repository says {expected}")]
+    SizeMismatch {
+        url: String,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl FetchError {
+    /// Worth another attempt (the network), as opposed to a verdict.
+    fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            FetchError::Timeout { .. } | FetchError::Transport { .. }
+        ) || matches!(self, FetchError::Status { status, .. } if *status >= 500)
+    }
+}
+
+/// What was expected of a download.
+#[derive(Debug, Clone, Default)]
+pub struct Expect {
+    /// Lowercase hex sha256.
+    pub sha256: Option<String>,
+    pub size: Option<u64>,
+}
+
+/// A finished, verified download.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Downloaded {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// An HTTP(S) client bound to a policy.
+pub struct Fetcher {
+    client: reqwest::blocking::Client,
+    policy: FetchPolicy,
+}
+
+static PROVIDER: Once = Once::new();
+
+impl Fetcher {
+    pub fn new(policy: FetchPolicy) -> Result<Fetcher, FetchError> {
+        PROVIDER.call_once(|| {
+            // Another crate may have installed one already: either is fine.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        });
+        let allow = policy.allow_http.clone();
+        let redirect = reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= 10 {
+                attempt.error("too many redirects")
+            } else if !url_allowed(attempt.url().as_str(), &allow) {
+                let url = attempt.url().to_string();
+                attempt.error(format!("redirect to {url}: plain http is not allowed here"))
+            } else {
+                attempt.follow()
+            }
+        });
+        let client = reqwest::blocking::Client::builder()
+            .connect_timeout(policy.connect_timeout)
+            // The blocking client applies this to the request and then to
+            // each read of the body: an idle timeout, not a total one.
+            .timeout(policy.idle_timeout)
+            .redirect(redirect)
+            .user_agent(concat!("connector-installer/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| FetchError::Transport {
+                url: String::new(),
+                detail: format!("building the HTTP client: {e}"),
+            })?;
+        Ok(Fetcher { client, policy })
+    }
+
+    pub fn policy(&self) -> &FetchPolicy {
+        &self.policy
+    }
+
+    fn check_url(&self, url: &str) -> Result<(), FetchError> {
+        if url_allowed(url, &self.policy.allow_http) {
+            Ok(())
+        } else {
+            Err(FetchError::InsecureUrl {
+                url: url.to_string(),
+            })
+        }
+    }
+
+    fn send(&self, url: &str, from: u64) -> Result<reqwest::blocking::Response, FetchError> {
+        self.check_url(url)?;
+        log::debug!(
+            "GET {url}{}",
+            if from > 0 {
+                format!(" from byte {from}")
+            } else {
+                String::new()
+            }
+        );
+        let mut req = self.client.get(url);
+        if from > 0 {
+            req = req.header(reqwest::header::RANGE, format!("bytes={from}-"));
+        }
+        let resp = req.send().map_err(|e| self.transport(url, e))?;
+        let status = resp.status().as_u16();
+        if !(200..300).contains(&status) {
+            return Err(FetchError::Status {
+                url: url.to_string(),
+                status,
+            });
+        }
+        Ok(resp)
+    }
+
+    fn transport(&self, url: &str, e: reqwest::Error) -> FetchError {
+        if e.is_timeout() {
+            return FetchError::Timeout {
+                url: url.to_string(),
+                timeout: self.policy.idle_timeout,
+            };
+        }
+        if e.is_redirect() {
+            // The policy's own message says why.
+            return FetchError::InsecureUrl {
+                url: format!("{url} ({})", error_chain(&e)),
+            };
+        }
+        FetchError::Transport {
+            url: url.to_string(),
+            detail: error_chain(&e),
+        }
+    }
+
+    /// Fetches a small document (repository metadata) into memory, at most
+    /// `limit` bytes, retrying transient failures.
+    pub fn get(&self, url: &str, limit: u64) -> Result<Vec<u8>, FetchError> {
+        let mut last = None;
+        for _ in 0..self.policy.attempts.max(1) {
+            match self.get_once(url, limit) {
+                Ok(b) => return Ok(b),
+                Err(e) if e.is_transient() => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.expect("at least one attempt"))
+    }
+
+    fn get_once(&self, url: &str, limit: u64) -> Result<Vec<u8>, FetchError> {
+        let resp = self.send(url, 0)?;
+        let mut body = Vec::new();
+        resp.take(limit + 1)
+            .read_to_end(&mut body)
+            .map_err(|e| self.read_error(url, e))?;
+        if body.len() as u64 > limit {
+            return Err(FetchError::TooLarge {
+                url: url.to_string(),
+                limit,
+            });
+        }
+        Ok(body)
+    }
+
+    fn read_error(&self, url: &str, e: io::Error) -> FetchError {
+        let text = error_chain(&e);
+        if e.kind() == io::ErrorKind::TimedOut || text.contains("timed out") {
+            FetchError::Timeout {
+                url: url.to_string(),
+                timeout: self.policy.idle_timeout,
+            }
+        } else {
+            FetchError::Transport {
+                url: url.to_string(),
+                detail: text,
+            }
+        }
+    }
+
+    /// Downloads `url` to `dest` (created with mode 0600), hashing as it
+    /// goes; resumes and retries broken transfers. On any verification
+    /// failure the file is deleted.
+    pub fn download(
+        &self,
+        url: &str,
+        dest: &Path,
+        expect: &Expect,
+        progress: &mut dyn FnMut(u64, Option<u64>),
+    ) -> Result<Downloaded, FetchError> {
+        let result = self.download_inner(url, dest, expect, progress);
+        if result.is_err() {
+            let _ = fs::remove_file(dest);
+        }
+        result
+    }
+
+    fn download_inner(
+        &self,
+        url: &str,
+        dest: &Path,
+        expect: &Expect,
+        progress: &mut dyn FnMut(u64, Option<u64>),
+    ) -> Result<Downloaded, FetchError> {
+        let io_err = |source| FetchError::Io {
+            path: dest.to_path_buf(),
+            source,
+        };
+        let mut file = create_private(dest).map_err(io_err)?;
+        let mut hasher = Sha256::new();
+        let mut written: u64 = 0;
+        let mut last: Option<FetchError>;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.send(url, written) {
+                Ok(mut resp) => {
+                    if written > 0 && resp.status().as_u16() != 206 {
+                        // The server ignored Range: start over.
+                        log::debug!("{url}: server ignored Range, restarting");
+                        file.set_len(0).map_err(io_err)?;
+                        file = create_private(dest).map_err(io_err)?;
+                        hasher = Sha256::new();
+                        written = 0;
+                    }
+                    let total = resp.content_length().map(|l| l + written).or(expect.size);
+                    if let (Some(t), Some(want)) = (total, expect.size) {
+                        if t > want {
+                            return Err(FetchError::SizeMismatch {
+                                url: url.to_string(),
+                                expected: want,
+                                actual: t,
+                            });
+                        }
+                    }
+                    let mut buf = vec![0u8; 64 * 1024];
+                    let read_result: Result<(), FetchError> = loop {
+                        match resp.read(&mut buf) {
+                            Ok(0) => break Ok(()),
+                            Ok(n) => {
+                                file.write_all(&buf[..n]).map_err(io_err)?;
+                                hasher.update(&buf[..n]);
+                                written += n as u64;
+                                if let Some(want) = expect.size {
+                                    if written > want {
+                                        break Err(FetchError::SizeMismatch {
+                                            url: url.to_string(),
+                                            expected: want,
+                                            actual: written,
+                                        });
+                                    }
+                                }
+                                progress(written, total);
+                            }
+                            Err(e) => break Err(self.read_error(url, e)),
+                        }
+                    };
+                    match read_result {
+                        Ok(()) => {
+                            let complete = match total {
+                                Some(t) => written >= t,
+                                None => true,
+                            };
+                            if complete {
+                                break;
+                            }
+                            last = Some(FetchError::Transport {
+                                url: url.to_string(),
+                                detail: format!(
+                                    "connection closed after {written} of {} bytes",
+                                    total.unwrap_or(0)
+                                ),
+                            });
+                        }
+                        Err(e) if e.is_transient() => last = Some(e),
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(e) if e.is_transient() => last = Some(e),
+                Err(e) => return Err(e),
+            }
+            if attempts >= self.policy.attempts.max(1) {
+                return Err(last.expect("a failed attempt left an error"));
+            }
+            log::debug!(
+                "{url}: attempt {attempts} failed ({:?}); resuming at byte {written}",
+                last
+            );
+            std::thread::sleep(Duration::from_millis(200 * u64::from(attempts)));
+        }
+        file.sync_all().map_err(io_err)?;
+        let actual = hex::encode(hasher.finalize());
+        if let Some(want) = expect.size {
+            if written != want {
+                return Err(FetchError::SizeMismatch {
+                    url: url.to_string(),
+                    expected: want,
+                    actual: written,
+                });
+            }
+        }
+        if let Some(want) = &expect.sha256 {
+            if !want.eq_ignore_ascii_case(&actual) {
+                return Err(FetchError::DigestMismatch {
+                    url: url.to_string(),
+                    expected: want.to_ascii_lowercase(),
+                    actual,
+                });
+            }
+        }
+        Ok(Downloaded {
+            path: dest.to_path_buf(),
+            sha256: actual,
+            size: written,
+        })
+    }
+}
+
+/// Opens `dest` for appending, creating it 0600.
+fn create_private(dest: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(dest)
+}
+
+/// https always; http only under an allowed prefix; nothing else.
+pub fn url_allowed(url: &str, allow_http: &[String]) -> bool {
+    let lower = url.to_ascii_lowercase();
+    if lower.starts_with("https://") {
+        return true;
+    }
+    lower.starts_with("http://") && allow_http.iter().any(|p| url.starts_with(p.as_str()))
+}
+
+/// sha256 of a file, hex.
+pub fn sha256_file(path: &Path) -> io::Result<String> {
+    let mut f = File::open(path)?;
+    let mut h = Sha256::new();
+    io::copy(&mut f, &mut h)?;
+    Ok(hex::encode(h.finalize()))
+}
+
+/// sha256 of bytes, hex.
+pub fn sha256_bytes(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}

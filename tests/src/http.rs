@@ -1,0 +1,207 @@
+//! A small HTTP/1.1 file server on loopback, for archive tests: serves a
+//! directory (with `Range` support, so resumed downloads can be tested) and
+//! misbehaves on request — hangs, cuts a transfer short, redirects, corrupts
+//! bytes — the way real mirrors and proxies do. Only 127.0.0.1 is used.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+/// How the server answers one path.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Accept, read the request, never answer.
+    Hang,
+    /// Announce the full length, send this many bytes, close. Only for the
+    /// first `times` requests; later ones are served normally.
+    Truncate { after: usize, times: usize },
+    /// Answer 302 to this location.
+    Redirect(String),
+    /// Flip one byte in the middle of the body.
+    Corrupt,
+    /// Answer with this status and no body.
+    Status(u16),
+}
+
+#[derive(Default)]
+struct State {
+    faults: HashMap<String, Fault>,
+    /// Every request: (path, Range header).
+    log: Vec<(String, Option<String>)>,
+}
+
+/// The running server; stops when dropped.
+pub struct TestServer {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl TestServer {
+    /// Serves `dir` on 127.0.0.1 at a free port.
+    pub fn start(dir: &Path) -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binding a loopback port");
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(Mutex::new(State::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (st, sp, root) = (state.clone(), stop.clone(), dir.to_path_buf());
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                if sp.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let (st, sp, root) = (st.clone(), sp.clone(), root.clone());
+                thread::spawn(move || {
+                    let _ = serve(conn, &root, &st, &sp);
+                });
+            }
+        });
+        TestServer { addr, state, stop }
+    }
+
+    /// `http://127.0.0.1:PORT/` + path.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}/{}", self.addr, path.trim_start_matches('/'))
+    }
+
+    /// Makes `path` (URL path, no leading slash) misbehave.
+    pub fn fault(&self, path: &str, fault: Fault) {
+        self.state
+            .lock()
+            .unwrap()
+            .faults
+            .insert(path.trim_start_matches('/').to_string(), fault);
+    }
+
+    /// The requests served so far: (path, Range header).
+    pub fn requests(&self) -> Vec<(String, Option<String>)> {
+        self.state.lock().unwrap().log.clone()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+    }
+}
+
+fn serve(
+    mut conn: TcpStream,
+    root: &Path,
+    state: &Mutex<State>,
+    stop: &AtomicBool,
+) -> std::io::Result<()> {
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut request = String::new();
+    reader.read_line(&mut request)?;
+    let mut range = None;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            if k.eq_ignore_ascii_case("range") {
+                range = Some(v.trim().to_string());
+            }
+        }
+    }
+    let path = request
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("/")
+        .trim_start_matches('/')
+        .to_string();
+    let fault = {
+        let mut s = state.lock().unwrap();
+        s.log.push((path.clone(), range.clone()));
+        let f = s.faults.get(&path).cloned();
+        if let Some(Fault::Truncate { after, times }) = &f {
+            if *times <= 1 {
+                s.faults.remove(&path);
+            } else {
+                s.faults.insert(
+                    path.clone(),
+                    Fault::Truncate {
+                        after: *after,
+                        times: times - 1,
+                    },
+                );
+            }
+        }
+        f
+    };
+    match fault {
+        Some(Fault::Hang) => {
+            while !stop.load(Ordering::SeqCst) {
+                thread::sleep(Duration::from_millis(50));
+            }
+            return Ok(());
+        }
+        Some(Fault::Redirect(to)) => {
+            return write!(conn, "HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+        Some(Fault::Status(code)) => {
+            return write!(
+                conn,
+                "HTTP/1.1 {code} Nope\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+        _ => {}
+    }
+    let file: PathBuf = root.join(&path);
+    let Ok(mut body) = std::fs::read(&file) else {
+        return write!(
+            conn,
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+    };
+    if let Some(Fault::Corrupt) = fault {
+        let mid = body.len() / 2;
+        if let Some(b) = body.get_mut(mid) {
+            *b ^= 0xff;
+        }
+    }
+    let total = body.len();
+    let (status, start) = match range
+        .as_deref()
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.strip_suffix('-'))
+    {
+        Some(n) => match n.parse::<usize>() {
+            Ok(n) if n < total => ("206 Partial Content", n),
+            _ => ("416 Range Not Satisfiable", total),
+        },
+        None => ("200 OK", 0),
+    };
+    let part = &body[start..];
+    let mut head = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nAccept-Ranges: bytes\r\nConnection: close\r\n",
+        part.len()
+    );
+    if start > 0 {
+        head.push_str(&format!(
+            "Content-Range: bytes {start}-{}/{total}\r\n",
+            total - 1
+        ));
+    }
+    head.push_str("\r\n");
+    conn.write_all(head.as_bytes())?;
+    match fault {
+        Some(Fault::Truncate { after, .. }) => {
+            conn.write_all(&part[..after.min(part.len())])?;
+            conn.flush()?;
+            // Close without sending the rest.
+            return Ok(());
+        }
+        _ => conn.write_all(part)?,
+    }
+    conn.flush()
+}
