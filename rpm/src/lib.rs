@@ -7,6 +7,8 @@
 //! resolved inside the root first (`/usr/lib/sysimage/rpm` on newer systems,
 //! `/var/lib/rpm` elsewhere).
 
+pub mod archive;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::OnceLock;

@@ -1,0 +1,562 @@
+//! Finding, fetching and verifying an exact RPM in a vendor archive (CentOS
+//! vault, Oracle's yum server, Rocky/Alma vaults, Amazon's mirrors, or an
+//! internal mirror) when the configured repositories no longer carry it.
+//!
+//! The chain of trust, end to end:
+//! 1. `repodata/repomd.xml` names the primary metadata and its sha256;
+//! 2. the primary metadata must hash to that sha256, and names the package's
+//!    location, size and sha256;
+//! 3. the downloaded package must have that size and sha256 (checked while
+//!    it streams);
+//! 4. its header must name exactly the package asked for
+//!    (name, version, release, arch);
+//! 5. its signature must verify against a key the *root* already trusts
+//!    (`/etc/pki/rpm-gpg/`), and the signed header's payload digest must
+//!    match the payload — or, for packages older than payload digests, a v3
+//!    signature must cover header and payload.
+//!
+//! Steps 1–3 catch a broken mirror; 4–5 are what make the package
+//! trustworthy, since repository metadata itself is not signed.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use connector_fetch::{sha256_bytes, Expect, FetchError, Fetcher};
+use connector_host::Root;
+use quick_xml::events::Event;
+use rpm::signature::pgp::Verifier;
+use rpm::signature::Verifying;
+use sha2::{Digest, Sha256};
+
+/// Repository metadata larger than this is refused (AppStream's primary
+/// is tens of MB compressed).
+const METADATA_LIMIT: u64 = 512 * 1024 * 1024;
+
+/// `name-version-release.arch`, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nevra {
+    pub name: String,
+    pub version: String,
+    pub release: String,
+    pub arch: String,
+}
+
+impl Nevra {
+    /// Parses `kernel-devel-4.18.0-513.5.1.el8_9.x86_64`.
+    pub fn parse(s: &str) -> Option<Nevra> {
+        let (rest, arch) = s.rsplit_once('.')?;
+        let (rest, release) = rest.rsplit_once('-')?;
+        let (name, version) = rest.rsplit_once('-')?;
+        if name.is_empty() || version.is_empty() || release.is_empty() || arch.is_empty() {
+            return None;
+        }
+        Some(Nevra {
+            name: name.into(),
+            version: version.into(),
+            release: release.into(),
+            arch: arch.into(),
+        })
+    }
+}
+
+impl std::fmt::Display for Nevra {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}-{}-{}.{}",
+            self.name, self.version, self.release, self.arch
+        )
+    }
+}
+
+/// A package as the repository metadata describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoPackage {
+    pub url: String,
+    pub sha256: String,
+    pub size: Option<u64>,
+}
+
+/// Why an archive could not supply a verified package. The orchestration
+/// tries the next archive on `NotInRepo`/`Fetch`, and reports the rest.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error("{url}: malformed repository metadata: {detail}")]
+    Metadata { url: String, detail: String },
+    #[error("{url}: primary metadata sha256 {actual} does not match repomd.xml's {expected} (tampered or inconsistent mirror)")]
+    MetadataDigest {
+        url: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("{package} is not in {base}")]
+    NotInRepo { package: String, base: String },
+    #[error(
+        "{url}: the repository lists only a {algo} checksum for {package}; sha256 is required"
+    )]
+    WeakChecksum {
+        url: String,
+        package: String,
+        algo: String,
+    },
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+}
+
+/// Why a downloaded package is not acceptable.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("{path}: not a readable RPM: {detail}")]
+    Unreadable { path: PathBuf, detail: String },
+    #[error("{path}: the package header says {field} {found}, expected {expected}")]
+    HeaderMismatch {
+        path: PathBuf,
+        field: &'static str,
+        expected: String,
+        found: String,
+    },
+    #[error("{path}: the package is not signed")]
+    Unsigned { path: PathBuf },
+    #[error(
+        "{path}: its signature does not verify against any key trusted in the root ({keys}); \
+         import the vendor's key into /etc/pki/rpm-gpg/ if the package is genuine: {detail}"
+    )]
+    BadSignature {
+        path: PathBuf,
+        keys: String,
+        detail: String,
+    },
+    #[error("no trusted RPM signing keys in the root's /etc/pki/rpm-gpg/ to verify {path} with")]
+    NoKeys { path: PathBuf },
+    #[error("{path}: payload sha256 {actual} does not match the signed header's {expected}")]
+    PayloadDigest {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error(
+        "{path}: the signature does not cover the payload (no payload digest, no v3 signature)"
+    )]
+    PayloadUnsigned { path: PathBuf },
+}
+
+/// Looks `want` up in the rpm-md repository at `base` (ending in `/`).
+pub fn find_in_repo(
+    fetcher: &Fetcher,
+    base: &str,
+    want: &Nevra,
+) -> Result<RepoPackage, ArchiveError> {
+    let base = if base.ends_with('/') {
+        base.to_string()
+    } else {
+        format!("{base}/")
+    };
+    let repomd_url = format!("{base}repodata/repomd.xml");
+    let repomd = fetcher.get(&repomd_url, 16 * 1024 * 1024)?;
+    let (href, sha256) = primary_location(&repomd).map_err(|detail| ArchiveError::Metadata {
+        url: repomd_url.clone(),
+        detail,
+    })?;
+    let primary_url = format!("{base}{href}");
+    let compressed = fetcher.get(&primary_url, METADATA_LIMIT)?;
+    let actual = sha256_bytes(&compressed);
+    if !actual.eq_ignore_ascii_case(&sha256) {
+        return Err(ArchiveError::MetadataDigest {
+            url: primary_url,
+            expected: sha256,
+            actual,
+        });
+    }
+    let xml = decompress(&href, &compressed).map_err(|e| ArchiveError::Metadata {
+        url: primary_url.clone(),
+        detail: format!("decompressing: {e}"),
+    })?;
+    match find_package(&xml, want).map_err(|detail| ArchiveError::Metadata {
+        url: primary_url.clone(),
+        detail,
+    })? {
+        Some(entry) => {
+            if entry.sum_type != "sha256" {
+                return Err(ArchiveError::WeakChecksum {
+                    url: primary_url,
+                    package: want.to_string(),
+                    algo: entry.sum_type,
+                });
+            }
+            Ok(RepoPackage {
+                url: format!("{base}{}", entry.href),
+                sha256: entry.sum.to_ascii_lowercase(),
+                size: entry.size,
+            })
+        }
+        None => Err(ArchiveError::NotInRepo {
+            package: want.to_string(),
+            base,
+        }),
+    }
+}
+
+/// Fetches `pkg` into `dir` and verifies it completely; returns the file.
+pub fn fetch_verified(
+    fetcher: &Fetcher,
+    pkg: &RepoPackage,
+    want: &Nevra,
+    root: &Root,
+    dir: &Path,
+    progress: &mut dyn FnMut(u64, Option<u64>),
+) -> Result<PathBuf, ArchiveError> {
+    let dest = dir.join(format!("{want}.rpm"));
+    let got = fetcher.download(
+        &pkg.url,
+        &dest,
+        &Expect {
+            sha256: Some(pkg.sha256.clone()),
+            size: pkg.size,
+        },
+        progress,
+    )?;
+    let keys = trusted_keys(root);
+    if let Err(e) = verify_rpm(&got.path, want, &keys) {
+        let _ = std::fs::remove_file(&got.path);
+        return Err(e.into());
+    }
+    Ok(got.path)
+}
+
+/// The armored keys in the root's `/etc/pki/rpm-gpg/`: (file name, bytes).
+pub fn trusted_keys(root: &Root) -> Vec<(String, Vec<u8>)> {
+    let mut keys = Vec::new();
+    for name in root.read_dir_names("/etc/pki/rpm-gpg").unwrap_or_default() {
+        let p = Path::new("/etc/pki/rpm-gpg").join(&name);
+        if let Ok(Some(text)) = root.read_to_string_optional(&p) {
+            if text.contains("-----BEGIN PGP PUBLIC KEY BLOCK-----") {
+                keys.push((name.to_string_lossy().into_owned(), text.into_bytes()));
+            }
+        }
+    }
+    keys
+}
+
+/// Verifies a package file: exact identity, signature by a trusted key, and
+/// payload covered by that signature. Reads the header into memory and
+/// streams the payload.
+pub fn verify_rpm(
+    path: &Path,
+    want: &Nevra,
+    keys: &[(String, Vec<u8>)],
+) -> Result<(), VerifyError> {
+    let unreadable = |detail: String| VerifyError::Unreadable {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let meta = rpm::PackageMetadata::open(path).map_err(|e| unreadable(e.to_string()))?;
+    let fields: [(&'static str, &str, Result<&str, rpm::Error>); 4] = [
+        ("name", &want.name, meta.get_name()),
+        ("version", &want.version, meta.get_version()),
+        ("release", &want.release, meta.get_release()),
+        ("arch", &want.arch, meta.get_arch()),
+    ];
+    for (field, expected, found) in fields {
+        let found = found.map_err(|e| unreadable(e.to_string()))?;
+        if found != expected {
+            return Err(VerifyError::HeaderMismatch {
+                path: path.to_path_buf(),
+                field,
+                expected: expected.to_string(),
+                found: found.to_string(),
+            });
+        }
+    }
+    if keys.is_empty() {
+        return Err(VerifyError::NoKeys {
+            path: path.to_path_buf(),
+        });
+    }
+    let mut verifier = Verifier::new();
+    let mut names = Vec::new();
+    for (name, bytes) in keys {
+        // A file that is not a usable key is skipped, not fatal.
+        if verifier.load_from_asc_bytes(bytes).is_ok() {
+            names.push(name.clone());
+        }
+    }
+    let key_list = names.join(", ");
+    let report = meta
+        .check_signatures(&verifier)
+        .map_err(|e| unreadable(e.to_string()))?;
+    if report.signatures.is_empty() {
+        return Err(VerifyError::Unsigned {
+            path: path.to_path_buf(),
+        });
+    }
+    if let Some(failed) = report.signatures.iter().find_map(|s| s.error.as_ref()) {
+        if report.signatures.iter().all(|s| s.error.is_some()) {
+            return Err(VerifyError::BadSignature {
+                path: path.to_path_buf(),
+                keys: key_list,
+                detail: failed.to_string(),
+            });
+        }
+    }
+    if let Err(e) = report.digests.result() {
+        return Err(unreadable(format!("header digest: {e}")));
+    }
+    // The header is signed; the payload is covered through the header's
+    // payload digest (rpm >= 4.14) ...
+    let offset = meta.get_package_segment_offsets().payload;
+    if let Ok(expected) = meta
+        .header
+        .get_entry_data_as_string(rpm::IndexTag::RPMTAG_PAYLOADSHA256)
+    {
+        let mut f = File::open(path).map_err(|e| unreadable(e.to_string()))?;
+        f.seek(SeekFrom::Start(offset))
+            .map_err(|e| unreadable(e.to_string()))?;
+        let mut h = Sha256::new();
+        io::copy(&mut f, &mut h).map_err(|e| unreadable(e.to_string()))?;
+        let actual = hex::encode(h.finalize());
+        if !actual.eq_ignore_ascii_case(expected) {
+            return Err(VerifyError::PayloadDigest {
+                path: path.to_path_buf(),
+                expected: expected.to_string(),
+                actual,
+            });
+        }
+        return Ok(());
+    }
+    // ... or, for older packages, by a v3 signature over header + payload.
+    for tag in [
+        rpm::IndexSignatureTag::RPMSIGTAG_PGP,
+        rpm::IndexSignatureTag::RPMSIGTAG_GPG,
+    ] {
+        if let Ok(sig) = meta.signature.get_entry_data_as_binary(tag) {
+            // The signed data is the header as stored, then the payload:
+            // everything from the header's offset to the end of the file.
+            let header_at = meta.get_package_segment_offsets().header;
+            let mut f = BufReader::new(File::open(path).map_err(|e| unreadable(e.to_string()))?);
+            f.seek(SeekFrom::Start(header_at))
+                .map_err(|e| unreadable(e.to_string()))?;
+            return verifier
+                .verify(f, sig)
+                .map_err(|e| VerifyError::BadSignature {
+                    path: path.to_path_buf(),
+                    keys: key_list.clone(),
+                    detail: format!("v3 header+payload signature: {e}"),
+                });
+        }
+    }
+    Err(VerifyError::PayloadUnsigned {
+        path: path.to_path_buf(),
+    })
+}
+
+/// The primary metadata's location and sha256, from repomd.xml.
+fn primary_location(repomd: &[u8]) -> Result<(String, String), String> {
+    let mut reader = quick_xml::Reader::from_reader(repomd);
+    let mut buf = Vec::new();
+    let mut in_primary = false;
+    let mut in_checksum = false;
+    let mut checksum_type = String::new();
+    let mut href = None;
+    let mut sum = None;
+    loop {
+        match reader
+            .read_event_into(&mut buf)
+            .map_err(|e| e.to_string())?
+        {
+            Event::Start(e) | Event::Empty(e) => {
+                let name = e.local_name();
+                match name.as_ref() {
+                    b"data" => {
+                        in_primary = attr(&e, b"type").as_deref() == Some("primary");
+                    }
+                    b"checksum" if in_primary => {
+                        in_checksum = true;
+                        checksum_type = attr(&e, b"type").unwrap_or_default();
+                    }
+                    b"location" if in_primary => href = attr(&e, b"href"),
+                    _ => {}
+                }
+            }
+            Event::Text(t) if in_checksum => {
+                let text = t.decode().map_err(|e| e.to_string())?;
+                sum = Some(text.trim().to_string());
+            }
+            Event::End(e) => match e.local_name().as_ref() {
+                b"checksum" => in_checksum = false,
+                b"data" if in_primary => break,
+                _ => {}
+            },
+            Event::Eof => break,
+            _ => {}
+        }
+        buf.clear();
+    }
+    let href = href.ok_or("no <data type=\"primary\"> location")?;
+    let sum = sum.ok_or("no checksum for the primary metadata")?;
+    if checksum_type != "sha256" {
+        return Err(format!(
+            "primary metadata checksum is {checksum_type}, sha256 is required"
+        ));
+    }
+    if href.contains("..") || href.starts_with('/') || href.contains("://") {
+        return Err(format!("primary location {href:?} leaves the repository"));
+    }
+    Ok((href, sum))
+}
+
+/// One package entry of primary.xml.
+struct PrimaryEntry {
+    href: String,
+    sum_type: String,
+    sum: String,
+    size: Option<u64>,
+}
+
+/// Finds the package in primary.xml.
+fn find_package(xml: &[u8], want: &Nevra) -> Result<Option<PrimaryEntry>, String> {
+    let mut reader = quick_xml::Reader::from_reader(xml);
+    let mut buf = Vec::new();
+    #[derive(Default)]
+    struct Cur {
+        name: String,
+        arch: String,
+        ver: String,
+        rel: String,
+        sum_type: String,
+        sum: String,
+        href: String,
+        size: Option<u64>,
+    }
+    let mut cur = Cur::default();
+    let mut field: Option<&'static str> = None;
+    loop {
+        match reader
+            .read_event_into(&mut buf)
+            .map_err(|e| e.to_string())?
+        {
+            Event::Start(e) | Event::Empty(e) => match e.local_name().as_ref() {
+                b"package" => cur = Cur::default(),
+                b"name" => field = Some("name"),
+                b"arch" => field = Some("arch"),
+                b"checksum" => {
+                    field = Some("checksum");
+                    cur.sum_type = attr(&e, b"type").unwrap_or_default();
+                }
+                b"version" => {
+                    cur.ver = attr(&e, b"ver").unwrap_or_default();
+                    cur.rel = attr(&e, b"rel").unwrap_or_default();
+                }
+                b"location" => cur.href = attr(&e, b"href").unwrap_or_default(),
+                b"size" => cur.size = attr(&e, b"package").and_then(|s| s.parse().ok()),
+                _ => field = None,
+            },
+            Event::Text(t) => {
+                if let Some(f) = field {
+                    let text = t.decode().map_err(|e| e.to_string())?.trim().to_string();
+                    match f {
+                        "name" => cur.name = text,
+                        "arch" => cur.arch = text,
+                        "checksum" => cur.sum = text,
+                        _ => {}
+                    }
+                }
+            }
+            Event::End(e) => {
+                field = None;
+                if e.local_name().as_ref() == b"package"
+                    && cur.name == want.name
+                    && cur.arch == want.arch
+                    && cur.ver == want.version
+                    && cur.rel == want.release
+                {
+                    if cur.href.contains("..")
+                        || cur.href.starts_with('/')
+                        || cur.href.contains("://")
+                    {
+                        return Err(format!(
+                            "package location {:?} leaves the repository",
+                            cur.href
+                        ));
+                    }
+                    return Ok(Some(PrimaryEntry {
+                        href: cur.href,
+                        sum_type: cur.sum_type,
+                        sum: cur.sum,
+                        size: cur.size,
+                    }));
+                }
+            }
+            Event::Eof => return Ok(None),
+            _ => {}
+        }
+        buf.clear();
+    }
+}
+
+fn attr(e: &quick_xml::events::BytesStart<'_>, name: &[u8]) -> Option<String> {
+    e.attributes()
+        .flatten()
+        .find(|a| a.key.local_name().as_ref() == name)
+        .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()))
+}
+
+/// Decompresses metadata by its file name: .gz, .xz, .zst, .bz2 or plain.
+fn decompress(name: &str, bytes: &[u8]) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    if name.ends_with(".gz") {
+        flate2::read::GzDecoder::new(bytes).read_to_end(&mut out)?;
+    } else if name.ends_with(".xz") {
+        xz2::read::XzDecoder::new(bytes).read_to_end(&mut out)?;
+    } else if name.ends_with(".zst") {
+        out = zstd::stream::decode_all(bytes)?;
+    } else if name.ends_with(".bz2") {
+        bzip2::read::BzDecoder::new(bytes).read_to_end(&mut out)?;
+    } else {
+        out.extend_from_slice(bytes);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nevra_parsing() {
+        let n = Nevra::parse("kernel-uek-devel-5.15.0-200.131.27.el8uek.x86_64").unwrap();
+        assert_eq!(n.name, "kernel-uek-devel");
+        assert_eq!(n.version, "5.15.0");
+        assert_eq!(n.release, "200.131.27.el8uek");
+        assert_eq!(n.arch, "x86_64");
+        assert_eq!(
+            n.to_string(),
+            "kernel-uek-devel-5.15.0-200.131.27.el8uek.x86_64"
+        );
+        assert!(Nevra::parse("nodashes").is_none());
+    }
+
+    #[test]
+    fn repomd_parsing_and_hostile_locations() {
+        let ok = br#"<?xml version="1.0"?><repomd xmlns="http://linux.duke.edu/metadata/repo">
+          <data type="filelists"><checksum type="sha256">aa</checksum><location href="repodata/f.xml.gz"/></data>
+          <data type="primary"><checksum type="sha256">bb</checksum><open-checksum type="sha256">cc</open-checksum>
+          <location href="repodata/p-primary.xml.zst"/></data></repomd>"#;
+        assert_eq!(
+            primary_location(ok).unwrap(),
+            ("repodata/p-primary.xml.zst".to_string(), "bb".to_string())
+        );
+        let evil = br#"<repomd><data type="primary"><checksum type="sha256">bb</checksum><location href="../../etc/x"/></data></repomd>"#;
+        assert!(primary_location(evil)
+            .unwrap_err()
+            .contains("leaves the repository"));
+        let weak = br#"<repomd><data type="primary"><checksum type="sha1">bb</checksum><location href="repodata/p.xml"/></data></repomd>"#;
+        assert!(primary_location(weak)
+            .unwrap_err()
+            .contains("sha256 is required"));
+        assert!(primary_location(b"<repomd></repomd>").is_err());
+        assert!(primary_location(b"<repomd><data type=\"primary\"><").is_err());
+    }
+}
