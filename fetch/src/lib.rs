@@ -319,7 +319,15 @@ impl Fetcher {
                                 }
                                 progress(written, total);
                             }
-                            Err(e) => break Err(self.read_error(url, e)),
+                            Err(e) => break Err(match self.read_error(url, e) {
+                                FetchError::Transport { url, detail } => FetchError::Transport {
+                                    url,
+                                    detail: format!(
+                                        "transfer interrupted after {written} bytes: {detail}"
+                                    ),
+                                },
+                                other => other,
+                            }),
                         }
                     };
                     match read_result {

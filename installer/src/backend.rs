@@ -7,6 +7,15 @@ use connector_host::pkg::PackageBackend;
 use connector_host::Root;
 use connector_rpm::RpmBackend;
 
+/// The archive access of the family of `os`; `None` where the family has
+/// no archive fallback yet.
+pub fn archive_for_os(os: &OsInfo, root: &Root) -> Option<Box<dyn crate::archive::ArchiveBackend>> {
+    match os.family()? {
+        Family::Rpm => Some(Box::new(crate::archive::RpmArchive { root: root.clone() })),
+        Family::Deb => None,
+    }
+}
+
 /// The backend for `os` in `root`; `None` when the OS is unknown.
 pub fn for_os(os: &OsInfo, root: &Root) -> Option<Box<dyn PackageBackend>> {
     Some(match (os.family()?, os.pkg_tool()?) {

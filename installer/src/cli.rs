@@ -38,7 +38,9 @@ pub enum Command {
 const HEADERS_ABOUT: &str = "\
 Install exactly the header package (kernel-devel, kernel-uek-devel,
 linux-headers) of every kernel on the eBPF path whose headers are not usable,
-through the system's own package manager, in one transaction. On Debian and
+through the system's own package manager, in one transaction. When the
+repositories no longer carry that build, it is fetched from the vendor's
+archive (or --from DIR) and verified end to end before it is installed. On Debian and
 Ubuntu the kernel flavour's headers meta package comes along, so that future
 kernels bring their headers. Kernels that are fine cause no transaction.
 
@@ -69,6 +71,18 @@ pub struct HeadersArgs {
     /// Seconds to wait for a package lock held by another process
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     pub lock_timeout: u64,
+
+    /// Archive list to use instead of ROOT/etc/connector/archives.conf
+    #[arg(long, value_name = "FILE")]
+    pub archives: Option<PathBuf>,
+
+    /// Take packages the repositories lack from DIR (verified), not the network
+    #[arg(long, value_name = "DIR")]
+    pub from: Option<PathBuf>,
+
+    /// Seconds of silence after which an archive download is given up
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub download_timeout: u64,
 
     /// Called from a package scriptlet: defer, never call the package manager
     #[arg(long, hide = true)]
@@ -143,6 +157,9 @@ pub fn run(cli: Cli) -> Result<i32> {
                 dry_run: args.dry_run,
                 in_transaction: args.in_transaction,
                 lock_timeout: std::time::Duration::from_secs(args.lock_timeout),
+                archives: args.archives,
+                from: args.from,
+                download_timeout: std::time::Duration::from_secs(args.download_timeout),
             };
             let report =
                 match headers::run(&opts, &mut |line| eprintln!("connector-installer: {line}")) {

@@ -16,7 +16,8 @@
 //! 6. check every kernel's tree again: success means usable headers on disk,
 //!    not a zero exit status.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -28,6 +29,7 @@ use connector_host::pkg::{InstallError, InstallPlan, PackageBackend};
 use connector_host::Root;
 use serde::Serialize;
 
+use crate::archive::{self, ArchiveBackend, ArchiveConfig, ArchiveFailure};
 use crate::backend;
 use crate::doctor::{self, DoctorOptions, KernelReport};
 
@@ -56,6 +58,12 @@ pub struct HeadersOptions {
     pub in_transaction: bool,
     /// How long to wait for another process's package lock.
     pub lock_timeout: Duration,
+    /// `--archives FILE` instead of the root's /etc/connector/archives.conf.
+    pub archives: Option<PathBuf>,
+    /// `--from DIR`: pre-downloaded packages, used instead of the network.
+    pub from: Option<PathBuf>,
+    /// Idle timeout of archive downloads.
+    pub download_timeout: Duration,
 }
 
 /// Per-kernel result.
@@ -66,10 +74,12 @@ pub enum Outcome {
     AlreadyPresent { path: String },
     /// The kernel does not need headers (kernel-module path).
     NotNeeded,
-    /// Installed from the configured repositories.
+    /// Installed: `source` is `repository`, `archive` or `local`; `from`
+    /// the URL or file it came from (archive, local).
     Installed {
         package: String,
         source: String,
+        from: Option<String>,
         path: String,
     },
     /// `--dry-run`: this package would be installed.
@@ -319,16 +329,76 @@ pub fn run(opts: &HeadersOptions, progress: &mut dyn FnMut(&str)) -> Result<Head
         }
     }
 
-    // 6. Verify on disk.
+    // 6. What the repositories lack: the vendor archive (or --from DIR),
+    //    verified end to end, then installed as local files.
+    let mut came_from: BTreeMap<String, (String, String)> = BTreeMap::new();
+    let mut fallback_failed: BTreeMap<String, String> = BTreeMap::new();
+    let download_dir = tempfile::Builder::new()
+        .prefix("connector-download-")
+        .tempdir()
+        .context("creating a private download directory")?;
+    if !missing.is_empty() && failure.is_none() {
+        let cfg = ArchiveConfig::load(&opts.root, opts.archives.as_deref())?;
+        let archive = backend::archive_for_os(&os, &opts.root);
+        let mut local = InstallPlan {
+            enable_repos: plan.enable_repos.clone(),
+            ..InstallPlan::default()
+        };
+        for pkg in &missing {
+            let Some(k) = wanted
+                .iter()
+                .find(|k| k.headers.package.as_deref() == Some(pkg.as_str()))
+            else {
+                continue;
+            };
+            let got = match &archive {
+                None => Err(format!(
+                    "{pkg} is not in the configured repositories, and this system's package family has no \
+                     archive fallback yet; install it by hand or update the kernel"
+                )),
+                Some(a) => match &opts.from {
+                    Some(dir) => from_dir(a.as_ref(), dir, pkg),
+                    None => from_archives(a.as_ref(), &os, k, &cfg, pkg, download_dir.path(), opts, progress),
+                },
+            };
+            match got {
+                Ok((file, source, from)) => {
+                    local.local_files.push(file);
+                    came_from.insert(pkg.clone(), (source, from));
+                }
+                Err(reason) => {
+                    fallback_failed.insert(pkg.clone(), reason);
+                }
+            }
+        }
+        if !local.local_files.is_empty() {
+            let cmd = backend.install_cmd(&local);
+            progress(&format!(
+                "installing the verified package(s) with {}",
+                cmd.program().to_string_lossy()
+            ));
+            report.commands.push(cmd.cmdline());
+            let out = cmd.output()?;
+            if !out.status.success() {
+                let err = backend.install_failure(&cmd, &out, &local).to_string();
+                for pkg in came_from.keys() {
+                    fallback_failed.insert(
+                        pkg.clone(),
+                        format!("installing the verified package failed: {err}"),
+                    );
+                }
+                came_from.clear();
+            }
+        }
+    }
+
+    // 7. Verify on disk.
     for k in &wanted {
         let pkg = k.headers.package.clone().unwrap_or_default();
-        let outcome = if missing.contains(&pkg) {
+        let outcome = if let Some(reason) = fallback_failed.get(&pkg) {
             Outcome::Failed {
                 package: Some(pkg.clone()),
-                reason: format!(
-                    "{pkg} is not in the configured repositories (the distribution may have removed this \
-                     kernel's build); fetch it from the vendor archive or update the kernel"
-                ),
+                reason: reason.clone(),
             }
         } else if let Some(f) = &failure {
             Outcome::Failed {
@@ -339,10 +409,15 @@ pub fn run(opts: &HeadersOptions, progress: &mut dyn FnMut(&str)) -> Result<Head
             let on_disk = headers::check(&opts.root, &k.release).with_context(|| {
                 format!("checking the headers of {} after installing", k.release)
             })?;
+            let (source, from) = match came_from.get(&pkg) {
+                Some((s, f)) => (s.clone(), Some(f.clone())),
+                None => ("repository".to_string(), None),
+            };
             match on_disk.path {
                 Some(path) => Outcome::Installed {
                     package: pkg.clone(),
-                    source: "repository".into(),
+                    source,
+                    from,
                     path,
                 },
                 None => Outcome::Failed {
@@ -357,6 +432,148 @@ pub fn run(opts: &HeadersOptions, progress: &mut dyn FnMut(&str)) -> Result<Head
         report.kernels.push(result(k, outcome));
     }
     Ok(report)
+}
+
+/// `--from DIR`: the package file must be there and verify.
+fn from_dir(
+    a: &dyn ArchiveBackend,
+    dir: &Path,
+    pkg: &str,
+) -> Result<(PathBuf, String, String), String> {
+    let file = dir.join(a.local_file_name(pkg));
+    if !file.is_file() {
+        return Err(format!(
+            "{pkg} is not in the configured repositories and {} does not exist",
+            file.display()
+        ));
+    }
+    a.verify_local(&file, pkg)
+        .map_err(|e| format!("{} was refused: {e}", file.display()))?;
+    Ok((file.clone(), "local".into(), file.display().to_string()))
+}
+
+/// Tries every archive root for `pkg`; the first verified download wins.
+#[allow(clippy::too_many_arguments)]
+fn from_archives(
+    a: &dyn ArchiveBackend,
+    os: &OsInfo,
+    k: &KernelReport,
+    cfg: &ArchiveConfig,
+    pkg: &str,
+    dir: &Path,
+    opts: &HeadersOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(PathBuf, String, String), String> {
+    let roots = archive::roots_for(os, k, cfg);
+    if roots.is_empty() {
+        return Err(format!(
+            "{pkg} is not in the configured repositories, and no vendor archive is known for {} {}; \
+             add one to {} (see docs/headers.md) or update the kernel",
+            os.id,
+            os.version_id,
+            archive::CONFIG_PATH
+        ));
+    }
+    let fetcher = connector_fetch::Fetcher::new(connector_fetch::FetchPolicy {
+        allow_http: roots
+            .iter()
+            .filter(|r| r.allow_http)
+            .map(|r| r.url.clone())
+            .collect(),
+        idle_timeout: opts.download_timeout,
+        ..connector_fetch::FetchPolicy::default()
+    })
+    .map_err(|e| e.to_string())?;
+    let mut tried = Vec::new();
+    for r in &roots {
+        progress(&format!("looking for {pkg} in {} ({})", r.url, r.origin));
+        let mut bar = DownloadProgress::new(pkg);
+        match a.fetch_verified(&fetcher, r, pkg, dir, &mut |done, total| {
+            bar.update(done, total)
+        }) {
+            Ok(file) => {
+                bar.finish();
+                progress(&format!("{pkg}: downloaded and verified from {}", r.url));
+                return Ok((file, "archive".into(), r.url.clone()));
+            }
+            Err(ArchiveFailure::NotThere(why)) => {
+                bar.finish();
+                tried.push(format!("{} ({}): not there: {why}", r.url, r.origin));
+            }
+            Err(ArchiveFailure::Rejected(why)) => {
+                bar.finish();
+                tried.push(format!("{} ({}): REFUSED: {why}", r.url, r.origin));
+            }
+        }
+    }
+    Err(format!(
+        "{pkg} is not in the configured repositories, and no archive supplied a verified copy. Tried:\n  {}\n\
+         Either point {} at a mirror that has it, download it and pass --from DIR, or update the kernel \
+         to one the distribution still supports",
+        tried.join("\n  "),
+        archive::CONFIG_PATH
+    ))
+}
+
+/// Download progress on stderr: a bar on a terminal, two plain lines
+/// otherwise (scriptlets, logs).
+struct DownloadProgress {
+    name: String,
+    tty: bool,
+    started: bool,
+    last_pct: Option<u64>,
+}
+
+impl DownloadProgress {
+    fn new(name: &str) -> Self {
+        // SAFETY: isatty has no memory-safety preconditions.
+        let tty = unsafe { libc::isatty(2) } == 1;
+        DownloadProgress {
+            name: name.to_string(),
+            tty,
+            started: false,
+            last_pct: None,
+        }
+    }
+
+    fn update(&mut self, done: u64, total: Option<u64>) {
+        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+        if !self.started {
+            self.started = true;
+            if !self.tty {
+                match total {
+                    Some(t) => eprintln!(
+                        "connector-installer: downloading {} ({:.1} MiB)",
+                        self.name,
+                        mib(t)
+                    ),
+                    None => eprintln!("connector-installer: downloading {}", self.name),
+                }
+            }
+        }
+        if self.tty {
+            let pct = total.filter(|t| *t > 0).map(|t| (done * 100 / t).min(100));
+            if pct != self.last_pct || pct.is_none() {
+                self.last_pct = pct;
+                let width = 30u64;
+                let filled = pct.unwrap_or(0) * width / 100;
+                eprint!(
+                    "\r{} [{}{}] {:>3}% {:.1} MiB",
+                    self.name,
+                    "#".repeat(filled as usize),
+                    " ".repeat((width - filled) as usize),
+                    pct.unwrap_or(0),
+                    mib(done)
+                );
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        if self.tty && self.started {
+            eprintln!();
+        }
+    }
 }
 
 fn result(k: &KernelReport, outcome: Outcome) -> KernelResult {

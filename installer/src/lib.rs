@@ -6,6 +6,7 @@
 //! concern. The host model (root, OS, kernels, headers, faults, the command
 //! runner) is the `connector-host` crate, shared with the connector daemon.
 
+pub mod archive;
 pub mod backend;
 pub mod cli;
 pub mod doctor;

@@ -347,6 +347,8 @@ pub struct Pkg {
     pub depends: Vec<String>,
     /// A post-install script (`%post` / `postinst`), run by /bin/sh.
     pub post_install: Option<String>,
+    /// Sign the RPM with this fixture key (`fixtures/keys/NAME.sec.asc`).
+    pub signing_key: Option<String>,
 }
 
 impl Pkg {
@@ -359,11 +361,18 @@ impl Pkg {
             entries,
             depends: Vec::new(),
             post_install: None,
+            signing_key: None,
         }
     }
 
     pub fn depends(mut self, dep: impl Into<String>) -> Pkg {
         self.depends.push(dep.into());
+        self
+    }
+
+    /// Signs the RPM with the fixture key NAME.
+    pub fn signed(mut self, key: &str) -> Pkg {
+        self.signing_key = Some(key.to_string());
         self
     }
 
@@ -648,7 +657,16 @@ pub fn build_rpm(dir: &Path, pkg: &Pkg) -> PathBuf {
     if let Some(script) = &pkg.post_install {
         b.post_install_script(script.as_str());
     }
-    let built = b.build().expect("building the rpm");
+    let built = match &pkg.signing_key {
+        Some(key) => {
+            let secret = read_fixture(&format!("keys/{key}.sec.asc"));
+            let signer = rpm::signature::pgp::Signer::from_asc(&secret)
+                .expect("loading the test signing key");
+            b.build_and_sign(signer)
+                .expect("building and signing the rpm")
+        }
+        None => b.build().expect("building the rpm"),
+    };
     let out = dir.join(format!(
         "{}-{}-{}.{}.rpm",
         pkg.name, pkg.version, pkg.release, pkg.arch
@@ -699,6 +717,93 @@ pub fn rpm_repo(dir: &Path, pkgs: &[Pkg]) -> String {
     }
     run(Command::new("createrepo_c").arg("--quiet").arg(dir));
     format!("file://{}", dir.display())
+}
+
+/// Installs the fixture public key NAME as `/etc/pki/rpm-gpg/RPM-GPG-KEY-NAME`
+/// in the root: the key the root trusts.
+pub fn trust_rpm_key(root: &Path, key: &str) {
+    let d = root.join("etc/pki/rpm-gpg");
+    fs::create_dir_all(&d).expect("rpm-gpg dir");
+    fs::write(
+        d.join(format!("RPM-GPG-KEY-{key}")),
+        read_fixture(&format!("keys/{key}.pub.asc")),
+    )
+    .expect("writing the key");
+}
+
+/// One package entry of a hand-written rpm-md repository: what the
+/// metadata claims, and the bytes actually served at its location.
+pub struct MdEntry {
+    pub name: String,
+    pub version: String,
+    pub release: String,
+    pub arch: String,
+    pub location: String,
+    /// The sha256 the metadata states (hex).
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// Writes `repodata/primary.xml.gz` and `repodata/repomd.xml` for `entries`
+/// by hand (for hostile repositories createrepo_c would never produce).
+/// Returns the primary file's path.
+pub fn write_rpm_md(dir: &Path, entries: &[MdEntry]) -> PathBuf {
+    use std::io::Write as _;
+    let mut xml = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<metadata xmlns=\"http://linux.duke.edu/metadata/common\" \
+         xmlns:rpm=\"http://linux.duke.edu/metadata/rpm\" packages=\"",
+    );
+    xml.push_str(&format!("{}\">\n", entries.len()));
+    for e in entries {
+        xml.push_str(&format!(
+            "<package type=\"rpm\"><name>{}</name><arch>{}</arch><version epoch=\"0\" ver=\"{}\" rel=\"{}\"/>\
+             <checksum type=\"sha256\" pkgid=\"YES\">{}</checksum><summary>x</summary>\
+             <size package=\"{}\" installed=\"0\" archive=\"0\"/><location href=\"{}\"/></package>\n",
+            e.name, e.arch, e.version, e.release, e.sha256, e.size, e.location
+        ));
+    }
+    xml.push_str("</metadata>\n");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(xml.as_bytes()).expect("gzip");
+    let primary = gz.finish().expect("gzip");
+    let digest = sha256_hex(&primary);
+    fs::create_dir_all(dir.join("repodata")).expect("repodata");
+    let name = format!("repodata/{digest}-primary.xml.gz");
+    fs::write(dir.join(&name), &primary).expect("primary");
+    fs::write(
+        dir.join("repodata/repomd.xml"),
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<repomd xmlns=\"http://linux.duke.edu/metadata/repo\">\
+             <revision>1</revision><data type=\"primary\"><checksum type=\"sha256\">{digest}</checksum>\
+             <location href=\"{name}\"/><size>{}</size></data></repomd>\n",
+            primary.len()
+        ),
+    )
+    .expect("repomd");
+    dir.join(name)
+}
+
+/// sha256 of bytes, hex (via the real sha256sum, independent of the code
+/// under test).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use std::io::Write as _;
+    let mut child = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("running sha256sum");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(bytes)
+        .expect("feeding sha256sum");
+    let out = child.wait_with_output().expect("sha256sum");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string()
 }
 
 /// Writes `/etc/yum.repos.d/ID.repo` in the root.

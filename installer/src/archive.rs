@@ -1,0 +1,450 @@
+//! The vendor-archive fallback: where to look for a header package the
+//! configured repositories no longer carry, and the family-specific
+//! find/fetch/verify behind one trait.
+//!
+//! Archive roots come from `/etc/connector/archives.conf` in the root (or
+//! `--archives FILE`), tried first, then from the built-in table below
+//! (unless the file says `replace-builtin`). docs/headers.md documents both.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use connector_fetch::Fetcher;
+use connector_host::os::{Distro, OsInfo};
+use connector_host::Root;
+use connector_rpm::archive as rpm_archive;
+
+use crate::doctor::KernelReport;
+
+/// Where the config file lives inside a root.
+pub const CONFIG_PATH: &str = "/etc/connector/archives.conf";
+
+/// One place to look.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveRoot {
+    /// Repository base URL (rpm-md: the directory holding `repodata/`).
+    pub url: String,
+    /// The URL is a mirror list whose first line is the repository base
+    /// (Amazon Linux).
+    pub mirrorlist: bool,
+    /// Plain http allowed for this root (only ever set by the config file).
+    pub allow_http: bool,
+    /// `built-in` or `archives.conf:LINE`.
+    pub origin: String,
+}
+
+/// One line of archives.conf.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigEntry {
+    pub distro: String,
+    pub version: String,
+    pub flavor: String,
+    pub url: String,
+    pub allow_http: bool,
+    pub mirrorlist: bool,
+    pub line: usize,
+}
+
+/// The parsed configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArchiveConfig {
+    pub entries: Vec<ConfigEntry>,
+    /// `replace-builtin`: the built-in table is not used.
+    pub replace_builtin: bool,
+}
+
+impl ArchiveConfig {
+    /// Parses archives.conf:
+    ///
+    /// ```text
+    /// # DISTRO  VERSION  FLAVOR  URL                       [OPTIONS]
+    /// ol        8        uek7    https://mirror/OL8/UEKR7/{arch}/
+    /// rhel      *        *       http://mirror.internal/rhel{major}/{arch}/  allow-http
+    /// amzn      2        *       https://mirror/amzn2/mirror.list            mirrorlist
+    /// replace-builtin
+    /// ```
+    pub fn parse(text: &str) -> Result<ArchiveConfig, String> {
+        let mut cfg = ArchiveConfig::default();
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            if line == "replace-builtin" {
+                cfg.replace_builtin = true;
+                continue;
+            }
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if words.len() < 4 {
+                return Err(format!(
+                    "line {}: expected `DISTRO VERSION FLAVOR URL [allow-http] [mirrorlist]`, got {line:?}",
+                    i + 1
+                ));
+            }
+            let mut entry = ConfigEntry {
+                distro: words[0].into(),
+                version: words[1].into(),
+                flavor: words[2].into(),
+                url: words[3].into(),
+                allow_http: false,
+                mirrorlist: false,
+                line: i + 1,
+            };
+            for opt in &words[4..] {
+                match *opt {
+                    "allow-http" => entry.allow_http = true,
+                    "mirrorlist" => entry.mirrorlist = true,
+                    other => return Err(format!("line {}: unknown option {other:?}", i + 1)),
+                }
+            }
+            let lower = entry.url.to_ascii_lowercase();
+            if !(lower.starts_with("https://") || lower.starts_with("http://")) {
+                return Err(format!(
+                    "line {}: URL must be https:// or http:// (for local files use --from DIR): {}",
+                    i + 1,
+                    entry.url
+                ));
+            }
+            if lower.starts_with("http://") && !entry.allow_http {
+                return Err(format!(
+                    "line {}: {} is plain http; add `allow-http` if this mirror is trusted to serve it",
+                    i + 1,
+                    entry.url
+                ));
+            }
+            cfg.entries.push(entry);
+        }
+        Ok(cfg)
+    }
+
+    /// Reads `--archives FILE` or the root's archives.conf (absent: empty).
+    pub fn load(root: &Root, file: Option<&Path>) -> Result<ArchiveConfig> {
+        let (text, shown) = match file {
+            Some(f) => (
+                Some(
+                    std::fs::read_to_string(f)
+                        .with_context(|| format!("reading {}", f.display()))?,
+                ),
+                f.display().to_string(),
+            ),
+            None => (
+                root.read_to_string_optional(CONFIG_PATH)
+                    .with_context(|| format!("reading {CONFIG_PATH}"))?,
+                CONFIG_PATH.to_string(),
+            ),
+        };
+        match text {
+            None => Ok(ArchiveConfig::default()),
+            Some(t) => ArchiveConfig::parse(&t).map_err(|e| anyhow::anyhow!("{shown}: {e}")),
+        }
+    }
+}
+
+/// What a URL template may use.
+struct Vars<'a> {
+    arch: &'a str,
+    major: u32,
+    minor: Option<u32>,
+    uek: Option<u32>,
+    kver: (u32, u32, u32),
+}
+
+fn expand(template: &str, v: &Vars<'_>) -> Option<String> {
+    let mut s = template
+        .replace("{arch}", v.arch)
+        .replace("{major}", &v.major.to_string());
+    if s.contains("{minor}") {
+        s = s.replace("{minor}", &v.minor?.to_string());
+    }
+    if s.contains("{uek}") {
+        s = s.replace("{uek}", &v.uek?.to_string());
+    }
+    if s.contains("{kmajmin}") {
+        s = s.replace("{kmajmin}", &format!("{}.{}", v.kver.0, v.kver.1));
+    }
+    Some(s)
+}
+
+/// The minor release a kernel was built for, from its dist tag
+/// (`…el8_5.x86_64` -> 5), else the OS's.
+fn kernel_minor(release: &str, os: &OsInfo) -> Option<u32> {
+    release
+        .split('.')
+        .find_map(|seg| {
+            seg.strip_prefix("el")
+                .and_then(|r| r.split_once('_'))
+                .map(|(_, m)| m)
+        })
+        .and_then(|m| {
+            m.chars()
+                .take_while(|c| c.is_ascii_digit())
+                .collect::<String>()
+                .parse()
+                .ok()
+        })
+        .or(os.minor)
+}
+
+/// CentOS 8's vault directories by minor release.
+const CENTOS8_VAULT: &[(u32, &str)] = &[
+    (0, "8.0.1905"),
+    (1, "8.1.1911"),
+    (2, "8.2.2004"),
+    (3, "8.3.2011"),
+    (4, "8.4.2105"),
+    (5, "8.5.2111"),
+];
+
+/// The built-in table: archive URL templates per distribution, version and
+/// kernel flavour (field-notes §7).
+fn builtin(os: &OsInfo, k: &KernelReport, v: &Vars<'_>) -> Vec<String> {
+    let Some(distro) = os.distro else {
+        return Vec::new();
+    };
+    let mut t: Vec<String> = Vec::new();
+    match distro {
+        Distro::CentOs if v.major == 8 => {
+            if let Some(dir) = v
+                .minor
+                .and_then(|m| CENTOS8_VAULT.iter().find(|(n, _)| *n == m))
+            {
+                for repo in ["BaseOS", "AppStream"] {
+                    t.push(format!(
+                        "https://vault.centos.org/{}/{repo}/{{arch}}/os/",
+                        dir.1
+                    ));
+                }
+            }
+        }
+        Distro::Rocky => {
+            for repo in ["BaseOS", "AppStream"] {
+                t.push(format!(
+                    "https://dl.rockylinux.org/vault/rocky/{{major}}.{{minor}}/{repo}/{{arch}}/os/"
+                ));
+                t.push(format!(
+                    "https://dl.rockylinux.org/pub/rocky/{{major}}/{repo}/{{arch}}/os/"
+                ));
+            }
+        }
+        Distro::Alma => {
+            for repo in ["BaseOS", "AppStream"] {
+                t.push(format!(
+                    "https://vault.almalinux.org/{{major}}.{{minor}}/{repo}/{{arch}}/os/"
+                ));
+                t.push(format!(
+                    "https://repo.almalinux.org/almalinux/{{major}}/{repo}/{{arch}}/os/"
+                ));
+            }
+        }
+        Distro::Oracle if k.uek.is_some() => {
+            t.push("https://yum.oracle.com/repo/OracleLinux/OL{major}/UEKR{uek}/{arch}/".into());
+        }
+        Distro::Oracle => {
+            t.push(
+                "https://yum.oracle.com/repo/OracleLinux/OL{major}/baseos/latest/{arch}/".into(),
+            );
+            t.push("https://yum.oracle.com/repo/OracleLinux/OL{major}/appstream/{arch}/".into());
+        }
+        Distro::Amazon if v.major == 2 => {
+            if v.kver >= (5, 4, 0) {
+                t.push("https://cdn.amazonlinux.com/2/extras/kernel-{kmajmin}/latest/{arch}/mirror.list".into());
+            }
+            t.push("https://cdn.amazonlinux.com/2/core/latest/{arch}/mirror.list".into());
+        }
+        Distro::Amazon => {
+            t.push(
+                "https://cdn.amazonlinux.com/al2023/core/mirrors/latest/{arch}/mirror.list".into(),
+            );
+        }
+        // RHEL has no public archive (its CDN needs a subscription); Debian
+        // and Ubuntu are served by their own archive code.
+        _ => {}
+    }
+    t
+}
+
+/// Every archive root to try for kernel `k`, in order: configuration first.
+pub fn roots_for(os: &OsInfo, k: &KernelReport, cfg: &ArchiveConfig) -> Vec<ArchiveRoot> {
+    let arch = k.arch.clone().unwrap_or_else(|| "x86_64".into());
+    let vars = Vars {
+        arch: &arch,
+        major: os.major.unwrap_or(0),
+        minor: kernel_minor(&k.release, os),
+        uek: k.uek,
+        kver: connector_host::kernel::upstream_version(&k.release),
+    };
+    let mut out = Vec::new();
+    for e in &cfg.entries {
+        let distro_ok = e.distro == "*" || e.distro == os.id;
+        let version_ok = e.version == "*"
+            || e.version == os.version_id
+            || Some(e.version.as_str()) == os.major.map(|m| m.to_string()).as_deref();
+        let flavor_ok = e.flavor == "*"
+            || e.flavor == k.flavor
+            || e.flavor
+                .strip_suffix('*')
+                .is_some_and(|p| k.flavor.starts_with(p));
+        if distro_ok && version_ok && flavor_ok {
+            if let Some(url) = expand(&e.url, &vars) {
+                out.push(ArchiveRoot {
+                    url,
+                    mirrorlist: e.mirrorlist,
+                    allow_http: e.allow_http,
+                    origin: format!("archives.conf:{}", e.line),
+                });
+            }
+        }
+    }
+    if !cfg.replace_builtin {
+        for t in builtin(os, k, &vars) {
+            if let Some(url) = expand(&t, &vars) {
+                out.push(ArchiveRoot {
+                    mirrorlist: url.ends_with("mirror.list"),
+                    url,
+                    allow_http: false,
+                    origin: "built-in".into(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The family-specific part of the fallback.
+pub trait ArchiveBackend {
+    /// Finds `package` under `root`, downloads it into `dir` and verifies it
+    /// completely. The returned file is ready for the package manager.
+    fn fetch_verified(
+        &self,
+        fetcher: &Fetcher,
+        root: &ArchiveRoot,
+        package: &str,
+        dir: &Path,
+        progress: &mut dyn FnMut(u64, Option<u64>),
+    ) -> Result<PathBuf, ArchiveFailure>;
+
+    /// Verifies a file handed in with `--from DIR` (no repository metadata:
+    /// identity and signature).
+    fn verify_local(&self, file: &Path, package: &str) -> Result<(), String>;
+
+    /// The file a `--from DIR` directory would hold for `package`.
+    fn local_file_name(&self, package: &str) -> String;
+}
+
+/// Why one archive root did not supply the package.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveFailure {
+    /// Not there: try the next root.
+    #[error("{0}")]
+    NotThere(String),
+    /// There but unusable (verification, transport): reported, next root tried.
+    #[error("{0}")]
+    Rejected(String),
+}
+
+/// The RPM family's archive access.
+pub struct RpmArchive {
+    pub root: Root,
+}
+
+impl ArchiveBackend for RpmArchive {
+    fn fetch_verified(
+        &self,
+        fetcher: &Fetcher,
+        root: &ArchiveRoot,
+        package: &str,
+        dir: &Path,
+        progress: &mut dyn FnMut(u64, Option<u64>),
+    ) -> Result<PathBuf, ArchiveFailure> {
+        let want = rpm_archive::Nevra::parse(package).ok_or_else(|| {
+            ArchiveFailure::Rejected(format!("{package} is not a name-version-release.arch"))
+        })?;
+        let base = if root.mirrorlist {
+            let list = fetcher
+                .get(&root.url, 1024 * 1024)
+                .map_err(|e| ArchiveFailure::NotThere(e.to_string()))?;
+            let text = String::from_utf8_lossy(&list);
+            match text
+                .lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty() && !l.starts_with('#'))
+            {
+                Some(first) => first.to_string(),
+                None => {
+                    return Err(ArchiveFailure::NotThere(format!(
+                        "{}: empty mirror list",
+                        root.url
+                    )))
+                }
+            }
+        } else {
+            root.url.clone()
+        };
+        let found = rpm_archive::find_in_repo(fetcher, &base, &want).map_err(|e| match e {
+            rpm_archive::ArchiveError::NotInRepo { .. } => ArchiveFailure::NotThere(e.to_string()),
+            rpm_archive::ArchiveError::Fetch(connector_fetch::FetchError::Status {
+                status: 404,
+                ..
+            }) => ArchiveFailure::NotThere(e.to_string()),
+            other => ArchiveFailure::Rejected(other.to_string()),
+        })?;
+        rpm_archive::fetch_verified(fetcher, &found, &want, &self.root, dir, progress)
+            .map_err(|e| ArchiveFailure::Rejected(e.to_string()))
+    }
+
+    fn verify_local(&self, file: &Path, package: &str) -> Result<(), String> {
+        let want = rpm_archive::Nevra::parse(package)
+            .ok_or_else(|| format!("{package} is not a NEVRA"))?;
+        rpm_archive::verify_rpm(file, &want, &rpm_archive::trusted_keys(&self.root))
+            .map_err(|e| e.to_string())
+    }
+
+    fn local_file_name(&self, package: &str) -> String {
+        format!("{package}.rpm")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_parsing() {
+        let cfg = ArchiveConfig::parse(
+            "# comment\nol 8 uek7 https://m/OL8/UEKR7/{arch}/\n\
+             rhel * * http://m.internal/rhel{major}/{arch}/ allow-http # trailing\n\
+             amzn 2 * https://m/amzn2/mirror.list mirrorlist\nreplace-builtin\n",
+        )
+        .unwrap();
+        assert!(cfg.replace_builtin);
+        assert_eq!(cfg.entries.len(), 3);
+        assert!(cfg.entries[1].allow_http);
+        assert_eq!(cfg.entries[1].line, 3);
+        assert!(cfg.entries[2].mirrorlist);
+        let err = ArchiveConfig::parse("rhel 8 * http://m/x/\n").unwrap_err();
+        assert!(err.contains("allow-http"), "{err}");
+        assert!(ArchiveConfig::parse("rhel 8 *\n")
+            .unwrap_err()
+            .contains("line 1"));
+        assert!(ArchiveConfig::parse("rhel 8 * ftp://m/\n").is_err());
+        assert!(ArchiveConfig::parse("rhel 8 * https://m/ bogus\n")
+            .unwrap_err()
+            .contains("bogus"));
+    }
+
+    #[test]
+    fn minors_from_dist_tags() {
+        let os = OsInfo {
+            id: "centos".into(),
+            version_id: "8".into(),
+            pretty_name: String::new(),
+            id_like: vec![],
+            source: String::new(),
+            distro: Some(Distro::CentOs),
+            major: Some(8),
+            minor: None,
+        };
+        assert_eq!(kernel_minor("4.18.0-348.7.1.el8_5.x86_64", &os), Some(5));
+        assert_eq!(kernel_minor("4.18.0-80.el8.x86_64", &os), None);
+    }
+}

@@ -1,0 +1,437 @@
+//! The vendor-archive fallback end to end: the configured repository lacks
+//! the exact kernel-devel, dnf says "No match for argument", and the package
+//! comes from an archive served on loopback and laid out like CentOS's vault,
+//! verified (repomd -> primary -> sha256 -> header -> signature) and then
+//! installed by the real dnf. Negative cases must leave the root's packages
+//! unchanged and say what was wrong.
+//!
+//! Tier: real tools in scratch roots; the archive is a loopback server.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use connector_tests::http::{Fault, TestServer};
+use connector_tests::{
+    require_tool, rpm_initdb, rpm_repo, sha256_hex, trust_rpm_key, write_rpm_md, yum_repo_file,
+    Fixture, Kernel, Layout, MdEntry, Pkg,
+};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_connector-installer");
+const K: &str = "4.18.0-348.7.1.el8_5.x86_64";
+const VAULT: &str = "8.5.2111/BaseOS/x86_64/os";
+
+struct Setup {
+    root: Fixture,
+    _repo: tempfile::TempDir,
+    vault: tempfile::TempDir,
+    server: TestServer,
+}
+
+impl Setup {
+    /// A CentOS 8 root with kernel K installed and a working repository
+    /// that lacks its kernel-devel; a vault directory served on loopback.
+    fn new() -> Setup {
+        require_tool("rpm");
+        require_tool("dnf");
+        require_tool("createrepo_c");
+        let root = Fixture::new();
+        root.os_release("centos-8");
+        rpm_initdb(root.path());
+        Kernel::new(K, Layout::El8)
+            .kernel_package()
+            .install(root.path());
+        trust_rpm_key(root.path(), "test-archive");
+        // The distribution's repository moved on: only a newer kernel-devel.
+        let repo = tempfile::tempdir().unwrap();
+        let newer = Kernel::new("4.18.0-348.20.1.el8_5.x86_64", Layout::El8).header_packages();
+        let url = rpm_repo(repo.path(), &newer);
+        yum_repo_file(root.path(), "baseos", &url, true);
+        let vault = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(vault.path().join(VAULT)).unwrap();
+        let server = TestServer::start(vault.path());
+        Setup {
+            root,
+            _repo: repo,
+            vault,
+            server,
+        }
+    }
+
+    fn vault_dir(&self) -> PathBuf {
+        self.vault.path().join(VAULT)
+    }
+
+    /// archives.conf in the root: the loopback vault only (no built-ins, so
+    /// nothing leaves this machine).
+    fn configure(&self, extra: &str) {
+        let url = self
+            .server
+            .url(&format!("{}/", VAULT.replace("x86_64", "{arch}")));
+        self.root.file(
+            "/etc/connector/archives.conf",
+            &format!("# test vault\ncentos 8 * {url} allow-http\n{extra}replace-builtin\n"),
+        );
+    }
+
+    /// The real kernel-devel for K, signed by `key` (None: unsigned).
+    fn devel(&self, key: Option<&str>) -> Pkg {
+        let p = Kernel::new(K, Layout::El8).header_packages().remove(0);
+        match key {
+            Some(k) => p.signed(k),
+            None => p,
+        }
+    }
+
+    /// Publishes packages in the vault with the real createrepo_c.
+    fn publish(&self, pkgs: &[Pkg]) {
+        rpm_repo(&self.vault_dir(), pkgs);
+    }
+
+    fn run(&self, extra: &[&str]) -> (Output, Value) {
+        let out = Command::new(BIN)
+            .args([
+                "headers",
+                "--root",
+                self.root.path().to_str().unwrap(),
+                "--json",
+                "--download-timeout",
+                "2",
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): {}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out, v)
+    }
+
+    fn devel_installed(&self) -> bool {
+        Command::new("rpm")
+            .arg("--root")
+            .arg(self.root.path())
+            .args([
+                "--dbpath",
+                "/var/lib/rpm",
+                "-q",
+                &format!("kernel-devel-{K}"),
+            ])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    }
+
+    /// The root's files, less what a failed `dnf install` legitimately
+    /// leaves (its cache and logs) and sqlite's shared-memory index.
+    fn package_state(&self) -> Vec<(PathBuf, String)> {
+        let mut s = self.root.snapshot();
+        s.retain(|(p, _)| {
+            !(p.starts_with("var/cache")
+                || p.starts_with("var/log")
+                || p.starts_with("var/lib/dnf")
+                || p.ends_with("rpmdb.sqlite-shm"))
+        });
+        s
+    }
+
+    /// Runs and asserts a clean failure: exit 1, nothing installed, the
+    /// root's packages unchanged; returns the reason.
+    fn fails(&self) -> String {
+        let before = self.package_state();
+        let (out, v) = self.run(&[]);
+        assert_eq!(out.status.code(), Some(1), "{v}");
+        let k = &v["kernels"][0];
+        assert_eq!(k["state"], "failed", "{v}");
+        assert!(!self.devel_installed(), "nothing installed");
+        assert!(!self.root.host(&format!("/usr/src/kernels/{K}")).exists());
+        assert_eq!(self.package_state(), before, "the root's packages changed");
+        let reason = k["reason"].as_str().unwrap().to_string();
+        assert!(
+            reason.contains(&self.server.url("")),
+            "names the URL tried: {reason}"
+        );
+        reason
+    }
+}
+
+#[test]
+fn missing_version_comes_from_the_archive_verified() {
+    let s = Setup::new();
+    s.configure("");
+    s.publish(&[s.devel(Some("test-archive"))]);
+    let (out, v) = s.run(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{v}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let k = &v["kernels"][0];
+    assert_eq!(k["state"], "installed", "{v}");
+    assert_eq!(k["source"], "archive");
+    assert!(k["from"]
+        .as_str()
+        .unwrap()
+        .starts_with(&s.server.url("8.5.2111/BaseOS/x86_64/os/")));
+    assert!(s.devel_installed());
+    assert!(s
+        .root
+        .host(&format!("/usr/src/kernels/{K}/Makefile"))
+        .is_file());
+    // The repository was tried first (and refreshed), then the archive.
+    let cmds: Vec<&str> = v["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert!(
+        cmds.last()
+            .unwrap()
+            .contains(&format!("kernel-devel-{K}.rpm")),
+        "{cmds:?}"
+    );
+    let served: Vec<String> = s.server.requests().into_iter().map(|(p, _)| p).collect();
+    assert!(
+        served.iter().any(|p| p.ends_with("repodata/repomd.xml")),
+        "{served:?}"
+    );
+    // Plain lines on a non-terminal stderr.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("downloading kernel-devel-"), "{err}");
+}
+
+#[test]
+fn offline_from_dir_is_verified_too() {
+    let s = Setup::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = s.devel(Some("test-archive")).build(dir.path());
+    assert_eq!(
+        file.file_name().unwrap().to_string_lossy(),
+        format!("kernel-devel-{K}.rpm")
+    );
+    let (out, v) = s.run(&["--from", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(v["kernels"][0]["source"], "local");
+    assert!(s.devel_installed());
+    assert!(s.server.requests().is_empty(), "offline: no network");
+
+    // An unsigned file in DIR is refused.
+    let s = Setup::new();
+    let dir = tempfile::tempdir().unwrap();
+    s.devel(None).build(dir.path());
+    let (out, v) = s.run(&["--from", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        v["kernels"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not signed"),
+        "{v}"
+    );
+    assert!(!s.devel_installed());
+}
+
+#[test]
+fn sha256_mismatch_is_refused() {
+    let s = Setup::new();
+    s.configure("");
+    s.publish(&[s.devel(Some("test-archive"))]);
+    let loc = format!("{VAULT}/kernel-devel-{K}.rpm");
+    s.server.fault(&loc, Fault::Corrupt);
+    let reason = s.fails();
+    assert!(reason.contains("does not match the repository"), "{reason}");
+}
+
+#[test]
+fn truncated_download_is_refused() {
+    let s = Setup::new();
+    s.configure("");
+    s.publish(&[s.devel(Some("test-archive"))]);
+    s.server.fault(
+        &format!("{VAULT}/kernel-devel-{K}.rpm"),
+        Fault::Truncate {
+            after: 100,
+            times: 100,
+        },
+    );
+    let reason = s.fails();
+    assert!(
+        reason.contains("transfer interrupted after") || reason.contains("connection closed after"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains(&format!("kernel-devel-{K}.rpm")),
+        "{reason}"
+    );
+}
+
+#[test]
+fn header_naming_another_version_is_refused() {
+    let s = Setup::new();
+    s.configure("");
+    // The file at the wanted name is another build, and the (hand-made)
+    // metadata vouches for its bytes: only the header check can tell.
+    let other = Kernel::new("4.18.0-348.2.1.el8_5.x86_64", Layout::El8)
+        .header_packages()
+        .remove(0)
+        .signed("test-archive");
+    let tmp = tempfile::tempdir().unwrap();
+    let built = other.build(tmp.path());
+    let bytes = std::fs::read(&built).unwrap();
+    let loc = format!("Packages/kernel-devel-{K}.rpm");
+    std::fs::create_dir_all(s.vault_dir().join("Packages")).unwrap();
+    std::fs::write(s.vault_dir().join(&loc), &bytes).unwrap();
+    let (ver, rest) = K.split_once('-').unwrap();
+    let (rel, arch) = rest.rsplit_once('.').unwrap();
+    write_rpm_md(
+        &s.vault_dir(),
+        &[MdEntry {
+            name: "kernel-devel".into(),
+            version: ver.into(),
+            release: rel.into(),
+            arch: arch.into(),
+            location: loc,
+            sha256: sha256_hex(&bytes),
+            size: bytes.len() as u64,
+        }],
+    );
+    let reason = s.fails();
+    assert!(
+        reason.contains("header says release 348.2.1.el8_5"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn unsigned_package_is_refused() {
+    let s = Setup::new();
+    s.configure("");
+    s.publish(&[s.devel(None)]);
+    let reason = s.fails();
+    assert!(reason.contains("not signed"), "{reason}");
+}
+
+#[test]
+fn package_signed_by_an_untrusted_key_is_refused() {
+    let s = Setup::new();
+    s.configure("");
+    s.publish(&[s.devel(Some("wrong"))]);
+    let reason = s.fails();
+    assert!(
+        reason.contains("does not verify against any key trusted in the root"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("RPM-GPG-KEY-test-archive"),
+        "names the keys tried: {reason}"
+    );
+}
+
+#[test]
+fn tampered_repository_metadata_is_refused() {
+    let s = Setup::new();
+    s.configure("");
+    s.publish(&[s.devel(Some("test-archive"))]);
+    // Change one byte of the primary metadata; repomd.xml still names the
+    // old digest.
+    let repodata = s.vault_dir().join("repodata");
+    let primary = std::fs::read_dir(&repodata)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("primary.xml"))
+        .unwrap();
+    let mut bytes = std::fs::read(&primary).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&primary, bytes).unwrap();
+    let reason = s.fails();
+    assert!(
+        reason.contains("tampered or inconsistent mirror"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_hanging_archive_times_out() {
+    let s = Setup::new();
+    s.configure("");
+    s.server
+        .fault(&format!("{VAULT}/repodata/repomd.xml"), Fault::Hang);
+    let start = std::time::Instant::now();
+    let reason = s.fails();
+    assert!(reason.contains("no answer within 2s"), "{reason}");
+    assert!(start.elapsed() < std::time::Duration::from_secs(30));
+}
+
+#[test]
+fn redirect_to_plain_http_is_refused() {
+    let s = Setup::new();
+    s.configure("");
+    s.publish(&[s.devel(Some("test-archive"))]);
+    // The package location redirects to a plain-http URL outside the
+    // allowed archive root.
+    std::fs::create_dir_all(s.vault.path().join("elsewhere")).unwrap();
+    let pkg = std::fs::read_dir(s.vault_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "rpm"))
+        .unwrap();
+    std::fs::copy(&pkg, s.vault.path().join("elsewhere/x.rpm")).unwrap();
+    let name = pkg.file_name().unwrap().to_string_lossy().to_string();
+    s.server.fault(
+        &format!("{VAULT}/{name}"),
+        Fault::Redirect(s.server.url("elsewhere/x.rpm")),
+    );
+    let reason = s.fails();
+    assert!(reason.contains("plain http"), "{reason}");
+    assert!(
+        !s.server
+            .requests()
+            .iter()
+            .any(|(p, _)| p == "elsewhere/x.rpm"),
+        "never followed"
+    );
+}
+
+#[test]
+fn archive_without_the_version_names_what_was_tried() {
+    let s = Setup::new();
+    // Two roots, neither has it.
+    let second = s.server.url("8.5.2111/AppStream/{arch}/os/");
+    s.configure(&format!("centos 8 * {second} allow-http\n"));
+    std::fs::create_dir_all(s.vault.path().join("8.5.2111/AppStream/x86_64/os")).unwrap();
+    rpm_repo(&s.vault.path().join("8.5.2111/AppStream/x86_64/os"), &[]);
+    s.publish(&[]);
+    let reason = s.fails();
+    assert!(reason.contains("Tried:"), "{reason}");
+    assert!(reason.contains("8.5.2111/BaseOS/x86_64/os/"), "{reason}");
+    assert!(reason.contains("8.5.2111/AppStream/x86_64/os/"), "{reason}");
+    assert!(reason.contains("--from DIR"), "says what to do: {reason}");
+}
+
+#[test]
+fn plain_http_archive_without_allow_http_is_a_config_error() {
+    let s = Setup::new();
+    s.root.file(
+        "/etc/connector/archives.conf",
+        &format!("centos 8 * {}\nreplace-builtin\n", s.server.url("x/")),
+    );
+    let out = Command::new(BIN)
+        .args(["headers", "--root", s.root.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("archives.conf: line 1") && err.contains("allow-http"),
+        "{err}"
+    );
+    assert!(s.server.requests().is_empty());
+}
