@@ -4,6 +4,8 @@
 //! The database is named explicitly (`dpkg-query --admindir=R/var/lib/dpkg`,
 //! resolved inside the root), so inspecting an image never reads the host's.
 
+pub mod archive;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -319,15 +319,19 @@ impl Fetcher {
                                 }
                                 progress(written, total);
                             }
-                            Err(e) => break Err(match self.read_error(url, e) {
-                                FetchError::Transport { url, detail } => FetchError::Transport {
-                                    url,
-                                    detail: format!(
+                            Err(e) => {
+                                break Err(match self.read_error(url, e) {
+                                    FetchError::Transport { url, detail } => {
+                                        FetchError::Transport {
+                                            url,
+                                            detail: format!(
                                         "transfer interrupted after {written} bytes: {detail}"
                                     ),
-                                },
-                                other => other,
-                            }),
+                                        }
+                                    }
+                                    other => other,
+                                })
+                            }
                         }
                     };
                     match read_result {

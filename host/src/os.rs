@@ -100,6 +100,8 @@ pub struct OsInfo {
     pub major: Option<u32>,
     /// Minor version where the distribution has one (`4` for Ubuntu 18.04).
     pub minor: Option<u32>,
+    /// `VERSION_CODENAME` (or `UBUNTU_CODENAME`): `bookworm`, `jammy`.
+    pub codename: Option<String>,
 }
 
 /// Why the OS could not be determined at all.
@@ -183,7 +185,11 @@ impl OsInfo {
         }
         let (major, minor) = split_version(&version_id);
         let pretty = get("PRETTY_NAME");
+        let codename = [get("VERSION_CODENAME"), get("UBUNTU_CODENAME")]
+            .into_iter()
+            .find(|c| !c.is_empty());
         OsInfo {
+            codename,
             pretty_name: if pretty.is_empty() {
                 get("NAME")
             } else {
@@ -225,6 +231,7 @@ impl OsInfo {
         };
         let (major, minor) = split_version(&version_id);
         Some(OsInfo {
+            codename: None,
             id: id.to_string(),
             distro: Distro::from_id(id),
             pretty_name: line.to_string(),
@@ -417,6 +424,7 @@ mod tests {
             distro: Distro::from_id(id),
             major: split_version(v).0,
             minor: split_version(v).1,
+            codename: None,
         };
         assert_eq!(os("ol", "7.9").pkg_tool(), Some(PkgTool::Yum));
         assert_eq!(os("ol", "8.9").pkg_tool(), Some(PkgTool::Dnf));

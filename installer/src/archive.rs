@@ -31,6 +31,10 @@ pub struct ArchiveRoot {
     pub allow_http: bool,
     /// `built-in` or `archives.conf:LINE`.
     pub origin: String,
+    /// Debian-format archives: the suite (default: the OS codename) and
+    /// component (default: main).
+    pub suite: Option<String>,
+    pub component: Option<String>,
 }
 
 /// One line of archives.conf.
@@ -42,6 +46,8 @@ pub struct ConfigEntry {
     pub url: String,
     pub allow_http: bool,
     pub mirrorlist: bool,
+    pub suite: Option<String>,
+    pub component: Option<String>,
     pub line: usize,
 }
 
@@ -88,12 +94,20 @@ impl ArchiveConfig {
                 url: words[3].into(),
                 allow_http: false,
                 mirrorlist: false,
+                suite: None,
+                component: None,
                 line: i + 1,
             };
             for opt in &words[4..] {
                 match *opt {
                     "allow-http" => entry.allow_http = true,
                     "mirrorlist" => entry.mirrorlist = true,
+                    o if o.starts_with("suite=") => {
+                        entry.suite = Some(o["suite=".len()..].to_string())
+                    }
+                    o if o.starts_with("component=") => {
+                        entry.component = Some(o["component=".len()..].to_string())
+                    }
                     other => return Err(format!("line {}: unknown option {other:?}", i + 1)),
                 }
             }
@@ -197,11 +211,18 @@ const CENTOS8_VAULT: &[(u32, &str)] = &[
 
 /// The built-in table: archive URL templates per distribution, version and
 /// kernel flavour (field-notes §7).
-fn builtin(os: &OsInfo, k: &KernelReport, v: &Vars<'_>) -> Vec<String> {
+fn builtin(os: &OsInfo, k: &KernelReport, v: &Vars<'_>) -> Vec<(String, Option<String>)> {
     let Some(distro) = os.distro else {
         return Vec::new();
     };
     let mut t: Vec<String> = Vec::new();
+    let code = os.codename.clone().unwrap_or_default();
+    let deb = |url: &str, suites: &[String]| -> Vec<(String, Option<String>)> {
+        suites
+            .iter()
+            .map(|s| (url.to_string(), Some(s.clone())))
+            .collect()
+    };
     match distro {
         Distro::CentOs if v.major == 8 => {
             if let Some(dir) = v
@@ -256,11 +277,39 @@ fn builtin(os: &OsInfo, k: &KernelReport, v: &Vars<'_>) -> Vec<String> {
                 "https://cdn.amazonlinux.com/al2023/core/mirrors/latest/{arch}/mirror.list".into(),
             );
         }
-        // RHEL has no public archive (its CDN needs a subscription); Debian
-        // and Ubuntu are served by their own archive code.
+        // Debian: the main archive and security; these serve the current
+        // builds (useful when the root's sources are stale or incomplete).
+        // Older builds: point archives.conf at a snapshot.debian.org date.
+        Distro::Debian if !code.is_empty() => {
+            let mut out = deb(
+                "https://deb.debian.org/debian/",
+                &[code.clone(), format!("{code}-updates")],
+            );
+            out.extend(deb(
+                "https://security.debian.org/debian-security/",
+                &[format!("{code}-security")],
+            ));
+            return out;
+        }
+        Distro::Ubuntu if !code.is_empty() => {
+            let base = if v.arch == "x86_64" || v.arch == "i686" {
+                "https://archive.ubuntu.com/ubuntu/"
+            } else {
+                "https://ports.ubuntu.com/ubuntu-ports/"
+            };
+            return deb(
+                base,
+                &[
+                    code.clone(),
+                    format!("{code}-updates"),
+                    format!("{code}-security"),
+                ],
+            );
+        }
+        // RHEL has no public archive: its CDN needs a subscription.
         _ => {}
     }
-    t
+    t.into_iter().map(|u| (u, None)).collect()
 }
 
 /// Every archive root to try for kernel `k`, in order: configuration first.
@@ -291,18 +340,22 @@ pub fn roots_for(os: &OsInfo, k: &KernelReport, cfg: &ArchiveConfig) -> Vec<Arch
                     mirrorlist: e.mirrorlist,
                     allow_http: e.allow_http,
                     origin: format!("archives.conf:{}", e.line),
+                    suite: e.suite.clone(),
+                    component: e.component.clone(),
                 });
             }
         }
     }
     if !cfg.replace_builtin {
-        for t in builtin(os, k, &vars) {
+        for (t, suite) in builtin(os, k, &vars) {
             if let Some(url) = expand(&t, &vars) {
                 out.push(ArchiveRoot {
                     mirrorlist: url.ends_with("mirror.list"),
                     url,
                     allow_http: false,
                     origin: "built-in".into(),
+                    suite,
+                    component: None,
                 });
             }
         }
@@ -312,8 +365,9 @@ pub fn roots_for(os: &OsInfo, k: &KernelReport, cfg: &ArchiveConfig) -> Vec<Arch
 
 /// The family-specific part of the fallback.
 pub trait ArchiveBackend {
-    /// Finds `package` under `root`, downloads it into `dir` and verifies it
-    /// completely. The returned file is ready for the package manager.
+    /// Finds `package` under `root`, downloads it (and the kernel packages
+    /// it needs from the same archive) into `dir` and verifies everything.
+    /// The returned files are ready for the package manager.
     fn fetch_verified(
         &self,
         fetcher: &Fetcher,
@@ -321,14 +375,11 @@ pub trait ArchiveBackend {
         package: &str,
         dir: &Path,
         progress: &mut dyn FnMut(u64, Option<u64>),
-    ) -> Result<PathBuf, ArchiveFailure>;
+    ) -> Result<Vec<PathBuf>, ArchiveFailure>;
 
-    /// Verifies a file handed in with `--from DIR` (no repository metadata:
-    /// identity and signature).
-    fn verify_local(&self, file: &Path, package: &str) -> Result<(), String>;
-
-    /// The file a `--from DIR` directory would hold for `package`.
-    fn local_file_name(&self, package: &str) -> String;
+    /// The file `--from DIR` holds for `package`, verified as far as the
+    /// family allows without repository metadata.
+    fn local_package(&self, dir: &Path, package: &str) -> Result<PathBuf, String>;
 }
 
 /// Why one archive root did not supply the package.
@@ -355,7 +406,7 @@ impl ArchiveBackend for RpmArchive {
         package: &str,
         dir: &Path,
         progress: &mut dyn FnMut(u64, Option<u64>),
-    ) -> Result<PathBuf, ArchiveFailure> {
+    ) -> Result<Vec<PathBuf>, ArchiveFailure> {
         let want = rpm_archive::Nevra::parse(package).ok_or_else(|| {
             ArchiveFailure::Rejected(format!("{package} is not a name-version-release.arch"))
         })?;
@@ -364,11 +415,11 @@ impl ArchiveBackend for RpmArchive {
                 .get(&root.url, 1024 * 1024)
                 .map_err(|e| ArchiveFailure::NotThere(e.to_string()))?;
             let text = String::from_utf8_lossy(&list);
-            match text
+            let first = text
                 .lines()
                 .map(str::trim)
-                .find(|l| !l.is_empty() && !l.starts_with('#'))
-            {
+                .find(|l| !l.is_empty() && !l.starts_with('#'));
+            match first {
                 Some(first) => first.to_string(),
                 None => {
                     return Err(ArchiveFailure::NotThere(format!(
@@ -389,18 +440,106 @@ impl ArchiveBackend for RpmArchive {
             other => ArchiveFailure::Rejected(other.to_string()),
         })?;
         rpm_archive::fetch_verified(fetcher, &found, &want, &self.root, dir, progress)
+            .map(|p| vec![p])
             .map_err(|e| ArchiveFailure::Rejected(e.to_string()))
     }
 
-    fn verify_local(&self, file: &Path, package: &str) -> Result<(), String> {
+    fn local_package(&self, dir: &Path, package: &str) -> Result<PathBuf, String> {
         let want = rpm_archive::Nevra::parse(package)
             .ok_or_else(|| format!("{package} is not a NEVRA"))?;
-        rpm_archive::verify_rpm(file, &want, &rpm_archive::trusted_keys(&self.root))
-            .map_err(|e| e.to_string())
+        let file = dir.join(format!("{package}.rpm"));
+        if !file.is_file() {
+            return Err(format!("{} does not exist", file.display()));
+        }
+        rpm_archive::verify_rpm(&file, &want, &rpm_archive::trusted_keys(&self.root))
+            .map_err(|e| format!("{} was refused: {e}", file.display()))?;
+        Ok(file)
+    }
+}
+
+/// The Debian family's archive access.
+pub struct DebArchiveBackend {
+    pub root: Root,
+    pub codename: Option<String>,
+}
+
+impl DebArchiveBackend {
+    /// The root's dpkg architecture: the `Architecture` of its installed
+    /// `dpkg` package (a foreign root's, not the build host's), else amd64.
+    fn arch(&self) -> String {
+        let admin = self
+            .root
+            .resolve("/var/lib/dpkg")
+            .unwrap_or_else(|_| self.root.host_path("/var/lib/dpkg"));
+        connector_host::Cmd::new("dpkg-query", "Reading the root's architecture")
+            .arg(format!("--admindir={}", admin.display()))
+            .args(["-W", "-f", "${Architecture}", "dpkg"])
+            .run()
+            .ok()
+            .map(|o| o.stdout.trim().to_string())
+            .filter(|a| !a.is_empty())
+            .unwrap_or_else(|| "amd64".to_string())
+    }
+}
+
+impl ArchiveBackend for DebArchiveBackend {
+    fn fetch_verified(
+        &self,
+        fetcher: &Fetcher,
+        root: &ArchiveRoot,
+        package: &str,
+        dir: &Path,
+        progress: &mut dyn FnMut(u64, Option<u64>),
+    ) -> Result<Vec<PathBuf>, ArchiveFailure> {
+        use connector_deb::archive as deb;
+        let Some(suite) = root.suite.clone().or_else(|| self.codename.clone()) else {
+            return Err(ArchiveFailure::NotThere(format!(
+                "{}: no suite configured and the root's os-release names no codename",
+                root.url
+            )));
+        };
+        let a = deb::DebArchive {
+            base: root.url.clone(),
+            suite,
+            component: root.component.clone().unwrap_or_else(|| "main".into()),
+            arch: self.arch(),
+        };
+        let keys = deb::trusted_keys(&self.root);
+        let index = deb::verified_index(fetcher, &a, &keys).map_err(|e| match e {
+            deb::DebArchiveError::Fetch(connector_fetch::FetchError::Status {
+                status: 404,
+                ..
+            }) => ArchiveFailure::NotThere(e.to_string()),
+            other => ArchiveFailure::Rejected(other.to_string()),
+        })?;
+        let pkgs = deb::closure(&index, &a, package)
+            .map_err(|e| ArchiveFailure::NotThere(e.to_string()))?;
+        let mut files = Vec::new();
+        for p in &pkgs {
+            let f = deb::fetch_verified(fetcher, p, dir, progress)
+                .map_err(|e| ArchiveFailure::Rejected(e.to_string()))?;
+            files.push(f);
+        }
+        Ok(files)
     }
 
-    fn local_file_name(&self, package: &str) -> String {
-        format!("{package}.rpm")
+    fn local_package(&self, dir: &Path, package: &str) -> Result<PathBuf, String> {
+        let prefix = format!("{package}_");
+        let file = std::fs::read_dir(dir)
+            .map_err(|e| format!("{}: {e}", dir.display()))?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                let n = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                n.starts_with(&prefix) && n.ends_with(".deb")
+            })
+            .ok_or_else(|| format!("no {prefix}*.deb in {}", dir.display()))?;
+        connector_deb::archive::check_control(&file, package, None, &self.arch())
+            .map_err(|e| format!("{} was refused: {e}", file.display()))?;
+        Ok(file)
     }
 }
 
@@ -443,6 +582,7 @@ mod tests {
             distro: Some(Distro::CentOs),
             major: Some(8),
             minor: None,
+            codename: None,
         };
         assert_eq!(kernel_minor("4.18.0-348.7.1.el8_5.x86_64", &os), Some(5));
         assert_eq!(kernel_minor("4.18.0-80.el8.x86_64", &os), None);

@@ -12,7 +12,10 @@ use connector_rpm::RpmBackend;
 pub fn archive_for_os(os: &OsInfo, root: &Root) -> Option<Box<dyn crate::archive::ArchiveBackend>> {
     match os.family()? {
         Family::Rpm => Some(Box::new(crate::archive::RpmArchive { root: root.clone() })),
-        Family::Deb => None,
+        Family::Deb => Some(Box::new(crate::archive::DebArchiveBackend {
+            root: root.clone(),
+            codename: os.codename.clone(),
+        })),
     }
 }
 

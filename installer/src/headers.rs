@@ -362,8 +362,8 @@ pub fn run(opts: &HeadersOptions, progress: &mut dyn FnMut(&str)) -> Result<Head
                 },
             };
             match got {
-                Ok((file, source, from)) => {
-                    local.local_files.push(file);
+                Ok((files, source, from)) => {
+                    local.local_files.extend(files);
                     came_from.insert(pkg.clone(), (source, from));
                 }
                 Err(reason) => {
@@ -439,17 +439,12 @@ fn from_dir(
     a: &dyn ArchiveBackend,
     dir: &Path,
     pkg: &str,
-) -> Result<(PathBuf, String, String), String> {
-    let file = dir.join(a.local_file_name(pkg));
-    if !file.is_file() {
-        return Err(format!(
-            "{pkg} is not in the configured repositories and {} does not exist",
-            file.display()
-        ));
-    }
-    a.verify_local(&file, pkg)
-        .map_err(|e| format!("{} was refused: {e}", file.display()))?;
-    Ok((file.clone(), "local".into(), file.display().to_string()))
+) -> Result<(Vec<PathBuf>, String, String), String> {
+    let file = a
+        .local_package(dir, pkg)
+        .map_err(|e| format!("{pkg} is not in the configured repositories; --from: {e}"))?;
+    let shown = file.display().to_string();
+    Ok((vec![file], "local".into(), shown))
 }
 
 /// Tries every archive root for `pkg`; the first verified download wins.
@@ -463,7 +458,7 @@ fn from_archives(
     dir: &Path,
     opts: &HeadersOptions,
     progress: &mut dyn FnMut(&str),
-) -> Result<(PathBuf, String, String), String> {
+) -> Result<(Vec<PathBuf>, String, String), String> {
     let roots = archive::roots_for(os, k, cfg);
     if roots.is_empty() {
         return Err(format!(
@@ -491,10 +486,10 @@ fn from_archives(
         match a.fetch_verified(&fetcher, r, pkg, dir, &mut |done, total| {
             bar.update(done, total)
         }) {
-            Ok(file) => {
+            Ok(files) => {
                 bar.finish();
                 progress(&format!("{pkg}: downloaded and verified from {}", r.url));
-                return Ok((file, "archive".into(), r.url.clone()));
+                return Ok((files, "archive".into(), r.url.clone()));
             }
             Err(ArchiveFailure::NotThere(why)) => {
                 bar.finish();

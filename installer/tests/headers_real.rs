@@ -459,3 +459,59 @@ fn inside_a_dpkg_postinst_headers_are_deferred() {
         "nothing was installed"
     );
 }
+
+#[test]
+fn a_lock_held_by_another_process_is_waited_for_then_fails_clearly() {
+    let k = "4.18.0-513.5.1.el8_9.x86_64";
+    let (f, _repo) = el_root("rhel-8.9", &[k], &[k], "local", true);
+    // Another process (not our ancestor) holds the rpm transaction lock.
+    let lock = f.host("/var/lib/rpm/.rpm.lock");
+    let mut holder = Command::new("python3")
+        .args([
+            "-c",
+            "import fcntl,sys,time\nf=open(sys.argv[1],'w')\nfcntl.lockf(f,fcntl.LOCK_EX)\nsys.stdout.write('locked\\n')\nsys.stdout.flush()\ntime.sleep(60)",
+        ])
+        .arg(&lock)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = holder.stdout.take().unwrap();
+    let mut buf = [0u8; 7];
+    std::io::Read::read_exact(&mut pipe, &mut buf).unwrap();
+    let start = Instant::now();
+    let out = Command::new(BIN)
+        .args([
+            "headers",
+            "--root",
+            f.path().to_str().unwrap(),
+            "--lock-timeout",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    let waited = start.elapsed();
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    drop(pipe);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("waiting for the package manager"),
+        "a progress line: {err}"
+    );
+    assert!(
+        err.contains(&format!("pid {}", holder.id())),
+        "names the holder: {err}"
+    );
+    assert!(err.contains("--lock-timeout"), "says what to do: {err}");
+    assert!(
+        waited >= Duration::from_secs(2) && waited < Duration::from_secs(15),
+        "{waited:?}"
+    );
+    assert!(!rpm_installed(f.path(), &format!("kernel-devel-{k}")));
+}

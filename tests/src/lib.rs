@@ -840,6 +840,90 @@ pub fn apt_repo(dir: &Path, pkgs: &[Pkg]) {
     fs::write(dir.join("Packages"), out.stdout).expect("writing Packages");
 }
 
+/// A Debian-format archive under `dir` (`dists/SUITE/InRelease`, `main`
+/// component, `binary-amd64` index, `pool/`), built with the real
+/// dpkg-scanpackages and apt-ftparchive and clear-signed by the real gpg
+/// with the fixture key `key`.
+pub fn debian_archive(dir: &Path, suite: &str, pkgs: &[Pkg], key: &str) {
+    let pool = dir.join("pool/main/l/linux");
+    fs::create_dir_all(&pool).expect("pool");
+    for p in pkgs {
+        p.build(&pool);
+    }
+    let bin = dir.join(format!("dists/{suite}/main/binary-amd64"));
+    fs::create_dir_all(&bin).expect("dists");
+    let out = Command::new("dpkg-scanpackages")
+        .args(["--multiversion", "pool"])
+        .current_dir(dir)
+        .output()
+        .expect("dpkg-scanpackages");
+    assert!(out.status.success());
+    fs::write(bin.join("Packages"), &out.stdout).expect("Packages");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &out.stdout).expect("gzip");
+    fs::write(bin.join("Packages.gz"), gz.finish().expect("gzip")).expect("Packages.gz");
+    let release = Command::new("apt-ftparchive")
+        .args([
+            "-o",
+            &format!("APT::FTPArchive::Release::Suite={suite}"),
+            "-o",
+            &format!("APT::FTPArchive::Release::Codename={suite}"),
+            "-o",
+            "APT::FTPArchive::Release::Components=main",
+            "-o",
+            "APT::FTPArchive::Release::Architectures=amd64",
+            "release",
+        ])
+        .arg(format!("dists/{suite}"))
+        .current_dir(dir)
+        .output()
+        .expect("apt-ftparchive");
+    assert!(
+        release.status.success(),
+        "apt-ftparchive: {}",
+        String::from_utf8_lossy(&release.stderr)
+    );
+    let dists = dir.join(format!("dists/{suite}"));
+    fs::write(dists.join("Release"), &release.stdout).expect("Release");
+    clearsign(&dists.join("Release"), &dists.join("InRelease"), key);
+}
+
+/// Clear-signs `input` into `output` with the real gpg and fixture key `key`.
+pub fn clearsign(input: &Path, output: &Path, key: &str) {
+    let home = tempfile::tempdir().expect("GNUPGHOME");
+    let sec = fixtures_dir().join(format!("keys/{key}.sec.asc"));
+    run(Command::new("gpg")
+        .env("GNUPGHOME", home.path())
+        .args(["--batch", "--quiet", "--import"])
+        .arg(&sec));
+    let _ = fs::remove_file(output);
+    run(Command::new("gpg")
+        .env("GNUPGHOME", home.path())
+        .args([
+            "--batch",
+            "--quiet",
+            "--yes",
+            "--digest-algo",
+            "SHA256",
+            "--clearsign",
+            "--output",
+        ])
+        .arg(output)
+        .arg(input));
+}
+
+/// Makes the root trust fixture key NAME for apt
+/// (`/etc/apt/trusted.gpg.d/NAME.asc`).
+pub fn trust_apt_key(root: &Path, key: &str) {
+    let d = root.join("etc/apt/trusted.gpg.d");
+    fs::create_dir_all(&d).expect("trusted.gpg.d");
+    fs::write(
+        d.join(format!("{key}.asc")),
+        read_fixture(&format!("keys/{key}.pub.asc")),
+    )
+    .expect("key");
+}
+
 /// Prepares a root for apt: the directories apt and dpkg expect, and a
 /// sources.list naming the repository.
 pub fn apt_root(root: &Path, repo: &Path) {

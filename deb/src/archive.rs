@@ -1,0 +1,395 @@
+//! Finding, fetching and verifying an exact `.deb` in a Debian-format
+//! archive (a mirror, snapshot.debian.org, an internal mirror) when the
+//! configured sources no longer carry it.
+//!
+//! The chain of trust, as apt's own:
+//! 1. `dists/SUITE/InRelease` must carry a signature that verifies against a
+//!    key the *root* already trusts (`/usr/share/keyrings/*.gpg`,
+//!    `/etc/apt/trusted.gpg.d/`, `/etc/apt/trusted.gpg`);
+//! 2. the `Packages` index must have the size and sha256 InRelease states;
+//! 3. the `.deb` must have the size and sha256 the index states (checked
+//!    while it streams);
+//! 4. its control data must name exactly the package, version and
+//!    architecture asked for.
+//!
+//! The kernel-specific packages it depends on (`linux-headers-V-common`,
+//! `linux-kbuild-V`, …) are taken from the same verified index, since a
+//! distribution that dropped one has usually dropped the others.
+
+use std::collections::BTreeMap;
+use std::io::{BufReader, Cursor, Read};
+use std::path::{Path, PathBuf};
+
+use connector_fetch::{sha256_bytes, Expect, FetchError, Fetcher};
+use connector_host::Root;
+use debian_packaging::control::ControlParagraphReader;
+use debian_packaging::io::Compression;
+use debian_packaging::package_version::PackageVersion;
+use debian_packaging::repository::release::{ChecksumType, ReleaseFile};
+use pgp::{Deserializable, SignedPublicKey};
+
+const INDEX_LIMIT: u64 = 256 * 1024 * 1024;
+
+/// Where to look: `BASE/dists/SUITE/COMPONENT/binary-ARCH/Packages*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DebArchive {
+    pub base: String,
+    pub suite: String,
+    pub component: String,
+    pub arch: String,
+}
+
+/// One package as the verified index describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DebPackage {
+    pub name: String,
+    pub version: String,
+    pub arch: String,
+    pub url: String,
+    pub sha256: String,
+    pub size: Option<u64>,
+    /// Its `Depends`, raw.
+    pub depends: String,
+}
+
+/// Why an archive could not supply a verified package.
+#[derive(Debug, thiserror::Error)]
+pub enum DebArchiveError {
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error("{url}: malformed {what}: {detail}")]
+    Malformed {
+        url: String,
+        what: &'static str,
+        detail: String,
+    },
+    #[error("{url}: not signed")]
+    Unsigned { url: String },
+    #[error(
+        "{url}: the signature does not verify against any key trusted in the root ({keys}); \
+         install the distribution's keyring in the root if the archive is genuine"
+    )]
+    BadSignature { url: String, keys: String },
+    #[error("no trusted apt keys in the root (/usr/share/keyrings, /etc/apt/trusted.gpg.d) to verify {url} with")]
+    NoKeys { url: String },
+    #[error("{url} lists no {component}/binary-{arch} Packages index with a sha256")]
+    NoIndex {
+        url: String,
+        component: String,
+        arch: String,
+    },
+    #[error("{url}: {what} sha256 {actual} does not match the signed {expected}")]
+    Digest {
+        url: String,
+        what: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("{package} is not in {url}")]
+    NotInArchive { package: String, url: String },
+    #[error("{path}: the package's control data says {field} {found}, expected {expected}")]
+    ControlMismatch {
+        path: PathBuf,
+        field: &'static str,
+        expected: String,
+        found: String,
+    },
+    #[error("{path}: not a readable .deb: {detail}")]
+    Unreadable { path: PathBuf, detail: String },
+}
+
+/// The root's trusted apt keys: (file name, keys).
+pub fn trusted_keys(root: &Root) -> Vec<(String, SignedPublicKey)> {
+    let mut out = Vec::new();
+    let mut files = Vec::new();
+    for dir in ["/usr/share/keyrings", "/etc/apt/trusted.gpg.d"] {
+        for name in root.read_dir_names(dir).unwrap_or_default() {
+            files.push(Path::new(dir).join(name));
+        }
+    }
+    files.push(PathBuf::from("/etc/apt/trusted.gpg"));
+    for f in files {
+        let Ok(Some(host)) = root.resolve_optional(&f) else {
+            continue;
+        };
+        let Ok(bytes) = std::fs::read(&host) else {
+            continue;
+        };
+        let name = f.display().to_string();
+        for key in parse_keys(&bytes) {
+            out.push((name.clone(), key));
+        }
+    }
+    out
+}
+
+/// Parses an armored or binary keyring; unparsable input yields nothing.
+pub fn parse_keys(bytes: &[u8]) -> Vec<SignedPublicKey> {
+    if bytes.starts_with(b"-----BEGIN PGP") {
+        match SignedPublicKey::from_armor_many(Cursor::new(bytes)) {
+            Ok((keys, _)) => keys.flatten().collect(),
+            Err(_) => Vec::new(),
+        }
+    } else {
+        SignedPublicKey::from_bytes_many(Cursor::new(bytes))
+            .flatten()
+            .collect()
+    }
+}
+
+/// Fetches and verifies `dists/SUITE/InRelease`, then the Packages index;
+/// returns the index's paragraphs as text.
+pub fn verified_index(
+    fetcher: &Fetcher,
+    a: &DebArchive,
+    keys: &[(String, SignedPublicKey)],
+) -> Result<String, DebArchiveError> {
+    let base = with_slash(&a.base);
+    let url = format!("{base}dists/{}/InRelease", a.suite);
+    let bytes = fetcher.get(&url, 64 * 1024 * 1024)?;
+    if keys.is_empty() {
+        return Err(DebArchiveError::NoKeys { url });
+    }
+    let release =
+        ReleaseFile::from_armored_reader(BufReader::new(Cursor::new(bytes))).map_err(|e| {
+            DebArchiveError::Malformed {
+                url: url.clone(),
+                what: "InRelease",
+                detail: e.to_string(),
+            }
+        })?;
+    let sigs = release
+        .signatures()
+        .ok_or_else(|| DebArchiveError::Unsigned { url: url.clone() })?;
+    if sigs.iter_signatures().next().is_none() {
+        return Err(DebArchiveError::Unsigned { url });
+    }
+    let verified = keys.iter().any(|(_, key)| {
+        sigs.verify(key).is_ok_and(|n| n > 0)
+            || key
+                .public_subkeys
+                .iter()
+                .any(|sub| sigs.verify(sub).is_ok_and(|n| n > 0))
+    });
+    if !verified {
+        let mut names: Vec<&str> = keys.iter().map(|(n, _)| n.as_str()).collect();
+        names.dedup();
+        return Err(DebArchiveError::BadSignature {
+            url,
+            keys: names.join(", "),
+        });
+    }
+    // The index, preferring the smallest download apt would also take.
+    let entry = [Compression::Xz, Compression::Gzip, Compression::None]
+        .into_iter()
+        .find_map(|c| {
+            release.find_packages_indices(ChecksumType::Sha256, c, &a.component, &a.arch, false)
+        })
+        .ok_or_else(|| DebArchiveError::NoIndex {
+            url: url.clone(),
+            component: a.component.clone(),
+            arch: a.arch.clone(),
+        })?;
+    let path = entry.path.to_string();
+    if path.contains("..") || path.starts_with('/') {
+        return Err(DebArchiveError::Malformed {
+            url,
+            what: "InRelease",
+            detail: format!("index path {path:?} leaves the archive"),
+        });
+    }
+    let expected = entry.digest.digest_hex();
+    let compression = entry.compression;
+    let index_url = format!("{base}dists/{}/{path}", a.suite);
+    let raw = fetcher.get(&index_url, INDEX_LIMIT)?;
+    let actual = sha256_bytes(&raw);
+    if !actual.eq_ignore_ascii_case(&expected) {
+        return Err(DebArchiveError::Digest {
+            url: index_url,
+            what: "Packages index".into(),
+            expected,
+            actual,
+        });
+    }
+    let mut text = String::new();
+    let res = match compression {
+        Compression::Xz => xz2::read::XzDecoder::new(raw.as_slice()).read_to_string(&mut text),
+        Compression::Gzip => flate2::read::GzDecoder::new(raw.as_slice()).read_to_string(&mut text),
+        _ => String::from_utf8(raw)
+            .map(|s| {
+                text = s;
+                0
+            })
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+    };
+    res.map_err(|e| DebArchiveError::Malformed {
+        url: index_url,
+        what: "Packages index",
+        detail: e.to_string(),
+    })?;
+    Ok(text)
+}
+
+/// Looks `name` up in a verified index: the exact `version` when given, else
+/// the highest. Architecture `arch` or `all`.
+pub fn find_in_index(
+    index: &str,
+    a: &DebArchive,
+    name: &str,
+    version: Option<&str>,
+) -> Option<DebPackage> {
+    let base = with_slash(&a.base);
+    let mut best: Option<(PackageVersion, DebPackage)> = None;
+    for para in ControlParagraphReader::new(Cursor::new(index.as_bytes())).flatten() {
+        if para.field_str("Package") != Some(name) {
+            continue;
+        }
+        let arch = para.field_str("Architecture").unwrap_or("");
+        if arch != a.arch && arch != "all" {
+            continue;
+        }
+        let ver = para.field_str("Version").unwrap_or("").to_string();
+        if version.is_some_and(|v| v != ver) {
+            continue;
+        }
+        let (Some(file), Some(sha)) = (para.field_str("Filename"), para.field_str("SHA256")) else {
+            continue;
+        };
+        if file.contains("..") || file.starts_with('/') || file.contains("://") {
+            continue;
+        }
+        let Ok(pv) = PackageVersion::parse(&ver) else {
+            continue;
+        };
+        let pkg = DebPackage {
+            name: name.to_string(),
+            version: ver,
+            arch: arch.to_string(),
+            url: format!("{base}{file}"),
+            sha256: sha.to_ascii_lowercase(),
+            size: para.field_str("Size").and_then(|s| s.parse().ok()),
+            depends: para.field_str("Depends").unwrap_or("").to_string(),
+        };
+        if best.as_ref().is_none_or(|(b, _)| pv > *b) {
+            best = Some((pv, pkg));
+        }
+    }
+    best.map(|(_, p)| p)
+}
+
+/// The package and the kernel packages it depends on (names starting with
+/// `linux-`), from the same index, each with the exact version its
+/// dependent names when it names one.
+pub fn closure(
+    index: &str,
+    a: &DebArchive,
+    name: &str,
+) -> Result<Vec<DebPackage>, DebArchiveError> {
+    let first =
+        find_in_index(index, a, name, None).ok_or_else(|| DebArchiveError::NotInArchive {
+            package: name.to_string(),
+            url: format!("{}dists/{}", with_slash(&a.base), a.suite),
+        })?;
+    let mut out: BTreeMap<String, DebPackage> = BTreeMap::new();
+    let mut queue = vec![first];
+    while let Some(p) = queue.pop() {
+        if out.contains_key(&p.name) || out.len() > 16 {
+            continue;
+        }
+        for dep in p.depends.split(',') {
+            // First alternative of each dependency; `name (op version)`.
+            let first_alt = dep.split('|').next().unwrap_or("").trim();
+            let dep_name = first_alt.split([' ', '(', ':']).next().unwrap_or("").trim();
+            if !dep_name.starts_with("linux-") || out.contains_key(dep_name) {
+                continue;
+            }
+            let exact = first_alt
+                .split_once("(=")
+                .and_then(|(_, v)| v.split(')').next())
+                .map(|v| v.trim().to_string());
+            if let Some(d) = find_in_index(index, a, dep_name, exact.as_deref()) {
+                queue.push(d);
+            }
+        }
+        out.insert(p.name.clone(), p);
+    }
+    Ok(out.into_values().collect())
+}
+
+/// Downloads `p` into `dir` and checks its control data.
+pub fn fetch_verified(
+    fetcher: &Fetcher,
+    p: &DebPackage,
+    dir: &Path,
+    progress: &mut dyn FnMut(u64, Option<u64>),
+) -> Result<PathBuf, DebArchiveError> {
+    let dest = dir.join(format!(
+        "{}_{}_{}.deb",
+        p.name,
+        p.version.replace(':', "%3a"),
+        p.arch
+    ));
+    let got = fetcher.download(
+        &p.url,
+        &dest,
+        &Expect {
+            sha256: Some(p.sha256.clone()),
+            size: p.size,
+        },
+        progress,
+    )?;
+    if let Err(e) = check_control(&got.path, &p.name, Some(&p.version), &p.arch) {
+        let _ = std::fs::remove_file(&got.path);
+        return Err(e);
+    }
+    Ok(got.path)
+}
+
+/// Checks a `.deb`'s control data names `name` (and `version`, `arch`).
+pub fn check_control(
+    path: &Path,
+    name: &str,
+    version: Option<&str>,
+    arch: &str,
+) -> Result<(), DebArchiveError> {
+    let unreadable = |detail: String| DebArchiveError::Unreadable {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let f = std::fs::File::open(path).map_err(|e| unreadable(e.to_string()))?;
+    let control = debian_packaging::deb::reader::resolve_control_file(BufReader::new(f))
+        .map_err(|e| unreadable(e.to_string()))?;
+    let found_name = control.package().map_err(|e| unreadable(e.to_string()))?;
+    let found_version = control
+        .version_str()
+        .map_err(|e| unreadable(e.to_string()))?;
+    let found_arch = control
+        .architecture()
+        .map_err(|e| unreadable(e.to_string()))?;
+    let mismatch = |field, expected: &str, found: &str| DebArchiveError::ControlMismatch {
+        path: path.to_path_buf(),
+        field,
+        expected: expected.to_string(),
+        found: found.to_string(),
+    };
+    if found_name != name {
+        return Err(mismatch("Package", name, found_name));
+    }
+    if let Some(v) = version {
+        if found_version != v {
+            return Err(mismatch("Version", v, found_version));
+        }
+    }
+    if found_arch != arch && found_arch != "all" {
+        return Err(mismatch("Architecture", arch, found_arch));
+    }
+    Ok(())
+}
+
+fn with_slash(s: &str) -> String {
+    if s.ends_with('/') {
+        s.to_string()
+    } else {
+        format!("{s}/")
+    }
+}
