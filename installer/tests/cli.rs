@@ -34,6 +34,7 @@ fn help_fits_80_columns() {
         &["doctor", "--help"],
         &["doctor", "-h"],
         &["help", "doctor"],
+        &["headers", "--help"],
     ] {
         let out = run(args);
         assert!(out.status.success(), "{args:?}");
