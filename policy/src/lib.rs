@@ -1,3 +1,693 @@
-//! The SELinux policy module for the connector and the code that installs
-//! and verifies it (`connector-installer selinux …`). Empty until the policy
-//! issue; the crate exists so the workspace shows where it goes.
+//! The connector's SELinux policy module (`connectord.cil`, embedded) and
+//! the code that installs, removes and verifies it, on a live host or in an
+//! image root.
+//!
+//! - The store and its type come from `ROOT/etc/selinux/config`
+//!   (`SELINUX`, `SELINUXTYPE`); the *live* state (is SELinux on, enforcing
+//!   or permissive) from the kernel through libselinux, never from the file.
+//! - Install is one `semodule [-p ROOT] -s TYPE -n -X 200 -i connectord.cil`:
+//!   one policy rebuild; `load_policy` follows only on the live root with
+//!   SELinux enabled. When the store already holds this exact module text
+//!   (read from the store itself), nothing runs at all.
+//! - The libsemanage store lock is checked first and waited for, bounded:
+//!   semodule itself would wait forever.
+
+pub mod avc;
+
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use connector_host::cmd::{Cmd, CmdError};
+use connector_host::Root;
+use serde::Serialize;
+
+/// The module's name in the store.
+pub const MODULE_NAME: &str = "connectord";
+/// The priority packages use (Fedora's `%selinux_modules_install`).
+pub const PRIORITY: u16 = 200;
+/// The module source, shipped inside the binary.
+pub const MODULE_CIL: &str = include_str!("../connectord.cil");
+/// The connector's domain.
+pub const DOMAIN: &str = "connectord_t";
+/// The paths the module labels, for relabeling after install.
+pub const LABELED_PATHS: &[&str] = &[
+    "/opt/connector/bin/connectord",
+    "/var/lib/connector",
+    "/var/log/connector",
+    "/etc/connector",
+];
+/// A policy rebuild takes seconds here and about a minute under emulation.
+const SEMODULE_TIMEOUT: Duration = Duration::from_secs(20 * 60);
+
+/// The version this binary ships (`; connectord-policy-version X`).
+pub fn module_version() -> &'static str {
+    version_of(MODULE_CIL).unwrap_or("unknown")
+}
+
+/// The version recorded in a module's source text.
+pub fn version_of(text: &str) -> Option<&str> {
+    text.lines()
+        .take(10)
+        .find_map(|l| l.trim().strip_prefix("; connectord-policy-version "))
+        .map(str::trim)
+}
+
+/// `SELINUX=` of the config file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConfigMode {
+    Enforcing,
+    Permissive,
+    Disabled,
+}
+
+/// `ROOT/etc/selinux/config`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SelinuxConfig {
+    pub mode: ConfigMode,
+    pub policy_type: String,
+}
+
+/// Typed errors: a caller branches on these (and the hook turns them into
+/// warnings).
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error(
+        "semodule is not installed in the system running this command; install it: \
+         EL/Oracle/Amazon: `dnf install policycoreutils` (yum on EL7/AL2), \
+         Debian/Ubuntu: `apt-get install semodule-utils policycoreutils`"
+    )]
+    SemoduleMissing,
+    #[error("the SELinux policy store is locked by {holder} for more than {}s; let it finish and run this again", waited.as_secs())]
+    StoreLocked { holder: String, waited: Duration },
+    #[error("SELINUXTYPE={policy_type} in {root}/etc/selinux/config, but there is no policy store for it ({store}); install that policy or fix SELINUXTYPE")]
+    UnknownType {
+        policy_type: String,
+        root: String,
+        store: String,
+    },
+    #[error("the base policy rejected the connector's module (semodule: {message})")]
+    Rejected { message: String },
+    #[error("{root}/etc/selinux/config: {detail}")]
+    Config { root: String, detail: String },
+    #[error(transparent)]
+    Cmd(CmdError),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl From<CmdError> for PolicyError {
+    fn from(e: CmdError) -> Self {
+        match e {
+            CmdError::NotFound { .. } => PolicyError::SemoduleMissing,
+            other => PolicyError::Cmd(other),
+        }
+    }
+}
+
+/// Reads `ROOT/etc/selinux/config`; `None` when the root has none.
+pub fn read_config(root: &Root) -> Result<Option<SelinuxConfig>, PolicyError> {
+    let text = root
+        .read_to_string_optional("/etc/selinux/config")
+        .map_err(|source| PolicyError::Io {
+            path: "/etc/selinux/config".into(),
+            source,
+        })?;
+    let Some(text) = text else { return Ok(None) };
+    let fields = connector_host::os::parse_os_release(&text);
+    let get = |k: &str| {
+        fields
+            .iter()
+            .rev()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    let mode = match get("SELINUX")
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("enforcing") => ConfigMode::Enforcing,
+        Some("permissive") => ConfigMode::Permissive,
+        Some("disabled") | None => ConfigMode::Disabled,
+        Some(other) => {
+            return Err(PolicyError::Config {
+                root: root.path().display().to_string(),
+                detail: format!("SELINUX={other} is not enforcing, permissive or disabled"),
+            })
+        }
+    };
+    let policy_type = get("SELINUXTYPE").unwrap_or_else(|| "targeted".into());
+    if policy_type.is_empty() || policy_type.contains('/') || policy_type.contains("..") {
+        return Err(PolicyError::Config {
+            root: root.path().display().to_string(),
+            detail: format!("SELINUXTYPE={policy_type:?} is not a policy name"),
+        });
+    }
+    Ok(Some(SelinuxConfig { mode, policy_type }))
+}
+
+/// What the live kernel says (live root only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LiveMode {
+    /// The kernel has no SELinux, or it is not running.
+    Off,
+    Permissive,
+    Enforcing,
+}
+
+/// The running kernel's SELinux state, through libselinux.
+pub fn live_mode() -> LiveMode {
+    if selinux::kernel_support() == selinux::KernelSupport::Unsupported {
+        return LiveMode::Off;
+    }
+    match selinux::current_mode() {
+        selinux::SELinuxMode::Enforcing => LiveMode::Enforcing,
+        selinux::SELinuxMode::Permissive => LiveMode::Permissive,
+        _ => LiveMode::Off,
+    }
+}
+
+/// The module as the store holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum ModuleState {
+    NotInstalled,
+    /// Installed; `current` when its text is exactly this binary's module.
+    Installed {
+        version: Option<String>,
+        current: bool,
+        priority: u16,
+    },
+}
+
+/// A root's policy store, opened for the connector's module.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: Root,
+    config: SelinuxConfig,
+    /// The store directory (host path): `var/lib/selinux/TYPE` (libsemanage
+    /// 2.4+), or `etc/selinux/TYPE` (EL7).
+    dir: PathBuf,
+}
+
+/// Why there is nothing to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NotApplicable {
+    /// No `/etc/selinux/config` in the root.
+    NoConfig,
+    /// `SELINUX=disabled`.
+    Disabled,
+}
+
+impl Store {
+    /// Opens the root's store; `Ok(Err(_))` when SELinux is not configured
+    /// there (nothing to do), `Err` when it is configured but broken.
+    pub fn open(root: &Root) -> Result<Result<Store, NotApplicable>, PolicyError> {
+        let Some(config) = read_config(root)? else {
+            return Ok(Err(NotApplicable::NoConfig));
+        };
+        if config.mode == ConfigMode::Disabled {
+            return Ok(Err(NotApplicable::Disabled));
+        }
+        let modern = format!("/var/lib/selinux/{}", config.policy_type);
+        let el7 = format!("/etc/selinux/{}/active", config.policy_type);
+        let dir = if root.is_dir(&modern).unwrap_or(false) {
+            root.resolve(&modern).map_err(|source| PolicyError::Io {
+                path: modern.clone(),
+                source,
+            })?
+        } else if root.is_dir(&el7).unwrap_or(false) {
+            root.resolve(format!("/etc/selinux/{}", config.policy_type))
+                .map_err(|source| PolicyError::Io {
+                    path: el7.clone(),
+                    source,
+                })?
+        } else {
+            return Err(PolicyError::UnknownType {
+                policy_type: config.policy_type.clone(),
+                root: root.path().display().to_string(),
+                store: modern,
+            });
+        };
+        Ok(Ok(Store {
+            root: root.clone(),
+            config,
+            dir,
+        }))
+    }
+
+    pub fn config(&self) -> &SelinuxConfig {
+        &self.config
+    }
+
+    /// The store directory (host path).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Reads the module from the store, without running anything.
+    pub fn module_state(&self) -> Result<ModuleState, PolicyError> {
+        let modules = self.dir.join("active/modules");
+        let mut found: Option<(u16, PathBuf)> = None;
+        let entries = match fs::read_dir(&modules) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(ModuleState::NotInstalled),
+            Err(source) => {
+                return Err(PolicyError::Io {
+                    path: modules.display().to_string(),
+                    source,
+                })
+            }
+        };
+        for e in entries.flatten() {
+            let Ok(prio) = e.file_name().to_string_lossy().parse::<u16>() else {
+                continue;
+            };
+            let dir = e.path().join(MODULE_NAME);
+            if dir.is_dir() && found.as_ref().is_none_or(|(p, _)| prio > *p) {
+                found = Some((prio, dir));
+            }
+        }
+        let Some((priority, dir)) = found else {
+            return Ok(ModuleState::NotInstalled);
+        };
+        // A CIL module is stored verbatim as `cil`; other languages keep
+        // their source in `hll`.
+        let text = read_maybe_bz2(&dir.join("hll"))
+            .or_else(|_| read_maybe_bz2(&dir.join("cil")))
+            .ok();
+        let version = text.as_deref().and_then(version_of).map(String::from);
+        let current = text.as_deref() == Some(MODULE_CIL) && priority == PRIORITY;
+        Ok(ModuleState::Installed {
+            version,
+            current,
+            priority,
+        })
+    }
+
+    fn semodule(&self, desc: &str) -> Cmd {
+        let mut cmd = Cmd::new("semodule", desc).timeout(SEMODULE_TIMEOUT);
+        if !self.root.is_live() {
+            cmd = cmd.arg("-p").arg(self.root.path());
+        }
+        cmd.args([
+            "-s",
+            &self.config.policy_type,
+            "-n",
+            "-X",
+            &PRIORITY.to_string(),
+        ])
+    }
+
+    /// The libsemanage lock files of this store.
+    fn lock_files(&self) -> [PathBuf; 2] {
+        [
+            self.dir.join("semanage.trans.LOCK"),
+            self.dir.join("semanage.read.LOCK"),
+        ]
+    }
+
+    /// Waits (bounded) until no other process holds the store.
+    fn wait_unlocked(&self, timeout: Duration) -> Result<(), PolicyError> {
+        let start = std::time::Instant::now();
+        loop {
+            let held = self.lock_files().iter().find_map(|p| flock_holder(p));
+            let Some(holder) = held else { return Ok(()) };
+            if start.elapsed() >= timeout {
+                return Err(PolicyError::StoreLocked {
+                    holder,
+                    waited: timeout,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Installs (or upgrades) the module. `Ok(None)` when the store already
+    /// holds exactly this module: no command ran.
+    pub fn install(&self, lock_timeout: Duration) -> Result<Option<Vec<String>>, PolicyError> {
+        if matches!(
+            self.module_state()?,
+            ModuleState::Installed { current: true, .. }
+        ) {
+            return Ok(None);
+        }
+        self.install_module(MODULE_NAME, MODULE_CIL, lock_timeout)
+            .map(Some)
+    }
+
+    /// Installs CIL `text` as module `name` (one rebuild). Public for tests
+    /// of rejected modules; `install` is the operation.
+    pub fn install_module(
+        &self,
+        name: &str,
+        text: &str,
+        lock_timeout: Duration,
+    ) -> Result<Vec<String>, PolicyError> {
+        self.wait_unlocked(lock_timeout)?;
+        let tmp = tempfile_dir()?;
+        // semodule names a CIL module after its file.
+        let file = tmp.path().join(format!("{name}.cil"));
+        fs::write(&file, text).map_err(|source| PolicyError::Io {
+            path: file.display().to_string(),
+            source,
+        })?;
+        let cmd = self
+            .semodule("Installing the connector's SELinux policy module")
+            .arg("-i")
+            .arg(&file);
+        let mut ran = vec![cmd.cmdline()];
+        let out = cmd.output()?;
+        if !out.status.success() {
+            return Err(rejected_or_failed(&cmd, &out));
+        }
+        ran.extend(self.reload()?);
+        Ok(ran)
+    }
+
+    /// Removes the module. `Ok(None)` when it is not installed: a no-op.
+    pub fn remove(&self, lock_timeout: Duration) -> Result<Option<Vec<String>>, PolicyError> {
+        if self.module_state()? == ModuleState::NotInstalled {
+            return Ok(None);
+        }
+        self.wait_unlocked(lock_timeout)?;
+        let cmd = self
+            .semodule("Removing the connector's SELinux policy module")
+            .args(["-r", MODULE_NAME]);
+        let mut ran = vec![cmd.cmdline()];
+        let out = cmd.output()?;
+        if !out.status.success() {
+            return Err(rejected_or_failed(&cmd, &out));
+        }
+        ran.extend(self.reload()?);
+        Ok(Some(ran))
+    }
+
+    /// `load_policy`, only on the live root with SELinux running.
+    fn reload(&self) -> Result<Vec<String>, PolicyError> {
+        if !self.root.is_live() || live_mode() == LiveMode::Off {
+            return Ok(Vec::new());
+        }
+        let cmd =
+            Cmd::new("load_policy", "Loading the rebuilt SELinux policy").timeout(SEMODULE_TIMEOUT);
+        cmd.run()?;
+        Ok(vec![cmd.cmdline()])
+    }
+
+    /// Labels the connector's paths that exist: on the live root with
+    /// libselinux's restorecon, in an image with `setfiles -r ROOT` against
+    /// the image's own file contexts.
+    pub fn relabel(&self) -> Result<Vec<String>, PolicyError> {
+        let present: Vec<&str> = LABELED_PATHS
+            .iter()
+            .copied()
+            .filter(|p| self.root.exists(p).unwrap_or(false))
+            .collect();
+        if present.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.root.is_live() {
+            if live_mode() == LiveMode::Off {
+                return Ok(Vec::new());
+            }
+            let mut done = Vec::new();
+            for p in &present {
+                let io_err = |e: selinux::errors::Error| PolicyError::Io {
+                    path: (*p).to_string(),
+                    source: io::Error::other(e.to_string()),
+                };
+                let mut labeler =
+                    selinux::label::Labeler::<selinux::label::back_end::File>::new(&[], false)
+                        .map_err(io_err)?;
+                let restore = selinux::context_restore::ContextRestore::with_labeler(&mut labeler);
+                restore
+                    .restore_context_of_file_system_entry(
+                        p,
+                        1,
+                        selinux::context_restore::RestoreFlags::RECURSE
+                            | selinux::context_restore::RestoreFlags::IGNORE_DIGEST,
+                    )
+                    .map_err(|e| PolicyError::Io {
+                        path: (*p).to_string(),
+                        source: io::Error::other(e.to_string()),
+                    })?;
+                done.push(format!("restorecon -R {p}"));
+            }
+            return Ok(done);
+        }
+        let fc = format!(
+            "/etc/selinux/{}/contexts/files/file_contexts",
+            self.config.policy_type
+        );
+        let cmd = Cmd::new("setfiles", "Labeling the connector's files in the image")
+            .args(["-F", "-r"])
+            .arg(self.root.path())
+            .arg(self.root.host_path(&fc))
+            .args(present.iter().map(|p| self.root.host_path(p)))
+            .timeout(SEMODULE_TIMEOUT)
+            .missing_hint("install policycoreutils (setfiles)");
+        cmd.run()?;
+        Ok(vec![cmd.cmdline()])
+    }
+}
+
+/// The resolver's words when the base policy rejects the module.
+fn rejected_or_failed(cmd: &Cmd, out: &connector_host::cmd::Output) -> PolicyError {
+    let text = out.stderr.trim();
+    let resolver = [
+        "Failed to resolve",
+        "Failed to verify",
+        "neverallow",
+        "Invalid",
+        "not a valid",
+    ];
+    if resolver.iter().any(|w| text.contains(w)) {
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.contains("not in password file"))
+            .collect();
+        PolicyError::Rejected {
+            message: connector_host::cmd::tail(&lines.join("\n")),
+        }
+    } else {
+        PolicyError::Cmd(cmd.failed(out))
+    }
+}
+
+fn tempfile_dir() -> Result<TempDir, PolicyError> {
+    TempDir::new().map_err(|source| PolicyError::Io {
+        path: std::env::temp_dir().display().to_string(),
+        source,
+    })
+}
+
+/// A private temporary directory, removed on drop (no extra dependency).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> io::Result<TempDir> {
+        use std::os::unix::fs::DirBuilderExt;
+        let base = std::env::temp_dir();
+        for i in 0..100u32 {
+            let p = base.join(format!("connector-policy-{}-{i}", std::process::id()));
+            match fs::DirBuilder::new().mode(0o700).create(&p) {
+                Ok(()) => return Ok(TempDir(p)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::other("no free temporary directory name"))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Reads a store file, bzip2-compressed or not.
+fn read_maybe_bz2(path: &Path) -> io::Result<String> {
+    let bytes = fs::read(path)?;
+    if bytes.starts_with(b"BZh") {
+        let mut s = String::new();
+        bzip2::read::BzDecoder::new(bytes.as_slice()).read_to_string(&mut s)?;
+        Ok(s)
+    } else {
+        String::from_utf8(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+}
+
+/// Who holds a `flock(2)` lock on `path` (libsemanage's locks are flocks):
+/// found by trying the lock without waiting, and named from /proc/locks.
+fn flock_holder(path: &Path) -> Option<String> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    let f = fs::File::open(path).ok()?;
+    // SAFETY: flock on an fd we own; LOCK_NB never blocks.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        // SAFETY: releasing the lock we just took.
+        unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_UN) };
+        return None;
+    }
+    let ino = f.metadata().ok()?.ino();
+    let locks = fs::read_to_string("/proc/locks").unwrap_or_default();
+    let pid = locks.lines().find_map(|l| {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        // "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"
+        let dev_ino = w.get(5)?;
+        (w.get(1) == Some(&"FLOCK") && dev_ino.rsplit(':').next()?.parse::<u64>().ok()? == ino)
+            .then(|| w.get(4).map(|p| p.to_string()))
+            .flatten()
+    });
+    Some(match pid {
+        Some(pid) => {
+            let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            format!("{} (pid {pid}) on {}", comm.trim(), path.display())
+        }
+        None => format!("another process on {}", path.display()),
+    })
+}
+
+/// One permission the connector's domain must have, asked of the kernel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccessCheck {
+    pub class: String,
+    pub permission: String,
+    pub allowed: Option<bool>,
+    pub error: Option<String>,
+}
+
+/// The permissions `status` asks the live kernel about.
+pub const REQUIRED_ACCESS: &[(&str, &str)] = &[
+    ("bpf", "prog_load"),
+    ("bpf", "map_create"),
+    ("capability2", "bpf"),
+    ("capability2", "perfmon"),
+    ("perf_event", "open"),
+];
+
+/// Asks the loaded policy (security_compute_av) whether `connectord_t` may
+/// do each of [`REQUIRED_ACCESS`] on itself. Live root with SELinux only.
+pub fn check_live_access() -> Vec<AccessCheck> {
+    let ctx = std::ffi::CString::new(format!("system_u:system_r:{DOMAIN}:s0")).expect("no NUL");
+    let me = selinux::SecurityContext::from_c_str(&ctx, false);
+    REQUIRED_ACCESS
+        .iter()
+        .map(|(class, perm)| {
+            let answer = selinux::SecurityClass::from_name(class).and_then(|c| {
+                let bit = c.access_vector_bit(perm)?;
+                me.query_access_decision(&me, c, bit)
+                    .map(|d| d.allowed & bit == bit)
+            });
+            match answer {
+                Ok(a) => AccessCheck {
+                    class: class.to_string(),
+                    permission: perm.to_string(),
+                    allowed: Some(a),
+                    error: None,
+                },
+                Err(e) => AccessCheck {
+                    class: class.to_string(),
+                    permission: perm.to_string(),
+                    allowed: None,
+                    error: Some(e.to_string()),
+                },
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_module_carries_its_version() {
+        assert!(MODULE_CIL.starts_with("; connectord: SELinux policy module"));
+        assert_eq!(module_version(), "1.0.0");
+        assert_eq!(
+            version_of("; x\n; connectord-policy-version 2.1\n"),
+            Some("2.1")
+        );
+        assert_eq!(version_of("(type a)\n"), None);
+    }
+
+    #[test]
+    fn config_parsing() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path()).unwrap();
+        assert_eq!(read_config(&root).unwrap(), None);
+        fs::create_dir_all(dir.path().join("etc/selinux")).unwrap();
+        let cfg = dir.path().join("etc/selinux/config");
+        fs::write(&cfg, "# c\nSELINUX=enforcing\nSELINUXTYPE=targeted\n").unwrap();
+        assert_eq!(
+            read_config(&root).unwrap(),
+            Some(SelinuxConfig {
+                mode: ConfigMode::Enforcing,
+                policy_type: "targeted".into()
+            })
+        );
+        fs::write(&cfg, "SELINUX=Disabled\n").unwrap();
+        assert_eq!(
+            read_config(&root).unwrap().unwrap().mode,
+            ConfigMode::Disabled
+        );
+        assert_eq!(
+            Store::open(&root).unwrap().unwrap_err(),
+            NotApplicable::Disabled
+        );
+        fs::write(&cfg, "SELINUX=sometimes\n").unwrap();
+        assert!(matches!(
+            read_config(&root),
+            Err(PolicyError::Config { .. })
+        ));
+        fs::write(&cfg, "SELINUX=permissive\nSELINUXTYPE=../../etc\n").unwrap();
+        assert!(matches!(
+            read_config(&root),
+            Err(PolicyError::Config { .. })
+        ));
+        fs::write(&cfg, "SELINUX=permissive\nSELINUXTYPE=nosuch\n").unwrap();
+        let err = Store::open(&root).unwrap_err();
+        assert!(matches!(err, PolicyError::UnknownType { .. }), "{err}");
+        assert!(err.to_string().contains("SELINUXTYPE=nosuch"));
+    }
+
+    #[test]
+    fn a_held_store_lock_is_seen_with_its_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("semanage.trans.LOCK");
+        fs::write(&p, "").unwrap();
+        assert_eq!(flock_holder(&p), None);
+        let mut child = std::process::Command::new("flock")
+            .arg(&p)
+            .args(["sleep", "30"])
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        let mut seen = None;
+        while start.elapsed() < Duration::from_secs(5) && seen.is_none() {
+            seen = flock_holder(&p);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let seen = seen.expect("lock seen");
+        assert!(seen.contains("sleep") || seen.contains("flock"), "{seen}");
+        assert!(seen.contains("pid"), "{seen}");
+    }
+}

@@ -1,0 +1,437 @@
+//! The module against scratch copies of Debian's real policy stores
+//! (selinux-policy-default and selinux-policy-mls), with the real semodule,
+//! checked with the real sesearch, seinfo and selabel_lookup.
+//!
+//! Tier: real tools in scratch roots. Each install rebuilds a whole policy
+//! (5-9 s here).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use connector_host::Root;
+use connector_policy::{ModuleState, PolicyError, Store};
+use connector_tests::{require_tool, Fixture};
+
+/// A root holding a copy of the host's store for `ty` (default or mls).
+fn scratch(ty: &str) -> Fixture {
+    for t in ["semodule", "sesearch", "seinfo", "selabel_lookup"] {
+        require_tool(t);
+    }
+    let src_store = PathBuf::from(format!("/var/lib/selinux/{ty}"));
+    assert!(
+        src_store.is_dir(),
+        "{} missing: scripts/setup --test installs selinux-policy-{ty}",
+        src_store.display()
+    );
+    let f = Fixture::new();
+    std::fs::create_dir_all(f.host("/var/lib/selinux")).unwrap();
+    std::fs::create_dir_all(f.host("/etc/selinux")).unwrap();
+    let cp = |from: &str, to: &Path| {
+        let st = Command::new("cp")
+            .args(["-a", from])
+            .arg(to)
+            .status()
+            .unwrap();
+        assert!(st.success(), "cp {from}");
+    };
+    cp(
+        &format!("/var/lib/selinux/{ty}"),
+        &f.host("/var/lib/selinux"),
+    );
+    cp(&format!("/etc/selinux/{ty}"), &f.host("/etc/selinux"));
+    cp("/etc/selinux/semanage.conf", &f.host("/etc/selinux"));
+    f.file(
+        "/etc/selinux/config",
+        &format!("SELINUX=enforcing\nSELINUXTYPE={ty}\n"),
+    );
+    f
+}
+
+fn policy_file(f: &Fixture, ty: &str) -> PathBuf {
+    let dir = f.host(&format!("/etc/selinux/{ty}/policy"));
+    std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("policy.")
+        })
+        .expect("a binary policy")
+}
+
+fn tool(args: &[&str], policy: &Path) -> String {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .arg(policy)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `TARGET:CLASS -> perms` of the direct rules of connectord_t.
+fn direct_rules(policy: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let text = tool(&["sesearch", "-A", "-s", "connectord_t", "-ds"], policy);
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for line in text.lines() {
+        let line = line.trim().trim_end_matches(';');
+        let Some(rest) = line.strip_prefix("allow connectord_t ") else {
+            continue;
+        };
+        let (tc, perms) = match rest.split_once(' ') {
+            Some(x) => x,
+            None => continue,
+        };
+        let tc = tc.replacen("connectord_t:", "self:", 1);
+        let perms = perms.trim().trim_start_matches('{').trim_end_matches('}');
+        out.entry(tc)
+            .or_default()
+            .extend(perms.split_whitespace().map(String::from));
+    }
+    out
+}
+
+fn allowlist() -> BTreeMap<String, BTreeSet<String>> {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("allowlist.txt"))
+        .unwrap();
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for line in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let mut w = line.split_whitespace();
+        let tc = w.next().unwrap().to_string();
+        out.entry(tc).or_default().extend(w.map(String::from));
+    }
+    out
+}
+
+fn assert_required_rules(policy: &Path) {
+    let rules = direct_rules(policy);
+    let want: &[(&str, &[&str])] = &[
+        (
+            "self:bpf",
+            &[
+                "map_create",
+                "map_read",
+                "map_write",
+                "prog_load",
+                "prog_run",
+            ],
+        ),
+        ("self:capability2", &["bpf", "perfmon"]),
+        ("self:capability", &["sys_admin", "sys_resource"]),
+        (
+            "self:perf_event",
+            &["open", "cpu", "kernel", "read", "write", "tracepoint"],
+        ),
+        ("self:lockdown", &["confidentiality", "integrity"]),
+        ("tracefs_t:file", &["read"]),
+        ("debugfs_t:dir", &["search"]),
+        ("bpf_t:dir", &["add_name", "create"]),
+        ("bpf_t:file", &["create", "write"]),
+        ("system_map_t:file", &["read"]),
+        ("src_t:file", &["read"]),
+        ("modules_object_t:lnk_file", &["read"]),
+        ("connectord_var_lib_t:file", &["create", "write", "rename"]),
+    ];
+    for (tc, perms) in want {
+        let got = rules
+            .get(*tc)
+            .unwrap_or_else(|| panic!("no rule for {tc}: {rules:?}"));
+        for p in *perms {
+            assert!(got.contains(*p), "{tc} lacks {p}: {got:?}");
+        }
+    }
+    let tt = tool(
+        &[
+            "sesearch",
+            "-T",
+            "-s",
+            "init_t",
+            "-t",
+            "connectord_exec_t",
+            "-c",
+            "process",
+        ],
+        policy,
+    );
+    assert!(
+        tt.contains("type_transition init_t connectord_exec_t:process connectord_t;"),
+        "{tt}"
+    );
+    let tr = tool(
+        &[
+            "sesearch",
+            "-A",
+            "-s",
+            "init_t",
+            "-t",
+            "connectord_t",
+            "-c",
+            "process",
+            "-p",
+            "transition",
+        ],
+        policy,
+    );
+    assert!(tr.contains("transition"), "{tr}");
+    let ep = tool(
+        &[
+            "sesearch",
+            "-A",
+            "-s",
+            "connectord_t",
+            "-t",
+            "connectord_exec_t",
+            "-c",
+            "file",
+            "-p",
+            "entrypoint",
+        ],
+        policy,
+    );
+    assert!(ep.contains("entrypoint"), "{ep}");
+}
+
+/// Least privilege: nothing beyond the reviewed allowlist, and no
+/// attribute beyond the reviewed ones.
+fn assert_least_privilege(policy: &Path) {
+    let allowed = allowlist();
+    for (tc, perms) in direct_rules(policy) {
+        let ok = allowed
+            .get(&tc)
+            .unwrap_or_else(|| panic!("rule on {tc} {perms:?} is not in allowlist.txt"));
+        let extra: Vec<_> = perms.difference(ok).collect();
+        assert!(extra.is_empty(), "{tc}: {extra:?} not in allowlist.txt");
+        assert!(!tc.starts_with("domain:"), "a rule on every domain");
+    }
+    let attrs = tool(&["seinfo", "-x", "-t", "connectord_t"], policy);
+    let line = attrs
+        .lines()
+        .find(|l| l.contains("type connectord_t"))
+        .unwrap();
+    for a in line
+        .trim()
+        .trim_end_matches(';')
+        .split(',')
+        .skip(1)
+        .map(str::trim)
+    {
+        let generated = a
+            .rsplit_once("_typeattr_")
+            .is_some_and(|(_, n)| n.parse::<u32>().is_ok());
+        assert!(
+            matches!(a, "domain" | "daemon") || generated,
+            "connectord_t joined attribute {a}"
+        );
+    }
+    assert!(!attrs.contains("unconfined"), "{attrs}");
+    let permissive = tool(&["seinfo", "--permissive"], policy);
+    assert!(
+        !permissive.contains("connectord_t"),
+        "connectord_t is permissive"
+    );
+}
+
+fn assert_file_contexts(f: &Fixture, ty: &str) {
+    let fc = f.host(&format!("/etc/selinux/{ty}/contexts/files/file_contexts"));
+    for (path, want) in [
+        ("/opt/connector/bin/connectord", "connectord_exec_t"),
+        ("/var/lib/connector/status.json", "connectord_var_lib_t"),
+        ("/var/log/connector", "connectord_log_t"),
+        ("/etc/connector/connector.conf", "connectord_conf_t"),
+    ] {
+        let out = Command::new("selabel_lookup")
+            .args(["-b", "file", "-k", path, "-f"])
+            .arg(&fc)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(&format!(":{want}:")), "{path}: {text}");
+    }
+}
+
+fn open(f: &Fixture) -> Store {
+    Store::open(&Root::new(f.path()).unwrap())
+        .unwrap()
+        .expect("SELinux configured")
+}
+
+#[test]
+fn default_store_install_verify_rerun_remove() {
+    let f = scratch("default");
+    let store = open(&f);
+    assert_eq!(store.module_state().unwrap(), ModuleState::NotInstalled);
+    let ran = store
+        .install(Duration::from_secs(30))
+        .unwrap()
+        .expect("installed");
+    assert_eq!(
+        ran.iter().filter(|c| c.starts_with("semodule")).count(),
+        1,
+        "one rebuild: {ran:?}"
+    );
+    assert!(
+        ran[0].contains(" -X 200 ") && ran[0].contains(" -n "),
+        "{ran:?}"
+    );
+    assert!(
+        !ran.iter().any(|c| c.starts_with("load_policy")),
+        "never load_policy for an image"
+    );
+    assert!(
+        matches!(store.module_state().unwrap(), ModuleState::Installed { current: true, priority: 200, ref version } if version.as_deref() == Some("1.0.0"))
+    );
+    let policy = policy_file(&f, "default");
+    assert_required_rules(&policy);
+    assert_least_privilege(&policy);
+    assert_file_contexts(&f, "default");
+
+    // Again: nothing runs.
+    let start = Instant::now();
+    assert_eq!(store.install(Duration::from_secs(30)).unwrap(), None);
+    assert!(start.elapsed() < Duration::from_secs(1));
+
+    // Labels in the image, with setfiles -r.
+    f.file("/opt/connector/bin/connectord", "#!/bin/sh\n");
+    f.file("/var/lib/connector/status.json", "{}");
+    let labeled = store.relabel().unwrap();
+    assert_eq!(labeled.len(), 1, "{labeled:?}");
+    assert!(labeled[0].starts_with("setfiles -F -r"), "{labeled:?}");
+    let label = xattr(&f.host("/opt/connector/bin/connectord"));
+    assert!(label.contains(":connectord_exec_t:"), "{label}");
+    assert!(xattr(&f.host("/var/lib/connector/status.json")).contains(":connectord_var_lib_t:"));
+
+    // Remove, then remove again: a clean no-op.
+    let ran = store
+        .remove(Duration::from_secs(30))
+        .unwrap()
+        .expect("removed");
+    assert!(ran[0].contains(" -r connectord"), "{ran:?}");
+    assert_eq!(store.module_state().unwrap(), ModuleState::NotInstalled);
+    assert_eq!(store.remove(Duration::from_secs(30)).unwrap(), None);
+    let after = tool(
+        &["seinfo", "-t", "connectord_t"],
+        &policy_file(&f, "default"),
+    );
+    assert!(!after.contains("connectord_t"), "the type is gone: {after}");
+}
+
+#[test]
+fn mls_store_takes_the_module_too() {
+    let f = scratch("mls");
+    let store = open(&f);
+    store
+        .install(Duration::from_secs(30))
+        .unwrap()
+        .expect("installed");
+    let policy = policy_file(&f, "mls");
+    assert_required_rules(&policy);
+    assert_least_privilege(&policy);
+    assert_file_contexts(&f, "mls");
+}
+
+#[test]
+fn a_module_the_base_policy_rejects_leaves_the_store_unchanged() {
+    let f = scratch("default");
+    let store = open(&f);
+    let before = snapshot(store.dir());
+    let err = store
+        .install_module(
+            "connectord_bad",
+            "(allow init_t connectord_nosuch_t (file (read)))\n",
+            Duration::from_secs(30),
+        )
+        .unwrap_err();
+    match &err {
+        PolicyError::Rejected { message } => {
+            assert!(message.contains("Failed to resolve"), "{message}")
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(
+        err.to_string().contains("the base policy rejected"),
+        "{err}"
+    );
+    assert_eq!(snapshot(store.dir()), before, "the store changed");
+}
+
+#[test]
+fn a_locked_store_is_waited_for_then_refused() {
+    require_tool("flock");
+    let f = scratch("default");
+    let store = open(&f);
+    let lock = store.dir().join("semanage.trans.LOCK");
+    std::fs::write(&lock, "").unwrap();
+    let mut holder = Command::new("flock")
+        .arg(&lock)
+        .args(["sleep", "30"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    let err = store.install(Duration::from_secs(1)).unwrap_err();
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert!(matches!(err, PolicyError::StoreLocked { .. }), "{err}");
+    assert!(err.to_string().contains("pid"), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert_eq!(store.module_state().unwrap(), ModuleState::NotInstalled);
+}
+
+fn xattr(p: &Path) -> String {
+    let out = Command::new("getfattr")
+        .args(["--only-values", "-n", "security.selinux"])
+        .arg(p)
+        .output();
+    match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
+            .trim_end_matches('\0')
+            .to_string(),
+        _ => {
+            // getfattr (package attr) may be absent: read it directly.
+            let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+            let mut buf = vec![0u8; 256];
+            // SAFETY: valid C string and buffer of the given length.
+            let n = unsafe {
+                libc::lgetxattr(
+                    c.as_ptr(),
+                    c"security.selinux".as_ptr(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                )
+            };
+            assert!(n > 0, "no security.selinux on {}", p.display());
+            String::from_utf8_lossy(&buf[..n as usize])
+                .trim_end_matches('\0')
+                .to_string()
+        }
+    }
+}
+
+fn snapshot(dir: &Path) -> Vec<(PathBuf, u64)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.join("active")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let m = e.metadata().unwrap();
+            if m.is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push((e.path(), m.len()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
