@@ -10,6 +10,7 @@ use connector_host::Root;
 
 use crate::doctor::{self, DoctorOptions};
 use crate::headers;
+use crate::selinux;
 
 /// Installs the connector, the kernel headers its eBPF probes need and the
 /// SELinux policy that lets them run; diagnoses and repairs fault 11.
@@ -33,6 +34,53 @@ pub enum Command {
     /// Install the exact kernel header package of every eBPF kernel
     #[command(long_about = HEADERS_ABOUT)]
     Headers(HeadersArgs),
+
+    /// Install, remove or check the SELinux module for the eBPF probes
+    #[command(long_about = SELINUX_ABOUT)]
+    Selinux(SelinuxArgs),
+}
+
+const SELINUX_ABOUT: &str = "\
+Install, remove or check the SELinux policy module that lets the connector's
+domain (connectord_t) load its eBPF probes. The store and policy type come
+from ROOT/etc/selinux/config; with SELinux disabled or not configured there
+is nothing to do. Install is one policy rebuild (semodule -X 200), skipped
+when the store already holds this module; load_policy runs only on the
+running system. The connector's files are then labeled (restorecon on a
+host, setfiles -r in an image). status asks the running kernel whether
+connectord_t may load BPF programs and open perf events.
+
+Exit status: 0 done (or nothing to do), 1 status found a problem,
+2 the command failed (the reason is printed).";
+
+#[derive(Debug, Args)]
+pub struct SelinuxArgs {
+    #[command(subcommand)]
+    pub action: SelinuxAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SelinuxAction {
+    /// Install or upgrade the module and label the connector's files
+    Install(SelinuxOpts),
+    /// Remove the module (a no-op when it is not installed)
+    Remove(SelinuxOpts),
+    /// Report the module, the kernel's answer and recent denials
+    Status(SelinuxOpts),
+}
+
+#[derive(Debug, Args)]
+pub struct SelinuxOpts {
+    #[command(flatten)]
+    pub root: RootArg,
+
+    /// Print one JSON document on stdout (schema: docs/selinux.md)
+    #[arg(long)]
+    pub json: bool,
+
+    /// Seconds to wait for the policy store lock held by another process
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub lock_timeout: u64,
 }
 
 const HEADERS_ABOUT: &str = "\
@@ -176,6 +224,30 @@ pub fn run(cli: Cli) -> Result<i32> {
                 print!("{}", headers::render_text(&report));
             }
             Ok(report.exit_code())
+        }
+        Command::Selinux(args) => {
+            let (opts, which) = match &args.action {
+                SelinuxAction::Install(o) => (o, "install"),
+                SelinuxAction::Remove(o) => (o, "remove"),
+                SelinuxAction::Status(o) => (o, "status"),
+            };
+            let root = open_root(&opts.root)?;
+            let timeout = std::time::Duration::from_secs(opts.lock_timeout);
+            let report = match which {
+                "install" => selinux::install(&root, timeout)?,
+                "remove" => selinux::remove(&root, timeout)?,
+                _ => selinux::status(&root)?,
+            };
+            if opts.json {
+                print_json(&report)?;
+            } else {
+                print!("{}", selinux::render_text(&report));
+            }
+            Ok(if which == "status" && !report.healthy() {
+                1
+            } else {
+                0
+            })
         }
         Command::Doctor(args) => {
             let root = open_root(&args.root)?;

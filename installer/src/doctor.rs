@@ -17,6 +17,7 @@ use connector_host::Root;
 use serde::Serialize;
 
 use crate::backend;
+use crate::selinux::{self, SelinuxReport, CONNECTOR_BINARY};
 
 /// Version of the JSON document; bumped on incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -56,6 +57,9 @@ pub struct Report {
     pub kernels: Vec<KernelReport>,
     pub faults: Vec<Fault>,
     pub notes: Vec<Note>,
+    /// SELinux: configuration, the connector's module, the live kernel's
+    /// answer and denials in the audit log (docs/selinux.md).
+    pub selinux: Option<SelinuxReport>,
     pub healthy: bool,
 }
 
@@ -134,6 +138,8 @@ pub enum NoteKind {
     PackageDatabase,
     /// The system is not supported by the connector.
     Unsupported,
+    /// SELinux could not be inspected.
+    Selinux,
 }
 
 impl Report {
@@ -228,6 +234,21 @@ pub fn diagnose(opts: &DoctorOptions) -> Result<Report> {
         }
         faults.push(fault_11(k, &os, backend.as_deref()));
     }
+    let sel = match selinux::status(root) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            notes.push(Note {
+                kind: NoteKind::Selinux,
+                kernel: None,
+                message: format!("SELinux could not be inspected: {e:#}"),
+            });
+            None
+        }
+    };
+    if let Some(s) = &sel {
+        let kernel = inv.running.clone().unwrap_or_else(|| "all".to_string());
+        faults.extend(selinux_faults(s, root, &kernel));
+    }
     let healthy = faults.is_empty() && os.support() == Support::Supported;
     Ok(Report {
         schema_version: SCHEMA_VERSION,
@@ -248,8 +269,90 @@ pub fn diagnose(opts: &DoctorOptions) -> Result<Report> {
         kernels,
         faults,
         notes,
+        selinux: sel,
         healthy,
     })
+}
+
+/// The SELinux cause of fault 11: SELinux on, the connector installed, and
+/// its module missing or outdated, the kernel refusing its rights, or
+/// denials of its domain in the audit log.
+fn selinux_faults(s: &SelinuxReport, root: &Root, kernel: &str) -> Vec<Fault> {
+    let mut out = Vec::new();
+    let on_root = if root.is_live() {
+        String::new()
+    } else {
+        format!(" --root {}", root.path().display())
+    };
+    let fix = format!("connector-installer selinux install{on_root}");
+    let installed = root.exists(CONNECTOR_BINARY).unwrap_or(false);
+    let fault = |detail: String, fix: String| Fault {
+        id: FAULT_KERNEL_DEVEL_MISSING,
+        kernel: kernel.to_string(),
+        cause: FaultCause::Selinux,
+        message: FAULT_11_MESSAGE.to_string(),
+        detail,
+        fix,
+    };
+    if installed && s.module_missing() {
+        let what = match &s.module {
+            Some(connector_policy::ModuleState::Installed { version, .. }) => format!(
+                "outdated (version {}, this installer ships {})",
+                version.as_deref().unwrap_or("unknown"),
+                s.shipped_version
+            ),
+            _ => "not installed".to_string(),
+        };
+        out.push(fault(
+            format!(
+                "SELinux is on (/etc/selinux/config) and the connector is installed, but its policy module is                  {what}: the kernel refuses its eBPF probes even with the headers present"
+            ),
+            fix.clone(),
+        ));
+    }
+    if s.access_refused() {
+        let refused: Vec<String> = s
+            .access
+            .iter()
+            .filter(|a| a.allowed == Some(false))
+            .map(|a| format!("{} {}", a.class, a.permission))
+            .collect();
+        out.push(fault(
+            format!(
+                "the loaded policy refuses connectord_t: {}",
+                refused.join(", ")
+            ),
+            fix.clone(),
+        ));
+    }
+    let denied = s.enforced_denials();
+    if !denied.is_empty() {
+        let lines: Vec<String> = denied
+            .iter()
+            .map(|d| {
+                format!(
+                    "denied {{ {} }} on {}:{} {} time(s), last at {}{}",
+                    d.permission,
+                    d.target_type,
+                    d.tclass,
+                    d.count,
+                    d.last_time.as_deref().unwrap_or("?"),
+                    d.lockdown_reason
+                        .as_deref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default()
+                )
+            })
+            .collect();
+        out.push(fault(
+            format!(
+                "SELinux denied the connector's domain: {}",
+                lines.join("; ")
+            ),
+            format!("{fix}; then restart the connector (systemctl restart connectord)"),
+        ));
+    }
+    out
 }
 
 /// One query for every header package, so a healthy root costs one process.
@@ -456,6 +559,29 @@ pub fn render_text(r: &Report) -> String {
     }
     for n in &r.notes {
         let _ = writeln!(s, "Note: {}", n.message);
+    }
+    if let Some(sel) = &r.selinux {
+        match (&sel.not_applicable, &sel.module) {
+            (Some(_), _) => {
+                let _ = writeln!(s, "SELinux: not enabled in this root");
+            }
+            (
+                None,
+                Some(connector_policy::ModuleState::Installed {
+                    version, current, ..
+                }),
+            ) => {
+                let _ = writeln!(
+                    s,
+                    "SELinux: on; connectord module {}{}",
+                    version.as_deref().unwrap_or("?"),
+                    if *current { "" } else { " (outdated)" }
+                );
+            }
+            (None, _) => {
+                let _ = writeln!(s, "SELinux: on; connectord module not installed");
+            }
+        }
     }
     for f in &r.faults {
         let _ = writeln!(s, "FAULT {} on {}: {}", f.id, f.kernel, f.message);

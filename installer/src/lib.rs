@@ -12,3 +12,4 @@ pub mod cli;
 pub mod doctor;
 pub mod headers;
 pub mod logging;
+pub mod selinux;

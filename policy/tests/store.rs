@@ -19,34 +19,7 @@ fn scratch(ty: &str) -> Fixture {
     for t in ["semodule", "sesearch", "seinfo", "selabel_lookup"] {
         require_tool(t);
     }
-    let src_store = PathBuf::from(format!("/var/lib/selinux/{ty}"));
-    assert!(
-        src_store.is_dir(),
-        "{} missing: scripts/setup --test installs selinux-policy-{ty}",
-        src_store.display()
-    );
-    let f = Fixture::new();
-    std::fs::create_dir_all(f.host("/var/lib/selinux")).unwrap();
-    std::fs::create_dir_all(f.host("/etc/selinux")).unwrap();
-    let cp = |from: &str, to: &Path| {
-        let st = Command::new("cp")
-            .args(["-a", from])
-            .arg(to)
-            .status()
-            .unwrap();
-        assert!(st.success(), "cp {from}");
-    };
-    cp(
-        &format!("/var/lib/selinux/{ty}"),
-        &f.host("/var/lib/selinux"),
-    );
-    cp(&format!("/etc/selinux/{ty}"), &f.host("/etc/selinux"));
-    cp("/etc/selinux/semanage.conf", &f.host("/etc/selinux"));
-    f.file(
-        "/etc/selinux/config",
-        &format!("SELINUX=enforcing\nSELINUXTYPE={ty}\n"),
-    );
-    f
+    connector_tests::selinux_root(ty)
 }
 
 fn policy_file(f: &Fixture, ty: &str) -> PathBuf {

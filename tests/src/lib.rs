@@ -924,6 +924,37 @@ pub fn trust_apt_key(root: &Path, key: &str) {
     .expect("key");
 }
 
+/// A root holding a scratch copy of this machine's SELinux policy store of
+/// type `ty` (`default` or `mls`, from Debian's selinux-policy-* packages)
+/// and an `/etc/selinux/config` selecting it: semodule -p works on it
+/// without an SELinux kernel.
+pub fn selinux_root(ty: &str) -> Fixture {
+    let src_store = PathBuf::from(format!("/var/lib/selinux/{ty}"));
+    assert!(
+        src_store.is_dir(),
+        "{} missing: scripts/setup --test installs selinux-policy-{ty}",
+        src_store.display()
+    );
+    let f = Fixture::new();
+    fs::create_dir_all(f.host("/var/lib/selinux")).expect("store dir");
+    fs::create_dir_all(f.host("/etc/selinux")).expect("etc/selinux");
+    for (from, to) in [
+        (format!("/var/lib/selinux/{ty}"), f.host("/var/lib/selinux")),
+        (format!("/etc/selinux/{ty}"), f.host("/etc/selinux")),
+        (
+            "/etc/selinux/semanage.conf".to_string(),
+            f.host("/etc/selinux"),
+        ),
+    ] {
+        run(Command::new("cp").args(["-a", &from]).arg(&to));
+    }
+    f.file(
+        "/etc/selinux/config",
+        &format!("SELINUX=enforcing\nSELINUXTYPE={ty}\n"),
+    );
+    f
+}
+
 /// Prepares a root for apt: the directories apt and dpkg expect, and a
 /// sources.list naming the repository.
 pub fn apt_root(root: &Path, repo: &Path) {
