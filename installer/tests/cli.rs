@@ -35,6 +35,8 @@ fn help_fits_80_columns() {
         &["doctor", "-h"],
         &["help", "doctor"],
         &["headers", "--help"],
+        &["selinux", "--help"],
+        &["selinux", "install", "--help"],
     ] {
         let out = run(args);
         assert!(out.status.success(), "{args:?}");
