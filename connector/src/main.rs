@@ -1,30 +1,127 @@
-//! connectord, the reference connector daemon. For now it only reports
-//! whether the running kernel's headers are usable, with the same code
-//! `doctor` uses; the daemon proper (eBPF probe, faults, status file) comes
-//! with the packaging issue.
+//! connectord: `run` the agent loop, or print its `status`.
 
-use connector_host::{headers, inventory, Root};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use connector_host::{inventory, Root};
+use connectord::{check, now, publish, read_status, AgentFault, INTERVAL_SECS, STATUS_PATH};
+
+/// The reference connector daemon: checks the running kernel's headers and
+/// loads its eBPF probe every 30 s, publishing faults in status.json.
+#[derive(Debug, Parser)]
+#[command(name = "connectord", version, max_term_width = 80)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the agent (what the systemd unit starts)
+    Run {
+        /// System root (tests); default /
+        #[arg(long, value_name = "DIR", default_value = "/")]
+        root: PathBuf,
+        /// One round, then exit (0 without faults, 1 with)
+        #[arg(long)]
+        once: bool,
+        /// Seconds between rounds
+        #[arg(long, value_name = "SECS", default_value_t = INTERVAL_SECS)]
+        interval: u64,
+    },
+    /// Print the published status; exit 1 when it holds a fault
+    Status {
+        #[arg(long, value_name = "DIR", default_value = "/")]
+        root: PathBuf,
+    },
+}
+
+/// A line for the journal: sd-daemon priority prefix, then the text.
+fn log(priority: u8, msg: &str) {
+    eprintln!("<{priority}>{msg}");
+}
 
 fn main() {
-    let root = Root::live();
+    let cli = Cli::parse();
+    std::process::exit(match cli.command {
+        Command::Status { root } => {
+            let root = match Root::new(&root) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("connectord: {e}");
+                    std::process::exit(2);
+                }
+            };
+            match read_status(&root.host_path(STATUS_PATH)) {
+                Ok(s) => {
+                    println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
+                    i32::from(!s.faults.is_empty())
+                }
+                Err(e) => {
+                    eprintln!(
+                        "connectord: no status at {STATUS_PATH}: {e} (is connectord running?)"
+                    );
+                    2
+                }
+            }
+        }
+        Command::Run {
+            root,
+            once,
+            interval,
+        } => run(root, once, interval),
+    });
+}
+
+fn run(root: PathBuf, once: bool, interval: u64) -> i32 {
+    let root = match Root::new(&root) {
+        Ok(r) => r,
+        Err(e) => {
+            log(3, &format!("connectord: {e}"));
+            return 2;
+        }
+    };
     let release = match inventory::running_release() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("connectord: reading the running kernel: {e}");
-            std::process::exit(2);
+            log(3, &format!("reading the running kernel's release: {e}"));
+            return 2;
         }
     };
-    match headers::check(&root, &release) {
-        Ok(h) => {
-            println!(
-                "{}",
-                serde_json::json!({ "kernel": release, "headers_present": h.present, "path": h.path })
-            );
-            std::process::exit(if h.present { 0 } else { 1 });
+    let path = root.host_path(STATUS_PATH);
+    let mut faults: Vec<AgentFault> = Vec::new();
+    log(
+        6,
+        &format!(
+            "connectord {} starting on kernel {release}",
+            env!("CARGO_PKG_VERSION")
+        ),
+    );
+    loop {
+        let before: Vec<u32> = faults.iter().map(|f| f.id).collect();
+        match check(&root, &release, &faults, now()) {
+            Ok(status) => {
+                for f in &status.faults {
+                    if !before.contains(&f.id) {
+                        log(3, &format!("fault {}: {} — {}", f.id, f.message, f.detail));
+                    }
+                }
+                for id in &before {
+                    if !status.faults.iter().any(|f| f.id == *id) {
+                        log(5, &format!("fault {id} cleared"));
+                    }
+                }
+                if let Err(e) = publish(&path, &status) {
+                    log(3, &format!("writing {}: {e}", path.display()));
+                }
+                faults = status.faults;
+            }
+            Err(e) => log(3, &format!("checking the headers of {release}: {e}")),
         }
-        Err(e) => {
-            eprintln!("connectord: checking headers of {release}: {e}");
-            std::process::exit(2);
+        if once {
+            return i32::from(!faults.is_empty());
         }
+        std::thread::sleep(Duration::from_secs(interval.max(1)));
     }
 }
