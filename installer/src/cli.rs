@@ -10,6 +10,7 @@ use connector_host::Root;
 
 use crate::doctor::{self, DoctorOptions};
 use crate::headers;
+use crate::laydown;
 use crate::selinux;
 
 /// Installs the connector, the kernel headers its eBPF probes need and the
@@ -38,6 +39,36 @@ pub enum Command {
     /// Install, remove or check the SELinux module for the eBPF probes
     #[command(long_about = SELINUX_ABOUT)]
     Selinux(SelinuxArgs),
+
+    /// Lay the connector's files down from a verified payload directory
+    #[command(long_about = LAYDOWN_ABOUT)]
+    Laydown(LaydownArgs),
+}
+
+const LAYDOWN_ABOUT: &str = "\
+Lay the connector's files down into the root from PAYLOAD (PAYLOAD/manifest
+listing kind, mode, sha256 and path; PAYLOAD/files/PATH). Every digest and
+every destination is checked before anything is written; files are written
+to a temporary name, labeled, synced and renamed. Changed configuration in
+/etc/connector is kept (the shipped version goes beside it as .new). The
+unit is enabled but nothing is started.";
+
+#[derive(Debug, Args)]
+pub struct LaydownArgs {
+    #[command(flatten)]
+    pub root: RootArg,
+
+    /// The payload directory (manifest + files/)
+    #[arg(long, value_name = "DIR")]
+    pub payload: PathBuf,
+
+    /// Do not enable connectord.service
+    #[arg(long)]
+    pub no_enable: bool,
+
+    /// Print one JSON document on stdout
+    #[arg(long)]
+    pub json: bool,
 }
 
 const SELINUX_ABOUT: &str = "\
@@ -224,6 +255,39 @@ pub fn run(cli: Cli) -> Result<i32> {
                 print!("{}", headers::render_text(&report));
             }
             Ok(report.exit_code())
+        }
+        Command::Laydown(args) => {
+            let root = open_root(&args.root)?;
+            let labels: Box<dyn laydown::Labeler> = match laydown::FileContexts::open(&root) {
+                Some(fc) => Box::new(fc),
+                None => Box::new(laydown::NoLabels),
+            };
+            let done = laydown::laydown(&root, &args.payload, labels.as_ref())?;
+            let unit_shipped = done
+                .iter()
+                .any(|d| d.path.ends_with("/systemd/system/connectord.service"));
+            let enabled = if unit_shipped && !args.no_enable {
+                laydown::enable_unit(&root, "connectord.service")?
+            } else {
+                None
+            };
+            if args.json {
+                print_json(&serde_json::json!({ "files": done, "enabled": enabled }))?;
+            } else {
+                for d in &done {
+                    println!("{:<10} {}", d.action, d.path);
+                    if d.action == "kept-new" {
+                        println!(
+                            "           {} was changed locally: kept; the new version is {}.new",
+                            d.path, d.path
+                        );
+                    }
+                }
+                if let Some(c) = enabled {
+                    println!("ran: {c}");
+                }
+            }
+            Ok(0)
         }
         Command::Selinux(args) => {
             let (opts, which) = match &args.action {

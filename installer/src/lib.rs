@@ -11,5 +11,6 @@ pub mod backend;
 pub mod cli;
 pub mod doctor;
 pub mod headers;
+pub mod laydown;
 pub mod logging;
 pub mod selinux;

@@ -1,0 +1,559 @@
+//! Laying the connector's files down into a root from a payload directory:
+//! `PAYLOAD/manifest` plus `PAYLOAD/files/<path>`.
+//!
+//! ```text
+//! # connector payload manifest 1
+//! dir  0755 /opt/connector
+//! file 0755 <sha256> /opt/connector/bin/connectord
+//! conf 0640 <sha256> /etc/connector/connector.conf
+//! ```
+//!
+//! Order of business, so that bad input changes nothing:
+//! 1. parse and validate every entry: absolute, normalized, no `..`;
+//! 2. hash every payload file and compare with the manifest;
+//! 3. walk every destination inside the root: an existing component that is
+//!    a symlink (absolute, or climbing out) or not a directory refuses the
+//!    whole lay-down;
+//! 4. only then write: each file to a temporary name in its directory, mode
+//!    and SELinux label set on the descriptor, fsync, rename; directories
+//!    created with their mode and label. A file already identical is not
+//!    touched.
+//!
+//! Configuration (`conf`) is never overwritten once changed by an
+//! administrator: the new version is written beside it as `NAME.new`. What
+//! was shipped is remembered in `/var/lib/connector/installed.manifest`, so
+//! "changed" means "differs from what we installed".
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use connector_host::Root;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// What was shipped last, inside the root.
+pub const RECORD: &str = "/var/lib/connector/installed.manifest";
+
+/// Kinds of manifest entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Dir,
+    File,
+    Conf,
+}
+
+/// One manifest line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Entry {
+    pub kind: Kind,
+    pub mode: u32,
+    pub sha256: Option<String>,
+    pub path: String,
+}
+
+/// Why a payload or a root is refused. Typed: the hook reports these.
+#[derive(Debug, thiserror::Error)]
+pub enum LaydownError {
+    #[error("manifest line {line}: {detail}")]
+    Manifest { line: usize, detail: String },
+    #[error("{path}: the payload file's sha256 is {actual}, the manifest says {expected}")]
+    Digest {
+        path: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("{path}: refused: {detail}")]
+    Unsafe { path: String, detail: String },
+}
+
+/// Parses a manifest.
+pub fn parse_manifest(text: &str) -> Result<Vec<Entry>, LaydownError> {
+    let mut out: Vec<Entry> = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let err = |detail: String| LaydownError::Manifest {
+            line: i + 1,
+            detail,
+        };
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let kind = match w.first().copied() {
+            Some("dir") => Kind::Dir,
+            Some("file") => Kind::File,
+            Some("conf") => Kind::Conf,
+            other => return Err(err(format!("unknown kind {other:?}"))),
+        };
+        let want = if kind == Kind::Dir { 3 } else { 4 };
+        if w.len() != want {
+            return Err(err(format!("expected {want} fields, got {}", w.len())));
+        }
+        let mode = u32::from_str_radix(w[1], 8).map_err(|_| err(format!("bad mode {:?}", w[1])))?;
+        if mode & !0o7777 != 0 || mode & 0o6000 != 0 {
+            return Err(err(format!("mode {:o}: no setuid/setgid files here", mode)));
+        }
+        let (sha256, path) = if kind == Kind::Dir {
+            (None, w[2])
+        } else {
+            let sum = w[2].to_ascii_lowercase();
+            if sum.len() != 64 || !sum.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(err(format!("bad sha256 {:?}", w[2])));
+            }
+            (Some(sum), w[3])
+        };
+        check_path(path).map_err(|d| err(format!("{path}: {d}")))?;
+        if out.iter().any(|e| e.path == path) {
+            return Err(err(format!("{path} listed twice")));
+        }
+        out.push(Entry {
+            kind,
+            mode,
+            sha256,
+            path: path.to_string(),
+        });
+    }
+    Ok(out)
+}
+
+/// An absolute, normalized path with no `..`, `.` or empty components.
+fn check_path(p: &str) -> Result<(), String> {
+    if !p.starts_with('/') || p == "/" {
+        return Err("must be absolute and not /".into());
+    }
+    if p.contains("//") || p.ends_with('/') {
+        return Err("must be normalized".into());
+    }
+    // Split by hand: Path::components() silently drops `.`.
+    for part in p[1..].split('/') {
+        match part {
+            ".." => return Err("`..` escapes the root".into()),
+            "." | "" => return Err("must be normalized".into()),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// What happened to one entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Done {
+    pub path: String,
+    /// `created`, `updated`, `unchanged`, `kept-new` (admin-changed config:
+    /// the new version is `PATH.new`).
+    pub action: String,
+}
+
+/// Sets SELinux labels on what is written: the root's own file contexts.
+pub trait Labeler {
+    /// The label for `path` (inside the root) of type `mode`, if any.
+    fn label_for(&self, path: &str, mode: u32) -> Option<String>;
+}
+
+/// No labels (root without SELinux).
+pub struct NoLabels;
+
+impl Labeler for NoLabels {
+    fn label_for(&self, _path: &str, _mode: u32) -> Option<String> {
+        None
+    }
+}
+
+/// Labels from `ROOT/etc/selinux/TYPE/contexts/files/file_contexts`,
+/// through libselinux's selabel.
+pub struct FileContexts {
+    handle: std::cell::RefCell<selinux_label::Handle>,
+}
+
+mod selinux_label {
+    pub type Handle = selinux::label::Labeler<selinux::label::back_end::File>;
+}
+
+impl FileContexts {
+    /// Opens the root's file contexts; `None` without SELinux in the root.
+    pub fn open(root: &Root) -> Option<FileContexts> {
+        let cfg = connector_policy::read_config(root).ok()??;
+        if cfg.mode == connector_policy::ConfigMode::Disabled {
+            return None;
+        }
+        let fc = root
+            .resolve(format!(
+                "/etc/selinux/{}/contexts/files/file_contexts",
+                cfg.policy_type
+            ))
+            .ok()?;
+        let path = std::ffi::CString::new(fc.as_os_str().as_encoded_bytes()).ok()?;
+        // SELABEL_OPT_PATH = 3
+        let opts = [(3 as libc::c_int, path.as_ptr() as *const libc::c_void)];
+        let handle = selinux::label::Labeler::new(&opts, true).ok()?;
+        Some(FileContexts {
+            handle: std::cell::RefCell::new(handle),
+        })
+    }
+}
+
+impl Labeler for FileContexts {
+    fn label_for(&self, path: &str, mode: u32) -> Option<String> {
+        let h = self.handle.borrow();
+        let ctx = h
+            .look_up(&std::ffi::CString::new(path).ok()?, mode as i32)
+            .ok()?;
+        let bytes = ctx.as_bytes();
+        Some(
+            String::from_utf8_lossy(bytes)
+                .trim_end_matches('\0')
+                .to_string(),
+        )
+    }
+}
+
+fn set_label(file: &fs::File, label: &str) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let value = std::ffi::CString::new(label).map_err(io::Error::other)?;
+    // SAFETY: valid fd, NUL-terminated name and value of the given length.
+    let rc = unsafe {
+        libc::fsetxattr(
+            file.as_raw_fd(),
+            c"security.selinux".as_ptr(),
+            value.as_ptr().cast(),
+            value.as_bytes().len() + 1,
+            0,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn sha256_file(p: &Path) -> io::Result<String> {
+    let mut f = fs::File::open(p)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Walks `path` inside the root: every existing component must be a real
+/// directory (the last one: a directory for dirs, a regular file for
+/// files), never a symlink. Returns the host path.
+fn safe_host_path(root: &Root, path: &str, kind: Kind) -> Result<PathBuf, LaydownError> {
+    let unsafe_err = |detail: String| LaydownError::Unsafe {
+        path: path.to_string(),
+        detail,
+    };
+    let mut host = root.path().to_path_buf();
+    let comps: Vec<_> = Path::new(path).components().skip(1).collect();
+    for (i, c) in comps.iter().enumerate() {
+        host.push(c.as_os_str());
+        let last = i + 1 == comps.len();
+        match fs::symlink_metadata(&host) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let target = fs::read_link(&host).unwrap_or_default();
+                // usr-merge links (`lib -> usr/lib`) are relative and stay
+                // inside; anything absolute or climbing is refused.
+                let inside = target.is_relative()
+                    && !target.components().any(|c| c == Component::ParentDir)
+                    && !last;
+                if !inside {
+                    return Err(unsafe_err(format!(
+                        "{} is a symlink to {} in the root",
+                        host.strip_prefix(root.path()).unwrap_or(&host).display(),
+                        target.display()
+                    )));
+                }
+                host = root
+                    .resolve(host.strip_prefix(root.path()).unwrap_or(&host))
+                    .map_err(|e| unsafe_err(e.to_string()))?;
+            }
+            Ok(m) if !last && !m.is_dir() => {
+                return Err(unsafe_err(format!("{} is not a directory", host.display())))
+            }
+            Ok(m) if last && kind == Kind::Dir && !m.is_dir() => {
+                return Err(unsafe_err("exists and is not a directory".into()))
+            }
+            Ok(m) if last && kind != Kind::Dir && !m.is_file() => {
+                return Err(unsafe_err("exists and is not a regular file".into()))
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(unsafe_err(e.to_string())),
+        }
+    }
+    Ok(host)
+}
+
+/// Lays `payload` down into `root`. Nothing is written unless every check
+/// passes.
+pub fn laydown(root: &Root, payload: &Path, labels: &dyn Labeler) -> Result<Vec<Done>> {
+    let manifest_path = payload.join("manifest");
+    let text = fs::read_to_string(&manifest_path)
+        .with_context(|| format!("reading {}", manifest_path.display()))?;
+    let entries = parse_manifest(&text)?;
+
+    // 2. The payload is what the manifest says.
+    for e in entries.iter().filter(|e| e.kind != Kind::Dir) {
+        let src = payload.join("files").join(e.path.trim_start_matches('/'));
+        let meta =
+            fs::symlink_metadata(&src).with_context(|| format!("payload file for {}", e.path))?;
+        if !meta.is_file() {
+            bail!(LaydownError::Unsafe {
+                path: e.path.clone(),
+                detail: "the payload entry is not a regular file".into()
+            });
+        }
+        let actual = sha256_file(&src).with_context(|| format!("hashing {}", src.display()))?;
+        let expected = e.sha256.clone().unwrap_or_default();
+        if actual != expected {
+            bail!(LaydownError::Digest {
+                path: e.path.clone(),
+                expected,
+                actual
+            });
+        }
+    }
+    // 3. Every destination is safe to write.
+    let mut hosts = Vec::new();
+    for e in &entries {
+        hosts.push(safe_host_path(root, &e.path, e.kind)?);
+    }
+    // What we shipped last time (for config files).
+    let shipped: BTreeMap<String, String> = root
+        .read_to_string_optional(RECORD)
+        .ok()
+        .flatten()
+        .and_then(|t| parse_manifest(&t).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|e| e.sha256.map(|s| (e.path, s)))
+        .collect();
+
+    // 4. Write.
+    let mut done = Vec::new();
+    for (e, host) in entries.iter().zip(&hosts) {
+        let action = match e.kind {
+            Kind::Dir => ensure_dir(host, &e.path, e.mode, labels)?,
+            Kind::File | Kind::Conf => {
+                let src = payload.join("files").join(e.path.trim_start_matches('/'));
+                write_file(host, &src, e, shipped.get(&e.path), labels)?
+            }
+        };
+        done.push(Done {
+            path: e.path.clone(),
+            action,
+        });
+    }
+    // Remember what was shipped.
+    let rec = safe_host_path(root, RECORD, Kind::File)?;
+    if fs::read(&rec).ok().as_deref() != Some(text.as_bytes()) {
+        if let Some(parent) = rec.parent() {
+            fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
+        atomic_write(&rec, text.as_bytes(), 0o644, None)?;
+    }
+    Ok(done)
+}
+
+fn ensure_dir(host: &Path, path: &str, mode: u32, labels: &dyn Labeler) -> Result<String> {
+    if host.is_dir() {
+        let current = fs::metadata(host)?.permissions().mode() & 0o7777;
+        if current != mode {
+            fs::set_permissions(host, fs::Permissions::from_mode(mode))?;
+            return Ok("updated".into());
+        }
+        return Ok("unchanged".into());
+    }
+    if let Some(parent) = host.parent() {
+        fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    fs::DirBuilder::new()
+        .mode(mode)
+        .create(host)
+        .with_context(|| format!("creating {}", host.display()))?;
+    fs::set_permissions(host, fs::Permissions::from_mode(mode))?;
+    if let Some(label) = labels.label_for(path, libc::S_IFDIR) {
+        let d = fs::File::open(host)?;
+        set_label(&d, &label).with_context(|| format!("labeling {path} {label}"))?;
+    }
+    Ok("created".into())
+}
+
+fn write_file(
+    host: &Path,
+    src: &Path,
+    e: &Entry,
+    shipped: Option<&String>,
+    labels: &dyn Labeler,
+) -> Result<String> {
+    let new_sum = e.sha256.clone().unwrap_or_default();
+    let label = labels.label_for(&e.path, libc::S_IFREG);
+    if host.exists() {
+        let current = sha256_file(host)?;
+        let mode = fs::metadata(host)?.permissions().mode() & 0o7777;
+        if current == new_sum {
+            if mode != e.mode {
+                fs::set_permissions(host, fs::Permissions::from_mode(e.mode))?;
+                return Ok("updated".into());
+            }
+            return Ok("unchanged".into());
+        }
+        if e.kind == Kind::Conf && shipped != Some(&current) {
+            // Changed by the administrator: keep it; ship ours beside it.
+            let mut new_name = host.as_os_str().to_owned();
+            new_name.push(".new");
+            let bytes = fs::read(src)?;
+            atomic_write(Path::new(&new_name), &bytes, e.mode, label.as_deref())?;
+            return Ok("kept-new".into());
+        }
+    }
+    if let Some(parent) = host.parent() {
+        fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let existed = host.exists();
+    let bytes = fs::read(src)?;
+    atomic_write(host, &bytes, e.mode, label.as_deref())?;
+    Ok(if existed { "updated" } else { "created" }.into())
+}
+
+/// Temporary file in the same directory, mode and label set on the
+/// descriptor before anything is visible, fsync, rename, fsync directory.
+fn atomic_write(dest: &Path, bytes: &[u8], mode: u32, label: Option<&str>) -> Result<()> {
+    let dir = dest.parent().context("destination has no parent")?;
+    let name = dest
+        .file_name()
+        .context("destination has no name")?
+        .to_string_lossy();
+    let tmp = dir.join(format!(".{name}.connector-tmp.{}", std::process::id()));
+    let result = (|| -> Result<()> {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        if let Some(l) = label {
+            set_label(&f, l).with_context(|| format!("labeling {} {l}", dest.display()))?;
+        }
+        f.write_all(bytes)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
+        f.sync_all()
+            .with_context(|| format!("syncing {}", tmp.display()))?;
+        fs::rename(&tmp, dest).with_context(|| format!("renaming into {}", dest.display()))?;
+        fs::File::open(dir)?.sync_all()?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Enables the connector's unit without starting anything: `systemctl
+/// enable` on the live root, `systemctl --root=ROOT enable` in an image.
+/// Returns the command run, or `None` when the unit is already enabled.
+pub fn enable_unit(root: &Root, unit: &str) -> Result<Option<String>> {
+    let wants = format!("/etc/systemd/system/multi-user.target.wants/{unit}");
+    if root.read_link_optional(&wants)?.is_some() {
+        return Ok(None);
+    }
+    let mut cmd = connector_host::Cmd::new("systemctl", format!("Enabling {unit}"))
+        .missing_hint("systemd is needed to run the connector as a service");
+    if !root.is_live() {
+        cmd = cmd.arg(format!("--root={}", root.path().display()));
+    }
+    let cmd = cmd.args(["enable", unit]);
+    cmd.run()?;
+    Ok(Some(cmd.cmdline()))
+}
+
+/// Directories the connector owns; system directories on the way to them
+/// (`/etc`, `/usr/lib/systemd`) are never listed, so their modes are never
+/// touched (missing ones are created 0755).
+pub const OWNED_DIRS: &[&str] = &[
+    "/opt/connector",
+    "/etc/connector",
+    "/var/lib/connector",
+    "/var/log/connector",
+];
+
+/// Builds a manifest for the files under `files_dir` (for packaging and
+/// tests): the directories the connector owns and every file, with modes
+/// and digests; paths under `/etc/connector/` are configuration.
+pub fn manifest_for(files_dir: &Path) -> io::Result<String> {
+    let mut out = String::from("# connector payload manifest 1\n");
+    let mut stack = vec![files_dir.to_path_buf()];
+    let mut lines = Vec::new();
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d)? {
+            let p = e?.path();
+            let rel = format!("/{}", p.strip_prefix(files_dir).unwrap_or(&p).display());
+            let m = fs::symlink_metadata(&p)?;
+            let mode = m.permissions().mode() & 0o7777;
+            if m.is_dir() {
+                if OWNED_DIRS
+                    .iter()
+                    .any(|o| rel == *o || rel.starts_with(&format!("{o}/")))
+                {
+                    lines.push(format!("dir {mode:04o} {rel}"));
+                }
+                stack.push(p);
+            } else if m.is_file() {
+                let kind = if rel.starts_with("/etc/connector/") {
+                    "conf"
+                } else {
+                    "file"
+                };
+                lines.push(format!("{kind} {mode:04o} {} {rel}", sha256_file(&p)?));
+            }
+        }
+    }
+    lines.sort_by(|a, b| {
+        let pa = a.rsplit(' ').next().unwrap_or("");
+        let pb = b.rsplit(' ').next().unwrap_or("");
+        pa.cmp(pb)
+    });
+    for l in lines {
+        out.push_str(&l);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_validation() {
+        let sum = "a".repeat(64);
+        assert!(
+            parse_manifest(&format!("file 0755 {sum} /opt/connector/bin/connectord\n")).is_ok()
+        );
+        for bad in [
+            format!("file 0755 {sum} /opt/../etc/passwd"),
+            format!("file 0755 {sum} opt/x"),
+            format!("file 0755 {sum} /opt//x"),
+            format!("file 0755 {sum} /opt/./x"),
+            format!("file 4755 {sum} /opt/x"),
+            "file 0755 nothex /opt/x".to_string(),
+            "dir 0755 /".to_string(),
+            "link 0777 /x".to_string(),
+            format!("file 0755 {sum} /opt/x\nfile 0755 {sum} /opt/x"),
+        ] {
+            assert!(parse_manifest(&bad).is_err(), "accepted {bad:?}");
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! Laying the connector down from a payload: exact files, modes, labels,
+//! config kept when changed, idempotent re-runs; hostile manifests and
+//! roots refused before anything is written.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+use connector_installer::laydown::{self, manifest_for, NoLabels};
+use connector_tests::Fixture;
+
+const BIN: &str = env!("CARGO_BIN_EXE_connector-installer");
+
+/// A payload directory: files/ with the connector's layout and a manifest
+/// made from it.
+fn payload(conf: &str) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let files = d.path().join("files");
+    let put = |p: &str, body: &str, mode: u32| {
+        let f = files.join(p.trim_start_matches('/'));
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(&f, body).unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    put(
+        "/opt/connector/bin/connectord",
+        "#!/bin/sh\necho connectord\n",
+        0o755,
+    );
+    put(
+        "/usr/lib/systemd/system/connectord.service",
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../connector/connectord.service"),
+        )
+        .unwrap(),
+        0o644,
+    );
+    put("/etc/connector/connector.conf", conf, 0o640);
+    let manifest = manifest_for(&files).unwrap();
+    std::fs::write(d.path().join("manifest"), manifest).unwrap();
+    d
+}
+
+fn root_with_os() -> Fixture {
+    let f = Fixture::new();
+    f.os_release("rhel-9.3");
+    f
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+#[test]
+fn lays_down_exactly_and_reruns_change_nothing() {
+    let f = root_with_os();
+    let p = payload("interval = 30\n");
+    let done = laydown::laydown(&f.root(), p.path(), &NoLabels).unwrap();
+    assert!(done.iter().all(|d| d.action == "created"), "{done:?}");
+    let bin = f.host("/opt/connector/bin/connectord");
+    assert_eq!(
+        std::fs::read_to_string(&bin).unwrap(),
+        "#!/bin/sh\necho connectord\n"
+    );
+    assert_eq!(mode(&bin), 0o755);
+    assert_eq!(mode(&f.host("/etc/connector/connector.conf")), 0o640);
+    assert!(f.host("/var/lib/connector/installed.manifest").is_file());
+    let before = f.snapshot();
+    let again = laydown::laydown(&f.root(), p.path(), &NoLabels).unwrap();
+    assert!(again.iter().all(|d| d.action == "unchanged"), "{again:?}");
+    assert_eq!(f.snapshot(), before, "a re-run rewrote something");
+}
+
+#[test]
+fn changed_configuration_is_kept_and_the_new_one_goes_beside_it() {
+    let f = root_with_os();
+    laydown::laydown(&f.root(), payload("interval = 30\n").path(), &NoLabels).unwrap();
+    // Unchanged config is updated to the new version.
+    let done = laydown::laydown(&f.root(), payload("interval = 20\n").path(), &NoLabels).unwrap();
+    let conf = done
+        .iter()
+        .find(|d| d.path == "/etc/connector/connector.conf")
+        .unwrap();
+    assert_eq!(conf.action, "updated");
+    assert_eq!(
+        std::fs::read_to_string(f.host("/etc/connector/connector.conf")).unwrap(),
+        "interval = 20\n"
+    );
+    // The administrator changes it; the next version keeps theirs.
+    std::fs::write(
+        f.host("/etc/connector/connector.conf"),
+        "interval = 5 # mine\n",
+    )
+    .unwrap();
+    let done = laydown::laydown(&f.root(), payload("interval = 10\n").path(), &NoLabels).unwrap();
+    let conf = done
+        .iter()
+        .find(|d| d.path == "/etc/connector/connector.conf")
+        .unwrap();
+    assert_eq!(conf.action, "kept-new");
+    assert_eq!(
+        std::fs::read_to_string(f.host("/etc/connector/connector.conf")).unwrap(),
+        "interval = 5 # mine\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(f.host("/etc/connector/connector.conf.new")).unwrap(),
+        "interval = 10\n"
+    );
+}
+
+fn assert_refused_and_unchanged(f: &Fixture, p: &Path, want: &str) {
+    let before = f.snapshot();
+    let err = laydown::laydown(&f.root(), p, &NoLabels).unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(msg.contains(want), "{msg}");
+    assert_eq!(f.snapshot(), before, "a refused lay-down wrote something");
+}
+
+#[test]
+fn traversal_in_the_manifest_is_refused() {
+    let f = root_with_os();
+    let p = payload("x\n");
+    let m = std::fs::read_to_string(p.path().join("manifest")).unwrap();
+    std::fs::write(
+        p.path().join("manifest"),
+        m.replace(
+            "/opt/connector/bin/connectord",
+            "/opt/connector/../../etc/passwd",
+        ),
+    )
+    .unwrap();
+    assert_refused_and_unchanged(&f, p.path(), "escapes the root");
+}
+
+#[test]
+fn wrong_sha256_is_refused() {
+    let f = root_with_os();
+    let p = payload("x\n");
+    std::fs::write(
+        p.path().join("files/opt/connector/bin/connectord"),
+        "tampered\n",
+    )
+    .unwrap();
+    assert_refused_and_unchanged(&f, p.path(), "sha256");
+}
+
+#[test]
+fn an_absolute_symlink_in_the_root_is_refused() {
+    let f = root_with_os();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(f.host("/opt")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), f.host("/opt/connector")).unwrap();
+    assert_refused_and_unchanged(&f, payload("x\n").path(), "is a symlink");
+    assert_eq!(
+        std::fs::read_dir(outside.path()).unwrap().count(),
+        0,
+        "nothing written outside"
+    );
+    // A relative symlink climbing out is refused too.
+    std::fs::remove_file(f.host("/opt/connector")).unwrap();
+    std::os::unix::fs::symlink("../../../../../../tmp", f.host("/opt/connector")).unwrap();
+    assert_refused_and_unchanged(&f, payload("x\n").path(), "is a symlink");
+}
+
+#[test]
+fn a_symlinked_payload_file_is_refused() {
+    let f = root_with_os();
+    let p = payload("x\n");
+    let bin = p.path().join("files/opt/connector/bin/connectord");
+    std::fs::remove_file(&bin).unwrap();
+    std::os::unix::fs::symlink("/etc/shadow", &bin).unwrap();
+    assert_refused_and_unchanged(&f, p.path(), "not a regular file");
+}
+
+#[test]
+fn cli_lays_down_labels_and_enables_in_an_image() {
+    connector_tests::require_tool("systemctl");
+    connector_tests::require_tool("semodule");
+    let f = connector_tests::selinux_root("default");
+    f.os_release("rhel-9.3");
+    // The module first, so the image's file contexts know the connector.
+    let out = Command::new(BIN)
+        .args(["selinux", "install", "--root", f.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p = payload("interval = 30\n");
+    let out = Command::new(BIN)
+        .args([
+            "laydown",
+            "--json",
+            "--root",
+            f.path().to_str().unwrap(),
+            "--payload",
+        ])
+        .arg(p.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        v["enabled"].as_str().unwrap().contains("systemctl --root="),
+        "{v}"
+    );
+    let link = f.host("/etc/systemd/system/multi-user.target.wants/connectord.service");
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let label = xattr(&f.host("/opt/connector/bin/connectord"));
+    assert!(
+        label.contains(":connectord_exec_t:"),
+        "labeled at creation: {label}"
+    );
+    assert!(xattr(&f.host("/etc/connector/connector.conf")).contains(":connectord_conf_t:"));
+    // Re-run: nothing to enable, nothing rewritten.
+    let out = Command::new(BIN)
+        .args([
+            "laydown",
+            "--json",
+            "--root",
+            f.path().to_str().unwrap(),
+            "--payload",
+        ])
+        .arg(p.path())
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["enabled"].is_null(), "{v}");
+    assert!(
+        v["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["action"] == "unchanged"),
+        "{v}"
+    );
+}
+
+fn xattr(p: &Path) -> String {
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+    let mut buf = vec![0u8; 256];
+    // SAFETY: valid C string and buffer of the given length.
+    let n = unsafe {
+        libc::lgetxattr(
+            c.as_ptr(),
+            c"security.selinux".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    assert!(n > 0, "no label on {}", p.display());
+    String::from_utf8_lossy(&buf[..n as usize])
+        .trim_end_matches('\0')
+        .to_string()
+}
