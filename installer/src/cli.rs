@@ -43,6 +43,23 @@ pub enum Command {
     /// Lay the connector's files down from a verified payload directory
     #[command(long_about = LAYDOWN_ABOUT)]
     Laydown(LaydownArgs),
+
+    /// Called by the connector's package scriptlets (never fails them)
+    Hook(HookArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HookArgs {
+    /// rpm-post, rpm-preun, rpm-postun, rpm-posttrans, deb-postinst,
+    /// deb-prerm or deb-postrm
+    pub name: String,
+
+    #[command(flatten)]
+    pub root: RootArg,
+
+    /// The scriptlet's own arguments
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
 }
 
 const LAYDOWN_ABOUT: &str = "\
@@ -255,6 +272,30 @@ pub fn run(cli: Cli) -> Result<i32> {
                 print!("{}", headers::render_text(&report));
             }
             Ok(report.exit_code())
+        }
+        Command::Hook(args) => {
+            // A hook never fails the transaction, not even on a bad --root.
+            // `--root` after the scriptlet's arguments would be taken as one
+            // of them and the hook would act on `/`: refuse, do nothing.
+            if args
+                .args
+                .iter()
+                .any(|a| a == "--root" || a.starts_with("--root="))
+            {
+                eprintln!(
+                    "connector-installer: warning: hook {}: --root must come before the scriptlet's \
+                     arguments; nothing done",
+                    args.name
+                );
+                return Ok(0);
+            }
+            match open_root(&args.root) {
+                Ok(root) => Ok(crate::hook::run(&args.name, &args.args, &root)),
+                Err(e) => {
+                    eprintln!("connector-installer: warning: hook {}: {e:#}", args.name);
+                    Ok(0)
+                }
+            }
         }
         Command::Laydown(args) => {
             let root = open_root(&args.root)?;

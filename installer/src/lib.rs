@@ -11,6 +11,7 @@ pub mod backend;
 pub mod cli;
 pub mod doctor;
 pub mod headers;
+pub mod hook;
 pub mod laydown;
 pub mod logging;
 pub mod selinux;

@@ -1,3 +1,469 @@
-//! Builds the connector's `.rpm` and `.deb` (`cargo run -p connector-packaging`).
-//! Empty until the packaging issue; the crate exists so the workspace shows
-//! where it goes.
+//! Builds the connector's `.rpm` (with the `rpm` crate) and `.deb` (ar +
+//! tar written here: debian-packaging's `DebBuilder` writes raw bytes into
+//! `md5sums`, field-notes §5), reproducibly: every timestamp is
+//! `SOURCE_DATE_EPOCH`, every owner root, every list sorted.
+//!
+//! Both packages carry the same payload: the two binaries, the systemd
+//! unit, the SELinux module source, a configuration file marked as such
+//! (`%config(noreplace)`, `conffiles`), docs, and scriptlets that hand over
+//! to `connector-installer hook …`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use md5::{Digest as _, Md5};
+
+/// One entry of the payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    Dir {
+        path: String,
+        mode: u32,
+    },
+    File {
+        path: String,
+        mode: u32,
+        contents: Vec<u8>,
+        config: bool,
+        doc: bool,
+    },
+    Symlink {
+        path: String,
+        target: String,
+    },
+}
+
+impl Item {
+    pub fn path(&self) -> &str {
+        match self {
+            Item::Dir { path, .. } | Item::File { path, .. } | Item::Symlink { path, .. } => path,
+        }
+    }
+}
+
+/// What goes into a package.
+#[derive(Debug, Clone)]
+pub struct Payload {
+    pub version: String,
+    pub release: String,
+    pub items: Vec<Item>,
+    pub source_date: u32,
+}
+
+/// The family a payload is shaped for (unit directory, doc conventions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Rpm,
+    Deb,
+}
+
+/// The shipped configuration file.
+pub const CONFIG: &str = "\
+# /etc/connector/connector.conf — configuration of the connector.
+# Changes here are kept across upgrades (the new default is installed
+# beside this file as .rpmnew / .dpkg-dist).
+
+# Seconds between the agent's checks of headers and probes.
+interval = 30
+";
+
+const README: &str = "\
+connector: eBPF endpoint security agent (reference daemon) and
+connector-installer, which installs the kernel headers and the SELinux
+policy module its eBPF probes need, diagnoses fault 11 and repairs it.
+
+  connector-installer doctor      diagnose (read-only)
+  connector-installer headers     install the exact kernel header packages
+  connector-installer selinux     install/remove/check the SELinux module
+  connectord status               the agent's published state
+";
+
+/// `SOURCE_DATE_EPOCH` or, without it, a fixed date (builds stay
+/// reproducible either way).
+pub fn source_date() -> u32 {
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_700_000_000)
+}
+
+/// The connector's payload, with binaries from `bin_dir`
+/// (`connectord`, `connector-installer`) and sources from `repo`.
+pub fn connector_payload(
+    family: Family,
+    version: &str,
+    release: &str,
+    bin_dir: &Path,
+    repo: &Path,
+) -> Result<Payload> {
+    let read = |p: PathBuf| std::fs::read(&p).with_context(|| format!("reading {}", p.display()));
+    let unit_dir = match family {
+        Family::Rpm => "/usr/lib/systemd/system",
+        Family::Deb => "/lib/systemd/system",
+    };
+    let mut items = vec![
+        Item::Dir {
+            path: "/opt/connector".into(),
+            mode: 0o755,
+        },
+        Item::Dir {
+            path: "/opt/connector/bin".into(),
+            mode: 0o755,
+        },
+        Item::File {
+            path: "/opt/connector/bin/connectord".into(),
+            mode: 0o755,
+            contents: read(bin_dir.join("connectord"))?,
+            config: false,
+            doc: false,
+        },
+        Item::File {
+            path: "/opt/connector/bin/connector-installer".into(),
+            mode: 0o755,
+            contents: read(bin_dir.join("connector-installer"))?,
+            config: false,
+            doc: false,
+        },
+        Item::Symlink {
+            path: "/usr/sbin/connector-installer".into(),
+            target: "/opt/connector/bin/connector-installer".into(),
+        },
+        Item::File {
+            path: format!("{unit_dir}/connectord.service"),
+            mode: 0o644,
+            contents: read(repo.join("connector/connectord.service"))?,
+            config: false,
+            doc: false,
+        },
+        Item::File {
+            path: "/usr/share/selinux/packages/connectord.cil".into(),
+            mode: 0o644,
+            contents: read(repo.join("policy/connectord.cil"))?,
+            config: false,
+            doc: false,
+        },
+        Item::Dir {
+            path: "/etc/connector".into(),
+            mode: 0o755,
+        },
+        Item::File {
+            path: "/etc/connector/connector.conf".into(),
+            mode: 0o644,
+            contents: CONFIG.as_bytes().to_vec(),
+            config: true,
+            doc: false,
+        },
+        Item::Dir {
+            path: "/var/lib/connector".into(),
+            mode: 0o750,
+        },
+        Item::Dir {
+            path: "/var/log/connector".into(),
+            mode: 0o750,
+        },
+        Item::File {
+            path: "/usr/share/doc/connector/README".into(),
+            mode: 0o644,
+            contents: README.as_bytes().to_vec(),
+            config: false,
+            doc: true,
+        },
+    ];
+    if family == Family::Deb {
+        items.push(Item::File {
+            path: "/usr/share/doc/connector/copyright".into(),
+            mode: 0o644,
+            contents: String::from(
+                "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\
+                 Upstream-Name: connector\n\nFiles: *\nCopyright: the connector-installer authors\n\
+                 License: Apache-2.0\n On Debian systems, the full text of the Apache License 2.0 can be \
+                 found in\n /usr/share/common-licenses/Apache-2.0.\n"
+            )
+            .into_bytes(),
+            config: false,
+            doc: true,
+        });
+        let changelog = format!(
+            "connector ({version}-{release}) unstable; urgency=medium\n\n  * Release {version}.\n\n \
+             -- connector-installer authors <connector@example.invalid>  {}\n",
+            rfc2822(source_date())
+        );
+        items.push(Item::File {
+            path: "/usr/share/doc/connector/changelog.Debian.gz".into(),
+            mode: 0o644,
+            contents: gzip(changelog.as_bytes(), source_date())?,
+            config: false,
+            doc: true,
+        });
+    }
+    items.sort_by(|a, b| a.path().cmp(b.path()));
+    Ok(Payload {
+        version: version.into(),
+        release: release.into(),
+        items,
+        source_date: source_date(),
+    })
+}
+
+/// Scriptlet bodies: each hands its own arguments to the hook, and never
+/// fails the transaction (the hook reports problems itself).
+fn rpm_script(hook: &str) -> String {
+    format!(
+        "if [ -x /opt/connector/bin/connector-installer ]; then\n  \
+         CONNECTOR_INSTALLER_IN_TRANSACTION=1 /opt/connector/bin/connector-installer hook {hook} \"$@\" || :\nfi\n"
+    )
+}
+
+fn deb_script(hook: &str) -> String {
+    // DPKG_ROOT: dpkg --root with --force-script-chrootless runs scripts
+    // outside the root; honour it as Debian policy asks.
+    format!(
+        "#!/bin/sh\nset -e\nif [ -x \"$DPKG_ROOT/opt/connector/bin/connector-installer\" ]; then\n  \
+         CONNECTOR_INSTALLER_IN_TRANSACTION=1 \"$DPKG_ROOT/opt/connector/bin/connector-installer\" hook {hook} \
+         --root \"${{DPKG_ROOT:-/}}\" \"$@\" || true\nfi\n#DEBHELPER#\nexit 0\n"
+    )
+    .replace("#DEBHELPER#\n", "")
+}
+
+/// Builds `connector-VERSION-RELEASE.x86_64.rpm` in `out`.
+pub fn build_rpm(p: &Payload, out: &Path) -> Result<PathBuf> {
+    let mut b = rpm::PackageBuilder::new(
+        "connector",
+        &p.version,
+        "Apache-2.0",
+        "x86_64",
+        "eBPF endpoint security agent and its SELinux-aware installer",
+    );
+    b.release(&p.release)
+        .description(
+            "The connector monitors file moves and network flows with an eBPF module it compiles \
+             on the host. connector-installer installs the kernel headers and the SELinux policy \
+             module that module needs, diagnoses fault 11 and repairs it.",
+        )
+        .url("https://example.invalid/connector")
+        .vendor("connector-installer authors")
+        .packager("connector-installer authors <connector@example.invalid>")
+        .group("System Environment/Daemons");
+    b.using_config(rpm::BuildConfig::v4().source_date(p.source_date));
+    for item in &p.items {
+        match item {
+            Item::Dir { path, mode } => {
+                b.with_dir_entry(rpm::FileOptions::dir(path.clone()).permissions(*mode as u16))?;
+            }
+            Item::File {
+                path,
+                mode,
+                contents,
+                config,
+                doc,
+            } => {
+                let mut o = rpm::FileOptions::new(path.clone()).permissions(*mode as u16);
+                if *config {
+                    o = o.config().noreplace();
+                }
+                if *doc {
+                    o = o.doc();
+                }
+                b.with_file_contents(contents.clone(), o)?;
+            }
+            Item::Symlink { path, target } => {
+                b.with_symlink(rpm::FileOptions::symlink(path.clone(), target.clone()))?;
+            }
+        }
+    }
+    b.requires(rpm::Dependency::any("systemd"));
+    // semodule and restorecon in the scriptlets, as Fedora's SELinux
+    // packaging requires them.
+    for tool in ["policycoreutils", "libselinux-utils"] {
+        b.requires(rpm::Dependency::script_post(tool));
+        b.requires(rpm::Dependency::script_postun(tool));
+    }
+    b.requires(rpm::Dependency::script_post("systemd"));
+    b.requires(rpm::Dependency::script_preun("systemd"));
+    b.requires(rpm::Dependency::script_postun("systemd"));
+    b.post_install_script(rpm_script("rpm-post"));
+    b.pre_uninstall_script(rpm_script("rpm-preun"));
+    b.post_uninstall_script(rpm_script("rpm-postun"));
+    b.post_trans_script(rpm_script("rpm-posttrans"));
+    let pkg = b.build()?;
+    let file = out.join(format!("connector-{}-{}.x86_64.rpm", p.version, p.release));
+    pkg.write_file(&file)?;
+    Ok(file)
+}
+
+/// Builds `connector_VERSION-RELEASE_amd64.deb` in `out`.
+pub fn build_deb(p: &Payload, out: &Path) -> Result<PathBuf> {
+    let mtime = u64::from(p.source_date);
+    // data.tar.gz
+    let mut data = tar::Builder::new(Vec::new());
+    data.mode(tar::HeaderMode::Deterministic);
+    let mut md5sums = String::new();
+    let mut installed_size: u64 = 0;
+    let mut conffiles = String::new();
+    // Parent directories of everything, for a well-formed tree.
+    let mut dirs: std::collections::BTreeMap<String, u32> = std::collections::BTreeMap::new();
+    for item in &p.items {
+        let mut parent = Path::new(item.path()).parent();
+        while let Some(d) = parent {
+            if d == Path::new("/") {
+                break;
+            }
+            dirs.entry(d.display().to_string()).or_insert(0o755);
+            parent = d.parent();
+        }
+        if let Item::Dir { path, mode } = item {
+            dirs.insert(path.clone(), *mode);
+        }
+    }
+    let header = |kind: tar::EntryType, mode: u32, size: u64| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_username("root").ok();
+        h.set_groupname("root").ok();
+        h.set_mtime(mtime);
+        h.set_size(size);
+        h
+    };
+    let mut root_h = header(tar::EntryType::Directory, 0o755, 0);
+    data.append_data(&mut root_h, "./", std::io::empty())?;
+    for (d, mode) in &dirs {
+        let mut h = header(tar::EntryType::Directory, *mode, 0);
+        data.append_data(&mut h, format!(".{d}/"), std::io::empty())?;
+    }
+    for item in &p.items {
+        match item {
+            Item::Dir { .. } => {}
+            Item::File {
+                path,
+                mode,
+                contents,
+                config,
+                ..
+            } => {
+                let mut h = header(tar::EntryType::Regular, *mode, contents.len() as u64);
+                data.append_data(&mut h, format!(".{path}"), contents.as_slice())?;
+                md5sums.push_str(&format!("{:x}  {}\n", Md5::digest(contents), &path[1..]));
+                installed_size += (contents.len() as u64).div_ceil(1024);
+                if *config {
+                    conffiles.push_str(path);
+                    conffiles.push('\n');
+                }
+            }
+            Item::Symlink { path, target } => {
+                let mut h = header(tar::EntryType::Symlink, 0o777, 0);
+                data.append_link(&mut h, format!(".{path}"), target)?;
+            }
+        }
+    }
+    let data = gzip(&data.into_inner()?, p.source_date)?;
+
+    // control.tar.gz
+    let control = format!(
+        "Package: connector\nVersion: {}-{}\nArchitecture: amd64\n\
+         Maintainer: connector-installer authors <connector@example.invalid>\n\
+         Installed-Size: {installed_size}\nDepends: libc6 (>= 2.17), libgcc-s1 | libgcc1, libselinux1, systemd\n\
+         Recommends: policycoreutils, semodule-utils, selinux-utils\nSection: admin\nPriority: optional\n\
+         Homepage: https://example.invalid/connector\n\
+         Description: eBPF endpoint security agent and its SELinux-aware installer\n \
+         The connector monitors file moves and network flows with an eBPF module it\n \
+         compiles on the host. connector-installer installs the kernel headers and the\n \
+         SELinux policy module that module needs, diagnoses fault 11 and repairs it.\n",
+        p.version, p.release
+    );
+    let mut ctl = tar::Builder::new(Vec::new());
+    ctl.mode(tar::HeaderMode::Deterministic);
+    let mut dir_h = header(tar::EntryType::Directory, 0o755, 0);
+    ctl.append_data(&mut dir_h, "./", std::io::empty())?;
+    let mut add = |name: &str, body: &[u8], mode: u32| -> Result<()> {
+        let mut h = header(tar::EntryType::Regular, mode, body.len() as u64);
+        ctl.append_data(&mut h, format!("./{name}"), body)?;
+        Ok(())
+    };
+    add("control", control.as_bytes(), 0o644)?;
+    add("conffiles", conffiles.as_bytes(), 0o644)?;
+    add("md5sums", md5sums.as_bytes(), 0o644)?;
+    add("postinst", deb_script("deb-postinst").as_bytes(), 0o755)?;
+    add("prerm", deb_script("deb-prerm").as_bytes(), 0o755)?;
+    add("postrm", deb_script("deb-postrm").as_bytes(), 0o755)?;
+    let control = gzip(&ctl.into_inner()?, p.source_date)?;
+
+    // The ar archive.
+    let file = out.join(format!("connector_{}-{}_amd64.deb", p.version, p.release));
+    let mut f =
+        std::fs::File::create(&file).with_context(|| format!("creating {}", file.display()))?;
+    f.write_all(b"!<arch>\n")?;
+    for (name, body) in [
+        ("debian-binary", b"2.0\n".to_vec()),
+        ("control.tar.gz", control),
+        ("data.tar.gz", data),
+    ] {
+        writeln!(
+            f,
+            "{:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`",
+            name,
+            mtime,
+            0,
+            0,
+            "100644",
+            body.len()
+        )?;
+        f.write_all(&body)?;
+        if body.len() % 2 == 1 {
+            f.write_all(b"\n")?;
+        }
+    }
+    f.sync_all()?;
+    Ok(file)
+}
+
+/// gzip with a fixed header time and no file name: reproducible.
+fn gzip(bytes: &[u8], mtime: u32) -> Result<Vec<u8>> {
+    let mut e = flate2::GzBuilder::new()
+        .mtime(mtime)
+        .operating_system(3)
+        .write(Vec::new(), flate2::Compression::best());
+    e.write_all(bytes)?;
+    Ok(e.finish()?)
+}
+
+/// RFC 2822 date of a Unix time (UTC), for debian/changelog.
+fn rfc2822(t: u32) -> String {
+    let days = i64::from(t) / 86_400;
+    let secs = i64::from(t) % 86_400;
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    let wd = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][days.rem_euclid(7) as usize];
+    let mon = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ][(m - 1) as usize];
+    format!(
+        "{wd}, {d:02} {mon} {y} {:02}:{:02}:{:02} +0000",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changelog_dates() {
+        assert_eq!(rfc2822(0), "Thu, 01 Jan 1970 00:00:00 +0000");
+        assert_eq!(rfc2822(1_700_000_000), "Tue, 14 Nov 2023 22:13:20 +0000");
+    }
+}

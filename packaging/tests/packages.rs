@@ -1,0 +1,339 @@
+//! The built packages, installed for real into scratch roots: `rpm
+//! --root` and `dpkg --root`, with their scriptlets running; files, modes,
+//! configuration rules across an upgrade, removal and purge.
+//!
+//! The binaries packaged here are small stand-ins that record how the
+//! scriptlets call them: this tests the packages and their wiring; the
+//! hook's own behaviour is tested with the real binary in installer/tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use connector_packaging::{build_deb, build_rpm, connector_payload, Family, Item, Payload, CONFIG};
+use connector_tests::{copy_host_program, dpkg_initdb, require_tool, rpm_initdb, Fixture};
+
+/// Stand-in binaries: connector-installer logs its arguments.
+fn bins() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("connector-installer"),
+        "#!/bin/sh\necho \"hook-called $*\" >> \"${DPKG_ROOT}/var/log/connector/hooks.log\"\n",
+    )
+    .unwrap();
+    std::fs::write(d.path().join("connectord"), "#!/bin/sh\nexit 0\n").unwrap();
+    d
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn payload(family: Family, version: &str, conf: &str) -> Payload {
+    let b = bins();
+    let mut p = connector_payload(family, version, "1", b.path(), &repo()).unwrap();
+    for item in &mut p.items {
+        if let Item::File { path, contents, .. } = item {
+            if path == "/etc/connector/connector.conf" {
+                *contents = conf.as_bytes().to_vec();
+            }
+        }
+    }
+    p
+}
+
+fn ok(out: Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn rpm(root: &Path, args: &[&str]) -> Output {
+    Command::new("rpm")
+        .arg("--root")
+        .arg(root)
+        .args(["--dbpath", "/var/lib/rpm"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn builds_are_reproducible() {
+    let out1 = tempfile::tempdir().unwrap();
+    let out2 = tempfile::tempdir().unwrap();
+    for (fam, build) in [
+        (
+            Family::Rpm,
+            build_rpm as fn(&Payload, &Path) -> anyhow::Result<PathBuf>,
+        ),
+        (Family::Deb, build_deb),
+    ] {
+        let a = build(&payload(fam, "1.0.0", CONFIG), out1.path()).unwrap();
+        let b = build(&payload(fam, "1.0.0", CONFIG), out2.path()).unwrap();
+        assert_eq!(
+            std::fs::read(&a).unwrap(),
+            std::fs::read(&b).unwrap(),
+            "{} differs",
+            a.display()
+        );
+    }
+}
+
+#[test]
+fn rpm_installs_upgrades_and_removes_with_its_scriptlets() {
+    require_tool("rpm");
+    let out = tempfile::tempdir().unwrap();
+    let v1 = build_rpm(
+        &payload(Family::Rpm, "1.0.0", "interval = 30\n"),
+        out.path(),
+    )
+    .unwrap();
+    let v2 = build_rpm(
+        &payload(Family::Rpm, "1.0.1", "interval = 20\n"),
+        out.path(),
+    )
+    .unwrap();
+    // Metadata.
+    let scripts = ok(
+        Command::new("rpm")
+            .args(["-qp", "--scripts"])
+            .arg(&v1)
+            .output()
+            .unwrap(),
+        "rpm -qp --scripts",
+    );
+    for h in [
+        "hook rpm-post",
+        "hook rpm-preun",
+        "hook rpm-postun",
+        "hook rpm-posttrans",
+    ] {
+        assert!(scripts.contains(h), "{scripts}");
+    }
+    let k = ok(
+        Command::new("rpm").arg("-K").arg(&v1).output().unwrap(),
+        "rpm -K",
+    );
+    assert!(k.contains("digests OK"), "{k}");
+    let reqs = ok(
+        Command::new("rpm")
+            .args(["-qp", "--requires"])
+            .arg(&v1)
+            .output()
+            .unwrap(),
+        "requires",
+    );
+    assert!(
+        reqs.contains("policycoreutils") && reqs.contains("systemd"),
+        "{reqs}"
+    );
+    let cfg = ok(
+        Command::new("rpm")
+            .args(["-qpc"])
+            .arg(&v1)
+            .output()
+            .unwrap(),
+        "rpm -qpc",
+    );
+    assert_eq!(cfg.trim(), "/etc/connector/connector.conf");
+
+    // Install into a scratch root; scriptlets run chrooted there.
+    let f = Fixture::new();
+    rpm_initdb(f.path());
+    copy_host_program(f.path(), Path::new("/bin/sh"));
+    ok(
+        rpm(f.path(), &["-i", "--nodeps", v1.to_str().unwrap()]),
+        "rpm -i",
+    );
+    let bin = f.host("/opt/connector/bin/connectord");
+    assert_eq!(mode(&bin), 0o755);
+    assert_eq!(mode(&f.host("/var/lib/connector")), 0o750);
+    assert_eq!(
+        std::fs::read_link(f.host("/usr/sbin/connector-installer")).unwrap(),
+        Path::new("/opt/connector/bin/connector-installer")
+    );
+    assert!(f
+        .host("/usr/share/selinux/packages/connectord.cil")
+        .is_file());
+    assert!(f
+        .host("/usr/lib/systemd/system/connectord.service")
+        .is_file());
+    let log = std::fs::read_to_string(f.host("/var/log/connector/hooks.log")).unwrap();
+    assert!(log.contains("hook-called hook rpm-post 1"), "{log}");
+    assert!(log.contains("hook-called hook rpm-posttrans"), "{log}");
+    ok(rpm(f.path(), &["-V", "--nodeps", "connector"]), "rpm -V");
+
+    // The administrator changes the config; the upgrade keeps it.
+    std::fs::write(
+        f.host("/etc/connector/connector.conf"),
+        "interval = 5 # mine\n",
+    )
+    .unwrap();
+    ok(
+        rpm(f.path(), &["-U", "--nodeps", v2.to_str().unwrap()]),
+        "rpm -U",
+    );
+    assert_eq!(
+        std::fs::read_to_string(f.host("/etc/connector/connector.conf")).unwrap(),
+        "interval = 5 # mine\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(f.host("/etc/connector/connector.conf.rpmnew")).unwrap(),
+        "interval = 20\n"
+    );
+    let log = std::fs::read_to_string(f.host("/var/log/connector/hooks.log")).unwrap();
+    assert!(
+        log.contains("hook-called hook rpm-post 2"),
+        "upgrade: {log}"
+    );
+    assert!(
+        log.contains("hook-called hook rpm-postun 1"),
+        "old version's postun: {log}"
+    );
+
+    // Removal: everything goes but the changed configuration.
+    ok(rpm(f.path(), &["-e", "--nodeps", "connector"]), "rpm -e");
+    assert!(!bin.exists());
+    assert!(!f
+        .host("/usr/lib/systemd/system/connectord.service")
+        .exists());
+    assert!(
+        f.host("/etc/connector/connector.conf.rpmsave").is_file(),
+        "changed config saved"
+    );
+}
+
+#[test]
+fn deb_installs_upgrades_removes_and_purges_with_its_scripts() {
+    require_tool("dpkg");
+    require_tool("dpkg-deb");
+    let out = tempfile::tempdir().unwrap();
+    let v1 = build_deb(
+        &payload(Family::Deb, "1.0.0", "interval = 30\n"),
+        out.path(),
+    )
+    .unwrap();
+    let v2 = build_deb(
+        &payload(Family::Deb, "1.0.1", "interval = 20\n"),
+        out.path(),
+    )
+    .unwrap();
+    let info = ok(
+        Command::new("dpkg-deb")
+            .arg("-I")
+            .arg(&v1)
+            .output()
+            .unwrap(),
+        "dpkg-deb -I",
+    );
+    assert!(
+        info.contains("Package: connector") && info.contains("Version: 1.0.0-1"),
+        "{info}"
+    );
+    let contents = ok(
+        Command::new("dpkg-deb")
+            .arg("-c")
+            .arg(&v1)
+            .output()
+            .unwrap(),
+        "dpkg-deb -c",
+    );
+    assert!(
+        contents.contains("opt/connector/bin/connectord"),
+        "{contents}"
+    );
+    assert!(contents.contains("root/root"), "{contents}");
+
+    let f = Fixture::new();
+    dpkg_initdb(f.path());
+    let dpkg = |args: &[&str]| {
+        Command::new("dpkg")
+            .arg(format!("--root={}", f.path().display()))
+            .args(["--force-script-chrootless", "--force-depends"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    ok(dpkg(&["-i", v1.to_str().unwrap()]), "dpkg -i");
+    assert_eq!(
+        mode(&f.host("/opt/connector/bin/connector-installer")),
+        0o755
+    );
+    assert!(f.host("/lib/systemd/system/connectord.service").is_file());
+    let log = std::fs::read_to_string(f.host("/var/log/connector/hooks.log")).unwrap();
+    assert!(
+        log.contains(&format!(
+            "hook-called hook deb-postinst --root {} configure",
+            f.path().display()
+        )),
+        "{log}"
+    );
+    // dpkg's own check of the installed files (md5sums).
+    let verify = dpkg(&["--verify", "connector"]);
+    assert!(
+        verify.status.success() && verify.stdout.is_empty(),
+        "dpkg --verify: {}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+
+    std::fs::write(
+        f.host("/etc/connector/connector.conf"),
+        "interval = 5 # mine\n",
+    )
+    .unwrap();
+    ok(
+        dpkg(&["--force-confold", "-i", v2.to_str().unwrap()]),
+        "dpkg -i (upgrade)",
+    );
+    assert_eq!(
+        std::fs::read_to_string(f.host("/etc/connector/connector.conf")).unwrap(),
+        "interval = 5 # mine\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(f.host("/etc/connector/connector.conf.dpkg-dist")).unwrap(),
+        "interval = 20\n"
+    );
+
+    ok(dpkg(&["-r", "connector"]), "dpkg -r");
+    assert!(!f.host("/opt/connector/bin/connectord").exists());
+    assert!(
+        f.host("/etc/connector/connector.conf").is_file(),
+        "remove keeps conffiles"
+    );
+    let log = std::fs::read_to_string(f.host("/var/log/connector/hooks.log")).unwrap();
+    assert!(log.contains("deb-prerm") && log.contains("remove"), "{log}");
+    ok(dpkg(&["-P", "connector"]), "dpkg -P");
+    assert!(
+        !f.host("/etc/connector/connector.conf").exists(),
+        "purge removes conffiles"
+    );
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+#[test]
+fn payload_lists_the_config_once_and_marks_it() {
+    let p = payload(Family::Rpm, "1.0.0", CONFIG);
+    let confs: Vec<_> = p
+        .items
+        .iter()
+        .filter(|i| matches!(i, Item::File { config: true, .. }))
+        .map(Item::path)
+        .collect();
+    assert_eq!(confs, vec!["/etc/connector/connector.conf"]);
+    assert!(
+        p.items.windows(2).all(|w| w[0].path() < w[1].path()),
+        "sorted"
+    );
+}
