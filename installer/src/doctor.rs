@@ -60,6 +60,9 @@ pub struct Report {
     /// SELinux: configuration, the connector's module, the live kernel's
     /// answer and denials in the audit log (docs/selinux.md).
     pub selinux: Option<SelinuxReport>,
+    /// The connector's own published state (`/var/lib/connector/status.json`),
+    /// when it is there.
+    pub connector_status: Option<serde_json::Value>,
     pub healthy: bool,
 }
 
@@ -140,6 +143,8 @@ pub enum NoteKind {
     Unsupported,
     /// SELinux could not be inspected.
     Selinux,
+    /// What the running connector itself reports.
+    ConnectorStatus,
 }
 
 impl Report {
@@ -249,6 +254,7 @@ pub fn diagnose(opts: &DoctorOptions) -> Result<Report> {
         let kernel = inv.running.clone().unwrap_or_else(|| "all".to_string());
         faults.extend(selinux_faults(s, root, &kernel));
     }
+    let connector_status = read_connector_status(root, &mut notes);
     let healthy = faults.is_empty() && os.support() == Support::Supported;
     Ok(Report {
         schema_version: SCHEMA_VERSION,
@@ -270,8 +276,41 @@ pub fn diagnose(opts: &DoctorOptions) -> Result<Report> {
         faults,
         notes,
         selinux: sel,
+        connector_status,
         healthy,
     })
+}
+
+/// The connector's `status.json`, and a note for each fault it reports
+/// (its view, from inside its own domain, complements ours).
+fn read_connector_status(root: &Root, notes: &mut Vec<Note>) -> Option<serde_json::Value> {
+    let text = root
+        .read_to_string_optional("/var/lib/connector/status.json")
+        .ok()??;
+    let v: serde_json::Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => {
+            notes.push(Note {
+                kind: NoteKind::ConnectorStatus,
+                kernel: None,
+                message: format!("/var/lib/connector/status.json is unreadable: {e}"),
+            });
+            return None;
+        }
+    };
+    for f in v["faults"].as_array().into_iter().flatten() {
+        notes.push(Note {
+            kind: NoteKind::ConnectorStatus,
+            kernel: v["kernel"].as_str().map(String::from),
+            message: format!(
+                "the connector reports fault {} ({}): {}",
+                f["id"],
+                f["message"].as_str().unwrap_or(""),
+                f["detail"].as_str().unwrap_or("")
+            ),
+        });
+    }
+    Some(v)
 }
 
 /// The SELinux cause of fault 11: SELinux on, the connector installed, and

@@ -199,3 +199,26 @@ fn doctor_on_this_host_is_truthful() {
         assert!(Path::new(path).join("Makefile").exists());
     }
 }
+
+#[test]
+fn doctor_reads_the_connectors_own_status() {
+    let f = Fixture::new();
+    f.os_release("rhel-9.3");
+    let k = Kernel::new("5.14.0-362.8.1.el9_3.x86_64", Layout::El8);
+    f.kernel(&k).headers(&k);
+    f.file(
+        "/var/lib/connector/status.json",
+        r#"{"version":"0.1.0","pid":1,"updated_at":5,"kernel":"5.14.0-362.8.1.el9_3.x86_64","headers_present":true,
+            "headers_path":null,"headers_package":null,"probe_loaded":false,"probe_error":"bpf: EPERM",
+            "faults":[{"id":12,"message":"eBPF probe refused by the kernel (SELinux or lockdown)","detail":"x","since":5}]}"#,
+    );
+    let out = run(&["doctor", "--root", f.path().to_str().unwrap(), "--json"]);
+    let v = json(&out);
+    assert_eq!(v["connector_status"]["faults"][0]["id"], 12);
+    assert!(v["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n["kind"] == "connector-status"
+            && n["message"].as_str().unwrap().contains("fault 12")));
+}
