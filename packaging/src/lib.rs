@@ -125,9 +125,14 @@ pub fn connector_payload(
             config: false,
             doc: false,
         },
+        // Debian policy wants links between top-level directories absolute;
+        // Fedora's rpmlint wants them relative.
         Item::Symlink {
             path: "/usr/sbin/connector-installer".into(),
-            target: "/opt/connector/bin/connector-installer".into(),
+            target: match family {
+                Family::Rpm => "../../opt/connector/bin/connector-installer".into(),
+                Family::Deb => "/opt/connector/bin/connector-installer".into(),
+            },
         },
         Item::File {
             path: format!("{unit_dir}/connectord.service"),
@@ -172,11 +177,18 @@ pub fn connector_payload(
     ];
     if family == Family::Deb {
         items.push(Item::File {
+            path: "/usr/share/lintian/overrides/connector".into(),
+            mode: 0o644,
+            contents: read(repo.join("packaging/lintian-overrides"))?,
+            config: false,
+            doc: false,
+        });
+        items.push(Item::File {
             path: "/usr/share/doc/connector/copyright".into(),
             mode: 0o644,
             contents: String::from(
                 "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\
-                 Upstream-Name: connector\n\nFiles: *\nCopyright: the connector-installer authors\n\
+                 Upstream-Name: connector\n\nFiles: *\nCopyright: 2026 the connector-installer authors\n\
                  License: Apache-2.0\n On Debian systems, the full text of the Apache License 2.0 can be \
                  found in\n /usr/share/common-licenses/Apache-2.0.\n"
             )
@@ -233,19 +245,29 @@ pub fn build_rpm(p: &Payload, out: &Path) -> Result<PathBuf> {
         &p.version,
         "Apache-2.0",
         "x86_64",
-        "eBPF endpoint security agent and its SELinux-aware installer",
+        "Endpoint security agent (eBPF) and its SELinux-aware installer",
     );
     b.release(&p.release)
         .description(
-            "The connector monitors file moves and network flows with an eBPF module it compiles \
-             on the host. connector-installer installs the kernel headers and the SELinux policy \
-             module that module needs, diagnoses fault 11 and repairs it.",
+            "The connector monitors file moves and network flows with an eBPF module\n\
+             it compiles on the host. connector-installer installs the kernel headers\n\
+             and the SELinux policy module that module needs, diagnoses fault 11 and\n\
+             repairs it.",
         )
+        .build_host("reproducible")
         .url("https://example.invalid/connector")
         .vendor("connector-installer authors")
         .packager("connector-installer authors <connector@example.invalid>")
         .group("System Environment/Daemons");
     b.using_config(rpm::BuildConfig::v4().source_date(p.source_date));
+    b.add_changelog_entry(
+        "connector-installer authors <connector@example.invalid> - ".to_string()
+            + &p.version
+            + "-"
+            + &p.release,
+        format!("- Release {}.", p.version),
+        rpm::Timestamp::from(p.source_date),
+    );
     for item in &p.items {
         match item {
             Item::Dir { path, mode } => {
