@@ -174,10 +174,8 @@ impl PackageBackend for DebBackend {
                 source: cmd.failed(out),
             };
         }
-        let mut missing = Vec::new();
-        for line in text.lines().map(str::trim) {
-            let name = line
-                .strip_prefix("E: Unable to locate package ")
+        InstallError::from_output(&text, plan, cmd.failed(out), |line| {
+            line.strip_prefix("E: Unable to locate package ")
                 .map(str::to_string)
                 .or_else(|| {
                     // E: Couldn't find any package by glob 'NAME' / by regex 'NAME'
@@ -190,21 +188,8 @@ impl PackageBackend for DebBackend {
                     line.strip_prefix("E: Package '")
                         .and_then(|l| l.split_once("' has no installation candidate"))
                         .map(|(n, _)| n.to_string())
-                });
-            if let Some(name) = name {
-                if plan.packages.contains(&name) && !missing.contains(&name) {
-                    missing.push(name);
-                }
-            }
-        }
-        if missing.is_empty() {
-            InstallError::Failed(cmd.failed(out))
-        } else {
-            InstallError::NotFound {
-                missing,
-                source: cmd.failed(out),
-            }
-        }
+                })
+        })
     }
 
     fn refresh_cmd(&self) -> Option<Cmd> {

@@ -78,6 +78,33 @@ pub enum InstallError {
     Failed(#[from] CmdError),
 }
 
+impl InstallError {
+    /// Reads a failed install: the packages of `plan` that the tool said it
+    /// could not find (each line of `text` through `not_found`) make a
+    /// `NotFound`; anything else is `Failed`.
+    pub fn from_output(
+        text: &str,
+        plan: &InstallPlan,
+        source: CmdError,
+        not_found: impl Fn(&str) -> Option<String>,
+    ) -> InstallError {
+        let mut missing: Vec<String> = Vec::new();
+        for line in text.lines().map(str::trim) {
+            if let Some(name) = not_found(line) {
+                let name = name.trim().to_string();
+                if plan.packages.contains(&name) && !missing.contains(&name) {
+                    missing.push(name);
+                }
+            }
+        }
+        if missing.is_empty() {
+            InstallError::Failed(source)
+        } else {
+            InstallError::NotFound { missing, source }
+        }
+    }
+}
+
 /// One package family: RPM (`rpm`, `dnf`, `yum`) or Debian (`dpkg`, `apt-get`).
 pub trait PackageBackend {
     /// Which family this backend serves.

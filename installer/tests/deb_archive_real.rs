@@ -68,25 +68,11 @@ impl Setup {
     }
 
     fn run(&self) -> (Output, Value) {
-        let out = Command::new(BIN)
-            .args([
-                "headers",
-                "--root",
-                self.root.path().to_str().unwrap(),
-                "--json",
-                "--download-timeout",
-                "2",
-            ])
-            .output()
-            .unwrap();
-        let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "not JSON ({e}): {}\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-        (out, v)
+        connector_tests::run_json(
+            Command::new(BIN)
+                .args(["headers", "--json", "--download-timeout", "2", "--root"])
+                .arg(self.root.path()),
+        )
     }
 
     fn installed(&self, pkg: &str) -> bool {

@@ -18,19 +18,11 @@ use serde_json::Value;
 const BIN: &str = env!("CARGO_BIN_EXE_connector-installer");
 
 fn headers(root: &Path, extra: &[&str]) -> (Output, Value) {
-    let out = Command::new(BIN)
-        .args(["headers", "--root", root.to_str().unwrap(), "--json"])
-        .args(extra)
-        .output()
-        .expect("running connector-installer headers");
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}); stdout: {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out, v)
+    connector_tests::run_json(
+        Command::new(BIN)
+            .args(["headers", "--root", root.to_str().unwrap(), "--json"])
+            .args(extra),
+    )
 }
 
 fn rpm_installed(root: &Path, name: &str) -> bool {

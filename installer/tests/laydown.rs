@@ -215,12 +215,15 @@ fn cli_lays_down_labels_and_enables_in_an_image() {
         .unwrap()
         .file_type()
         .is_symlink());
-    let label = xattr(&f.host("/opt/connector/bin/connectord"));
+    let label = connector_tests::selinux_label(&f.host("/opt/connector/bin/connectord"));
     assert!(
         label.contains(":connectord_exec_t:"),
         "labeled at creation: {label}"
     );
-    assert!(xattr(&f.host("/etc/connector/connector.conf")).contains(":connectord_conf_t:"));
+    assert!(
+        connector_tests::selinux_label(&f.host("/etc/connector/connector.conf"))
+            .contains(":connectord_conf_t:")
+    );
     // Re-run: nothing to enable, nothing rewritten.
     let out = Command::new(BIN)
         .args([
@@ -243,22 +246,4 @@ fn cli_lays_down_labels_and_enables_in_an_image() {
             .all(|f| f["action"] == "unchanged"),
         "{v}"
     );
-}
-
-fn xattr(p: &Path) -> String {
-    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
-    let mut buf = vec![0u8; 256];
-    // SAFETY: valid C string and buffer of the given length.
-    let n = unsafe {
-        libc::lgetxattr(
-            c.as_ptr(),
-            c"security.selinux".as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    assert!(n > 0, "no label on {}", p.display());
-    String::from_utf8_lossy(&buf[..n as usize])
-        .trim_end_matches('\0')
-        .to_string()
 }

@@ -12,15 +12,7 @@ use serde_json::Value;
 const BIN: &str = env!("CARGO_BIN_EXE_connector-installer");
 
 fn run(args: &[&str]) -> (Output, Value) {
-    let out = Command::new(BIN).args(args).output().unwrap();
-    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out, v)
+    connector_tests::run_json(Command::new(BIN).args(args))
 }
 
 /// An Oracle Linux 8 UEK 7 image with headers present, the connector's

@@ -281,9 +281,12 @@ fn default_store_install_verify_rerun_remove() {
     let labeled = store.relabel().unwrap();
     assert_eq!(labeled.len(), 1, "{labeled:?}");
     assert!(labeled[0].starts_with("setfiles -F -r"), "{labeled:?}");
-    let label = xattr(&f.host("/opt/connector/bin/connectord"));
+    let label = connector_tests::selinux_label(&f.host("/opt/connector/bin/connectord"));
     assert!(label.contains(":connectord_exec_t:"), "{label}");
-    assert!(xattr(&f.host("/var/lib/connector/status.json")).contains(":connectord_var_lib_t:"));
+    assert!(
+        connector_tests::selinux_label(&f.host("/var/lib/connector/status.json"))
+            .contains(":connectord_var_lib_t:")
+    );
 
     // Remove, then remove again: a clean no-op.
     let ran = store
@@ -360,36 +363,6 @@ fn a_locked_store_is_waited_for_then_refused() {
     assert!(err.to_string().contains("pid"), "{err}");
     assert!(start.elapsed() < Duration::from_secs(5));
     assert_eq!(store.module_state().unwrap(), ModuleState::NotInstalled);
-}
-
-fn xattr(p: &Path) -> String {
-    let out = Command::new("getfattr")
-        .args(["--only-values", "-n", "security.selinux"])
-        .arg(p)
-        .output();
-    match out {
-        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
-            .trim_end_matches('\0')
-            .to_string(),
-        _ => {
-            // getfattr (package attr) may be absent: read it directly.
-            let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
-            let mut buf = vec![0u8; 256];
-            // SAFETY: valid C string and buffer of the given length.
-            let n = unsafe {
-                libc::lgetxattr(
-                    c.as_ptr(),
-                    c"security.selinux".as_ptr(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                )
-            };
-            assert!(n > 0, "no security.selinux on {}", p.display());
-            String::from_utf8_lossy(&buf[..n as usize])
-                .trim_end_matches('\0')
-                .to_string()
-        }
-    }
 }
 
 fn snapshot(dir: &Path) -> Vec<(PathBuf, u64)> {

@@ -254,28 +254,15 @@ impl PackageBackend for RpmBackend {
                 source: cmd.failed(out),
             };
         }
-        let mut missing = Vec::new();
-        for line in text.lines().map(str::trim) {
-            // dnf: "No match for argument: NAME"; yum: "No package NAME available."
-            let name = line.strip_prefix("No match for argument: ").or_else(|| {
-                line.strip_prefix("No package ")
-                    .and_then(|l| l.strip_suffix(" available."))
-            });
-            if let Some(name) = name {
-                let name = name.trim().to_string();
-                if plan.packages.contains(&name) && !missing.contains(&name) {
-                    missing.push(name);
-                }
-            }
-        }
-        if missing.is_empty() {
-            InstallError::Failed(cmd.failed(out))
-        } else {
-            InstallError::NotFound {
-                missing,
-                source: cmd.failed(out),
-            }
-        }
+        // dnf: "No match for argument: NAME"; yum: "No package NAME available."
+        InstallError::from_output(&text, plan, cmd.failed(out), |line| {
+            line.strip_prefix("No match for argument: ")
+                .or_else(|| {
+                    line.strip_prefix("No package ")
+                        .and_then(|l| l.strip_suffix(" available."))
+                })
+                .map(str::to_string)
+        })
     }
 
     fn refresh_cmd(&self) -> Option<Cmd> {

@@ -955,6 +955,42 @@ pub fn selinux_root(ty: &str) -> Fixture {
     f
 }
 
+/// Runs `cmd` and parses its stdout as one JSON document; panics with both
+/// streams when it is not one.
+pub fn run_json(cmd: &mut Command) -> (std::process::Output, serde_json::Value) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{cmd:?}: stdout is not JSON ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out, v)
+}
+
+/// The raw `security.selinux` label of a file (as setfiles or our lay-down
+/// wrote it; no SELinux kernel needed to read it).
+pub fn selinux_label(p: &Path) -> String {
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).expect("path without NUL");
+    let mut buf = vec![0u8; 256];
+    // SAFETY: valid C strings and a buffer of the given length.
+    let n = unsafe {
+        libc::lgetxattr(
+            c.as_ptr(),
+            c"security.selinux".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    assert!(n > 0, "no security.selinux label on {}", p.display());
+    String::from_utf8_lossy(&buf[..n as usize])
+        .trim_end_matches('\0')
+        .to_string()
+}
+
 /// Prepares a root for apt: the directories apt and dpkg expect, and a
 /// sources.list naming the repository.
 pub fn apt_root(root: &Path, repo: &Path) {
