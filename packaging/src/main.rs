@@ -1,5 +1,6 @@
 //! `cargo run -p connector-packaging -- build --out dist/` builds the
-//! release binaries, then `connector-VERSION-RELEASE.x86_64.rpm` and
+//! release binaries for glibc 2.17 (scripts/build-compat), then
+//! `connector-VERSION-RELEASE.x86_64.rpm` and
 //! `connector_VERSION-RELEASE_amd64.deb` from them.
 
 use std::path::{Path, PathBuf};
@@ -23,9 +24,13 @@ enum Command {
         #[arg(long, value_name = "DIR", default_value = "dist")]
         out: PathBuf,
         /// Take connectord and connector-installer from DIR instead of
-        /// building them with `cargo build --release`
+        /// building them for glibc 2.17 (scripts/build-compat)
         #[arg(long, value_name = "DIR")]
         bin_dir: Option<PathBuf>,
+        /// Build the binaries for this host's glibc (cargo build --release):
+        /// quicker, but they will not start on EL7/EL8/AL2/Ubuntu 18.04
+        #[arg(long, conflicts_with = "bin_dir")]
+        native: bool,
         /// Package version
         #[arg(long, default_value = env!("CARGO_PKG_VERSION"))]
         version: String,
@@ -46,12 +51,23 @@ fn run() -> Result<()> {
     let Command::Build {
         out,
         bin_dir,
+        native,
         version,
         release,
     } = Cli::parse().command;
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let bin_dir = match bin_dir {
         Some(d) => d,
+        None if !native => {
+            let out = std::process::Command::new(repo.join("scripts/build-compat"))
+                .stderr(std::process::Stdio::inherit())
+                .output()
+                .context("running scripts/build-compat")?;
+            if !out.status.success() {
+                bail!("scripts/build-compat failed");
+            }
+            PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+        }
         None => {
             let st = std::process::Command::new(
                 std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
