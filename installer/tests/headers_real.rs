@@ -331,6 +331,26 @@ fn apt_without_the_package_fails_and_changes_no_package() {
     assert!(!dpkg_installed(f.path(), "linux-headers-6.1.0-18-amd64"));
 }
 
+/// A scriptlet's record: the `--json` document, then `rc=N` and
+/// `elapsed_ms=N` lines. It must say "deferred" for `sign`, exit 4, and
+/// have taken under a second.
+fn assert_deferred(result: &str, sign: &str, stderr: &str) {
+    let json_end = result.rfind("}\n").map(|i| i + 1).unwrap_or(0);
+    let v: Value = serde_json::from_str(&result[..json_end])
+        .unwrap_or_else(|e| panic!("{e}: {result}\n{stderr}"));
+    assert_eq!(v["kernels"][0]["state"], "deferred", "{v}");
+    assert!(v["deferred"].as_str().unwrap().contains(sign), "{v}");
+    assert!(result.contains("rc=4"), "exit 4 = deferred: {result}");
+    let ms: u64 = result
+        .lines()
+        .find_map(|l| l.strip_prefix("elapsed_ms="))
+        .expect("elapsed recorded")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(ms < 1000, "deferred within a second, took {ms} ms");
+}
+
 #[test]
 fn inside_an_rpm_scriptlet_headers_are_deferred() {
     require_tool("rpm");
@@ -368,22 +388,7 @@ fn inside_an_rpm_scriptlet_headers_are_deferred() {
     );
     let result = std::fs::read_to_string(f.host("/result")).unwrap();
     let err = std::fs::read_to_string(f.host("/result.err")).unwrap_or_default();
-    // Single-line JSON is not what --json prints; re-read it whole.
-    let json_end = result.rfind("}\n").map(|i| i + 1).unwrap_or(0);
-    let v: Value = serde_json::from_str(&result[..json_end])
-        .unwrap_or_else(|e| panic!("{e}: {result}\n{err}"));
-    assert_eq!(v["kernels"][0]["state"], "deferred", "{v}");
-    let reason = v["deferred"].as_str().unwrap();
-    assert!(reason.contains("holds the package lock"), "{reason}");
-    assert!(result.contains("rc=4"), "{result}");
-    let ms: u64 = result
-        .lines()
-        .find_map(|l| l.strip_prefix("elapsed_ms="))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert!(ms < 1000, "deferred within a second, took {ms} ms");
+    assert_deferred(&result, "holds the package lock", &err);
 }
 
 #[test]
@@ -431,20 +436,7 @@ fn inside_a_dpkg_postinst_headers_are_deferred() {
     ] {
         let result = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
         let _ = std::fs::remove_file(path);
-        let json_end = result.rfind("}\n").map(|i| i + 1).unwrap_or(0);
-        let v: Value =
-            serde_json::from_str(&result[..json_end]).unwrap_or_else(|e| panic!("{e}: {result}"));
-        assert_eq!(v["kernels"][0]["state"], "deferred", "{v}");
-        assert!(v["deferred"].as_str().unwrap().contains(sign), "{v}");
-        assert!(result.contains("rc=4"), "{result}");
-        let ms: u64 = result
-            .lines()
-            .find_map(|l| l.strip_prefix("elapsed_ms="))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        assert!(ms < 1000, "deferred within a second, took {ms} ms");
+        assert_deferred(&result, sign, "");
     }
     assert!(
         !dpkg_installed(f.path(), "linux-headers-6.1.0-18-amd64"),
