@@ -53,6 +53,9 @@ pub struct Report {
     /// The root is the running system.
     pub live: bool,
     pub os: OsReport,
+    /// The detected OS, for callers that go on to act (headers).
+    #[serde(skip)]
+    pub os_info: OsInfo,
     pub running_kernel: Option<String>,
     pub kernels: Vec<KernelReport>,
     pub faults: Vec<Fault>,
@@ -260,6 +263,7 @@ pub fn diagnose(opts: &DoctorOptions) -> Result<Report> {
         schema_version: SCHEMA_VERSION,
         root: root.path().display().to_string(),
         live: root.is_live(),
+        os_info: os.clone(),
         os: OsReport {
             family: os.family(),
             package_manager: os.pkg_tool(),

@@ -152,7 +152,7 @@ pub fn run(opts: &HeadersOptions, progress: &mut dyn FnMut(&str)) -> Result<Head
     if diag.os.support != Support::Supported {
         return Err(HeadersError::Unsupported(diag.os.pretty_name.clone()).into());
     }
-    let os = OsInfo::detect(&opts.root).context("detecting the operating system")?;
+    let os = diag.os_info.clone();
     let backend = backend::for_os(&os, &opts.root).context("no package backend for this system")?;
     let mut report = HeadersReport {
         schema_version: 1,

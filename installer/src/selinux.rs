@@ -79,11 +79,14 @@ fn base(root: &Root, action: &str) -> Result<(SelinuxReport, Option<Store>)> {
         action: action.to_string(),
         commands: Vec::new(),
         access: Vec::new(),
-        denials: audit_denials(root),
+        denials: Vec::new(),
     };
     let store = match Store::open(root)? {
         Ok(s) => {
             r.module = Some(s.module_state()?);
+            // Only where SELinux is on can the connector's domain be denied:
+            // elsewhere doctor reads no audit log and runs no journalctl.
+            r.denials = audit_denials(root);
             Some(s)
         }
         Err(na) => {
