@@ -49,6 +49,11 @@ pub struct AgentFault {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
     pub version: String,
+    /// This host's agent identity (`/var/lib/connector/agent-id`), made on
+    /// first start; an image prepared with `install --prepare-image` has
+    /// none, so every clone makes its own.
+    #[serde(default)]
+    pub agent_id: String,
     pub pid: u32,
     pub updated_at: u64,
     pub kernel: String,
@@ -124,6 +129,7 @@ pub fn check(root: &Root, release: &str, previous: &[AgentFault], now: u64) -> i
     let faults = evaluate(&headers, package.as_deref(), &probe, previous, now);
     Ok(Status {
         version: env!("CARGO_PKG_VERSION").to_string(),
+        agent_id: String::new(),
         pid: std::process::id(),
         updated_at: now,
         kernel: release.to_string(),
@@ -137,6 +143,34 @@ pub fn check(root: &Root, release: &str, previous: &[AgentFault], now: u64) -> i
             .find_map(|s| s.error.as_ref().map(|e| format!("{}: {e}", s.name))),
         faults,
     })
+}
+
+/// Where the agent identity lives inside the root.
+pub const AGENT_ID_PATH: &str = "/var/lib/connector/agent-id";
+
+/// This host's agent id: read, or made once from the kernel's random UUID
+/// and written atomically.
+pub fn agent_id(root: &Root) -> io::Result<String> {
+    if let Some(id) = root.read_to_string_optional(AGENT_ID_PATH)? {
+        let id = id.trim();
+        if !id.is_empty() {
+            return Ok(id.to_string());
+        }
+    }
+    let id = fs::read_to_string("/proc/sys/kernel/random/uuid")?
+        .trim()
+        .to_string();
+    let path = root.host_path(AGENT_ID_PATH);
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".agent-id.{}", std::process::id()));
+    {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(format!("{id}\n").as_bytes())?;
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, &path)?;
+    Ok(id)
 }
 
 /// Seconds since the epoch.
@@ -262,6 +296,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("var/lib/connector/status.json");
         let mut s = Status {
+            agent_id: "test".into(),
             version: "1".into(),
             pid: 1,
             updated_at: 5,

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use connector_host::{inventory, Root};
-use connectord::{check, now, publish, read_status, AgentFault, INTERVAL_SECS, STATUS_PATH};
+use connectord::{
+    agent_id, check, now, publish, read_status, AgentFault, INTERVAL_SECS, STATUS_PATH,
+};
 
 /// The reference connector daemon: checks the running kernel's headers and
 /// loads its eBPF probe every 30 s, publishing faults in status.json.
@@ -29,6 +31,10 @@ enum Command {
         /// Seconds between rounds
         #[arg(long, value_name = "SECS", default_value_t = INTERVAL_SECS)]
         interval: u64,
+        /// Check this kernel release instead of the running one (a root
+        /// whose kernel is not the one running: tests, images)
+        #[arg(long, value_name = "VER")]
+        kernel: Option<String>,
     },
     /// Print the published status; exit 1 when it holds a fault
     Status {
@@ -70,11 +76,12 @@ fn main() {
             root,
             once,
             interval,
-        } => run(root, once, interval),
+            kernel,
+        } => run(root, once, interval, kernel),
     });
 }
 
-fn run(root: PathBuf, once: bool, interval: u64) -> i32 {
+fn run(root: PathBuf, once: bool, interval: u64, kernel: Option<String>) -> i32 {
     let root = match Root::new(&root) {
         Ok(r) => r,
         Err(e) => {
@@ -82,7 +89,7 @@ fn run(root: PathBuf, once: bool, interval: u64) -> i32 {
             return 2;
         }
     };
-    let release = match inventory::running_release() {
+    let release = match kernel.map(Ok).unwrap_or_else(inventory::running_release) {
         Ok(r) => r,
         Err(e) => {
             log(3, &format!("reading the running kernel's release: {e}"));
@@ -90,6 +97,13 @@ fn run(root: PathBuf, once: bool, interval: u64) -> i32 {
         }
     };
     let path = root.host_path(STATUS_PATH);
+    let id = match agent_id(&root) {
+        Ok(id) => id,
+        Err(e) => {
+            log(3, &format!("reading or making the agent id: {e}"));
+            String::new()
+        }
+    };
     let mut faults: Vec<AgentFault> = Vec::new();
     log(
         6,
@@ -101,7 +115,8 @@ fn run(root: PathBuf, once: bool, interval: u64) -> i32 {
     loop {
         let before: Vec<u32> = faults.iter().map(|f| f.id).collect();
         match check(&root, &release, &faults, now()) {
-            Ok(status) => {
+            Ok(mut status) => {
+                status.agent_id = id.clone();
                 for f in &status.faults {
                     if !before.contains(&f.id) {
                         log(3, &format!("fault {}: {} — {}", f.id, f.message, f.detail));

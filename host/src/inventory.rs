@@ -61,6 +61,58 @@ pub fn running_release() -> io::Result<String> {
     Ok(release.to_string_lossy().into_owned())
 }
 
+/// Why `uname -r` does not belong to the root `/` we run in, if it does
+/// not: we are in a chroot or a container (of an image being built) and
+/// the running kernel is not installed here. Then `/` is an image.
+pub fn foreign_running_kernel(root: &Root, running: &str) -> Option<String> {
+    if !root.is_live() {
+        return None;
+    }
+    let installed = root
+        .exists(format!("/lib/modules/{running}/kernel"))
+        .unwrap_or(false)
+        || root
+            .exists(format!("/lib/modules/{running}/modules.order"))
+            .unwrap_or(false);
+    if installed {
+        return None;
+    }
+    let place = if in_chroot() {
+        "a chroot"
+    } else if in_container() {
+        "a container"
+    } else {
+        return None;
+    };
+    Some(format!(
+        "running in {place} whose kernel {running} is not installed here: this root is treated \
+         as an image (every installed kernel, nothing started)"
+    ))
+}
+
+/// `/` is not the root of PID 1 (a chroot). A root without `/proc` at all
+/// (what `rpm --root` and plain `chroot` give their scriptlets) is not a
+/// booted system either.
+pub fn in_chroot() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if !std::path::Path::new("/proc/self").exists() {
+        return true;
+    }
+    match (std::fs::metadata("/"), std::fs::metadata("/proc/1/root/.")) {
+        (Ok(a), Ok(b)) => a.dev() != b.dev() || a.ino() != b.ino(),
+        // /proc/1/root unreadable: not ours to see (a container), or no /proc.
+        _ => false,
+    }
+}
+
+/// systemd's and the container managers' own markers.
+pub fn in_container() -> bool {
+    std::path::Path::new("/run/systemd/container").exists()
+        || std::path::Path::new("/.dockerenv").exists()
+        || std::path::Path::new("/run/.containerenv").exists()
+        || std::env::var_os("container").is_some()
+}
+
 /// Lists the kernels of `root`. `running` is the running kernel's release
 /// when `root` is the live system (the caller passes `uname -r`), `None` for
 /// an image. `only` restricts the result to one release, which is listed

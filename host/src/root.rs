@@ -26,6 +26,9 @@ const MAX_SYMLINKS: usize = 40;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Root {
     path: PathBuf,
+    /// `/` seen from inside a chroot or container of an image: the running
+    /// kernel, systemd and SELinux state are not the root's own.
+    image: bool,
 }
 
 impl Root {
@@ -41,14 +44,25 @@ impl Root {
                 format!("root {} is not a directory", path.display()),
             ));
         }
-        Ok(Root { path: canonical })
+        Ok(Root {
+            path: canonical,
+            image: false,
+        })
     }
 
     /// The root of the running system.
     pub fn live() -> Root {
         Root {
             path: PathBuf::from("/"),
+            image: false,
         }
+    }
+
+    /// The same root, treated as an image even when it is `/` (a chroot or
+    /// container building an image: `uname -r` is the build host's).
+    pub fn as_image(mut self) -> Root {
+        self.image = true;
+        self
     }
 
     /// The root's path on the host.
@@ -59,7 +73,7 @@ impl Root {
     /// Whether this root is the running system's `/` (then the running
     /// kernel, the live SELinux state and systemd belong to it).
     pub fn is_live(&self) -> bool {
-        self.path == Path::new("/")
+        self.path == Path::new("/") && !self.image
     }
 
     /// The host path of `p` (a path inside the root) *without* following

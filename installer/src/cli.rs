@@ -5,13 +5,16 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use connector_host::inventory::running_release;
+use connector_host::inventory::{foreign_running_kernel, running_release};
 use connector_host::Root;
 
 use crate::doctor::{self, DoctorOptions};
 use crate::headers;
+use crate::install;
 use crate::laydown;
+use crate::repair;
 use crate::selinux;
+use crate::uninstall;
 
 /// Installs the connector, the kernel headers its eBPF probes need and the
 /// SELinux policy that lets them run; diagnoses and repairs fault 11.
@@ -44,8 +47,153 @@ pub enum Command {
     #[command(long_about = LAYDOWN_ABOUT)]
     Laydown(LaydownArgs),
 
+    /// Install everything: files, headers of every kernel, SELinux, service
+    #[command(long_about = INSTALL_ABOUT)]
+    Install(InstallArgs),
+
+    /// Diagnose, fix every fault, restart, wait for the connector to agree
+    #[command(long_about = REPAIR_ABOUT)]
+    Repair(RepairArgs),
+
+    /// Remove what `install --payload` laid down (not a packaged connector)
+    #[command(long_about = UNINSTALL_ABOUT)]
+    Uninstall(UninstallArgs),
+
     /// Called by the connector's package scriptlets (never fails them)
     Hook(HookArgs),
+}
+
+const INSTALL_ABOUT: &str = "\
+Install the connector on this host or into an image (--root): lay its files
+down (--payload), install the SELinux module and label its files, install
+the exact header package of every installed kernel (any of them may boot),
+enable connectord.service and, on a running systemd, start it.
+
+One plan is computed first (--dry-run prints it and changes nothing), then
+run step by step under /var/lib/connector/installer.lock, each step
+recorded in /var/lib/connector/install.journal: a run that was killed is
+resumed by the next. On a healthy root the plan is empty and nothing is
+written. Run inside a chroot or container of an image, the running kernel
+is recognised as the build host's and the root is treated as an image.
+
+--prepare-image (an image only) also clears the connector's per-host state
+(agent id, status, logs) so that clones do not share it.
+
+Exit status: 0 done, 1 a step failed (the rest ran; see the report), 2 could
+not run (nothing changed), 3 unsupported system, 4 headers deferred until
+the package transaction is over.";
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    #[command(flatten)]
+    pub root: RootArg,
+
+    /// Only this kernel's headers (default: every installed kernel)
+    #[arg(long, value_name = "VER", conflicts_with = "all_kernels")]
+    pub kernel: Option<String>,
+
+    /// Headers for every installed kernel (the default)
+    #[arg(long)]
+    pub all_kernels: bool,
+
+    /// Lay the connector's files down from DIR (manifest + files/)
+    #[arg(long, value_name = "DIR")]
+    pub payload: Option<PathBuf>,
+
+    /// Print the plan, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print one JSON document on stdout (schema: docs/lifecycle.md)
+    #[arg(long)]
+    pub json: bool,
+
+    /// Golden image: clear the connector's per-host state
+    #[arg(long)]
+    pub prepare_image: bool,
+
+    /// Enable the service but do not start it
+    #[arg(long)]
+    pub no_start: bool,
+
+    /// Wait for a running package transaction to finish first (the
+    /// after-transaction job that package hooks start)
+    #[arg(long)]
+    pub after_transaction: bool,
+
+    /// Seconds to wait for a package or policy-store lock
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub lock_timeout: u64,
+
+    /// Archive list to use instead of ROOT/etc/connector/archives.conf
+    #[arg(long, value_name = "FILE")]
+    pub archives: Option<PathBuf>,
+
+    /// Take header packages the repositories lack from DIR (verified)
+    #[arg(long, value_name = "DIR")]
+    pub from: Option<PathBuf>,
+}
+
+const REPAIR_ABOUT: &str = "\
+Run doctor, fix every fault it can (headers, SELinux module, labels, the
+service), restart the connector, then wait for the connector's own status
+(/var/lib/connector/status.json) to report no fault, and say what was done
+and what is left.
+
+Exit status: 0 repaired (no fault left), 1 faults left (listed), 2 could not
+run.";
+
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    #[command(flatten)]
+    pub root: RootArg,
+
+    /// Seconds to wait for the connector to report (default: 60 on this
+    /// host, 0 for another root)
+    #[arg(long, value_name = "SECONDS")]
+    pub wait: Option<u64>,
+
+    /// Print one JSON document on stdout
+    #[arg(long)]
+    pub json: bool,
+
+    /// Seconds to wait for a package or policy-store lock
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub lock_timeout: u64,
+
+    /// Archive list to use instead of ROOT/etc/connector/archives.conf
+    #[arg(long, value_name = "FILE")]
+    pub archives: Option<PathBuf>,
+
+    /// Take header packages the repositories lack from DIR (verified)
+    #[arg(long, value_name = "DIR")]
+    pub from: Option<PathBuf>,
+}
+
+const UNINSTALL_ABOUT: &str = "\
+Stop and disable connectord, remove the SELinux module and the files
+`install --payload` laid down (as recorded in
+/var/lib/connector/installed.manifest). Configuration changed locally is
+kept unless --purge, which also removes /etc/connector, the state and the
+logs. A connector installed by its package is removed with the package
+manager instead (this says which command).";
+
+#[derive(Debug, Args)]
+pub struct UninstallArgs {
+    #[command(flatten)]
+    pub root: RootArg,
+
+    /// Also remove configuration, state and logs
+    #[arg(long)]
+    pub purge: bool,
+
+    /// Print one JSON document on stdout
+    #[arg(long)]
+    pub json: bool,
+
+    /// Seconds to wait for the policy-store lock
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub lock_timeout: u64,
 }
 
 #[derive(Debug, Args)]
@@ -215,9 +363,19 @@ pub struct DoctorArgs {
     pub json: bool,
 }
 
-/// Opens `--root`, with a message that names the flag.
+/// Opens `--root`, with a message that names the flag. `/` inside a chroot
+/// or container whose running kernel is not installed there is an image.
 fn open_root(arg: &RootArg) -> Result<Root> {
-    Root::new(&arg.root).with_context(|| format!("--root {}", arg.root.display()))
+    let root = Root::new(&arg.root).with_context(|| format!("--root {}", arg.root.display()))?;
+    if root.is_live() {
+        if let Ok(running) = running_release() {
+            if let Some(why) = foreign_running_kernel(&root, &running) {
+                log::info!("{why}");
+                return Ok(root.as_image());
+            }
+        }
+    }
+    Ok(root)
 }
 
 /// The running kernel when the root is the live system.
@@ -243,6 +401,86 @@ fn print_json(value: &impl serde::Serialize) -> Result<()> {
 /// Runs the parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
+        Command::Install(args) => {
+            let root = open_root(&args.root)?;
+            let running = running_for(&root)?;
+            if args.prepare_image && root.is_live() {
+                anyhow::bail!(
+                    "--prepare-image clears this host's own connector state: it is for an image \
+                     (--root DIR, or a chroot of one)"
+                );
+            }
+            let mut opts = install::InstallOptions::new(root, running);
+            opts.kernel = args.kernel;
+            opts.payload = args.payload;
+            opts.dry_run = args.dry_run;
+            opts.prepare_image = args.prepare_image;
+            opts.start = !args.no_start;
+            opts.after_transaction = args.after_transaction;
+            opts.lock_timeout = std::time::Duration::from_secs(args.lock_timeout);
+            opts.archives = args.archives;
+            opts.from = args.from;
+            let report = match install::run(&opts, &mut |l| eprintln!("connector-installer: {l}")) {
+                Ok(r) => r,
+                Err(e)
+                    if e.downcast_ref::<install::InstallError>()
+                        .is_some_and(|e| matches!(e, install::InstallError::Unsupported(_))) =>
+                {
+                    eprintln!("connector-installer: {e:#}");
+                    return Ok(install::exit::UNSUPPORTED);
+                }
+                Err(e) => return Err(e),
+            };
+            if args.json {
+                print_json(&report)?;
+            } else {
+                print!("{}", install::render_text(&report));
+            }
+            Ok(report.exit_code())
+        }
+        Command::Repair(args) => {
+            let root = open_root(&args.root)?;
+            let running = running_for(&root)?;
+            let wait = args.wait.unwrap_or(if root.is_live() { 60 } else { 0 });
+            let mut opts = install::InstallOptions::new(root, running);
+            opts.lock_timeout = std::time::Duration::from_secs(args.lock_timeout);
+            opts.archives = args.archives;
+            opts.from = args.from;
+            let report = repair::run(&opts, std::time::Duration::from_secs(wait), &mut |l| {
+                eprintln!("connector-installer: {l}")
+            })?;
+            if args.json {
+                print_json(&report)?;
+            } else {
+                print!("{}", repair::render_text(&report));
+            }
+            Ok(report.exit_code())
+        }
+        Command::Uninstall(args) => {
+            let root = open_root(&args.root)?;
+            let report = uninstall::run(
+                &root,
+                args.purge,
+                std::time::Duration::from_secs(args.lock_timeout),
+            )?;
+            if args.json {
+                print_json(&report)?;
+            } else {
+                for p in &report.removed {
+                    println!("removed {p}");
+                }
+                for p in &report.kept {
+                    println!("kept    {p} (changed locally; --purge removes it)");
+                }
+                for c in &report.commands {
+                    println!("ran: {c}");
+                }
+                for w in &report.warnings {
+                    println!("warning: {w}");
+                }
+            }
+            Ok(0)
+        }
         Command::Headers(args) => {
             let root = open_root(&args.root)?;
             let running = running_for(&root)?;

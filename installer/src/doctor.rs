@@ -148,6 +148,11 @@ pub enum NoteKind {
     Selinux,
     /// What the running connector itself reports.
     ConnectorStatus,
+    /// An installed kernel that is not running lacks headers: booting it
+    /// will raise fault 11.
+    NextBootWithoutHeaders,
+    /// A package hook left work for after its transaction.
+    Deferred,
 }
 
 impl Report {
@@ -258,6 +263,16 @@ pub fn diagnose(opts: &DoctorOptions) -> Result<Report> {
         faults.extend(selinux_faults(s, root, &kernel));
     }
     let connector_status = read_connector_status(root, &mut notes);
+    for item in crate::state::pending(root) {
+        notes.push(Note {
+            kind: NoteKind::Deferred,
+            kernel: item.strip_prefix("headers ").map(String::from),
+            message: format!(
+                "a package hook deferred \"{item}\" until after its transaction; if no \
+                 connector-setup job is running, run `connector-installer install`"
+            ),
+        });
+    }
     let healthy = faults.is_empty() && os.support() == Support::Supported;
     Ok(Report {
         schema_version: SCHEMA_VERSION,
@@ -348,7 +363,7 @@ fn selinux_faults(s: &SelinuxReport, root: &Root, kernel: &str) -> Vec<Fault> {
         };
         out.push(fault(
             format!(
-                "SELinux is on (/etc/selinux/config) and the connector is installed, but its policy module is                  {what}: the kernel refuses its eBPF probes even with the headers present"
+                "SELinux is on (/etc/selinux/config) and the connector is installed, but its policy module is {what}: the kernel refuses its eBPF probes even with the headers present"
             ),
             fix.clone(),
         ));
@@ -459,6 +474,19 @@ fn kernel_notes(inv: &Inventory, kernels: &[KernelReport], notes: &mut Vec<Note>
                 kernel: Some(k.release.clone()),
                 message: format!(
                     "kernel {} is not installed in this root; diagnosed as if it were",
+                    k.release
+                ),
+            });
+        }
+    }
+    for k in kernels {
+        if !k.running && k.installed && k.headers.required && !k.headers.present {
+            notes.push(Note {
+                kind: NoteKind::NextBootWithoutHeaders,
+                kernel: Some(k.release.clone()),
+                message: format!(
+                    "kernel {} is installed but not running and has no headers: booting it will \
+                     raise fault 11 (connector-installer install fixes it before the reboot)",
                     k.release
                 ),
             });

@@ -587,7 +587,7 @@ fn deferral_reason(sign: &TransactionSign) -> String {
     )
 }
 
-fn wait_for_lock(
+pub(crate) fn wait_for_lock(
     backend: &dyn PackageBackend,
     timeout: Duration,
     progress: &mut dyn FnMut(&str),

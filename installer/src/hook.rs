@@ -12,47 +12,83 @@ use std::time::Duration;
 use connector_host::lock::IN_TRANSACTION_ENV;
 use connector_host::Root;
 
+use crate::install::{self, InstallOptions};
 use crate::selinux;
+use crate::service::{self, UNIT};
+use crate::state;
 
 /// What a scriptlet invocation means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Phase {
-    /// First install or upgrade: configure.
-    Configure,
+    /// First install (`upgrade: false`) or upgrade: configure.
+    Configure { upgrade: bool },
     /// Before removal (not upgrade): stop and disable.
     BeforeRemove,
     /// After removal (not upgrade): remove the module.
     AfterRemove { purge: bool },
+    /// A kernel was installed: its headers are needed before it boots.
+    KernelAdded { release: String },
     /// Anything else (upgrade halves, posttrans, failed-upgrade, …).
     Nothing,
 }
 
-/// Reads the scriptlet's arguments the way rpm and dpkg pass them.
+/// Reads the scriptlet's arguments the way rpm, dpkg, run-parts
+/// (`/etc/kernel/postinst.d`) and kernel-install pass them.
 pub fn phase(name: &str, args: &[String]) -> Result<Phase, String> {
     let first = args.first().map(String::as_str);
+    let second = args.get(1).map(String::as_str);
     let count = || first.and_then(|a| a.parse::<u32>().ok());
     Ok(match name {
         // rpm: $1 = number of instances left after the operation.
-        "rpm-post" => Phase::Configure,
+        "rpm-post" => Phase::Configure {
+            upgrade: count().is_some_and(|n| n > 1),
+        },
         "rpm-preun" if count() == Some(0) => Phase::BeforeRemove,
         "rpm-postun" if count() == Some(0) => Phase::AfterRemove { purge: false },
         "rpm-preun" | "rpm-postun" | "rpm-posttrans" => Phase::Nothing,
-        // dpkg: $1 = the action.
-        "deb-postinst" if first == Some("configure") => Phase::Configure,
+        // dpkg: $1 = the action; configure's $2 = the version configured before.
+        "deb-postinst" if first == Some("configure") => Phase::Configure {
+            upgrade: second.is_some_and(|v| !v.is_empty()),
+        },
         "deb-prerm" if first == Some("remove") => Phase::BeforeRemove,
         "deb-postrm" if first == Some("remove") => Phase::AfterRemove { purge: false },
         "deb-postrm" if first == Some("purge") => Phase::AfterRemove { purge: true },
         "deb-postinst" | "deb-prerm" | "deb-postrm" => Phase::Nothing,
+        // /etc/kernel/postinst.d/connector VERSION [IMAGE]
+        "kernel-postinst" => match first {
+            Some(v) if valid_release(v) => Phase::KernelAdded { release: v.into() },
+            _ => return Err(format!("kernel-postinst: bad kernel version {first:?}")),
+        },
+        // kernel-install plugin: COMMAND VERSION ENTRY-DIR IMAGE
+        "kernel-install" if first == Some("add") => match second {
+            Some(v) if valid_release(v) => Phase::KernelAdded { release: v.into() },
+            _ => return Err(format!("kernel-install: bad kernel version {second:?}")),
+        },
+        "kernel-install" => Phase::Nothing,
         other => return Err(format!("unknown hook {other:?}")),
     })
+}
+
+/// A kernel release as it may appear in a path: no `/`, no leading `.`.
+fn valid_release(v: &str) -> bool {
+    !v.is_empty()
+        && !v.starts_with('.')
+        && v.len() < 200
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._+~-".contains(&b))
 }
 
 fn warn(msg: &str) {
     eprintln!("connector-installer: warning: {msg}");
 }
 
+fn say(msg: &str) {
+    eprintln!("connector-installer: {msg}");
+}
+
 /// Runs a hook; always returns 0.
 pub fn run(name: &str, args: &[String], root: &Root) -> i32 {
+    let started = std::time::Instant::now();
     // Our scriptlets set this; make sure everything below sees it.
     std::env::set_var(IN_TRANSACTION_ENV, "1");
     let phase = match phase(name, args) {
@@ -62,24 +98,31 @@ pub fn run(name: &str, args: &[String], root: &Root) -> i32 {
             return 0;
         }
     };
-    eprintln!(
-        "connector-installer: hook {name} {}: {phase:?}",
-        args.join(" ")
-    );
+    say(&format!("hook {name} {}: {phase:?}", args.join(" ")));
     match phase {
-        Phase::Configure => configure(root),
-        Phase::BeforeRemove => systemctl(root, &["disable", "--now", "connectord.service"]),
+        Phase::Configure { upgrade } => configure(root, upgrade),
+        Phase::BeforeRemove => {
+            let args: &[&str] = if service::systemd_running(root) {
+                &["disable", "--now", UNIT]
+            } else {
+                &["disable", UNIT]
+            };
+            match service::systemctl(root, args, "Stopping and disabling the connector") {
+                Ok(c) => say(&format!("ran: {c}")),
+                Err(e) => warn(&format!("{e:#}")),
+            }
+        }
         Phase::AfterRemove { purge } => {
             match selinux::remove(root, Duration::from_secs(60)) {
                 Ok(r) => {
                     for c in r.commands {
-                        eprintln!("connector-installer: ran: {c}");
+                        say(&format!("ran: {c}"));
                     }
                 }
                 Err(e) => warn(&format!("removing the SELinux module: {e:#}")),
             }
             if purge {
-                for dir in ["/var/lib/connector", "/var/log/connector"] {
+                for dir in [state::STATE_DIR, install::LOG_DIR] {
                     let host = root.host_path(dir);
                     if let Err(e) = std::fs::remove_dir_all(&host) {
                         if e.kind() != std::io::ErrorKind::NotFound {
@@ -89,54 +132,86 @@ pub fn run(name: &str, args: &[String], root: &Root) -> i32 {
                 }
             }
         }
+        Phase::KernelAdded { release } => kernel_added(root, &release),
         Phase::Nothing => {}
     }
+    say(&format!(
+        "hook {name} done in {} ms",
+        started.elapsed().as_millis()
+    ));
     0
 }
 
-fn configure(root: &Root) {
-    match selinux::install(root, Duration::from_secs(120)) {
+/// Inside the transaction: the module, labels, enable (and start on a
+/// running systemd, without waiting); the headers are deferred.
+fn configure(root: &Root, upgrade: bool) {
+    let running = if root.is_live() {
+        connector_host::inventory::running_release().ok()
+    } else {
+        None
+    };
+    let mut opts = InstallOptions::new(root.clone(), running);
+    opts.in_transaction = true;
+    opts.restart = upgrade;
+    opts.lock_timeout = Duration::from_secs(60);
+    match install::run(&opts, &mut |l| say(l)) {
         Ok(r) => {
-            for c in r.commands {
-                eprintln!("connector-installer: ran: {c}");
+            for x in &r.results {
+                for c in &x.commands {
+                    say(&format!("ran: {c}"));
+                }
+                match x.state {
+                    "failed" => warn(&format!(
+                        "{}: {}; run `connector-installer repair` once this is fixed",
+                        x.step.name(),
+                        x.detail
+                    )),
+                    "deferred" => say(&format!("headers deferred: {}", x.detail)),
+                    _ => {}
+                }
+            }
+            for n in &r.notes {
+                say(&format!("note: {n}"));
             }
         }
-        Err(e) => warn(&format!(
-            "the SELinux module could not be installed: {e:#}; the connector's eBPF probes may be refused \
-             (fault 11); run `connector-installer selinux install` once this is fixed"
-        )),
-    }
-    systemctl(root, &["enable", "connectord.service"]);
-    let rootarg = if root.is_live() {
-        String::new()
-    } else {
-        format!(" --root {}", root.path().display())
-    };
-    eprintln!(
-        "connector-installer: the kernel headers cannot be installed from inside the package transaction; \
-         run `connector-installer headers{rootarg}` after it (or `connector-installer doctor` to check)"
-    );
-}
-
-fn systemctl(root: &Root, args: &[&str]) {
-    let mut cmd = connector_host::Cmd::new("systemctl", "Managing connectord.service")
-        .timeout(Duration::from_secs(60));
-    if !root.is_live() {
-        cmd = cmd.arg(format!("--root={}", root.path().display()));
-        // --now has no meaning for an image.
-        cmd = cmd.args(args.iter().filter(|a| **a != "--now"));
-    } else {
-        // Not booted with systemd (container, chroot): nothing to manage.
-        if !std::path::Path::new("/run/systemd/system").is_dir() {
-            let offline: Vec<&&str> = args.iter().filter(|a| **a != "--now").collect();
-            cmd = cmd.arg("--root=/").args(offline);
-        } else {
-            cmd = cmd.args(args);
+        Err(e) => {
+            if e.downcast_ref::<state::StateError>().is_some() {
+                // Another installer holds our lock: waiting here could
+                // deadlock on the package lock we are inside of.
+                warn(&format!("{e:#}"));
+            } else {
+                warn(&format!(
+                    "{e:#}; the connector may raise fault 11 until `connector-installer repair` runs"
+                ));
+            }
+            let _ = state::record_pending(root, "install");
+            match install::defer(root) {
+                Ok(how) => say(&how),
+                Err(e) => warn(&format!("{e:#}")),
+            }
         }
     }
-    match cmd.run() {
-        Ok(_) => eprintln!("connector-installer: ran: {}", cmd.cmdline()),
-        Err(e) => warn(&format!("{e}")),
+}
+
+/// A kernel package is being installed: its headers follow after the
+/// transaction, before the reboot into it.
+fn kernel_added(root: &Root, release: &str) {
+    if !root
+        .exists(crate::selinux::CONNECTOR_BINARY)
+        .unwrap_or(false)
+    {
+        return;
+    }
+    if let Err(e) = state::record_pending(root, &format!("headers {release}")) {
+        warn(&format!(
+            "recording the pending headers of {release}: {e:#}"
+        ));
+    }
+    match install::defer(root) {
+        Ok(how) => say(&format!("the headers of kernel {release}: {how}")),
+        Err(e) => warn(&format!(
+            "{e:#}; run `connector-installer headers --kernel {release}` before rebooting into it"
+        )),
     }
 }
 
@@ -150,8 +225,14 @@ mod tests {
 
     #[test]
     fn scriptlet_arguments() {
-        assert_eq!(phase("rpm-post", &a(&["1"])), Ok(Phase::Configure));
-        assert_eq!(phase("rpm-post", &a(&["2"])), Ok(Phase::Configure));
+        assert_eq!(
+            phase("rpm-post", &a(&["1"])),
+            Ok(Phase::Configure { upgrade: false })
+        );
+        assert_eq!(
+            phase("rpm-post", &a(&["2"])),
+            Ok(Phase::Configure { upgrade: true })
+        );
         assert_eq!(phase("rpm-preun", &a(&["0"])), Ok(Phase::BeforeRemove));
         assert_eq!(
             phase("rpm-preun", &a(&["1"])),
@@ -165,7 +246,7 @@ mod tests {
         assert_eq!(phase("rpm-postun", &a(&["1"])), Ok(Phase::Nothing));
         assert_eq!(
             phase("deb-postinst", &a(&["configure", "1.0-1"])),
-            Ok(Phase::Configure)
+            Ok(Phase::Configure { upgrade: true })
         );
         assert_eq!(
             phase("deb-postinst", &a(&["abort-upgrade", "1.0-1"])),
@@ -180,6 +261,29 @@ mod tests {
             phase("deb-postrm", &a(&["purge"])),
             Ok(Phase::AfterRemove { purge: true })
         );
+        assert_eq!(
+            phase("deb-postinst", &a(&["configure", ""])),
+            Ok(Phase::Configure { upgrade: false })
+        );
         assert!(phase("bogus", &[]).is_err());
+        let k = "6.1.0-18-amd64";
+        assert_eq!(
+            phase("kernel-postinst", &a(&[k, "/boot/vmlinuz-6.1.0-18-amd64"])),
+            Ok(Phase::KernelAdded { release: k.into() })
+        );
+        assert_eq!(
+            phase(
+                "kernel-install",
+                &a(&["add", k, "/boot/x", "/boot/vmlinuz"])
+            ),
+            Ok(Phase::KernelAdded { release: k.into() })
+        );
+        assert_eq!(
+            phase("kernel-install", &a(&["remove", k])),
+            Ok(Phase::Nothing)
+        );
+        for bad in ["../../etc", "", ".hidden", "a/b"] {
+            assert!(phase("kernel-postinst", &a(&[bad])).is_err(), "{bad:?}");
+        }
     }
 }

@@ -69,6 +69,18 @@ pub enum LaydownError {
     },
     #[error("{path}: refused: {detail}")]
     Unsafe { path: String, detail: String },
+    #[error(
+        "no room for {path}: {dir} has {available} bytes{} free, the connector's files need {need}; \
+         free some space there and run this again (nothing was written)",
+        inodes.map(|i| format!(" and {i} inodes")).unwrap_or_default()
+    )]
+    NoSpace {
+        path: String,
+        dir: String,
+        need: u64,
+        available: u64,
+        inodes: Option<u64>,
+    },
 }
 
 /// Parses a manifest.
@@ -295,9 +307,20 @@ fn safe_host_path(root: &Root, path: &str, kind: Kind) -> Result<PathBuf, Laydow
     Ok(host)
 }
 
-/// Lays `payload` down into `root`. Nothing is written unless every check
-/// passes.
-pub fn laydown(root: &Root, payload: &Path, labels: &dyn Labeler) -> Result<Vec<Done>> {
+/// A payload checked against a root: every digest verified and every
+/// destination found safe. Nothing has been written yet.
+#[derive(Debug)]
+pub struct Prepared {
+    payload: PathBuf,
+    text: String,
+    entries: Vec<Entry>,
+    hosts: Vec<PathBuf>,
+    shipped: BTreeMap<String, String>,
+    record: PathBuf,
+}
+
+/// Checks `payload` against `root` (steps 1–3): nothing is written.
+pub fn prepare(root: &Root, payload: &Path) -> Result<Prepared> {
     let manifest_path = payload.join("manifest");
     let text = fs::read_to_string(&manifest_path)
         .with_context(|| format!("reading {}", manifest_path.display()))?;
@@ -329,6 +352,7 @@ pub fn laydown(root: &Root, payload: &Path, labels: &dyn Labeler) -> Result<Vec<
     for e in &entries {
         hosts.push(safe_host_path(root, &e.path, e.kind)?);
     }
+    let record = safe_host_path(root, RECORD, Kind::File)?;
     // What we shipped last time (for config files).
     let shipped: BTreeMap<String, String> = root
         .read_to_string_optional(RECORD)
@@ -339,31 +363,209 @@ pub fn laydown(root: &Root, payload: &Path, labels: &dyn Labeler) -> Result<Vec<
         .into_iter()
         .filter_map(|e| e.sha256.map(|s| (e.path, s)))
         .collect();
+    Ok(Prepared {
+        payload: payload.to_path_buf(),
+        text,
+        entries,
+        hosts,
+        shipped,
+        record,
+    })
+}
 
-    // 4. Write.
-    let mut done = Vec::new();
-    for (e, host) in entries.iter().zip(&hosts) {
-        let action = match e.kind {
-            Kind::Dir => ensure_dir(host, &e.path, e.mode, labels)?,
-            Kind::File | Kind::Conf => {
-                let src = payload.join("files").join(e.path.trim_start_matches('/'));
-                write_file(host, &src, e, shipped.get(&e.path), labels)?
+impl Prepared {
+    fn src(&self, e: &Entry) -> PathBuf {
+        self.payload
+            .join("files")
+            .join(e.path.trim_start_matches('/'))
+    }
+
+    /// The manifest's entries.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// The directories files are written into (for cleaning up after a
+    /// killed run).
+    pub fn dirs(&self) -> Vec<String> {
+        let mut d: Vec<String> = self
+            .entries
+            .iter()
+            .filter_map(|e| Path::new(&e.path).parent())
+            .map(|p| p.display().to_string())
+            .chain(std::iter::once("/var/lib/connector".to_string()))
+            .collect();
+        d.sort();
+        d.dedup();
+        d
+    }
+
+    /// What `apply` would do to every entry, without doing it. The last
+    /// item is the record of what was shipped, when it would change.
+    pub fn preview(&self) -> Result<Vec<Done>> {
+        let mut out = Vec::new();
+        for (e, host) in self.entries.iter().zip(&self.hosts) {
+            let action = match e.kind {
+                Kind::Dir => match fs::metadata(host) {
+                    Ok(m) if m.permissions().mode() & 0o7777 == e.mode => "unchanged",
+                    Ok(_) => "updated",
+                    Err(_) => "created",
+                },
+                Kind::File | Kind::Conf => file_action(host, e, self.shipped.get(&e.path))?.0,
+            };
+            out.push(Done {
+                path: e.path.clone(),
+                action: action.into(),
+            });
+        }
+        if fs::read(&self.record).ok().as_deref() != Some(self.text.as_bytes()) {
+            out.push(Done {
+                path: RECORD.into(),
+                action: if self.record.exists() {
+                    "updated"
+                } else {
+                    "created"
+                }
+                .into(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Refuses, before anything is written, when a file system the files
+    /// go to has not the room (bytes and inodes) for them.
+    pub fn check_space(&self) -> Result<()> {
+        let preview = self.preview()?;
+        // Per file system: (a directory on it, bytes, inodes).
+        let mut need: BTreeMap<u64, (PathBuf, String, u64, u64)> = BTreeMap::new();
+        for ((e, host), d) in self.entries.iter().zip(&self.hosts).zip(&preview) {
+            if d.action == "unchanged" || (e.kind == Kind::Dir && d.action == "updated") {
+                continue;
             }
-        };
-        done.push(Done {
-            path: e.path.clone(),
-            action,
+            let bytes = if e.kind == Kind::Dir {
+                0
+            } else {
+                fs::metadata(self.src(e))?.len()
+            };
+            let Some((dir, dev)) = existing_ancestor(host) else {
+                continue;
+            };
+            let slot = need.entry(dev).or_insert((dir, e.path.clone(), 0, 0));
+            // Round up to 4 KiB blocks; one inode each, one for the temporary.
+            slot.2 += bytes.div_ceil(4096) * 4096;
+            slot.3 += 2;
+        }
+        for (dir, example, bytes, inodes) in need.values() {
+            let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())?;
+            // SAFETY: zeroed statvfs is valid; c is NUL-terminated.
+            let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+            if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+                continue;
+            }
+            let avail = st.f_bavail as u64 * st.f_frsize as u64;
+            // f_files == 0: the file system does not count inodes.
+            let inodes_ok = st.f_files == 0 || st.f_favail as u64 >= *inodes;
+            if avail < *bytes || !inodes_ok {
+                bail!(LaydownError::NoSpace {
+                    path: example.clone(),
+                    dir: dir.display().to_string(),
+                    need: *bytes,
+                    available: avail,
+                    inodes: if inodes_ok {
+                        None
+                    } else {
+                        Some(st.f_favail as u64)
+                    },
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes (step 4).
+    pub fn apply(&self, labels: &dyn Labeler) -> Result<Vec<Done>> {
+        let mut done = Vec::new();
+        for (e, host) in self.entries.iter().zip(&self.hosts) {
+            let action = match e.kind {
+                Kind::Dir => ensure_dir(host, &e.path, e.mode, labels)?,
+                Kind::File | Kind::Conf => {
+                    write_file(host, &self.src(e), e, self.shipped.get(&e.path), labels)?
+                }
+            };
+            done.push(Done {
+                path: e.path.clone(),
+                action,
+            });
+        }
+        // Remember what was shipped.
+        let rec = &self.record;
+        if fs::read(rec).ok().as_deref() != Some(self.text.as_bytes()) {
+            if let Some(parent) = rec.parent() {
+                fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
+            }
+            atomic_write(rec, self.text.as_bytes(), 0o644, None)?;
+        }
+        Ok(done)
+    }
+}
+
+/// The nearest existing ancestor of `p` and its device.
+fn existing_ancestor(p: &Path) -> Option<(PathBuf, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut cur = Some(p);
+    while let Some(c) = cur {
+        if let Ok(m) = fs::metadata(c) {
+            let dir = if m.is_dir() { c } else { c.parent()? };
+            return Some((dir.to_path_buf(), m.dev()));
+        }
+        cur = c.parent();
+    }
+    None
+}
+
+/// What writing entry `e` at `host` means: the action and, for
+/// `kept-new`, whether the `.new` file must be (re)written.
+fn file_action(host: &Path, e: &Entry, shipped: Option<&String>) -> Result<(&'static str, bool)> {
+    let new_sum = e.sha256.clone().unwrap_or_default();
+    if !host.exists() {
+        return Ok(("created", true));
+    }
+    let current = sha256_file(host)?;
+    let mode = fs::metadata(host)?.permissions().mode() & 0o7777;
+    if current == new_sum {
+        return Ok((
+            if mode == e.mode {
+                "unchanged"
+            } else {
+                "updated"
+            },
+            false,
+        ));
+    }
+    if e.kind == Kind::Conf && shipped != Some(&current) {
+        // Changed by the administrator: kept; ours goes beside it, once.
+        let mut new_name = host.as_os_str().to_owned();
+        new_name.push(".new");
+        let beside = Path::new(&new_name);
+        let same = beside.is_file()
+            && sha256_file(beside)? == new_sum
+            && fs::metadata(beside)?.permissions().mode() & 0o7777 == e.mode;
+        return Ok(if same {
+            ("unchanged", false)
+        } else {
+            ("kept-new", true)
         });
     }
-    // Remember what was shipped.
-    let rec = safe_host_path(root, RECORD, Kind::File)?;
-    if fs::read(&rec).ok().as_deref() != Some(text.as_bytes()) {
-        if let Some(parent) = rec.parent() {
-            fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-        }
-        atomic_write(&rec, text.as_bytes(), 0o644, None)?;
-    }
-    Ok(done)
+    Ok(("updated", true))
+}
+
+/// Lays `payload` down into `root`. Nothing is written unless every check
+/// passes, including room on the file systems written to.
+pub fn laydown(root: &Root, payload: &Path, labels: &dyn Labeler) -> Result<Vec<Done>> {
+    let p = prepare(root, payload)?;
+    p.check_space()?;
+    p.apply(labels)
 }
 
 fn ensure_dir(host: &Path, path: &str, mode: u32, labels: &dyn Labeler) -> Result<String> {
@@ -397,34 +599,29 @@ fn write_file(
     shipped: Option<&String>,
     labels: &dyn Labeler,
 ) -> Result<String> {
-    let new_sum = e.sha256.clone().unwrap_or_default();
     let label = labels.label_for(&e.path, libc::S_IFREG);
-    if host.exists() {
-        let current = sha256_file(host)?;
-        let mode = fs::metadata(host)?.permissions().mode() & 0o7777;
-        if current == new_sum {
-            if mode != e.mode {
-                fs::set_permissions(host, fs::Permissions::from_mode(e.mode))?;
-                return Ok("updated".into());
-            }
-            return Ok("unchanged".into());
+    let (action, write) = file_action(host, e, shipped)?;
+    match (action, write) {
+        (_, false) if action == "updated" => {
+            fs::set_permissions(host, fs::Permissions::from_mode(e.mode))?;
         }
-        if e.kind == Kind::Conf && shipped != Some(&current) {
-            // Changed by the administrator: keep it; ship ours beside it.
+        (_, false) => {}
+        ("kept-new", true) => {
             let mut new_name = host.as_os_str().to_owned();
             new_name.push(".new");
             let bytes = fs::read(src)?;
             atomic_write(Path::new(&new_name), &bytes, e.mode, label.as_deref())?;
-            return Ok("kept-new".into());
+        }
+        (_, true) => {
+            if let Some(parent) = host.parent() {
+                fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
+            }
+            let bytes = fs::read(src)?;
+            atomic_write(host, &bytes, e.mode, label.as_deref())?;
         }
     }
-    if let Some(parent) = host.parent() {
-        fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    }
-    let existed = host.exists();
-    let bytes = fs::read(src)?;
-    atomic_write(host, &bytes, e.mode, label.as_deref())?;
-    Ok(if existed { "updated" } else { "created" }.into())
+    Ok(action.into())
 }
 
 /// Temporary file in the same directory, mode and label set on the

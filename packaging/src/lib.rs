@@ -74,6 +74,8 @@ connector-installer, which installs the kernel headers and the SELinux
 policy module its eBPF probes need, diagnoses fault 11 and repairs it.
 
   connector-installer doctor      diagnose (read-only)
+  connector-installer repair      fix every fault, restart, wait for the agent
+  connector-installer install     everything (also into an image: --root)
   connector-installer headers     install the exact kernel header packages
   connector-installer selinux     install/remove/check the SELinux module
   connectord status               the agent's published state
@@ -141,6 +143,22 @@ pub fn connector_payload(
             config: false,
             doc: false,
         },
+        // The after-transaction job the hooks start (headers, restart).
+        Item::File {
+            path: format!("{unit_dir}/connector-setup.service"),
+            mode: 0o644,
+            contents: read(repo.join("installer/dist/connector-setup.service"))?,
+            config: false,
+            doc: false,
+        },
+        // Kernel hooks: a new kernel's headers before the reboot into it.
+        Item::File {
+            path: "/etc/kernel/postinst.d/connector".into(),
+            mode: 0o755,
+            contents: read(repo.join("installer/dist/kernel-postinst"))?,
+            config: true,
+            doc: false,
+        },
         Item::File {
             path: "/usr/share/selinux/packages/connectord.cil".into(),
             mode: 0o644,
@@ -175,6 +193,16 @@ pub fn connector_payload(
             doc: true,
         },
     ];
+    if family == Family::Rpm {
+        // EL8+ run kernel-install plugins (EL7 and AL2: postinst.d above).
+        items.push(Item::File {
+            path: "/usr/lib/kernel/install.d/90-connector.install".into(),
+            mode: 0o755,
+            contents: read(repo.join("installer/dist/90-connector.install"))?,
+            config: false,
+            doc: false,
+        });
+    }
     if family == Family::Deb {
         items.push(Item::File {
             path: "/usr/share/lintian/overrides/connector".into(),

@@ -195,7 +195,11 @@ impl PackageBackend for RpmBackend {
         }
         let cmd = self
             .rpm("Querying the rpm database", &dbpath)
-            .args(["-q", "--qf", "%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}\\n"])
+            .args([
+                "-q",
+                "--qf",
+                "%{NAME} %{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}\\n",
+            ])
             .args(packages);
         let out = cmd.output()?;
         // rpm exits with the number of packages not installed; real errors
@@ -203,7 +207,14 @@ impl PackageBackend for RpmBackend {
         if out.stderr.lines().any(|l| l.starts_with("error:")) {
             return Err(cmd.failed(&out).into());
         }
-        let installed: Vec<&str> = out.stdout.lines().map(str::trim).collect();
+        // Each installed package prints its name and its NEVRA: a package
+        // may be asked for by either.
+        let installed: Vec<&str> = out
+            .stdout
+            .lines()
+            .filter(|l| !l.starts_with("package "))
+            .flat_map(str::split_whitespace)
+            .collect();
         let mut answer = BTreeMap::new();
         for p in packages {
             let is = installed.contains(&p.as_str());

@@ -437,6 +437,17 @@ impl Fixture {
         }
     }
 
+    /// An empty root in a fresh directory under `parent` (a file system of
+    /// the test's choosing, e.g. a small tmpfs).
+    pub fn at(parent: &Path) -> Fixture {
+        Fixture {
+            dir: tempfile::Builder::new()
+                .prefix("root-")
+                .tempdir_in(parent)
+                .expect("creating a root directory"),
+        }
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -544,6 +555,39 @@ impl Fixture {
         out.sort();
         out
     }
+
+    /// The tree by content only (type, mode, size, digest, link target; no
+    /// times), leaving out paths under any of `skip` (root-relative, no
+    /// leading `/`): "the same tree, byte for byte" across separate runs.
+    pub fn contents(&self, skip: &[&str]) -> Vec<(PathBuf, String)> {
+        self.snapshot()
+            .into_iter()
+            .filter(|(p, _)| !skip.iter().any(|s| p.starts_with(s)))
+            .map(|(p, d)| {
+                let d = match d.rfind(" Some(") {
+                    Some(i) if d.starts_with("file ") => d[..i].to_string(),
+                    _ => d,
+                };
+                (p, d)
+            })
+            .collect()
+    }
+}
+
+/// A binary of this workspace (`connectord`, …), built if needed: tests of
+/// one crate cannot name another crate's binaries.
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    run(Command::new(cargo)
+        .args(["build", "-q", "--bin", name, "--manifest-path"])
+        .arg(&manifest));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let p = target.join("debug").join(name);
+    assert!(p.is_file(), "{} was not built", p.display());
+    p
 }
 
 fn walk(base: &Path, dir: &Path, out: &mut Vec<(PathBuf, String)>) {

@@ -1,0 +1,815 @@
+//! `connector-installer install`: one plan, computed read-only first
+//! (what `--dry-run` prints), then executed step by step under the
+//! installer lock with every step journalled (state.rs).
+//!
+//! Steps, in order, each present only when there is something to do:
+//! `laydown` (from `--payload`), `module` (SELinux policy module),
+//! `labels`, `headers` (every installed kernel's header package; deferred
+//! inside a package transaction), `enable`, `prepare-image` (clear the
+//! connector's per-host state in an image), `start`/`restart` (a running
+//! systemd only). A healthy root plans nothing: no lock wait, no package
+//! manager, no policy rebuild, no file written.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use connector_host::os::Support;
+use connector_host::Root;
+use connector_policy::{live_mode, LiveMode, Store, LABELED_PATHS};
+use serde::Serialize;
+
+use crate::doctor::{self, DoctorOptions};
+use crate::headers::{self, HeadersOptions, Outcome};
+use crate::laydown::{self, Labeler};
+use crate::selinux;
+use crate::service::{self, SETUP_UNIT, UNIT};
+use crate::state::{self, InstallerLock, Interrupted, Journal};
+
+/// Exit codes of `install`, `repair` and `uninstall`.
+pub mod exit {
+    /// Done: nothing is left to do.
+    pub const DONE: i32 = 0;
+    /// A step failed or a fault is left (the report says which).
+    pub const INCOMPLETE: i32 = 1;
+    /// Could not run (bad input, another installer running); nothing changed.
+    pub const ERROR: i32 = 2;
+    /// Not a system the connector supports.
+    pub const UNSUPPORTED: i32 = 3;
+    /// Inside a package transaction: the headers follow after it.
+    pub const DEFERRED: i32 = 4;
+}
+
+/// Environment variable for fault-injection tests: the installer kills
+/// itself (SIGKILL) when it is about to run step number N (0-based; N =
+/// the number of steps: after the last one, before the journal is closed).
+pub const KILL_AT_ENV: &str = "CONNECTOR_INSTALLER_TEST_KILL_AT_STEP";
+
+/// What to install.
+#[derive(Debug, Clone)]
+pub struct InstallOptions {
+    pub root: Root,
+    /// `uname -r` on the live root; `None` for an image.
+    pub running: Option<String>,
+    /// `--kernel VER`: only this kernel's headers.
+    pub kernel: Option<String>,
+    /// A payload to lay down (manifest + files/); without it the connector
+    /// must already be there (its package installed it).
+    pub payload: Option<PathBuf>,
+    pub dry_run: bool,
+    /// Clear the connector's per-host state (golden image).
+    pub prepare_image: bool,
+    /// Start the connector on a running systemd (off: enable only).
+    pub start: bool,
+    /// Restart the connector even when nothing else changed (upgrade, repair).
+    pub restart: bool,
+    /// Called from a package scriptlet: headers deferred, nothing waits.
+    pub in_transaction: bool,
+    /// The deferred job: wait for the package lock before planning.
+    pub after_transaction: bool,
+    /// Bound on waiting for a package lock (and the policy store lock).
+    pub lock_timeout: Duration,
+    pub archives: Option<PathBuf>,
+    pub from: Option<PathBuf>,
+    pub download_timeout: Duration,
+}
+
+impl InstallOptions {
+    pub fn new(root: Root, running: Option<String>) -> InstallOptions {
+        InstallOptions {
+            root,
+            running,
+            kernel: None,
+            payload: None,
+            dry_run: false,
+            prepare_image: false,
+            start: true,
+            restart: false,
+            in_transaction: false,
+            after_transaction: false,
+            lock_timeout: Duration::from_secs(120),
+            archives: None,
+            from: None,
+            download_timeout: Duration::from_secs(60),
+        }
+    }
+
+    fn headers_options(&self, dry_run: bool) -> HeadersOptions {
+        HeadersOptions {
+            root: self.root.clone(),
+            kernel: self.kernel.clone(),
+            running: self.running.clone(),
+            dry_run,
+            in_transaction: self.in_transaction,
+            lock_timeout: self.lock_timeout,
+            archives: self.archives.clone(),
+            from: self.from.clone(),
+            download_timeout: self.download_timeout,
+        }
+    }
+}
+
+/// Step kinds, in execution order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepKind {
+    Laydown,
+    Module,
+    Labels,
+    Headers,
+    Enable,
+    PrepareImage,
+    Start,
+    Restart,
+}
+
+impl StepKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            StepKind::Laydown => "laydown",
+            StepKind::Module => "module",
+            StepKind::Labels => "labels",
+            StepKind::Headers => "headers",
+            StepKind::Enable => "enable",
+            StepKind::PrepareImage => "prepare-image",
+            StepKind::Start => "start",
+            StepKind::Restart => "restart",
+        }
+    }
+}
+
+/// One planned step: what it does and exactly what it writes.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub step: StepKind,
+    pub what: String,
+    /// Paths (inside the root) or areas this step writes.
+    pub writes: Vec<String>,
+}
+
+/// What happened to a step.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepResult {
+    pub step: StepKind,
+    /// `done`, `deferred`, `failed`.
+    pub state: &'static str,
+    pub detail: String,
+    pub commands: Vec<String>,
+}
+
+/// The plan, and (after a run) what came of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct InstallReport {
+    pub schema_version: u32,
+    pub root: String,
+    pub live: bool,
+    pub dry_run: bool,
+    /// Kernels whose headers the plan covers.
+    pub kernels: Vec<String>,
+    pub plan: Vec<Step>,
+    pub results: Vec<StepResult>,
+    /// A previous run that was killed or failed, as its journal told it.
+    pub resumed: Option<Interrupted>,
+    /// What was rolled back from it (temporary files).
+    pub rolled_back: Vec<String>,
+    pub notes: Vec<String>,
+    /// Work left for after the package transaction, and how it will run.
+    pub deferred: Option<String>,
+    pub elapsed_ms: u64,
+}
+
+impl InstallReport {
+    pub fn exit_code(&self) -> i32 {
+        if self.results.iter().any(|r| r.state == "failed") {
+            exit::INCOMPLETE
+        } else if self.deferred.is_some() {
+            exit::DEFERRED
+        } else {
+            exit::DONE
+        }
+    }
+
+    /// Commands run (or, in the plan, to be run) by every step.
+    pub fn commands(&self) -> impl Iterator<Item = &String> {
+        self.results.iter().flat_map(|r| r.commands.iter())
+    }
+}
+
+/// Errors a caller branches on.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error("{0} is not a system the connector supports; nothing installed")]
+    Unsupported(String),
+    #[error(
+        "the connector is not laid down in {0} ({bin} is missing): install its package, or \
+         give --payload DIR",
+        bin = selinux::CONNECTOR_BINARY
+    )]
+    NotLaidDown(String),
+}
+
+/// Files that make one host's connector different from another's, cleared
+/// by `--prepare-image` so that clones start fresh.
+pub const PER_HOST_STATE: &[&str] = &[
+    "/var/lib/connector/agent-id",
+    "/var/lib/connector/status.json",
+    "/var/lib/connector/pending",
+];
+pub const LOG_DIR: &str = "/var/log/connector";
+
+/// Everything `plan` found out, for `execute`.
+pub struct Plan {
+    pub report: InstallReport,
+    laydown: Option<laydown::Prepared>,
+}
+
+/// Computes the plan. Read-only.
+pub fn plan(opts: &InstallOptions) -> Result<Plan> {
+    let start = Instant::now();
+    let root = &opts.root;
+    let mut report = InstallReport {
+        schema_version: 1,
+        root: root.path().display().to_string(),
+        live: root.is_live(),
+        dry_run: opts.dry_run,
+        kernels: Vec::new(),
+        plan: Vec::new(),
+        results: Vec::new(),
+        resumed: state::Journal::previous(root)?,
+        rolled_back: Vec::new(),
+        notes: Vec::new(),
+        deferred: None,
+        elapsed_ms: 0,
+    };
+    let mut steps = Vec::new();
+
+    // Lay-down: checked in full now (digests, destinations, room).
+    let mut prepared = None;
+    if let Some(payload) = &opts.payload {
+        let p = laydown::prepare(root, payload)?;
+        let changes: Vec<String> = p
+            .preview()?
+            .into_iter()
+            .filter(|d| d.action != "unchanged")
+            .map(|d| format!("{} ({})", d.path, d.action))
+            .collect();
+        if !changes.is_empty() {
+            p.check_space()?;
+            steps.push(Step {
+                step: StepKind::Laydown,
+                what: format!("lay down {} connector file(s)", changes.len()),
+                writes: changes,
+            });
+        }
+        prepared = Some(p);
+    } else if !root.exists(selinux::CONNECTOR_BINARY)? {
+        return Err(InstallError::NotLaidDown(root.path().display().to_string()).into());
+    }
+    let laying_down = steps.iter().any(|s| s.step == StepKind::Laydown);
+
+    // SELinux: the module, then labels.
+    let sel = selinux::status(root)?;
+    let mut module_planned = false;
+    if sel.module_missing() {
+        if let Ok(store) = Store::open(root)? {
+            module_planned = true;
+            steps.push(Step {
+                step: StepKind::Module,
+                what: format!(
+                    "install the SELinux module connectord {} (semodule -X 200){}",
+                    sel.shipped_version,
+                    if root.is_live() {
+                        ", then load the policy"
+                    } else {
+                        ""
+                    }
+                ),
+                writes: vec![format!("{} (policy store)", store.dir().display())],
+            });
+        }
+    }
+    if sel.not_applicable.is_none() {
+        let wrong = if module_planned || laying_down {
+            None
+        } else {
+            mislabeled(root)
+        };
+        let needed = module_planned || laying_down || wrong.as_ref().is_some_and(|w| !w.is_empty());
+        let live_off = root.is_live() && live_mode() == LiveMode::Off;
+        if needed && !live_off {
+            steps.push(Step {
+                step: StepKind::Labels,
+                what: match &wrong {
+                    Some(w) if !w.is_empty() => format!("relabel {}", w.join(" ")),
+                    _ => "label the connector's files".into(),
+                },
+                writes: LABELED_PATHS
+                    .iter()
+                    .map(|p| format!("{p} (security.selinux)"))
+                    .collect(),
+            });
+        }
+    }
+
+    // Headers of every kernel that will run (every installed kernel: any of
+    // them can be chosen at boot).
+    let diag = doctor::diagnose(&DoctorOptions {
+        root: root.clone(),
+        kernel: opts.kernel.clone(),
+        running: opts.running.clone(),
+    })?;
+    if diag.os.support != Support::Supported {
+        return Err(InstallError::Unsupported(diag.os.pretty_name.clone()).into());
+    }
+    report.kernels = diag.kernels.iter().map(|k| k.release.clone()).collect();
+    let h = headers::run(&opts.headers_options(true), &mut |_| {})?;
+    let mut packages = Vec::new();
+    let mut deferred = false;
+    for k in &h.kernels {
+        match &k.outcome {
+            Outcome::WouldInstall { package } => packages.push(package.clone()),
+            Outcome::Deferred { package, .. } => {
+                deferred = true;
+                packages.push(package.clone());
+            }
+            Outcome::Failed { reason, .. } => {
+                report.notes.push(format!("kernel {}: {reason}", k.release))
+            }
+            _ => {}
+        }
+    }
+    if !packages.is_empty() {
+        steps.push(Step {
+            step: StepKind::Headers,
+            what: if deferred {
+                format!(
+                    "install {} after the package transaction (deferred)",
+                    packages.join(" ")
+                )
+            } else {
+                format!("install {}", h.commands.join("; "))
+            },
+            writes: vec!["the package database and the header trees".into()],
+        });
+    }
+    report.notes.extend(h.notes);
+
+    // The unit.
+    let unit_there = service::unit_installed(root, UNIT)
+        || prepared.as_ref().is_some_and(|p| {
+            p.entries()
+                .iter()
+                .any(|e| e.path.ends_with("/systemd/system/connectord.service"))
+        });
+    if unit_there && !service::enabled(root, UNIT) {
+        steps.push(Step {
+            step: StepKind::Enable,
+            what: format!("enable {UNIT}"),
+            writes: vec![format!(
+                "/etc/systemd/system/multi-user.target.wants/{UNIT}"
+            )],
+        });
+    }
+
+    // A golden image: the connector's per-host state goes.
+    if opts.prepare_image {
+        let mut present: Vec<String> = PER_HOST_STATE
+            .iter()
+            .filter(|p| root.exists(p).unwrap_or(false))
+            .map(|p| p.to_string())
+            .collect();
+        for name in root.read_dir_names(LOG_DIR).unwrap_or_default() {
+            present.push(format!("{LOG_DIR}/{}", name.to_string_lossy()));
+        }
+        if !present.is_empty() {
+            steps.push(Step {
+                step: StepKind::PrepareImage,
+                what: "clear the connector's per-host state".into(),
+                writes: present,
+            });
+        }
+        if root
+            .read_to_string_optional("/etc/machine-id")?
+            .is_some_and(|m| !m.trim().is_empty())
+        {
+            report.notes.push(
+                "/etc/machine-id is set in this image: clones will share it unless the image \
+                 tooling empties it (systemd-machine-id-setup on first boot); not ours to change"
+                    .into(),
+            );
+        }
+    }
+
+    // Running it (a booted systemd only; an image is enabled, not started).
+    if opts.start && unit_there && service::systemd_running(root) {
+        let changed = steps.iter().any(|s| {
+            matches!(
+                s.step,
+                StepKind::Laydown | StepKind::Module | StepKind::Headers
+            )
+        });
+        if !service::active(root, UNIT) {
+            steps.push(Step {
+                step: StepKind::Start,
+                what: format!("start {UNIT}"),
+                writes: vec![],
+            });
+        } else if changed || opts.restart {
+            steps.push(Step {
+                step: StepKind::Restart,
+                what: format!("restart {UNIT}"),
+                writes: vec![],
+            });
+        }
+    }
+
+    report.plan = steps;
+    report.elapsed_ms = start.elapsed().as_millis() as u64;
+    Ok(Plan {
+        report,
+        laydown: prepared,
+    })
+}
+
+/// Paths among the connector's whose SELinux label is not what the root's
+/// file contexts say; `None` when that cannot be told.
+fn mislabeled(root: &Root) -> Option<Vec<String>> {
+    let fc = laydown::FileContexts::open(root)?;
+    let mut wrong = Vec::new();
+    for top in LABELED_PATHS {
+        let Ok(Some(host)) = root.resolve_optional(top) else {
+            continue;
+        };
+        let mut stack = vec![(top.to_string(), host)];
+        while let Some((inside, host)) = stack.pop() {
+            let Ok(meta) = std::fs::symlink_metadata(&host) else {
+                continue;
+            };
+            use std::os::unix::fs::MetadataExt;
+            let want = fc.label_for(&inside, meta.mode() & libc::S_IFMT);
+            if want.is_some() && current_label(&host) != want {
+                wrong.push(inside.clone());
+            }
+            if meta.is_dir() {
+                for name in std::fs::read_dir(&host).into_iter().flatten().flatten() {
+                    let n = name.file_name().to_string_lossy().into_owned();
+                    stack.push((format!("{inside}/{n}"), name.path()));
+                }
+            }
+        }
+    }
+    wrong.sort();
+    Some(wrong)
+}
+
+fn current_label(p: &std::path::Path) -> Option<String> {
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).ok()?;
+    let mut buf = vec![0u8; 512];
+    // SAFETY: c is NUL-terminated, buf is writable for its length.
+    let n = unsafe {
+        libc::lgetxattr(
+            c.as_ptr(),
+            c"security.selinux".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        return None;
+    }
+    buf.truncate(n as usize);
+    Some(
+        String::from_utf8_lossy(&buf)
+            .trim_end_matches('\0')
+            .to_string(),
+    )
+}
+
+/// `install`: plan, then (unless `--dry-run`) run it.
+pub fn run(opts: &InstallOptions, progress: &mut dyn FnMut(&str)) -> Result<InstallReport> {
+    let start = Instant::now();
+    if opts.dry_run {
+        return Ok(plan(opts)?.report);
+    }
+    if opts.after_transaction {
+        wait_for_package_lock(opts, progress)?;
+    }
+    // Planned first without the lock: bad input is refused before anything
+    // (even the lock file) is written, and a healthy root, with no journal
+    // to close, is done here.
+    let first = plan(opts)?;
+    if first.report.plan.is_empty() && first.report.resumed.is_none() {
+        let mut report = first.report;
+        report.elapsed_ms = start.elapsed().as_millis() as u64;
+        return Ok(report);
+    }
+    drop(first);
+    // One installer at a time; the plan is made again under the lock so
+    // that it is what runs.
+    let _lock = InstallerLock::acquire(&opts.root)?;
+    let mut p = plan(opts)?;
+    let mut report = std::mem::replace(
+        &mut p.report,
+        InstallReport {
+            schema_version: 1,
+            root: String::new(),
+            live: false,
+            dry_run: false,
+            kernels: vec![],
+            plan: vec![],
+            results: vec![],
+            resumed: None,
+            rolled_back: vec![],
+            notes: vec![],
+            deferred: None,
+            elapsed_ms: 0,
+        },
+    );
+    if let Some(prev) = &report.resumed {
+        progress(&format!(
+            "a previous install stopped {}; resuming",
+            match (&prev.failed, &prev.during) {
+                (Some(f), _) => format!("after a failure ({f})"),
+                (None, Some(s)) => format!("during step {s}"),
+                (None, None) => "between steps".to_string(),
+            }
+        ));
+        let mut dirs: Vec<String> = p.laydown.as_ref().map(|l| l.dirs()).unwrap_or_default();
+        dirs.push(state::STATE_DIR.to_string());
+        report.rolled_back = state::remove_stale_temporaries(&opts.root, &dirs);
+    }
+    let kill_at: Option<usize> = std::env::var(KILL_AT_ENV).ok().and_then(|v| v.parse().ok());
+    if report.plan.is_empty() {
+        if report.resumed.is_some() {
+            Journal::start(&opts.root, &[])?.finish()?;
+        }
+        report.elapsed_ms = start.elapsed().as_millis() as u64;
+        return Ok(report);
+    }
+    let names: Vec<&str> = report.plan.iter().map(|s| s.step.name()).collect();
+    let mut journal = Journal::start(&opts.root, &names)?;
+    let steps = report.plan.clone();
+    let mut failed = false;
+    for (i, step) in steps.iter().enumerate() {
+        if kill_at == Some(i) {
+            kill_self();
+        }
+        let name = step.step.name();
+        // After a failure, only the steps that do not build on it.
+        if failed && matches!(step.step, StepKind::Start | StepKind::Restart) {
+            continue;
+        }
+        journal.begin(name)?;
+        progress(&step.what);
+        match run_step(opts, &p, step, progress) {
+            Ok(r) => {
+                if r.state == "deferred" {
+                    report.deferred = Some(r.detail.clone());
+                }
+                journal.done(name)?;
+                report.results.push(r);
+            }
+            Err(e) => {
+                let why = format!("{e:#}");
+                journal.failed(name, &why)?;
+                report.results.push(StepResult {
+                    step: step.step,
+                    state: "failed",
+                    detail: why,
+                    commands: vec![],
+                });
+                failed = true;
+            }
+        }
+    }
+    if kill_at == Some(steps.len()) {
+        kill_self();
+    }
+    if !failed {
+        journal.finish()?;
+        if report.deferred.is_none() && opts.kernel.is_none() {
+            state::clear_pending(&opts.root)?;
+        }
+    }
+    report.elapsed_ms = start.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+fn kill_self() -> ! {
+    // SAFETY: signalling ourselves.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGKILL);
+    }
+    unreachable!("SIGKILL")
+}
+
+fn run_step(
+    opts: &InstallOptions,
+    p: &Plan,
+    step: &Step,
+    progress: &mut dyn FnMut(&str),
+) -> Result<StepResult> {
+    let root = &opts.root;
+    let ok = |detail: String, commands: Vec<String>| StepResult {
+        step: step.step,
+        state: "done",
+        detail,
+        commands,
+    };
+    match step.step {
+        StepKind::Laydown => {
+            let prepared = p.laydown.as_ref().context("no payload")?;
+            let labels: Box<dyn Labeler> = match laydown::FileContexts::open(root) {
+                Some(fc) => Box::new(fc),
+                None => Box::new(laydown::NoLabels),
+            };
+            prepared.check_space()?;
+            let done = prepared.apply(labels.as_ref())?;
+            let changed: Vec<String> = done
+                .iter()
+                .filter(|d| d.action != "unchanged")
+                .map(|d| format!("{} {}", d.action, d.path))
+                .collect();
+            Ok(ok(changed.join(", "), vec![]))
+        }
+        StepKind::Module => {
+            let store = Store::open(root)?
+                .map_err(|na| anyhow::anyhow!("SELinux is not applicable: {na:?}"))?;
+            let cmds = store.install(opts.lock_timeout)?.unwrap_or_default();
+            Ok(ok(
+                format!("module connectord {}", connector_policy::module_version()),
+                cmds,
+            ))
+        }
+        StepKind::Labels => {
+            let store = Store::open(root)?
+                .map_err(|na| anyhow::anyhow!("SELinux is not applicable: {na:?}"))?;
+            let cmds = store.relabel()?;
+            Ok(ok("labeled".into(), cmds))
+        }
+        StepKind::Headers => {
+            let r = headers::run(&opts.headers_options(false), progress)?;
+            if let Some(reason) = &r.deferred {
+                let how = defer(root)?;
+                for k in &r.kernels {
+                    if matches!(k.outcome, Outcome::Deferred { .. }) {
+                        state::record_pending(root, &format!("headers {}", k.release))?;
+                    }
+                }
+                return Ok(StepResult {
+                    step: step.step,
+                    state: "deferred",
+                    detail: format!("{reason}; {how}"),
+                    commands: vec![],
+                });
+            }
+            let failed: Vec<String> = r
+                .kernels
+                .iter()
+                .filter_map(|k| match &k.outcome {
+                    Outcome::Failed { reason, .. } => Some(format!("{}: {reason}", k.release)),
+                    _ => None,
+                })
+                .collect();
+            if !failed.is_empty() {
+                anyhow::bail!("headers left missing: {}", failed.join("; "));
+            }
+            let installed: Vec<String> = r
+                .kernels
+                .iter()
+                .filter_map(|k| match &k.outcome {
+                    Outcome::Installed { package, .. } => Some(package.clone()),
+                    _ => None,
+                })
+                .collect();
+            Ok(ok(format!("installed {}", installed.join(" ")), r.commands))
+        }
+        StepKind::Enable => {
+            let cmd = laydown::enable_unit(root, UNIT)?;
+            Ok(ok(format!("enabled {UNIT}"), cmd.into_iter().collect()))
+        }
+        StepKind::PrepareImage => {
+            for path in &step.writes {
+                let host = root.resolve(path)?;
+                std::fs::remove_file(&host)
+                    .or_else(|e| {
+                        if e.kind() == std::io::ErrorKind::NotFound {
+                            Ok(())
+                        } else if host.is_dir() {
+                            std::fs::remove_dir_all(&host)
+                        } else {
+                            Err(e)
+                        }
+                    })
+                    .with_context(|| format!("removing {path}"))?;
+            }
+            Ok(ok(format!("removed {}", step.writes.join(" ")), vec![]))
+        }
+        StepKind::Start | StepKind::Restart => {
+            let verb = if step.step == StepKind::Start {
+                "start"
+            } else {
+                "restart"
+            };
+            let mut args = vec![verb];
+            // Inside a transaction nothing may wait on systemd's jobs.
+            if opts.in_transaction {
+                args.push("--no-block");
+            }
+            args.push(UNIT);
+            let cmd = service::systemctl(root, &args, &format!("{verb}ing the connector"))?;
+            Ok(ok(format!("{verb}ed {UNIT}"), vec![cmd]))
+        }
+    }
+}
+
+/// Hands the header installation to after the package transaction: the
+/// one-shot unit on a running systemd, otherwise the command to run.
+pub fn defer(root: &Root) -> Result<String> {
+    if service::systemd_running(root) && service::unit_installed(root, SETUP_UNIT) {
+        let cmd = service::systemctl(
+            root,
+            &["start", "--no-block", SETUP_UNIT],
+            "Starting the connector's after-transaction job",
+        )?;
+        Ok(format!(
+            "{SETUP_UNIT} will install them once the package manager's lock is released ({cmd})"
+        ))
+    } else {
+        let on_root = if root.is_live() {
+            String::new()
+        } else {
+            format!(" --root {}", root.path().display())
+        };
+        Ok(format!(
+            "no running systemd to hand this to: run `connector-installer install{on_root}` once \
+             the package transaction is over"
+        ))
+    }
+}
+
+/// The deferred job: wait until no package transaction holds the lock.
+fn wait_for_package_lock(opts: &InstallOptions, progress: &mut dyn FnMut(&str)) -> Result<()> {
+    let os = connector_host::os::OsInfo::detect(&opts.root)?;
+    let Some(backend) = crate::backend::for_os(&os, &opts.root) else {
+        return Ok(());
+    };
+    headers::wait_for_lock(backend.as_ref(), opts.lock_timeout, progress)
+}
+
+/// The plan for people.
+pub fn render_text(r: &InstallReport) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    if let Some(prev) = &r.resumed {
+        let _ = writeln!(
+            s,
+            "resumed: a previous run had finished {}/{} step(s){}",
+            prev.done.len(),
+            prev.plan.len(),
+            prev.during
+                .as_deref()
+                .map(|d| format!(", stopped in {d}"))
+                .unwrap_or_default()
+        );
+        for t in &r.rolled_back {
+            let _ = writeln!(s, "rolled back: {t}");
+        }
+    }
+    if r.plan.is_empty() {
+        let _ = writeln!(s, "nothing to do: the connector is installed and healthy");
+    }
+    for (i, step) in r.plan.iter().enumerate() {
+        let result = r.results.iter().find(|x| x.step == step.step);
+        let state = match (r.dry_run, result) {
+            (true, _) => "plan",
+            (false, Some(x)) => x.state,
+            (false, None) => "skipped",
+        };
+        let _ = writeln!(
+            s,
+            "{:>2}. [{state}] {}: {}",
+            i + 1,
+            step.step.name(),
+            step.what
+        );
+        for w in &step.writes {
+            let _ = writeln!(s, "      writes {w}");
+        }
+        if let Some(x) = result {
+            if x.state != "done" {
+                let _ = writeln!(s, "      {}", x.detail);
+            }
+            for c in &x.commands {
+                let _ = writeln!(s, "      ran: {c}");
+            }
+        }
+    }
+    for n in &r.notes {
+        let _ = writeln!(s, "note: {n}");
+    }
+    if let Some(d) = &r.deferred {
+        let _ = writeln!(s, "deferred: {d}");
+    }
+    s
+}

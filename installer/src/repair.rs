@@ -1,0 +1,198 @@
+//! `connector-installer repair`: diagnose, fix every fault that can be
+//! fixed (headers, module, labels, the unit), restart the connector, then
+//! wait for the connector's own status to report the fault clear — the
+//! seed's "within one minute" — and say what was done and what is left.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use connector_host::fault::Fault;
+use serde::Serialize;
+
+use crate::doctor::{self, DoctorOptions};
+use crate::install::{self, InstallOptions, InstallReport};
+
+/// Where connectord publishes its state, inside the root.
+pub const STATUS: &str = "/var/lib/connector/status.json";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RepairReport {
+    pub schema_version: u32,
+    pub root: String,
+    /// The faults `doctor` found first.
+    pub before: Vec<Fault>,
+    /// What was done about them.
+    pub install: Option<InstallReport>,
+    /// Why nothing could be done, when the fix itself failed to run.
+    pub error: Option<String>,
+    /// Waiting for the connector: how long, and its last word.
+    pub waited_ms: u64,
+    pub connector_status: Option<serde_json::Value>,
+    /// Faults left afterwards (doctor's and the connector's own).
+    pub left: Vec<String>,
+    pub healthy: bool,
+}
+
+impl RepairReport {
+    pub fn exit_code(&self) -> i32 {
+        if self.error.is_some() {
+            install::exit::ERROR
+        } else if self.healthy {
+            install::exit::DONE
+        } else {
+            install::exit::INCOMPLETE
+        }
+    }
+}
+
+/// Runs the repair. `wait`: how long to wait for the connector to report
+/// (0: do not wait).
+pub fn run(
+    opts: &InstallOptions,
+    wait: Duration,
+    progress: &mut dyn FnMut(&str),
+) -> Result<RepairReport> {
+    let diag = |root: &connector_host::Root| {
+        doctor::diagnose(&DoctorOptions {
+            root: root.clone(),
+            kernel: None,
+            running: opts.running.clone(),
+        })
+    };
+    let before = diag(&opts.root)?;
+    let mut report = RepairReport {
+        schema_version: 1,
+        root: opts.root.path().display().to_string(),
+        before: before.faults.clone(),
+        install: None,
+        error: None,
+        waited_ms: 0,
+        connector_status: None,
+        left: Vec::new(),
+        healthy: false,
+    };
+    for f in &before.faults {
+        progress(&format!("fault {} on {}: {}", f.id, f.kernel, f.detail));
+    }
+    let since = now();
+    let mut o = opts.clone();
+    o.restart = true;
+    match install::run(&o, progress) {
+        Ok(r) => report.install = Some(r),
+        Err(e) => report.error = Some(format!("{e:#}")),
+    }
+
+    // The connector's own word, from a status written after the restart.
+    if !wait.is_zero() && report.error.is_none() {
+        progress(&format!(
+            "waiting up to {} s for the connector to report",
+            wait.as_secs()
+        ));
+        let start = Instant::now();
+        loop {
+            let status = read_status(&opts.root);
+            let fresh = status
+                .as_ref()
+                .and_then(|s| s["updated_at"].as_u64())
+                .is_some_and(|t| t >= since);
+            let clear = status
+                .as_ref()
+                .and_then(|s| s["faults"].as_array().map(|a| a.is_empty()))
+                .unwrap_or(false);
+            report.connector_status = status;
+            if fresh && clear {
+                break;
+            }
+            if start.elapsed() >= wait {
+                report.left.push(if fresh {
+                    format!(
+                        "the connector still reports a fault after {} s",
+                        wait.as_secs()
+                    )
+                } else {
+                    format!(
+                        "the connector did not report within {} s ({STATUS} not updated); \
+                         check `systemctl status connectord`",
+                        wait.as_secs()
+                    )
+                });
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        report.waited_ms = start.elapsed().as_millis() as u64;
+    }
+
+    let after = diag(&opts.root)?;
+    for f in &after.faults {
+        report.left.push(format!(
+            "fault {} on {}: {}; {}",
+            f.id, f.kernel, f.detail, f.fix
+        ));
+    }
+    if let Some(r) = &report.install {
+        for x in r.results.iter().filter(|x| x.state == "failed") {
+            report
+                .left
+                .push(format!("{} failed: {}", x.step.name(), x.detail));
+        }
+    }
+    if let Some(s) = &report.connector_status {
+        for f in s["faults"].as_array().into_iter().flatten() {
+            let line = format!(
+                "the connector reports fault {}: {}",
+                f["id"],
+                f["detail"].as_str().unwrap_or("")
+            );
+            if !report.left.contains(&line) && !wait.is_zero() {
+                report.left.push(line);
+            }
+        }
+    }
+    report.healthy = report.error.is_none() && report.left.is_empty();
+    Ok(report)
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn read_status(root: &connector_host::Root) -> Option<serde_json::Value> {
+    let text = root.read_to_string_optional(STATUS).ok()??;
+    serde_json::from_str(&text).ok()
+}
+
+/// The report for people.
+pub fn render_text(r: &RepairReport) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    if r.before.is_empty() {
+        let _ = writeln!(s, "doctor found no fault");
+    }
+    for f in &r.before {
+        let _ = writeln!(s, "found: fault {} on {}: {}", f.id, f.kernel, f.detail);
+    }
+    if let Some(i) = &r.install {
+        s.push_str(&install::render_text(i));
+    }
+    if let Some(e) = &r.error {
+        let _ = writeln!(s, "error: {e}");
+    }
+    if r.waited_ms > 0 {
+        let _ = writeln!(
+            s,
+            "waited {:.1} s for the connector's status",
+            r.waited_ms as f64 / 1000.0
+        );
+    }
+    if r.healthy {
+        let _ = writeln!(s, "repaired: no fault left");
+    }
+    for l in &r.left {
+        let _ = writeln!(s, "left: {l}");
+    }
+    s
+}

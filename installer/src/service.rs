@@ -1,0 +1,64 @@
+//! The connector's systemd units: enable, start, restart, stop, and the
+//! one-shot job that finishes a package hook's work after the transaction.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Result;
+use connector_host::{Cmd, Root};
+
+/// The connector's service.
+pub const UNIT: &str = "connectord.service";
+/// The one-shot job a hook starts (`--no-block`) to finish after the
+/// package transaction: it waits for the package lock, then runs
+/// `connector-installer install --after-transaction`.
+pub const SETUP_UNIT: &str = "connector-setup.service";
+
+/// systemd is running this root (a booted host, not a chroot or an image).
+pub fn systemd_running(root: &Root) -> bool {
+    root.is_live() && Path::new("/run/systemd/system").is_dir()
+}
+
+/// The unit is enabled (its multi-user.target.wants link exists).
+pub fn enabled(root: &Root, unit: &str) -> bool {
+    root.read_link_optional(format!(
+        "/etc/systemd/system/multi-user.target.wants/{unit}"
+    ))
+    .ok()
+    .flatten()
+    .is_some()
+}
+
+/// The unit file is installed in the root.
+pub fn unit_installed(root: &Root, unit: &str) -> bool {
+    [
+        "/usr/lib/systemd/system",
+        "/lib/systemd/system",
+        "/etc/systemd/system",
+    ]
+    .iter()
+    .any(|d| root.exists(format!("{d}/{unit}")).unwrap_or(false))
+}
+
+/// `systemctl is-active UNIT` on a running systemd.
+pub fn active(root: &Root, unit: &str) -> bool {
+    systemd_running(root)
+        && Cmd::new("systemctl", "Asking systemd for the connector's state")
+            .args(["is-active", "--quiet", unit])
+            .timeout(Duration::from_secs(30))
+            .run()
+            .is_ok()
+}
+
+/// `systemctl ARGS…` (with `--root` for an image); returns the command line.
+pub fn systemctl(root: &Root, args: &[&str], what: &str) -> Result<String> {
+    let mut cmd = Cmd::new("systemctl", what)
+        .timeout(Duration::from_secs(120))
+        .missing_hint("systemd is needed to run the connector as a service");
+    if !systemd_running(root) {
+        cmd = cmd.arg(format!("--root={}", root.path().display()));
+    }
+    let cmd = cmd.args(args);
+    cmd.run()?;
+    Ok(cmd.cmdline())
+}

@@ -1,0 +1,307 @@
+//! The installer's own state inside a root, under `/var/lib/connector/`:
+//!
+//! - `installer.lock`: one installer at a time. A POSIX record lock, so
+//!   the kernel names the holder (`F_GETLK`) and releases it when the
+//!   holder dies; the file itself stays empty.
+//! - `install.journal`: the plan and every step's start and end, appended
+//!   and synced one line at a time. It exists only while an install runs
+//!   (or after one was killed or failed): the next run reads it, says what
+//!   was interrupted, rolls back what a step can leave half-done (temporary
+//!   files of the lay-down) and then runs its own plan, whose steps are all
+//!   idempotent — so a killed install converges to the same tree.
+//! - `pending`: work a package hook could not do inside the transaction
+//!   (the header installation), for `doctor` and the deferred job.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use connector_host::lock::{self, Holder};
+use connector_host::Root;
+
+/// The connector's state directory.
+pub const STATE_DIR: &str = "/var/lib/connector";
+pub const LOCK: &str = "/var/lib/connector/installer.lock";
+pub const JOURNAL: &str = "/var/lib/connector/install.journal";
+pub const PENDING: &str = "/var/lib/connector/pending";
+
+/// Errors a caller branches on.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(
+        "another connector-installer is working on this root: {0}; wait for it to finish \
+         (or stop it) and run this again"
+    )]
+    Busy(Holder),
+    #[error("{path}: refused: {detail}")]
+    Unsafe { path: String, detail: String },
+}
+
+/// The state directory's host path, created (0750) when missing; refuses a
+/// symlinked or non-directory component.
+pub fn state_dir(root: &Root) -> Result<PathBuf> {
+    let mut host = root.path().to_path_buf();
+    let mut inside = String::new();
+    for part in STATE_DIR.trim_start_matches('/').split('/') {
+        host.push(part);
+        inside.push('/');
+        inside.push_str(part);
+        match fs::symlink_metadata(&host) {
+            Ok(m) if m.is_dir() => {}
+            Ok(m) if m.file_type().is_symlink() && inside != STATE_DIR => {
+                // /var -> something: follow it inside the root only.
+                host = root.resolve(&inside)?;
+            }
+            Ok(_) => {
+                return Err(StateError::Unsafe {
+                    path: inside,
+                    detail: "is not a directory".into(),
+                }
+                .into())
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let mode = if inside == STATE_DIR { 0o750 } else { 0o755 };
+                fs::DirBuilder::new()
+                    .mode(mode)
+                    .create(&host)
+                    .with_context(|| format!("creating {}", host.display()))?;
+            }
+            Err(e) => return Err(e).with_context(|| format!("inspecting {}", host.display())),
+        }
+    }
+    Ok(host)
+}
+
+/// The installer lock, held until dropped.
+#[derive(Debug)]
+pub struct InstallerLock {
+    _file: File,
+    pub path: PathBuf,
+}
+
+impl InstallerLock {
+    /// Takes the lock without waiting: a second installer is refused with
+    /// the holder's pid and name.
+    pub fn acquire(root: &Root) -> Result<InstallerLock> {
+        let dir = state_dir(root)?;
+        let path = dir.join("installer.lock");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        // SAFETY: zeroed flock is valid; fd is open.
+        let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+        fl.l_type = libc::F_WRLCK as libc::c_short;
+        fl.l_whence = libc::SEEK_SET as libc::c_short;
+        let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &fl) };
+        if rc != 0 {
+            let err = io::Error::last_os_error();
+            if matches!(err.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)) {
+                let holder = lock::holder(&path)?.unwrap_or(Holder {
+                    path: path.clone(),
+                    pid: None,
+                    comm: None,
+                });
+                return Err(StateError::Busy(holder).into());
+            }
+            return Err(err).with_context(|| format!("locking {}", path.display()));
+        }
+        Ok(InstallerLock { _file: file, path })
+    }
+}
+
+/// An interrupted run, as its journal tells it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Interrupted {
+    /// The steps that run planned.
+    pub plan: Vec<String>,
+    /// Steps it finished.
+    pub done: Vec<String>,
+    /// The step it was in when it stopped, if any.
+    pub during: Option<String>,
+    /// Its failure, when it failed rather than died.
+    pub failed: Option<String>,
+}
+
+/// The step journal of the current run.
+#[derive(Debug)]
+pub struct Journal {
+    file: File,
+    path: PathBuf,
+}
+
+impl Journal {
+    /// Reads what a previous run left, if anything.
+    pub fn previous(root: &Root) -> Result<Option<Interrupted>> {
+        let Some(text) = root.read_to_string_optional(JOURNAL)? else {
+            return Ok(None);
+        };
+        let mut it = Interrupted {
+            plan: Vec::new(),
+            done: Vec::new(),
+            during: None,
+            failed: None,
+        };
+        for line in text.lines() {
+            let (verb, rest) = line.split_once(' ').unwrap_or((line, ""));
+            match verb {
+                "plan" => it.plan = rest.split_whitespace().map(String::from).collect(),
+                "begin" => it.during = Some(rest.to_string()),
+                "done" => {
+                    it.done.push(rest.to_string());
+                    it.during = None;
+                }
+                "failed" => it.failed = Some(rest.to_string()),
+                // A torn last line (killed mid-write) is ignored.
+                _ => {}
+            }
+        }
+        Ok(Some(it))
+    }
+
+    /// Starts a journal for `plan` (replacing a previous one).
+    pub fn start(root: &Root, plan: &[&str]) -> Result<Journal> {
+        let path = state_dir(root)?.join("install.journal");
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        let mut j = Journal { file, path };
+        j.record(&format!("plan {}", plan.join(" ")))?;
+        Ok(j)
+    }
+
+    pub fn begin(&mut self, step: &str) -> Result<()> {
+        self.record(&format!("begin {step}"))
+    }
+
+    pub fn done(&mut self, step: &str) -> Result<()> {
+        self.record(&format!("done {step}"))
+    }
+
+    pub fn failed(&mut self, step: &str, why: &str) -> Result<()> {
+        let one_line = why.replace('\n', " ");
+        self.record(&format!("failed {step}: {one_line}"))
+    }
+
+    /// The run is complete: the journal goes.
+    pub fn finish(self) -> Result<()> {
+        fs::remove_file(&self.path).with_context(|| format!("removing {}", self.path.display()))
+    }
+
+    fn record(&mut self, line: &str) -> Result<()> {
+        self.file
+            .write_all(format!("{line}\n").as_bytes())
+            .and_then(|_| self.file.sync_data())
+            .with_context(|| format!("writing {}", self.path.display()))
+    }
+}
+
+/// Removes the temporary files a killed lay-down leaves beside its
+/// destinations (`.NAME.connector-tmp.PID`). Returns what was removed.
+pub fn remove_stale_temporaries(root: &Root, dirs: &[String]) -> Vec<String> {
+    let mut removed = Vec::new();
+    for d in dirs {
+        let Ok(Some(host)) = root.resolve_optional(d) else {
+            continue;
+        };
+        let Ok(entries) = fs::read_dir(&host) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let ours = (name.starts_with('.') && name.contains(".connector-tmp."))
+                || (d == STATE_DIR && name.starts_with("pending.tmp."));
+            if ours && fs::remove_file(e.path()).is_ok() {
+                removed.push(format!("{d}/{name}"));
+            }
+        }
+    }
+    removed.sort();
+    removed
+}
+
+/// Work a hook left for after the transaction, one line per item
+/// (`headers KERNEL` or `headers all`), with the time it was recorded.
+pub fn record_pending(root: &Root, what: &str) -> Result<()> {
+    let path = state_dir(root)?.join("pending");
+    let mut text = fs::read_to_string(&path).unwrap_or_default();
+    if !text.lines().any(|l| l == what) {
+        text.push_str(what);
+        text.push('\n');
+    }
+    write_small(&path, text.as_bytes())
+}
+
+/// What is pending, if anything.
+pub fn pending(root: &Root) -> Vec<String> {
+    root.read_to_string_optional(PENDING)
+        .ok()
+        .flatten()
+        .map(|t| t.lines().map(String::from).collect())
+        .unwrap_or_default()
+}
+
+/// Clears the pending record (after the deferred work is done).
+pub fn clear_pending(root: &Root) -> Result<()> {
+    let host = root.host_path(PENDING);
+    match fs::remove_file(&host) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("removing {}", host.display())),
+    }
+}
+
+/// Writes a small state file atomically (temporary name, sync, rename).
+pub fn write_small(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let res = (|| -> io::Result<()> {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res.with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_tells_where_a_run_stopped() {
+        let d = tempfile::tempdir().unwrap();
+        let root = Root::new(d.path()).unwrap();
+        let mut j = Journal::start(&root, &["laydown", "selinux", "enable"]).unwrap();
+        j.begin("laydown").unwrap();
+        j.done("laydown").unwrap();
+        j.begin("selinux").unwrap();
+        drop(j);
+        let it = Journal::previous(&root).unwrap().unwrap();
+        assert_eq!(it.plan, ["laydown", "selinux", "enable"]);
+        assert_eq!(it.done, ["laydown"]);
+        assert_eq!(it.during.as_deref(), Some("selinux"));
+        let j = Journal::start(&root, &["enable"]).unwrap();
+        j.finish().unwrap();
+        assert!(Journal::previous(&root).unwrap().is_none());
+    }
+}

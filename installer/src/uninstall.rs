@@ -1,0 +1,161 @@
+//! `connector-installer uninstall [--purge]`: undoes `install --payload`.
+//! A connector installed by its package is the package manager's to remove
+//! (its scripts call our hooks); this refuses and names the command.
+
+use std::fs;
+use std::io;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use connector_host::pkg::DbQuery;
+use connector_host::Root;
+use serde::Serialize;
+
+use crate::laydown::{self, Kind};
+use crate::service::{self, UNIT};
+use crate::state::{self, InstallerLock};
+use crate::{backend, install, selinux};
+
+/// Errors a caller branches on.
+#[derive(Debug, thiserror::Error)]
+pub enum UninstallError {
+    #[error(
+        "the connector is installed by the package manager (package connector); remove it with \
+         `{0}` — its scripts stop the service and remove the SELinux module"
+    )]
+    PackageOwned(String),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UninstallReport {
+    pub schema_version: u32,
+    pub root: String,
+    pub purge: bool,
+    pub removed: Vec<String>,
+    /// Configuration changed by the administrator, kept (without --purge).
+    pub kept: Vec<String>,
+    pub commands: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+/// Runs the uninstall.
+pub fn run(root: &Root, purge: bool, lock_timeout: Duration) -> Result<UninstallReport> {
+    if let Ok(os) = connector_host::os::OsInfo::detect(root) {
+        if let Some(b) = backend::for_os(&os, root) {
+            if let Ok(DbQuery::Answer(a)) = b.query_installed(&["connector".to_string()]) {
+                if a.get("connector") == Some(&true) {
+                    let cmd = match os.family() {
+                        Some(connector_host::os::Family::Deb) => {
+                            if purge {
+                                "apt-get purge connector"
+                            } else {
+                                "apt-get remove connector"
+                            }
+                        }
+                        _ => "rpm -e connector",
+                    };
+                    return Err(UninstallError::PackageOwned(cmd.into()).into());
+                }
+            }
+        }
+    }
+    let _lock = InstallerLock::acquire(root)?;
+    let mut r = UninstallReport {
+        schema_version: 1,
+        root: root.path().display().to_string(),
+        purge,
+        removed: Vec::new(),
+        kept: Vec::new(),
+        commands: Vec::new(),
+        warnings: Vec::new(),
+    };
+
+    // The service: stopped and disabled.
+    if service::enabled(root, UNIT) || service::active(root, UNIT) {
+        let args: &[&str] = if service::systemd_running(root) {
+            &["disable", "--now", UNIT]
+        } else {
+            &["disable", UNIT]
+        };
+        match service::systemctl(root, args, "Stopping and disabling the connector") {
+            Ok(c) => r.commands.push(c),
+            Err(e) => r.warnings.push(format!("{e:#}")),
+        }
+    }
+    // The module.
+    let s = selinux::remove(root, lock_timeout)?;
+    r.commands.extend(s.commands);
+
+    // The files we laid down, as recorded.
+    let record = root
+        .read_to_string_optional(laydown::RECORD)?
+        .unwrap_or_default();
+    let entries = laydown::parse_manifest(&record).context("reading the install record")?;
+    let mut dirs = Vec::new();
+    for e in &entries {
+        let Some(host) = root.resolve_optional(&e.path)? else {
+            continue;
+        };
+        match e.kind {
+            Kind::Dir => dirs.push((e.path.clone(), host)),
+            Kind::Conf if !purge => {
+                let changed = sha256(&host).ok() != e.sha256;
+                if changed {
+                    r.kept.push(e.path.clone());
+                    continue;
+                }
+                remove_file(&host, &e.path, &mut r)?;
+            }
+            _ => remove_file(&host, &e.path, &mut r)?,
+        }
+    }
+    for extra in install::PER_HOST_STATE {
+        if let Some(host) = root.resolve_optional(extra)? {
+            remove_file(&host, extra, &mut r)?;
+        }
+    }
+    if let Some(host) = root.resolve_optional(laydown::RECORD)? {
+        remove_file(&host, laydown::RECORD, &mut r)?;
+    }
+    if purge {
+        for d in ["/etc/connector", install::LOG_DIR, state::STATE_DIR] {
+            if let Some(host) = root.resolve_optional(d)? {
+                fs::remove_dir_all(&host).with_context(|| format!("removing {d}"))?;
+                r.removed.push(d.to_string());
+            }
+        }
+    }
+    // Directories, deepest first, when empty (the state directory last:
+    // it holds our lock, which goes with it).
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.0.len()));
+    for (path, host) in dirs {
+        if path == state::STATE_DIR {
+            let _ = fs::remove_file(host.join("installer.lock"));
+            let _ = fs::remove_file(host.join("install.journal"));
+        }
+        match fs::remove_dir(&host) {
+            Ok(()) => r.removed.push(path),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(_) => r
+                .warnings
+                .push(format!("{path} is not empty: kept (remove it by hand)")),
+        }
+    }
+    Ok(r)
+}
+
+fn remove_file(host: &std::path::Path, path: &str, r: &mut UninstallReport) -> Result<()> {
+    match fs::remove_file(host) {
+        Ok(()) => {
+            r.removed.push(path.to_string());
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("removing {path}")),
+    }
+}
+
+fn sha256(p: &std::path::Path) -> io::Result<String> {
+    use sha2::{Digest, Sha256};
+    Ok(hex::encode(Sha256::digest(fs::read(p)?)))
+}

@@ -1,0 +1,554 @@
+//! `install`, `repair`, `uninstall` on scratch roots with the real tools:
+//! the plan and its idempotence, golden images, the installer killed at
+//! every step boundary, a disk without room, a second installer.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use connector_packaging::{connector_payload, Family, Item};
+use connector_tests::{
+    apt_repo, apt_root, require_tool, rpm_initdb, rpm_repo, run_json, selinux_label, selinux_root,
+    workspace_bin, yum_repo_file, Fixture, Kernel, Layout, Pkg,
+};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_connector-installer");
+const EL_K1: &str = "4.18.0-513.5.1.el8_9.x86_64";
+const EL_K2: &str = "4.18.0-513.11.1.el8_9.x86_64";
+const DEB_K: &str = "6.1.0-18-amd64";
+
+fn repo_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The real binaries, as the packages carry them.
+fn bins() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::copy(BIN, d.path().join("connector-installer")).unwrap();
+    std::fs::copy(workspace_bin("connectord"), d.path().join("connectord")).unwrap();
+    d
+}
+
+/// A lay-down payload with exactly the package's files (symlinks aside).
+fn payload(family: Family) -> tempfile::TempDir {
+    let b = bins();
+    let p = connector_payload(family, "1.0.0", "1", b.path(), &repo_dir()).unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let files = d.path().join("files");
+    for item in &p.items {
+        match item {
+            Item::Dir { path, mode } => {
+                let h = files.join(path.trim_start_matches('/'));
+                std::fs::create_dir_all(&h).unwrap();
+                std::fs::set_permissions(&h, std::fs::Permissions::from_mode(*mode)).unwrap();
+            }
+            Item::File {
+                path,
+                mode,
+                contents,
+                ..
+            } => {
+                let h = files.join(path.trim_start_matches('/'));
+                std::fs::create_dir_all(h.parent().unwrap()).unwrap();
+                std::fs::write(&h, contents).unwrap();
+                std::fs::set_permissions(&h, std::fs::Permissions::from_mode(*mode)).unwrap();
+            }
+            Item::Symlink { .. } => {}
+        }
+    }
+    let manifest = connector_installer::laydown::manifest_for(&files).unwrap();
+    std::fs::write(d.path().join("manifest"), manifest).unwrap();
+    d
+}
+
+/// An EL 8 root: kernels installed with rpm, their header packages in a
+/// local repository dnf is pointed at.
+fn el_root(f: Fixture, kernels: &[&str]) -> (Fixture, tempfile::TempDir) {
+    require_tool("rpm");
+    require_tool("dnf");
+    require_tool("createrepo_c");
+    f.os_release("rhel-8.9");
+    rpm_initdb(f.path());
+    let repo = tempfile::tempdir().unwrap();
+    let mut pkgs = Vec::new();
+    for k in kernels {
+        let k = Kernel::new(k, Layout::El8);
+        k.kernel_package().install(f.path());
+        pkgs.extend(k.header_packages());
+    }
+    let url = rpm_repo(repo.path(), &pkgs);
+    yum_repo_file(f.path(), "baseos", &url, true);
+    (f, repo)
+}
+
+/// A Debian 12 root: one kernel installed with dpkg, its headers in a local
+/// apt repository.
+fn debian_root(f: Fixture) -> (Fixture, tempfile::TempDir) {
+    require_tool("apt-get");
+    require_tool("dpkg-scanpackages");
+    f.os_release("debian-12");
+    let repo = tempfile::tempdir().unwrap();
+    apt_root(f.path(), repo.path());
+    let k = Kernel::new(DEB_K, Layout::Debian);
+    k.kernel_package().install(f.path());
+    apt_repo(repo.path(), &k.header_packages());
+    (f, repo)
+}
+
+fn installer(root: &Path, cmd: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.arg(cmd).arg("--root").arg(root).args(args);
+    c
+}
+
+fn install(root: &Path, args: &[&str]) -> (Output, Value) {
+    run_json(installer(root, "install", &["--json"]).args(args))
+}
+
+fn steps(v: &Value, key: &str) -> Vec<String> {
+    v[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("{key} in {v}"))
+        .iter()
+        .map(|s| s["step"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn ok(out: &Output, v: &Value) {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{v:#}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// What differs between two snapshots (both directions), for messages.
+fn differences(a: &[(PathBuf, String)], b: &[(PathBuf, String)]) -> Vec<String> {
+    let mut out: Vec<String> = a
+        .iter()
+        .filter(|e| !b.contains(e))
+        .map(|(p, d)| format!("- {} {d}", p.display()))
+        .chain(
+            b.iter()
+                .filter(|e| !a.contains(e))
+                .map(|(p, d)| format!("+ {} {d}", p.display())),
+        )
+        .collect();
+    out.sort();
+    out
+}
+
+/// rpm's read-only queries touch its shared-memory index: not ours.
+const RPM_SHM: &str = "var/lib/rpm/rpmdb.sqlite-shm";
+
+fn snapshot(f: &Fixture) -> Vec<(PathBuf, String)> {
+    f.snapshot()
+        .into_iter()
+        .filter(|(p, _)| !p.starts_with(RPM_SHM))
+        .collect()
+}
+
+fn assert_same(before: &[(PathBuf, String)], after: &[(PathBuf, String)], what: &str) {
+    let d = differences(before, after);
+    assert!(d.is_empty(), "{what}:\n{}", d.join("\n"));
+}
+
+fn doctor_exit(root: &Path) -> (i32, String) {
+    let out = installer(root, "doctor", &[]).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn golden_image_with_two_kernels_then_a_rerun_changes_nothing() {
+    require_tool("semodule");
+    require_tool("setfiles");
+    require_tool("systemctl");
+    let (f, _repo) = el_root(selinux_root("default"), &[EL_K1, EL_K2]);
+    // State a previous boot of this image left behind.
+    f.file("/var/lib/connector/agent-id", "0a4f-host-a\n");
+    f.file("/var/lib/connector/status.json", "{}\n");
+    f.file("/var/log/connector/connectord.log", "old\n");
+    f.file("/etc/machine-id", "0123456789abcdef0123456789abcdef\n");
+    let p = payload(Family::Rpm);
+    let pay = p.path().to_str().unwrap();
+
+    // The plan, printed and nothing else.
+    let before = snapshot(&f);
+    let (out, plan) = install(
+        f.path(),
+        &["--payload", pay, "--prepare-image", "--dry-run"],
+    );
+    ok(&out, &plan);
+    assert_same(&before, &snapshot(&f), "--dry-run changed the root");
+    let planned = steps(&plan, "plan");
+    assert_eq!(
+        planned,
+        [
+            "laydown",
+            "module",
+            "labels",
+            "headers",
+            "enable",
+            "prepare-image"
+        ],
+        "{plan:#}"
+    );
+    assert_eq!(plan["live"], false);
+    let headers = plan["plan"][3]["what"].as_str().unwrap();
+    assert!(
+        headers.contains(&format!(
+            "kernel-devel-{}",
+            EL_K1.trim_end_matches(".x86_64")
+        )) && headers.contains(&format!(
+            "kernel-devel-{}",
+            EL_K2.trim_end_matches(".x86_64")
+        )),
+        "both kernels in one transaction: {headers}"
+    );
+
+    // The same plan runs.
+    let (out, v) = install(f.path(), &["--payload", pay, "--prepare-image"]);
+    ok(&out, &v);
+    assert_eq!(steps(&v, "plan"), planned);
+    assert_eq!(steps(&v, "results"), planned);
+    assert!(
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["state"] == "done"),
+        "{v:#}"
+    );
+    let dnf_runs: Vec<&str> = v["results"][3]["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .filter(|c| c.contains("dnf") && c.contains(" install "))
+        .collect();
+    assert_eq!(dnf_runs.len(), 1, "one transaction: {dnf_runs:?}");
+    let (code, text) = doctor_exit(f.path());
+    assert_eq!(code, 0, "doctor after install: {text}");
+    assert!(selinux_label(&f.host("/opt/connector/bin/connectord")).contains(":connectord_exec_t:"));
+    assert!(f
+        .host("/etc/systemd/system/multi-user.target.wants/connectord.service")
+        .is_symlink());
+    for gone in [
+        "/var/lib/connector/agent-id",
+        "/var/lib/connector/status.json",
+        "/var/log/connector/connectord.log",
+    ] {
+        assert!(!f.host(gone).exists(), "{gone} left in the image");
+    }
+    assert!(f.host("/var/log/connector").is_dir());
+    assert!(
+        v["notes"].to_string().contains("/etc/machine-id"),
+        "machine-id is named, not touched: {v}"
+    );
+    assert!(f.host("/etc/machine-id").is_file());
+    assert!(!f.host("/var/lib/connector/install.journal").exists());
+
+    // Healthy: nothing planned, nothing run, nothing rewritten.
+    let before = snapshot(&f);
+    let (out, v) = install(f.path(), &["--payload", pay]);
+    ok(&out, &v);
+    assert_eq!(steps(&v, "plan"), Vec::<String>::new(), "{v:#}");
+    assert_eq!(steps(&v, "results"), Vec::<String>::new());
+    assert_same(&before, &snapshot(&f), "a healthy re-run wrote something");
+}
+
+/// Paths the package manager itself writes differently on each run (logs,
+/// caches, timestamps): everything else must match byte for byte.
+const PM_NOISE: &[&str] = &[
+    // The fixture's own input: each root's repository is another directory.
+    "etc/apt/sources.list",
+    "var/log/apt",
+    "var/log/dpkg.log",
+    "var/log/alternatives.log",
+    "var/cache/apt",
+    "var/cache/debconf",
+    "var/lib/apt/lists",
+    "var/lib/apt/extended_states",
+    "var/lib/dpkg/status-old",
+    "var/lib/dpkg/available-old",
+    "var/lib/dpkg/diversions-old",
+    "var/lib/dpkg/statoverride-old",
+    "var/lib/dpkg/triggers/Lock",
+    "var/lib/dpkg/lock",
+    "var/lib/dpkg/lock-frontend",
+    "var/lib/selinux/default/active/commit_num",
+];
+
+#[test]
+fn killed_at_every_step_boundary_converges_to_the_same_tree() {
+    require_tool("semodule");
+    let p = payload(Family::Deb);
+    let pay = p.path().to_str().unwrap();
+
+    // The reference: one uninterrupted run.
+    let (reference, _repo) = debian_root(selinux_root("default"));
+    let (out, v) = install(reference.path(), &["--payload", pay]);
+    ok(&out, &v);
+    let planned = steps(&v, "plan");
+    assert_eq!(
+        planned,
+        ["laydown", "module", "labels", "headers", "enable"],
+        "{v:#}"
+    );
+    let want = reference.contents(PM_NOISE);
+
+    for n in 0..=planned.len() {
+        let (f, _repo) = debian_root(selinux_root("default"));
+        let out = installer(f.path(), "install", &["--payload", pay])
+            .env("CONNECTOR_INSTALLER_TEST_KILL_AT_STEP", n.to_string())
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.signal(),
+            Some(9),
+            "kill at {n}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            f.host("/var/lib/connector/install.journal").is_file(),
+            "the journal tells the next run"
+        );
+        let (out, v) = install(f.path(), &["--payload", pay]);
+        ok(&out, &v);
+        let resumed = &v["resumed"];
+        assert_eq!(
+            resumed["done"].as_array().unwrap().len(),
+            n,
+            "kill at {n}: {v:#}"
+        );
+        let left: Vec<String> = steps(&v, "results");
+        assert_eq!(
+            left,
+            planned[n..].to_vec(),
+            "kill at {n}: only what was left"
+        );
+        assert_same(
+            &want,
+            &f.contents(PM_NOISE),
+            &format!("kill at {n}: the trees differ"),
+        );
+    }
+}
+
+/// Holds a POSIX lock on `path` (the kind dpkg and rpm take) in a child.
+fn hold_lock(path: &Path) -> std::process::Child {
+    let mut child = Command::new("python3")
+        .args([
+            "-c",
+            "import fcntl,sys,time\nf=open(sys.argv[1],'w')\nfcntl.lockf(f,fcntl.LOCK_EX)\nprint('locked',flush=True)\ntime.sleep(120)",
+        ])
+        .arg(path)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "locked");
+    child
+}
+
+#[test]
+fn a_second_installer_is_refused_with_the_holders_pid() {
+    let (f, _repo) = debian_root(Fixture::new());
+    let p = payload(Family::Deb);
+    // The first installer waits for a package transaction (someone holds
+    // dpkg's lock) while holding our lock.
+    let mut dpkg_lock = hold_lock(&f.host("/var/lib/dpkg/lock-frontend"));
+    let mut first = installer(
+        f.path(),
+        "install",
+        &[
+            "--payload",
+            p.path().to_str().unwrap(),
+            "--lock-timeout",
+            "60",
+        ],
+    )
+    .stderr(Stdio::piped())
+    .stdout(Stdio::null())
+    .spawn()
+    .unwrap();
+    let mut err = BufReader::new(first.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(err.read_line(&mut line).unwrap() > 0, "first: {seen}");
+        seen.push_str(&line);
+        if line.contains("waiting for the package manager") {
+            break;
+        }
+    }
+    let before = snapshot(&f);
+    let second = installer(f.path(), "install", &["--dry-run"])
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(0), "a dry run takes no lock");
+    let second = installer(f.path(), "install", &[]).output().unwrap();
+    let msg = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(2), "{msg}");
+    assert!(
+        msg.contains(&format!("pid {}", first.id())) && msg.contains("connector-insta"),
+        "names the holder: {msg}"
+    );
+    assert_same(
+        &before,
+        &snapshot(&f),
+        "the refused installer changed something",
+    );
+    // The transaction ends; the first installer finishes.
+    dpkg_lock.kill().unwrap();
+    dpkg_lock.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    let status = first.wait().unwrap();
+    assert!(status.success(), "first installer: {seen}{rest}");
+    assert_eq!(doctor_exit(f.path()).0, 0);
+}
+
+/// A tmpfs of `size` mounted on a fresh directory, unmounted on drop.
+struct SmallDisk(tempfile::TempDir);
+
+impl SmallDisk {
+    fn new(size: &str) -> SmallDisk {
+        require_tool("mount");
+        let d = tempfile::tempdir().unwrap();
+        let st = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
+            .arg(d.path())
+            .status()
+            .unwrap();
+        assert!(st.success(), "mounting a tmpfs (the tests run as root)");
+        SmallDisk(d)
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+#[test]
+fn a_disk_without_room_is_refused_before_anything_is_written() {
+    let disk = SmallDisk::new("2m");
+    let f = Fixture::at(disk.0.path());
+    f.os_release("rhel-8.9");
+    rpm_initdb(f.path());
+    Kernel::new(EL_K1, Layout::El8)
+        .kernel_package()
+        .install(f.path());
+    let p = payload(Family::Rpm);
+    let before = snapshot(&f);
+    let out = installer(
+        f.path(),
+        "install",
+        &["--payload", p.path().to_str().unwrap()],
+    )
+    .output()
+    .unwrap();
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{msg}");
+    assert!(
+        msg.contains("no room for") && msg.contains("nothing was written"),
+        "{msg}"
+    );
+    assert_same(&before, &snapshot(&f), "a refused install wrote something");
+}
+
+#[test]
+fn uninstall_removes_what_install_laid_down() {
+    let (f, _repo) = el_root(Fixture::new(), &[EL_K1]);
+    let p = payload(Family::Rpm);
+    let pristine = f.contents(&[]);
+    let (out, v) = install(f.path(), &["--payload", p.path().to_str().unwrap()]);
+    ok(&out, &v);
+    assert!(f.host("/etc/kernel/postinst.d/connector").is_file());
+    std::fs::write(f.host("/etc/connector/connector.conf"), "interval = 5\n").unwrap();
+    let out = installer(f.path(), "uninstall", &[]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!f.host("/opt/connector").exists());
+    assert!(!f.host("/etc/kernel/postinst.d/connector").exists());
+    assert!(!f
+        .host("/etc/systemd/system/multi-user.target.wants/connectord.service")
+        .exists());
+    assert_eq!(
+        std::fs::read_to_string(f.host("/etc/connector/connector.conf")).unwrap(),
+        "interval = 5\n",
+        "changed configuration kept"
+    );
+    let out = installer(f.path(), "uninstall", &["--purge"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!f.host("/etc/connector").exists());
+    assert!(!f.host("/var/lib/connector").exists());
+    // What is left is what was there, plus the headers the install brought
+    // (packages are not the connector's to remove) and directories the
+    // system owns that were created on the way.
+    let now = f.contents(&[]);
+    let extra: Vec<_> = now
+        .iter()
+        .filter(|e| !pristine.contains(e))
+        .filter(|(p, _)| {
+            !p.starts_with("var/lib/rpm")
+                && !p.starts_with("usr/src/kernels")
+                && !p.starts_with("var/cache/dnf")
+                && (!p.starts_with("var/log") || p.starts_with("var/log/connector"))
+                && !p.starts_with("var/lib/dnf")
+                && !p.starts_with("etc/dnf")
+                && !p.starts_with("lib/modules")
+        })
+        .collect();
+    for (p, d) in &extra {
+        let ours = [
+            "opt/connector",
+            "etc/connector",
+            "var/lib/connector",
+            "var/log/connector",
+        ]
+        .iter()
+        .any(|o| p.starts_with(o));
+        assert!(
+            d.starts_with("dir") && !ours,
+            "left behind: {p:?} {d} (only the system's directories created on the way may stay)"
+        );
+    }
+}
+
+#[test]
+fn a_packaged_connector_is_uninstalled_by_the_package_manager() {
+    let (f, _repo) = el_root(Fixture::new(), &[EL_K1]);
+    Pkg::new("connector", "1.0.0", "1", "x86_64", vec![]).install(f.path());
+    let out = installer(f.path(), "uninstall", &[]).output().unwrap();
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{msg}");
+    assert!(msg.contains("rpm -e connector"), "{msg}");
+}
