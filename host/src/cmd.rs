@@ -2,7 +2,8 @@
 //!
 //! Every call of `rpm`, `dnf`, `dpkg-query`, `apt-get`, `semodule`, ... goes
 //! through [`Cmd`]:
-//! - stdin is `/dev/null`: a package scriptlet must never hang on a prompt;
+//! - stdin is `/dev/null` (an empty pipe in a chroot without /dev): a
+//!   package scriptlet must never hang on a prompt;
 //! - `LC_ALL=C`, so the messages we match on (field-notes §2) are stable;
 //! - a timeout on every call (dnf inside dnf waits forever for its own lock);
 //!   on expiry the whole process group is killed;
@@ -14,7 +15,7 @@ use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io::{self, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
@@ -230,9 +231,16 @@ impl Cmd {
         let cmdline = self.cmdline();
         log::debug!("running: {cmdline} ({})", self.desc);
         let mut command = Command::new(&self.program);
+        // A chroot without /dev (what `rpm --root` gives its scriptlets)
+        // has no /dev/null: an empty pipe is the same to the child.
+        let devnull = Path::new("/dev/null").exists();
         command
             .args(&self.args)
-            .stdin(Stdio::null())
+            .stdin(if devnull {
+                Stdio::null()
+            } else {
+                Stdio::piped()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .env("LC_ALL", "C")
@@ -251,7 +259,11 @@ impl Cmd {
         }
         let start = Instant::now();
         let mut child = match command.spawn() {
-            Ok(c) => c,
+            Ok(mut c) => {
+                // Closing our end of the pipe: the child reads EOF at once.
+                drop(c.stdin.take());
+                c
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(CmdError::NotFound {
                     desc: self.desc.clone(),

@@ -363,14 +363,21 @@ pub struct DoctorArgs {
     pub json: bool,
 }
 
-/// Opens `--root`, with a message that names the flag. `/` inside a chroot
-/// or container whose running kernel is not installed there is an image.
+/// Opens `--root`, with a message that names the flag.
 fn open_root(arg: &RootArg) -> Result<Root> {
-    let root = Root::new(&arg.root).with_context(|| format!("--root {}", arg.root.display()))?;
+    Root::new(&arg.root).with_context(|| format!("--root {}", arg.root.display()))
+}
+
+/// Opens `--root` for a command that acts on it: `/` inside a chroot or a
+/// container whose running kernel is not installed there is an image being
+/// built (every installed kernel, nothing started). `doctor` keeps
+/// describing `/` as it is, with its note about the foreign kernel.
+pub fn open_root_to_act(arg: &RootArg) -> Result<Root> {
+    let root = open_root(arg)?;
     if root.is_live() {
         if let Ok(running) = running_release() {
             if let Some(why) = foreign_running_kernel(&root, &running) {
-                log::info!("{why}");
+                eprintln!("connector-installer: {why}");
                 return Ok(root.as_image());
             }
         }
@@ -402,7 +409,7 @@ fn print_json(value: &impl serde::Serialize) -> Result<()> {
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Install(args) => {
-            let root = open_root(&args.root)?;
+            let root = open_root_to_act(&args.root)?;
             let running = running_for(&root)?;
             if args.prepare_image && root.is_live() {
                 anyhow::bail!(
@@ -439,7 +446,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(report.exit_code())
         }
         Command::Repair(args) => {
-            let root = open_root(&args.root)?;
+            let root = open_root_to_act(&args.root)?;
             let running = running_for(&root)?;
             let wait = args.wait.unwrap_or(if root.is_live() { 60 } else { 0 });
             let mut opts = install::InstallOptions::new(root, running);
@@ -527,7 +534,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 );
                 return Ok(0);
             }
-            match open_root(&args.root) {
+            match open_root_to_act(&args.root) {
                 Ok(root) => Ok(crate::hook::run(&args.name, &args.args, &root)),
                 Err(e) => {
                     eprintln!("connector-installer: warning: hook {}: {e:#}", args.name);

@@ -101,6 +101,8 @@ pub fn run(name: &str, args: &[String], root: &Root) -> i32 {
     say(&format!("hook {name} {}: {phase:?}", args.join(" ")));
     match phase {
         Phase::Configure { upgrade } => configure(root, upgrade),
+        // Before the files go (postrm/%postun run without them): stop,
+        // disable, then remove the module the stopped service needed.
         Phase::BeforeRemove => {
             let args: &[&str] = if service::systemd_running(root) {
                 &["disable", "--now", UNIT]
@@ -111,8 +113,6 @@ pub fn run(name: &str, args: &[String], root: &Root) -> i32 {
                 Ok(c) => say(&format!("ran: {c}")),
                 Err(e) => warn(&format!("{e:#}")),
             }
-        }
-        Phase::AfterRemove { purge } => {
             match selinux::remove(root, Duration::from_secs(60)) {
                 Ok(r) => {
                     for c in r.commands {
@@ -121,6 +121,10 @@ pub fn run(name: &str, args: &[String], root: &Root) -> i32 {
                 }
                 Err(e) => warn(&format!("removing the SELinux module: {e:#}")),
             }
+        }
+        // Only reached where the binary outlives its package (a copy run
+        // by hand): the packages' own postrm/%postun need no installer.
+        Phase::AfterRemove { purge } => {
             if purge {
                 for dir in [state::STATE_DIR, install::LOG_DIR] {
                     let host = root.host_path(dir);

@@ -156,7 +156,10 @@ pub fn connector_payload(
             path: "/etc/kernel/postinst.d/connector".into(),
             mode: 0o755,
             contents: read(repo.join("installer/dist/kernel-postinst"))?,
-            config: true,
+            // Debian: everything in /etc is a conffile (an administrator may
+            // disable the hook by emptying it). RPM: an executable is not
+            // configuration (rpmlint), it is replaced on upgrade.
+            config: family == Family::Deb,
             doc: false,
         },
         Item::File {
@@ -266,6 +269,15 @@ fn deb_script(hook: &str) -> String {
     .replace("#DEBHELPER#\n", "")
 }
 
+/// postrm runs after the package's files are gone: the installer cannot
+/// run any more (the module went in prerm). Purge removes the state and
+/// logs the connector made, the rest is dpkg's.
+fn deb_postrm() -> String {
+    "#!/bin/sh\nset -e\nif [ \"$1\" = purge ]; then\n  \
+     rm -rf \"$DPKG_ROOT/var/lib/connector\" \"$DPKG_ROOT/var/log/connector\"\nfi\nexit 0\n"
+        .to_string()
+}
+
 /// Builds `connector-VERSION-RELEASE.x86_64.rpm` in `out`.
 pub fn build_rpm(p: &Payload, out: &Path) -> Result<PathBuf> {
     let mut b = rpm::PackageBuilder::new(
@@ -325,9 +337,10 @@ pub fn build_rpm(p: &Payload, out: &Path) -> Result<PathBuf> {
     b.requires(rpm::Dependency::any("systemd"));
     // semodule and restorecon in the scriptlets, as Fedora's SELinux
     // packaging requires them.
+    // (the module is removed in %preun, while the installer is still there)
     for tool in ["policycoreutils", "libselinux-utils"] {
         b.requires(rpm::Dependency::script_post(tool));
-        b.requires(rpm::Dependency::script_postun(tool));
+        b.requires(rpm::Dependency::script_preun(tool));
     }
     b.requires(rpm::Dependency::script_post("systemd"));
     b.requires(rpm::Dependency::script_preun("systemd"));
@@ -438,7 +451,7 @@ pub fn build_deb(p: &Payload, out: &Path) -> Result<PathBuf> {
     add("md5sums", md5sums.as_bytes(), 0o644)?;
     add("postinst", deb_script("deb-postinst").as_bytes(), 0o755)?;
     add("prerm", deb_script("deb-prerm").as_bytes(), 0o755)?;
-    add("postrm", deb_script("deb-postrm").as_bytes(), 0o755)?;
+    add("postrm", deb_postrm().as_bytes(), 0o755)?;
     let control = gzip(&ctl.into_inner()?, p.source_date)?;
 
     // The ar archive.

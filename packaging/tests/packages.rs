@@ -324,14 +324,23 @@ fn mode(p: &Path) -> u32 {
 
 #[test]
 fn payload_lists_the_config_once_and_marks_it() {
+    let confs = |p: &Payload| -> Vec<String> {
+        p.items
+            .iter()
+            .filter(|i| matches!(i, Item::File { config: true, .. }))
+            .map(|i| i.path().to_string())
+            .collect()
+    };
     let p = payload(Family::Rpm, "1.0.0", CONFIG);
-    let confs: Vec<_> = p
-        .items
-        .iter()
-        .filter(|i| matches!(i, Item::File { config: true, .. }))
-        .map(Item::path)
-        .collect();
-    assert_eq!(confs, vec!["/etc/connector/connector.conf"]);
+    assert_eq!(confs(&p), vec!["/etc/connector/connector.conf"]);
+    // Debian: every file under /etc is a conffile, the kernel hook too.
+    assert_eq!(
+        confs(&payload(Family::Deb, "1.0.0", CONFIG)),
+        vec![
+            "/etc/connector/connector.conf",
+            "/etc/kernel/postinst.d/connector"
+        ]
+    );
     assert!(
         p.items.windows(2).all(|w| w[0].path() < w[1].path()),
         "sorted"

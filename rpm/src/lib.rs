@@ -60,7 +60,9 @@ impl RpmBackend {
     /// reads `~/.rpmmacros`, so a private HOME carries the right `_dbpath`.
     /// The live root keeps the system's own configuration.
     fn with_db_macros(&self, cmd: Cmd) -> Cmd {
-        if self.root.is_live() {
+        // `/` (live, or an image seen from its own chroot) keeps its
+        // database where rpm looks by default.
+        if self.root.path() == std::path::Path::new("/") {
             return cmd;
         }
         let home = self.macros_home.get_or_init(|| {
