@@ -552,3 +552,145 @@ fn a_packaged_connector_is_uninstalled_by_the_package_manager() {
     assert_eq!(out.status.code(), Some(2), "{msg}");
     assert!(msg.contains("rpm -e connector"), "{msg}");
 }
+
+/// connectord checking the root's kernel every second, as a service would.
+struct Agent(std::process::Child);
+
+impl Agent {
+    fn start(root: &Path, kernel: &str) -> Agent {
+        let child = Command::new(workspace_bin("connectord"))
+            .args(["run", "--interval", "1", "--kernel", kernel, "--root"])
+            .arg(root)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Agent(child)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn agent_faults(f: &Fixture) -> Option<Vec<u64>> {
+    let text = std::fs::read_to_string(f.host("/var/lib/connector/status.json")).ok()?;
+    let v: Value = serde_json::from_str(&text).ok()?;
+    Some(
+        v["faults"]
+            .as_array()?
+            .iter()
+            .filter_map(|x| x["id"].as_u64())
+            .collect(),
+    )
+}
+
+#[test]
+fn repair_fixes_fault_11_and_waits_for_the_connector_to_agree() {
+    let (f, _repo) = el_root(Fixture::new(), &[EL_K1]);
+    let p = payload(Family::Rpm);
+    let (out, v) = install(f.path(), &["--payload", p.path().to_str().unwrap()]);
+    ok(&out, &v);
+    // The headers package goes (an administrator's cleanup): fault 11.
+    let devel = format!("kernel-devel-{}", EL_K1.trim_end_matches(".x86_64"));
+    let e = Command::new("rpm")
+        .arg("--root")
+        .arg(f.path())
+        .args(["--dbpath", "/var/lib/rpm", "-e", "--nodeps", &devel])
+        .output()
+        .unwrap();
+    assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
+    let _agent = Agent::start(f.path(), EL_K1);
+    let start = std::time::Instant::now();
+    while agent_faults(&f) != Some(vec![11]) {
+        assert!(
+            start.elapsed().as_secs() < 30,
+            "the connector never raised fault 11: {:?}",
+            agent_faults(&f)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+
+    let (out, v) = run_json(&mut installer(
+        f.path(),
+        "repair",
+        &["--json", "--wait", "30"],
+    ));
+    ok(&out, &v);
+    assert_eq!(v["before"][0]["id"], 11, "{v:#}");
+    assert_eq!(steps(&v["install"], "results"), ["headers"], "{v:#}");
+    assert_eq!(v["healthy"], true, "{v:#}");
+    assert_eq!(v["left"], serde_json::json!([]));
+    assert_eq!(
+        v["connector_status"]["faults"],
+        serde_json::json!([]),
+        "the connector's own word: {v:#}"
+    );
+    assert!(v["waited_ms"].as_u64().unwrap() <= 30_000);
+    assert_eq!(agent_faults(&f), Some(vec![]));
+}
+
+#[test]
+fn repair_says_when_the_connector_does_not_report() {
+    let (f, _repo) = el_root(Fixture::new(), &[EL_K1]);
+    let p = payload(Family::Rpm);
+    let (out, v) = install(f.path(), &["--payload", p.path().to_str().unwrap()]);
+    ok(&out, &v);
+    // Nothing to fix, and no connector running to confirm it.
+    let (out, v) = run_json(&mut installer(
+        f.path(),
+        "repair",
+        &["--json", "--wait", "2"],
+    ));
+    assert_eq!(out.status.code(), Some(1), "{v:#}");
+    assert_eq!(v["healthy"], false);
+    assert!(
+        v["left"][0]
+            .as_str()
+            .unwrap()
+            .contains("the connector did not report within 2 s"),
+        "{v:#}"
+    );
+}
+
+#[test]
+fn inside_a_chroot_the_build_hosts_kernel_is_recognised_as_foreign() {
+    require_tool("chroot");
+    let (f, _repo) = el_root(Fixture::new(), &[EL_K1, EL_K2]);
+    connector_tests::copy_host_program(f.path(), Path::new(BIN));
+    // The payload, inside the image.
+    let p = payload(Family::Rpm);
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(p.path())
+        .arg(f.host("/payload"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (out, v) = run_json(Command::new("chroot").arg(f.path()).arg(BIN).args([
+        "install",
+        "--dry-run",
+        "--json",
+        "--payload",
+        "/payload",
+    ]));
+    ok(&out, &v);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("treated as an image"), "{err}");
+    assert_eq!(v["live"], false);
+    assert_eq!(v["root"], "/");
+    let mut kernels: Vec<&str> = v["kernels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    kernels.sort();
+    let mut want = vec![EL_K1, EL_K2];
+    want.sort();
+    assert_eq!(kernels, want, "the image's kernels, not the build host's");
+    assert!(!steps(&v, "plan").contains(&"start".to_string()));
+}
