@@ -10,32 +10,17 @@ use std::process::{Command, Output};
 
 use connector_host::os::PkgTool;
 use connector_host::pkg::{InstallPlan, PackageBackend};
-use connector_packaging::{build_deb, build_rpm, connector_payload, Family};
-use connector_tests::{
-    apt_repo, apt_root, copy_host_program, require_tool, rpm_initdb, rpm_repo, selinux_label,
-    selinux_root, workspace_bin, yum_repo_file, Entry, Fixture, Kernel, Layout, Pkg,
-};
+use connector_packaging::Family;
+use connector_tests::{require_tool, selinux_label, selinux_root, Fixture, Kernel, Layout};
+
+mod common;
+use common::{repo_dir, DEB_K1, DEB_K2, EL_K1, EL_K2};
 
 const BIN: &str = env!("CARGO_BIN_EXE_connector-installer");
-const EL_K1: &str = "4.18.0-513.5.1.el8_9.x86_64";
-const EL_K2: &str = "4.18.0-513.11.1.el8_9.x86_64";
-const DEB_K1: &str = "6.1.0-18-amd64";
-const DEB_K2: &str = "6.1.0-20-amd64";
 
-fn repo_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The connector package, version `version`, with the real binaries.
 fn package(family: Family, version: &str, out: &Path) -> PathBuf {
-    let bins = tempfile::tempdir().unwrap();
-    std::fs::copy(BIN, bins.path().join("connector-installer")).unwrap();
-    std::fs::copy(workspace_bin("connectord"), bins.path().join("connectord")).unwrap();
-    let p = connector_payload(family, version, "1", bins.path(), &repo_dir()).unwrap();
-    match family {
-        Family::Rpm => build_rpm(&p, out).unwrap(),
-        Family::Deb => build_deb(&p, out).unwrap(),
-    }
+    let b = common::bins(Path::new(BIN), None);
+    common::package(family, version, out, b.path())
 }
 
 fn text(out: &Output) -> String {
@@ -80,47 +65,12 @@ fn enabled(f: &Fixture) -> bool {
         .is_symlink()
 }
 
-/// The programs the scriptlets run, inside the root rpm chroots into: the
-/// installer's libraries, a shell, systemctl (to enable the unit).
 fn chroot_tools(root: &Path) {
-    copy_host_program(root, Path::new(BIN));
-    copy_host_program(root, Path::new("/usr/bin/systemctl"));
+    common::chroot_tools(root, Path::new(BIN));
 }
 
 fn el_root(kernels: &[&str], headers_in_repo: &[&str]) -> (Fixture, tempfile::TempDir) {
-    require_tool("rpm");
-    require_tool("dnf");
-    require_tool("createrepo_c");
-    let f = Fixture::new();
-    f.os_release("rhel-8.9");
-    rpm_initdb(f.path());
-    // The shell the scriptlets need, as an installed package provides it.
-    let sh = std::fs::read("/bin/sh").unwrap();
-    Pkg::new(
-        "bash",
-        "5.1",
-        "1",
-        "x86_64",
-        vec![Entry::file("/bin/sh", sh)],
-    )
-    .install(f.path());
-    for k in kernels {
-        Kernel::new(k, Layout::El8)
-            .kernel_package()
-            .install(f.path());
-    }
-    let repo = tempfile::tempdir().unwrap();
-    let mut pkgs: Vec<Pkg> = headers_in_repo
-        .iter()
-        .flat_map(|k| Kernel::new(k, Layout::El8).header_packages())
-        .collect();
-    // What the connector package requires, as empty stand-ins.
-    for name in ["systemd", "policycoreutils", "libselinux-utils"] {
-        pkgs.push(Pkg::new(name, "1", "1", "x86_64", vec![]));
-    }
-    let url = rpm_repo(repo.path(), &pkgs);
-    yum_repo_file(f.path(), "baseos", &url, true);
-    (f, repo)
+    common::el_root(Fixture::new(), kernels, headers_in_repo)
 }
 
 fn rpm_installed(root: &Path, name: &str) -> bool {
@@ -214,22 +164,7 @@ fn dnf_installroot_runs_the_hooks_inside_its_transaction() {
 }
 
 fn debian_root(f: Fixture) -> (Fixture, tempfile::TempDir) {
-    require_tool("apt-get");
-    require_tool("dpkg-scanpackages");
-    f.os_release("debian-12");
-    let repo = tempfile::tempdir().unwrap();
-    apt_root(f.path(), repo.path());
-    // What the connector package depends on, as installed stand-ins.
-    for name in ["libc6", "libgcc-s1", "libselinux1", "systemd"] {
-        Pkg::new(name, "99", "", "amd64", vec![]).install(f.path());
-    }
-    Kernel::new(DEB_K1, Layout::Debian)
-        .kernel_package()
-        .install(f.path());
-    let mut pkgs = Kernel::new(DEB_K1, Layout::Debian).header_packages();
-    pkgs.extend(Kernel::new(DEB_K2, Layout::Debian).header_packages());
-    apt_repo(repo.path(), &pkgs);
-    (f, repo)
+    common::debian_root(f, &[DEB_K1, DEB_K2])
 }
 
 fn dpkg(root: &Path, args: &[&str]) -> Output {

@@ -3,99 +3,33 @@
 //! every step boundary, a disk without room, a second installer.
 
 use std::io::{BufRead, BufReader};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use connector_packaging::{connector_payload, Family, Item};
+use connector_packaging::Family;
 use connector_tests::{
-    apt_repo, apt_root, require_tool, rpm_initdb, rpm_repo, run_json, selinux_label, selinux_root,
-    workspace_bin, yum_repo_file, Fixture, Kernel, Layout, Pkg,
+    require_tool, rpm_initdb, run_json, selinux_label, selinux_root, workspace_bin, Fixture,
+    Kernel, Layout, Pkg,
 };
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_connector-installer");
-const EL_K1: &str = "4.18.0-513.5.1.el8_9.x86_64";
-const EL_K2: &str = "4.18.0-513.11.1.el8_9.x86_64";
-const DEB_K: &str = "6.1.0-18-amd64";
 
-fn repo_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+mod common;
+use common::{DEB_K1, EL_K1, EL_K2};
 
-/// The real binaries, as the packages carry them.
-fn bins() -> tempfile::TempDir {
-    let d = tempfile::tempdir().unwrap();
-    std::fs::copy(BIN, d.path().join("connector-installer")).unwrap();
-    std::fs::copy(workspace_bin("connectord"), d.path().join("connectord")).unwrap();
-    d
-}
-
-/// A lay-down payload with exactly the package's files (symlinks aside).
 fn payload(family: Family) -> tempfile::TempDir {
-    let b = bins();
-    let p = connector_payload(family, "1.0.0", "1", b.path(), &repo_dir()).unwrap();
-    let d = tempfile::tempdir().unwrap();
-    let files = d.path().join("files");
-    for item in &p.items {
-        match item {
-            Item::Dir { path, mode } => {
-                let h = files.join(path.trim_start_matches('/'));
-                std::fs::create_dir_all(&h).unwrap();
-                std::fs::set_permissions(&h, std::fs::Permissions::from_mode(*mode)).unwrap();
-            }
-            Item::File {
-                path,
-                mode,
-                contents,
-                ..
-            } => {
-                let h = files.join(path.trim_start_matches('/'));
-                std::fs::create_dir_all(h.parent().unwrap()).unwrap();
-                std::fs::write(&h, contents).unwrap();
-                std::fs::set_permissions(&h, std::fs::Permissions::from_mode(*mode)).unwrap();
-            }
-            Item::Symlink { .. } => {}
-        }
-    }
-    let manifest = connector_installer::laydown::manifest_for(&files).unwrap();
-    std::fs::write(d.path().join("manifest"), manifest).unwrap();
-    d
+    let b = common::bins(Path::new(BIN), None);
+    common::payload(family, b.path())
 }
 
-/// An EL 8 root: kernels installed with rpm, their header packages in a
-/// local repository dnf is pointed at.
 fn el_root(f: Fixture, kernels: &[&str]) -> (Fixture, tempfile::TempDir) {
-    require_tool("rpm");
-    require_tool("dnf");
-    require_tool("createrepo_c");
-    f.os_release("rhel-8.9");
-    rpm_initdb(f.path());
-    let repo = tempfile::tempdir().unwrap();
-    let mut pkgs = Vec::new();
-    for k in kernels {
-        let k = Kernel::new(k, Layout::El8);
-        k.kernel_package().install(f.path());
-        pkgs.extend(k.header_packages());
-    }
-    let url = rpm_repo(repo.path(), &pkgs);
-    yum_repo_file(f.path(), "baseos", &url, true);
-    (f, repo)
+    common::el_root(f, kernels, kernels)
 }
 
-/// A Debian 12 root: one kernel installed with dpkg, its headers in a local
-/// apt repository.
 fn debian_root(f: Fixture) -> (Fixture, tempfile::TempDir) {
-    require_tool("apt-get");
-    require_tool("dpkg-scanpackages");
-    f.os_release("debian-12");
-    let repo = tempfile::tempdir().unwrap();
-    apt_root(f.path(), repo.path());
-    let k = Kernel::new(DEB_K, Layout::Debian);
-    k.kernel_package().install(f.path());
-    apt_repo(repo.path(), &k.header_packages());
-    (f, repo)
+    common::debian_root(f, &[DEB_K1])
 }
 
 fn installer(root: &Path, cmd: &str, args: &[&str]) -> Command {
