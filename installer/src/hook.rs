@@ -127,11 +127,8 @@ pub fn run(name: &str, args: &[String], root: &Root) -> i32 {
         Phase::AfterRemove { purge } => {
             if purge {
                 for dir in [state::STATE_DIR, install::LOG_DIR] {
-                    let host = root.host_path(dir);
-                    if let Err(e) = std::fs::remove_dir_all(&host) {
-                        if e.kind() != std::io::ErrorKind::NotFound {
-                            warn(&format!("removing {dir}: {e}"));
-                        }
+                    if let Err(e) = state::remove_in_root(root, dir) {
+                        warn(&format!("{e:#}"));
                     }
                 }
             }

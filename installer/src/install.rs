@@ -501,7 +501,8 @@ pub fn run(opts: &InstallOptions, progress: &mut dyn FnMut(&str)) -> Result<Inst
     // (even the lock file) is written, and a healthy root, with no journal
     // to close, is done here.
     let first = plan(opts)?;
-    if first.report.plan.is_empty() && first.report.resumed.is_none() {
+    let stale_pending = !opts.in_transaction && !state::pending(&opts.root).is_empty();
+    if first.report.plan.is_empty() && first.report.resumed.is_none() && !stale_pending {
         let mut report = first.report;
         report.elapsed_ms = start.elapsed().as_millis() as u64;
         return Ok(report);
@@ -545,6 +546,10 @@ pub fn run(opts: &InstallOptions, progress: &mut dyn FnMut(&str)) -> Result<Inst
     if report.plan.is_empty() {
         if report.resumed.is_some() {
             Journal::start(&opts.root, &[])?.finish()?;
+        }
+        // Work a hook deferred that is done by now (by whoever did it).
+        if !opts.in_transaction {
+            state::clear_pending(&opts.root)?;
         }
         report.elapsed_ms = start.elapsed().as_millis() as u64;
         return Ok(report);
@@ -693,18 +698,7 @@ fn run_step(
         }
         StepKind::PrepareImage => {
             for path in &step.writes {
-                let host = root.resolve(path)?;
-                std::fs::remove_file(&host)
-                    .or_else(|e| {
-                        if e.kind() == std::io::ErrorKind::NotFound {
-                            Ok(())
-                        } else if host.is_dir() {
-                            std::fs::remove_dir_all(&host)
-                        } else {
-                            Err(e)
-                        }
-                    })
-                    .with_context(|| format!("removing {path}"))?;
+                state::remove_in_root(root, path)?;
             }
             Ok(ok(format!("removed {}", step.writes.join(" ")), vec![]))
         }

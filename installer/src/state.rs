@@ -264,6 +264,42 @@ pub fn clear_pending(root: &Root) -> Result<()> {
     }
 }
 
+/// The host path of `path`'s last component, its parent directories
+/// resolved inside the root (symlinks included, never out of it) and the
+/// last component itself not followed: what to remove. `None` when the
+/// parent does not exist.
+pub fn entry_in_root(root: &Root, path: &str) -> Result<Option<PathBuf>> {
+    let p = Path::new(path);
+    let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else {
+        anyhow::bail!("{path}: not a path below /");
+    };
+    Ok(root
+        .resolve_optional(parent)
+        .with_context(|| format!("resolving {}", parent.display()))?
+        .map(|d| d.join(name)))
+}
+
+/// Removes `path` inside the root: a file or symlink itself (never what a
+/// link points to), a directory with its contents. Returns whether
+/// something was there.
+pub fn remove_in_root(root: &Root, path: &str) -> Result<bool> {
+    let Some(host) = entry_in_root(root, path)? else {
+        return Ok(false);
+    };
+    let meta = match fs::symlink_metadata(&host) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e).with_context(|| format!("inspecting {path}")),
+    };
+    if meta.is_dir() {
+        fs::remove_dir_all(&host)
+    } else {
+        fs::remove_file(&host)
+    }
+    .with_context(|| format!("removing {path}"))?;
+    Ok(true)
+}
+
 /// Writes a small state file atomically (temporary name, sync, rename).
 pub fn write_small(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));

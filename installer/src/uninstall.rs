@@ -93,7 +93,7 @@ pub fn run(root: &Root, purge: bool, lock_timeout: Duration) -> Result<Uninstall
     let entries = laydown::parse_manifest(&record).context("reading the install record")?;
     let mut dirs = Vec::new();
     for e in &entries {
-        let Some(host) = root.resolve_optional(&e.path)? else {
+        let Some(host) = state::entry_in_root(root, &e.path)? else {
             continue;
         };
         match e.kind {
@@ -101,7 +101,9 @@ pub fn run(root: &Root, purge: bool, lock_timeout: Duration) -> Result<Uninstall
             Kind::Conf if !purge => {
                 let changed = sha256(&host).ok() != e.sha256;
                 if changed {
-                    r.kept.push(e.path.clone());
+                    if host.exists() {
+                        r.kept.push(e.path.clone());
+                    }
                     continue;
                 }
                 remove_file(&host, &e.path, &mut r)?;
@@ -109,18 +111,18 @@ pub fn run(root: &Root, purge: bool, lock_timeout: Duration) -> Result<Uninstall
             _ => remove_file(&host, &e.path, &mut r)?,
         }
     }
-    for extra in install::PER_HOST_STATE {
-        if let Some(host) = root.resolve_optional(extra)? {
-            remove_file(&host, extra, &mut r)?;
+    for extra in install::PER_HOST_STATE
+        .iter()
+        .copied()
+        .chain([laydown::RECORD])
+    {
+        if state::remove_in_root(root, extra)? {
+            r.removed.push(extra.to_string());
         }
-    }
-    if let Some(host) = root.resolve_optional(laydown::RECORD)? {
-        remove_file(&host, laydown::RECORD, &mut r)?;
     }
     if purge {
         for d in ["/etc/connector", install::LOG_DIR, state::STATE_DIR] {
-            if let Some(host) = root.resolve_optional(d)? {
-                fs::remove_dir_all(&host).with_context(|| format!("removing {d}"))?;
+            if state::remove_in_root(root, d)? {
                 r.removed.push(d.to_string());
             }
         }

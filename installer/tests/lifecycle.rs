@@ -628,3 +628,24 @@ fn inside_a_chroot_the_build_hosts_kernel_is_recognised_as_foreign() {
     assert_eq!(kernels, want, "the image's kernels, not the build host's");
     assert!(!steps(&v, "plan").contains(&"start".to_string()));
 }
+
+#[test]
+fn prepare_image_removes_a_planted_link_not_what_it_points_to() {
+    let (f, _repo) = el_root(Fixture::new(), &[EL_K1]);
+    f.file("/etc/passwd", "root:x:0:0::/root:/bin/sh\n");
+    f.symlink("/var/lib/connector/agent-id", "/etc/passwd");
+    f.symlink("/var/log/connector/old.log", "../../../etc/passwd");
+    let p = payload(Family::Rpm);
+    let (out, v) = install(
+        f.path(),
+        &["--payload", p.path().to_str().unwrap(), "--prepare-image"],
+    );
+    ok(&out, &v);
+    assert!(!f.host("/var/lib/connector/agent-id").is_symlink());
+    assert!(!f.host("/var/log/connector/old.log").is_symlink());
+    assert_eq!(
+        std::fs::read_to_string(f.host("/etc/passwd")).unwrap(),
+        "root:x:0:0::/root:/bin/sh\n",
+        "the link's target is untouched"
+    );
+}

@@ -32,6 +32,17 @@ pub fn bins(installer: &Path, connectord: Option<&Path>) -> tempfile::TempDir {
         .map(Path::to_path_buf)
         .unwrap_or_else(|| workspace_bin("connectord"));
     std::fs::copy(agent, d.path().join("connectord")).unwrap();
+    // Debug builds carry ~150 MB of debug info: packaging it in every test
+    // costs minutes. What runs is the same code.
+    require_tool("strip");
+    for b in ["connector-installer", "connectord"] {
+        let st = std::process::Command::new("strip")
+            .arg("--strip-debug")
+            .arg(d.path().join(b))
+            .status()
+            .unwrap();
+        assert!(st.success(), "strip --strip-debug {b}");
+    }
     d
 }
 
@@ -136,6 +147,8 @@ pub fn debian_root(f: Fixture, headers_in_repo: &[&str]) -> (Fixture, tempfile::
 /// The programs scriptlets run inside the root rpm chroots into: the
 /// installer's libraries, a shell, systemctl (to enable the unit).
 pub fn chroot_tools(root: &Path, installer: &Path) {
-    copy_host_program(root, installer);
+    // Its libraries are what is needed (the package brings the binary).
+    let b = bins(installer, None);
+    copy_host_program(root, &b.path().join("connector-installer"));
     copy_host_program(root, Path::new("/usr/bin/systemctl"));
 }
