@@ -41,6 +41,9 @@ pub struct SelinuxReport {
     pub access: Vec<AccessCheck>,
     /// Denials of the connector's domain in the audit log.
     pub denials: Vec<DeniedPermission>,
+    /// When the store received the current module: denials before it were
+    /// answered by installing it, and no longer count.
+    pub module_installed_at: Option<u64>,
 }
 
 impl SelinuxReport {
@@ -58,9 +61,17 @@ impl SelinuxReport {
         self.access.iter().any(|a| a.allowed == Some(false))
     }
 
-    /// Enforced denials (not permissive ones).
+    /// Enforced denials (not permissive ones) since the module was last
+    /// installed.
     pub fn enforced_denials(&self) -> Vec<&DeniedPermission> {
-        self.denials.iter().filter(|d| !d.permissive).collect()
+        self.denials
+            .iter()
+            .filter(|d| !d.permissive)
+            .filter(|d| match (self.module_installed_at, d.last_epoch) {
+                (Some(installed), Some(t)) => t >= installed as f64,
+                _ => true,
+            })
+            .collect()
     }
 
     pub fn healthy(&self) -> bool {
@@ -80,10 +91,12 @@ fn base(root: &Root, action: &str) -> Result<(SelinuxReport, Option<Store>)> {
         commands: Vec::new(),
         access: Vec::new(),
         denials: Vec::new(),
+        module_installed_at: None,
     };
     let store = match Store::open(root)? {
         Ok(s) => {
             r.module = Some(s.module_state()?);
+            r.module_installed_at = s.module_installed_at();
             // Only where SELinux is on can the connector's domain be denied:
             // elsewhere doctor reads no audit log and runs no journalctl.
             r.denials = audit_denials(root);
@@ -119,6 +132,7 @@ pub fn install(root: &Root, lock_timeout: Duration) -> Result<SelinuxReport> {
     }
     r.commands.extend(store.relabel()?);
     r.module = Some(store.module_state()?);
+    r.module_installed_at = store.module_installed_at();
     if root.is_live() && r.live_mode != Some(LiveMode::Off) {
         r.access = check_live_access();
     }

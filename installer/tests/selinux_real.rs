@@ -159,6 +159,36 @@ fn denials_in_the_audit_log_are_a_fault_with_counts() {
     );
     let d = &v["selinux"]["denials"][0];
     assert_eq!(d["count"], 2);
+
+    // The module installed afterwards answers those denials: history, no
+    // longer a fault. A denial after it is one again.
+    let (out, _) = run(&["selinux", "install", "--root", root, "--json"]);
+    assert!(out.status.success());
+    let (_, v) = run(&["doctor", "--root", root, "--json"]);
+    assert!(
+        !v["faults"].to_string().contains("SELinux denied"),
+        "denials older than the module: {v:#}"
+    );
+    let later = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 5;
+    let mut log = std::fs::read_to_string(f.host("/var/log/audit/audit.log")).unwrap();
+    log.push_str(&format!(
+        "type=AVC msg=audit({later}.000:13): avc:  denied  {{ bpf }} for  pid=9 comm=\"connectord\" \
+         scontext=system_u:system_r:connectord_t:s0 tcontext=system_u:system_r:connectord_t:s0 \
+         tclass=capability2 permissive=0\n"
+    ));
+    std::fs::write(f.host("/var/log/audit/audit.log"), log).unwrap();
+    let (_, v) = run(&["doctor", "--root", root, "--json"]);
+    let faults = selinux_faults(&v);
+    assert!(
+        faults
+            .iter()
+            .any(|f| f["detail"].as_str().unwrap().contains("denied { bpf }")),
+        "a denial after the module counts: {v:#}"
+    );
 }
 
 #[test]

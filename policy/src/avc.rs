@@ -117,6 +117,8 @@ pub struct DeniedPermission {
     pub count: u64,
     /// The latest timestamp seen, as printed.
     pub last_time: Option<String>,
+    /// The same, in seconds since the epoch, when the lines carry it.
+    pub last_epoch: Option<f64>,
     pub permissive: bool,
     pub lockdown_reason: Option<String>,
 }
@@ -139,6 +141,7 @@ pub fn summarize(text: &str, domain: &str) -> Vec<DeniedPermission> {
                 target_type: target.clone(),
                 count: 0,
                 last_time: None,
+                last_epoch: None,
                 permissive: d.permissive.unwrap_or(false),
                 lockdown_reason: d.lockdown_reason.clone(),
             });
@@ -150,6 +153,7 @@ pub fn summarize(text: &str, domain: &str) -> Vec<DeniedPermission> {
             if t >= *last {
                 *last = t;
                 e.last_time = d.time.clone();
+                e.last_epoch = d.epoch;
             }
         }
     }

@@ -332,6 +332,20 @@ impl Store {
         }
     }
 
+    /// When the store last received the connector's module (seconds since
+    /// the epoch): denials older than that were answered by it.
+    pub fn module_installed_at(&self) -> Option<u64> {
+        let modules = self.dir.join("active/modules");
+        fs::read_dir(&modules)
+            .ok()?
+            .flatten()
+            .filter_map(|e| fs::metadata(e.path().join(MODULE_NAME)).ok())
+            .filter_map(|m| m.modified().ok())
+            .filter_map(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs())
+            .max()
+    }
+
     /// Installs (or upgrades) the module. `Ok(None)` when the store already
     /// holds exactly this module: no command ran.
     pub fn install(&self, lock_timeout: Duration) -> Result<Option<Vec<String>>, PolicyError> {
