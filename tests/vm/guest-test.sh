@@ -1,0 +1,174 @@
+#!/bin/sh
+# Runs inside the Debian 12 guest (SELinux enforcing), from the 9p share at
+# /mnt/host, as the image's test unit (initrc_t). Every check prints
+# "PASS: …" or "FAIL: …"; each phase's wall time goes to results/phases.
+# Exit 0 when every check passed.
+#
+# Phases:
+#   control   the connector's binary, labelled connectord_exec_t, with a
+#             module that declares its domain but grants no eBPF rights:
+#             bpf() refused, AVC denials, our doctor names the SELinux cause
+#   install   dpkg -i: the hook loads the module, lays down, enables, starts;
+#             the headers are deferred to connector-setup.service, which
+#             installs linux-headers-$(uname -r) from the share's repository
+#   healthy   within 60 s connectord reports no fault, its probe loaded in
+#             connectord_t; doctor --json healthy; no new AVC of connectord_t
+#   repair    headers package and module removed: fault 11; repair clears it
+#             within 60 s
+#   purge     dpkg --purge: service, module and files gone
+
+set -u
+S=/mnt/host
+R=$S/results
+mkdir -p "$R"
+: > "$R/phases"
+failed=0
+K=$(uname -r)
+X=/tmp/connector-deb
+CI=$X/opt/connector/bin/connector-installer
+STATUS=/var/lib/connector/status.json
+
+pass() { echo "PASS: $*"; }
+fail() { echo "FAIL: $*"; failed=1; }
+check() { d=$1; shift; if "$@"; then pass "$d"; else fail "$d"; fi; }
+now() { date +%s; }
+phase_start() { PHASE=$1; PT=$(now); echo "=== phase $PHASE"; }
+phase_end() { echo "$PHASE $(( $(now) - PT ))" >> "$R/phases"; echo "=== phase $PHASE: $(( $(now) - PT )) s"; }
+
+# The connector's status field $1 (python-free: the JSON is ours, one key a line).
+status_has_no_fault() { [ -f $STATUS ] && grep -q '"faults": \[\]' $STATUS; }
+status_fault() { [ -f $STATUS ] && grep -q "\"id\": $1" $STATUS; }
+
+# AVC lines of connectord_t in audit.log after byte offset $1.
+avc_since() { tail -c +$(( $1 + 1 )) /var/log/audit/audit.log 2>/dev/null | grep 'avc: .*denied' | grep 'scontext=[^ ]*:connectord_t:' || true; }
+audit_size() { stat -c %s /var/log/audit/audit.log 2>/dev/null || echo 0; }
+# auditd writes asynchronously: wait until the log stops growing.
+audit_settle() { a=-1; b=$(audit_size); while [ "$a" != "$b" ]; do sleep 2; a=$b; b=$(audit_size); done; }
+
+# The after-transaction job has run (it started at some point) and is done
+# (no job queued, not activating).
+setup_done() {
+    [ "$(systemctl show -p ExecMainStartTimestampMonotonic --value connector-setup.service)" != 0 ] &&
+    [ "$(systemctl is-active connector-setup.service)" != activating ] &&
+    ! systemctl list-jobs --no-legend | grep -q connector-setup
+}
+
+wait_for() { # SECONDS DESCRIPTION COMMAND…: polls every second
+    limit=$1; shift; what=$1; shift; t=0
+    while ! "$@"; do
+        t=$((t + 1)); [ $t -ge "$limit" ] && { fail "$what (not within ${limit} s)"; return 1; }
+        sleep 1
+    done
+    pass "$what (after ${t} s)"; echo "$what $t" >> "$R/waits"
+}
+
+echo "kernel $K, $(getenforce), $(id -Z)"
+check "SELinux is enforcing" [ "$(getenforce)" = Enforcing ]
+check "no headers for $K yet" [ ! -e /lib/modules/$K/build ]
+mkdir -p $X && dpkg-deb -x "$S"/connector_*.deb $X
+
+# --- control ---------------------------------------------------------------
+phase_start control
+grep -v -e 'self (bpf ' -e 'self (capability2 ' -e 'self (capability (' -e 'self (perf_event ' \
+        -e 'connectord_lockdown' -e 'self (lockdown ' \
+        $X/usr/share/selinux/packages/connectord.cil \
+    | sed 's/connectord-policy-version .*/connectord-policy-version 0.0.0-control/' > /tmp/connectord.cil
+check "control module (no eBPF rights) installed" semodule -i /tmp/connectord.cil
+install -D -m 0755 $X/opt/connector/bin/connectord /opt/connector/bin/connectord
+mkdir -p /var/lib/connector /var/log/connector
+restorecon -R /opt/connector /var/lib/connector /var/log/connector
+ls -Z /opt/connector/bin/connectord
+check "binary labelled connectord_exec_t" sh -c "ls -Z /opt/connector/bin/connectord | grep -q connectord_exec_t"
+cat > /run/systemd/system/connectord-control.service <<EOF
+[Service]
+Type=oneshot
+ExecStart=/opt/connector/bin/connectord run --once
+EOF
+systemctl daemon-reload
+before=$(audit_size)
+systemctl start connectord-control.service
+audit_settle
+cat $STATUS
+check "control: the probe was refused" grep -q '"probe_loaded": false' $STATUS
+check "control: bpf() failed with EPERM" grep -q 'Operation not permitted' $STATUS
+avc_since "$before" > "$R/control-avc.txt"
+cat "$R/control-avc.txt"
+check "control: AVC denials of connectord_t" [ -s "$R/control-avc.txt" ]
+check "control: the bpf capability among them" grep -q -e '{ bpf }' -e '{ sys_admin }' -e '{ map_create }' -e '{ prog_load }' "$R/control-avc.txt"
+$CI doctor --json > "$R/control-doctor.json"; echo "doctor exit $?"
+check "control: doctor names the SELinux cause" grep -q '"cause": "selinux"' "$R/control-doctor.json"
+check "control: doctor cites the denial" grep -q 'SELinux denied the connector' "$R/control-doctor.json"
+rm -f /run/systemd/system/connectord-control.service
+systemctl daemon-reload
+rm -rf /opt/connector /var/lib/connector /var/log/connector
+phase_end
+
+# --- install ---------------------------------------------------------------
+phase_start install
+# What the administrator does: dpkg -i. The hook must not wait for apt.
+t=$(now)
+dpkg -i "$S"/connector_*.deb > "$R/dpkg-i.log" 2>&1; rc=$?
+cat "$R/dpkg-i.log"
+echo "dpkg -i: exit $rc in $(( $(now) - t )) s"
+check "dpkg -i succeeded" [ $rc = 0 ]
+check "module loaded" sh -c "semodule -l | grep -qx 'connectord'"
+check "module is the shipped one" sh -c "$CI selinux status --json | grep -q '\"current\": true'"
+check "connectord.service enabled" systemctl is-enabled --quiet connectord.service
+check "hook deferred the headers" grep -q 'headers deferred' "$R/dpkg-i.log"
+check "hook handed them to connector-setup.service" grep -q 'connector-setup.service will install them' "$R/dpkg-i.log"
+wait_for 900 "connector-setup.service ran and finished" setup_done
+journalctl -u connector-setup.service --no-pager > "$R/connector-setup.log" 2>&1
+tail -n 40 "$R/connector-setup.log"
+check "connector-setup.service succeeded" sh -c "[ \"\$(systemctl show -p Result --value connector-setup.service)\" = success ]"
+check "linux-headers-$K installed by the deferred job" sh -c "dpkg-query -W -f '\${Status}' linux-headers-$K | grep -q 'install ok installed'"
+check "/lib/modules/$K/build present" [ -e /lib/modules/$K/build ]
+phase_end
+
+# --- healthy ---------------------------------------------------------------
+phase_start healthy
+after_install=$(audit_size)
+wait_for 60 "connectord reports no fault" status_has_no_fault
+cat $STATUS
+check "probe loaded" grep -q '"probe_loaded": true' $STATUS
+check "connectord runs in connectord_t" sh -c "ps -eZ | grep connectord | grep -q ':connectord_t:'"
+$CI doctor --json > "$R/doctor.json"; rc=$?
+check "doctor --json healthy (exit 0)" [ $rc = 0 ]
+check "doctor: healthy true" grep -q '"healthy": true' "$R/doctor.json"
+audit_settle
+avc_since "$after_install" > "$R/healthy-avc.txt"
+check "no AVC denial of connectord_t since the install" [ ! -s "$R/healthy-avc.txt" ]
+cat "$R/healthy-avc.txt"
+phase_end
+
+# --- repair ----------------------------------------------------------------
+phase_start repair
+dpkg -r linux-headers-amd64 linux-headers-$K > /dev/null 2>&1
+semodule -r connectord
+systemctl restart connectord.service
+wait_for 60 "connectord raises fault 11" status_fault 11
+t=$(now)
+$CI repair --json > "$R/repair.json" 2> "$R/repair.err"; rc=$?
+echo "repair: exit $rc in $(( $(now) - t )) s"; cat "$R/repair.err"
+check "repair exit 0" [ $rc = 0 ]
+check "repair: healthy" grep -q '"healthy": true' "$R/repair.json"
+check "repair: fault 11 found first" grep -q '"id": 11' "$R/repair.json"
+check "connectord reports no fault after repair" status_has_no_fault
+check "module back" sh -c "semodule -l | grep -qx 'connectord'"
+check "headers back" [ -e /lib/modules/$K/build ]
+phase_end
+
+# --- purge -----------------------------------------------------------------
+phase_start purge
+dpkg --purge connector > "$R/purge.log" 2>&1; rc=$?
+cat "$R/purge.log"
+check "dpkg --purge succeeded" [ $rc = 0 ]
+check "connectord.service gone" sh -c "! systemctl is-active --quiet connectord.service && ! systemctl cat connectord.service >/dev/null 2>&1"
+check "module removed" sh -c "! semodule -l | grep -qx 'connectord'"
+for p in /opt/connector /var/lib/connector /var/log/connector /etc/connector \
+         /etc/kernel/postinst.d/connector; do
+    check "$p gone" [ ! -e $p ]
+done
+phase_end
+
+[ $failed = 0 ] && echo "ALL PASSED" || echo "SOME FAILED"
+exit $failed
