@@ -247,3 +247,53 @@ fn cli_lays_down_labels_and_enables_in_an_image() {
         "{v}"
     );
 }
+
+/// The write path itself on a full disk (the room check skipped, as when
+/// something else fills the disk between the check and the write): the
+/// write fails, the error says why, and nothing is left half-written.
+#[test]
+fn a_write_that_hits_a_full_disk_leaves_nothing_half_written() {
+    connector_tests::require_tool("mount");
+    let disk = tempfile::tempdir().unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs"])
+        .arg(disk.path())
+        .status()
+        .unwrap();
+    assert!(st.success(), "mounting a tmpfs (the tests run as root)");
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _u = Unmount(disk.path());
+    let f = Fixture::at(disk.path());
+    f.os_release("rhel-9.3");
+    // A binary larger than the disk.
+    let p = payload("interval = 30\n");
+    let big = p.path().join("files/opt/connector/bin/connectord");
+    std::fs::write(&big, vec![0x7fu8; 256 * 1024]).unwrap();
+    std::fs::write(
+        p.path().join("manifest"),
+        manifest_for(&p.path().join("files")).unwrap(),
+    )
+    .unwrap();
+    let prepared = laydown::prepare(&f.root(), p.path()).unwrap();
+    assert!(
+        prepared.check_space().is_err(),
+        "the room check alone would have refused it"
+    );
+    let err = format!("{:#}", prepared.apply(&NoLabels).unwrap_err());
+    assert!(err.contains("No space left on device"), "{err}");
+    let leftovers: Vec<_> = f
+        .snapshot()
+        .into_iter()
+        .filter(|(p, _)| p.to_string_lossy().contains("connector-tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    assert!(
+        !f.host("/opt/connector/bin/connectord").exists(),
+        "no half-written binary"
+    );
+}
