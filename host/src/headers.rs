@@ -39,6 +39,9 @@ pub enum TreeProblem {
     /// The Makefile includes a file that is not there (Debian's -common
     /// package missing).
     BrokenInclude { include: String },
+    /// The place could not be read at all (permissions, SELinux, a service
+    /// sandbox hiding it).
+    Unreadable { error: String },
 }
 
 impl std::fmt::Display for TreeProblem {
@@ -51,6 +54,7 @@ impl std::fmt::Display for TreeProblem {
             TreeProblem::OtherRelease { found } => {
                 write!(f, "the tree was built for kernel {found}")
             }
+            TreeProblem::Unreadable { error } => write!(f, "cannot be read: {error}"),
             TreeProblem::BrokenInclude { include } => {
                 write!(f, "its Makefile includes {include}, which does not exist")
             }

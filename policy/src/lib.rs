@@ -254,6 +254,22 @@ impl Store {
         &self.dir
     }
 
+    /// The priorities at which the store holds a module of our name (a
+    /// copy installed by hand, at semodule's default 400, shadows ours).
+    pub fn priorities(&self) -> Vec<u16> {
+        let mut out: Vec<u16> = fs::read_dir(self.dir.join("active/modules"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let prio = e.file_name().to_string_lossy().parse::<u16>().ok()?;
+                e.path().join(MODULE_NAME).is_dir().then_some(prio)
+            })
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
     /// Reads the module from the store, without running anything.
     pub fn module_state(&self) -> Result<ModuleState, PolicyError> {
         let modules = self.dir.join("active/modules");
@@ -375,10 +391,17 @@ impl Store {
             path: file.display().to_string(),
             source,
         })?;
-        let cmd = self
+        // Copies of our module at other priorities would shadow (or
+        // outlive) this one: they go in the same transaction.
+        let mut cmd = self
             .semodule("Installing the connector's SELinux policy module")
             .arg("-i")
             .arg(&file);
+        if name == MODULE_NAME {
+            for p in self.priorities().into_iter().filter(|p| *p != PRIORITY) {
+                cmd = cmd.args(["-X", &p.to_string(), "-r", MODULE_NAME]);
+            }
+        }
         let mut ran = vec![cmd.cmdline()];
         let out = cmd.output()?;
         if !out.status.success() {
@@ -394,9 +417,12 @@ impl Store {
             return Ok(None);
         }
         self.wait_unlocked(lock_timeout)?;
-        let cmd = self
-            .semodule("Removing the connector's SELinux policy module")
-            .args(["-r", MODULE_NAME]);
+        // Every copy of it, whatever its priority (-X applies to the
+        // operations after it).
+        let mut cmd = self.semodule("Removing the connector's SELinux policy module");
+        for p in self.priorities() {
+            cmd = cmd.args(["-X", &p.to_string(), "-r", MODULE_NAME]);
+        }
         let mut ran = vec![cmd.cmdline()];
         let out = cmd.output()?;
         if !out.status.success() {

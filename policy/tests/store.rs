@@ -303,6 +303,77 @@ fn default_store_install_verify_rerun_remove() {
     assert!(!after.contains("connectord_t"), "the type is gone: {after}");
 }
 
+/// A copy of the module installed by hand (semodule's default priority,
+/// 400) shadows ours: installing ours removes it in the same transaction,
+/// and removal takes every copy.
+#[test]
+fn a_copy_at_another_priority_is_replaced_not_left_shadowing() {
+    let f = scratch("default");
+    let store = open(&f);
+    let old = connector_policy::MODULE_CIL.replace(
+        "connectord-policy-version 1.0.0",
+        "connectord-policy-version 0.9.0",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("connectord.cil");
+    std::fs::write(&file, old).unwrap();
+    let out = std::process::Command::new("semodule")
+        .arg("-p")
+        .arg(f.path())
+        .args(["-s", "default", "-n", "-i"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(store.priorities(), vec![400]);
+    assert!(matches!(
+        store.module_state().unwrap(),
+        ModuleState::Installed {
+            current: false,
+            priority: 400,
+            ..
+        }
+    ));
+    let ran = store
+        .install(Duration::from_secs(30))
+        .unwrap()
+        .expect("installed");
+    assert_eq!(
+        ran.iter().filter(|c| c.starts_with("semodule")).count(),
+        1,
+        "one transaction: {ran:?}"
+    );
+    assert!(ran[0].contains("-X 400 -r connectord"), "{ran:?}");
+    assert_eq!(store.priorities(), vec![200]);
+    assert!(matches!(
+        store.module_state().unwrap(),
+        ModuleState::Installed {
+            current: true,
+            priority: 200,
+            ..
+        }
+    ));
+    // Both copies, then removal removes both.
+    std::process::Command::new("semodule")
+        .arg("-p")
+        .arg(f.path())
+        .args(["-s", "default", "-n", "-i"])
+        .arg(&file)
+        .status()
+        .unwrap();
+    assert_eq!(store.priorities(), vec![200, 400]);
+    store
+        .remove(Duration::from_secs(30))
+        .unwrap()
+        .expect("removed");
+    assert_eq!(store.priorities(), Vec::<u16>::new());
+    assert_eq!(store.module_state().unwrap(), ModuleState::NotInstalled);
+}
+
 #[test]
 fn mls_store_takes_the_module_too() {
     let f = scratch("mls");

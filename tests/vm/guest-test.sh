@@ -45,12 +45,10 @@ audit_size() { stat -c %s /var/log/audit/audit.log 2>/dev/null || echo 0; }
 # auditd writes asynchronously: wait until the log stops growing.
 audit_settle() { a=-1; b=$(audit_size); while [ "$a" != "$b" ]; do sleep 2; a=$b; b=$(audit_size); done; }
 
-# The after-transaction job has run (it started at some point) and is done
-# (no job queued, not activating).
+# The after-transaction job has run to its end (its unit logged the end).
 setup_done() {
-    [ "$(systemctl show -p ExecMainStartTimestampMonotonic --value connector-setup.service)" != 0 ] &&
-    [ "$(systemctl is-active connector-setup.service)" != activating ] &&
-    ! systemctl list-jobs --no-legend | grep -q connector-setup
+    journalctl -q --no-pager -u connector-setup.service |
+        grep -q -e 'Deactivated successfully' -e 'Failed with result'
 }
 
 wait_for() { # SECONDS DESCRIPTION COMMAND…: polls every second
@@ -112,7 +110,8 @@ cat "$R/dpkg-i.log"
 echo "dpkg -i: exit $rc in $(( $(now) - t )) s"
 check "dpkg -i succeeded" [ $rc = 0 ]
 check "module loaded" sh -c "semodule -l | grep -qx 'connectord'"
-check "module is the shipped one" sh -c "$CI selinux status --json | grep -q '\"current\": true'"
+$CI selinux status --json > "$R/selinux-status.json"
+check "module is the shipped one, at priority 200" sh -c "grep -q '\"current\": true' $R/selinux-status.json && grep -q '\"priority\": 200' $R/selinux-status.json"
 check "connectord.service enabled" systemctl is-enabled --quiet connectord.service
 check "hook deferred the headers" grep -q 'headers deferred' "$R/dpkg-i.log"
 check "hook handed them to connector-setup.service" grep -q 'connector-setup.service will install them' "$R/dpkg-i.log"
@@ -142,10 +141,14 @@ phase_end
 
 # --- repair ----------------------------------------------------------------
 phase_start repair
+# The headers go (an administrator's clean-up): the connector, still
+# running, raises fault 11 at its next check. Then the module goes too.
 dpkg -r linux-headers-amd64 linux-headers-$K > /dev/null 2>&1
-semodule -r connectord
-systemctl restart connectord.service
 wait_for 60 "connectord raises fault 11" status_fault 11
+semodule -X 200 -r connectord
+$CI doctor --json > "$R/repair-doctor.json"
+check "doctor: fault 11, headers missing" grep -q '"cause": "headers-missing"' "$R/repair-doctor.json"
+check "doctor: fault 11, SELinux module missing" grep -q '"cause": "selinux"' "$R/repair-doctor.json"
 t=$(now)
 $CI repair --json > "$R/repair.json" 2> "$R/repair.err"; rc=$?
 echo "repair: exit $rc in $(( $(now) - t )) s"; cat "$R/repair.err"
