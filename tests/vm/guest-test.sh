@@ -35,8 +35,8 @@ now() { date +%s; }
 phase_start() { PHASE=$1; PT=$(now); echo "=== phase $PHASE"; }
 phase_end() { echo "$PHASE $(( $(now) - PT ))" >> "$R/phases"; echo "=== phase $PHASE: $(( $(now) - PT )) s"; }
 
-# The connector's status field $1 (python-free: the JSON is ours, one key a line).
-status_has_no_fault() { [ -f $STATUS ] && grep -q '"faults": \[\]' $STATUS; }
+# The connector's own word: `connectord status` exits 0 without a fault.
+status_has_no_fault() { /opt/connector/bin/connectord status > /dev/null 2>&1; }
 status_fault() { [ -f $STATUS ] && grep -q "\"id\": $1" $STATUS; }
 
 # AVC lines of connectord_t in audit.log after byte offset $1.
