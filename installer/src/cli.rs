@@ -121,17 +121,8 @@ pub struct InstallArgs {
     #[arg(long)]
     pub after_transaction: bool,
 
-    /// Seconds to wait for a package or policy-store lock
-    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
-    pub lock_timeout: u64,
-
-    /// Archive list to use instead of ROOT/etc/connector/archives.conf
-    #[arg(long, value_name = "FILE")]
-    pub archives: Option<PathBuf>,
-
-    /// Take header packages the repositories lack from DIR (verified)
-    #[arg(long, value_name = "DIR")]
-    pub from: Option<PathBuf>,
+    #[command(flatten)]
+    pub sources: SourceArgs,
 }
 
 const REPAIR_ABOUT: &str = "\
@@ -157,17 +148,8 @@ pub struct RepairArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Seconds to wait for a package or policy-store lock
-    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
-    pub lock_timeout: u64,
-
-    /// Archive list to use instead of ROOT/etc/connector/archives.conf
-    #[arg(long, value_name = "FILE")]
-    pub archives: Option<PathBuf>,
-
-    /// Take header packages the repositories lack from DIR (verified)
-    #[arg(long, value_name = "DIR")]
-    pub from: Option<PathBuf>,
+    #[command(flatten)]
+    pub sources: SourceArgs,
 }
 
 const UNINSTALL_ABOUT: &str = "\
@@ -312,21 +294,8 @@ pub struct HeadersArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Seconds to wait for a package lock held by another process
-    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
-    pub lock_timeout: u64,
-
-    /// Archive list to use instead of ROOT/etc/connector/archives.conf
-    #[arg(long, value_name = "FILE")]
-    pub archives: Option<PathBuf>,
-
-    /// Take packages the repositories lack from DIR (verified), not the network
-    #[arg(long, value_name = "DIR")]
-    pub from: Option<PathBuf>,
-
-    /// Seconds of silence after which an archive download is given up
-    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
-    pub download_timeout: u64,
+    #[command(flatten)]
+    pub sources: SourceArgs,
 
     /// Called from a package scriptlet: defer, never call the package manager
     #[arg(long, hide = true)]
@@ -361,6 +330,37 @@ pub struct DoctorArgs {
     /// Print one JSON document on stdout (schema: docs/doctor.md)
     #[arg(long)]
     pub json: bool,
+}
+
+/// Where header packages come from and how long to wait for them: shared
+/// by `headers`, `install` and `repair`.
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    /// Seconds to wait for a package (or policy-store) lock held by
+    /// another process
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub lock_timeout: u64,
+
+    /// Archive list to use instead of ROOT/etc/connector/archives.conf
+    #[arg(long, value_name = "FILE")]
+    pub archives: Option<PathBuf>,
+
+    /// Take packages the repositories lack from DIR (verified), not the network
+    #[arg(long, value_name = "DIR")]
+    pub from: Option<PathBuf>,
+
+    /// Seconds of silence after which an archive download is given up
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub download_timeout: u64,
+}
+
+impl SourceArgs {
+    fn apply(self, opts: &mut install::InstallOptions) {
+        opts.lock_timeout = std::time::Duration::from_secs(self.lock_timeout);
+        opts.archives = self.archives;
+        opts.from = self.from;
+        opts.download_timeout = std::time::Duration::from_secs(self.download_timeout);
+    }
 }
 
 /// Opens `--root`, with a message that names the flag.
@@ -424,9 +424,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             opts.prepare_image = args.prepare_image;
             opts.start = !args.no_start;
             opts.after_transaction = args.after_transaction;
-            opts.lock_timeout = std::time::Duration::from_secs(args.lock_timeout);
-            opts.archives = args.archives;
-            opts.from = args.from;
+            args.sources.apply(&mut opts);
             let report = match install::run(&opts, &mut |l| eprintln!("connector-installer: {l}")) {
                 Ok(r) => r,
                 Err(e)
@@ -450,9 +448,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             let running = running_for(&root)?;
             let wait = args.wait.unwrap_or(if root.is_live() { 60 } else { 0 });
             let mut opts = install::InstallOptions::new(root, running);
-            opts.lock_timeout = std::time::Duration::from_secs(args.lock_timeout);
-            opts.archives = args.archives;
-            opts.from = args.from;
+            args.sources.apply(&mut opts);
             let report = repair::run(&opts, std::time::Duration::from_secs(wait), &mut |l| {
                 eprintln!("connector-installer: {l}")
             })?;
@@ -497,10 +493,10 @@ pub fn run(cli: Cli) -> Result<i32> {
                 running,
                 dry_run: args.dry_run,
                 in_transaction: args.in_transaction,
-                lock_timeout: std::time::Duration::from_secs(args.lock_timeout),
-                archives: args.archives,
-                from: args.from,
-                download_timeout: std::time::Duration::from_secs(args.download_timeout),
+                lock_timeout: std::time::Duration::from_secs(args.sources.lock_timeout),
+                archives: args.sources.archives,
+                from: args.sources.from,
+                download_timeout: std::time::Duration::from_secs(args.sources.download_timeout),
             };
             let report =
                 match headers::run(&opts, &mut |line| eprintln!("connector-installer: {line}")) {

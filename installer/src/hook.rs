@@ -14,7 +14,7 @@ use connector_host::Root;
 
 use crate::install::{self, InstallOptions};
 use crate::selinux;
-use crate::service::{self, UNIT};
+use crate::service;
 use crate::state;
 
 /// What a scriptlet invocation means.
@@ -104,12 +104,7 @@ pub fn run(name: &str, args: &[String], root: &Root) -> i32 {
         // Before the files go (postrm/%postun run without them): stop,
         // disable, then remove the module the stopped service needed.
         Phase::BeforeRemove => {
-            let args: &[&str] = if service::systemd_running(root) {
-                &["disable", "--now", UNIT]
-            } else {
-                &["disable", UNIT]
-            };
-            match service::systemctl(root, args, "Stopping and disabling the connector") {
+            match service::stop_and_disable(root) {
                 Ok(c) => say(&format!("ran: {c}")),
                 Err(e) => warn(&format!("{e:#}")),
             }

@@ -14,12 +14,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use connector_host::os::Support;
 use connector_host::Root;
 use connector_policy::{live_mode, LiveMode, Store, LABELED_PATHS};
 use serde::Serialize;
 
-use crate::doctor::{self, DoctorOptions};
 use crate::headers::{self, HeadersOptions, Outcome};
 use crate::laydown::{self, Labeler};
 use crate::selinux;
@@ -313,16 +311,19 @@ pub fn plan(opts: &InstallOptions) -> Result<Plan> {
 
     // Headers of every kernel that will run (every installed kernel: any of
     // them can be chosen at boot).
-    let diag = doctor::diagnose(&DoctorOptions {
-        root: root.clone(),
-        kernel: opts.kernel.clone(),
-        running: opts.running.clone(),
-    })?;
-    if diag.os.support != Support::Supported {
-        return Err(InstallError::Unsupported(diag.os.pretty_name.clone()).into());
-    }
-    report.kernels = diag.kernels.iter().map(|k| k.release.clone()).collect();
-    let h = headers::run(&opts.headers_options(true), &mut |_| {})?;
+    // (headers' own diagnosis is the one doctor makes: no second one here)
+    let h = match headers::run(&opts.headers_options(true), &mut |_| {}) {
+        Ok(h) => h,
+        Err(e) => {
+            return Err(match e.downcast::<headers::HeadersError>() {
+                Ok(headers::HeadersError::Unsupported(name)) => {
+                    InstallError::Unsupported(name).into()
+                }
+                Err(e) => e,
+            })
+        }
+    };
+    report.kernels = h.kernels.iter().map(|k| k.release.clone()).collect();
     let mut packages = Vec::new();
     let mut deferred = false;
     for k in &h.kernels {
@@ -511,24 +512,10 @@ pub fn run(opts: &InstallOptions, progress: &mut dyn FnMut(&str)) -> Result<Inst
     // One installer at a time; the plan is made again under the lock so
     // that it is what runs.
     let _lock = InstallerLock::acquire(&opts.root)?;
-    let mut p = plan(opts)?;
-    let mut report = std::mem::replace(
-        &mut p.report,
-        InstallReport {
-            schema_version: 1,
-            root: String::new(),
-            live: false,
-            dry_run: false,
-            kernels: vec![],
-            plan: vec![],
-            results: vec![],
-            resumed: None,
-            rolled_back: vec![],
-            notes: vec![],
-            deferred: None,
-            elapsed_ms: 0,
-        },
-    );
+    let Plan {
+        mut report,
+        laydown: prepared,
+    } = plan(opts)?;
     if let Some(prev) = &report.resumed {
         progress(&format!(
             "a previous install stopped {}; resuming",
@@ -538,7 +525,7 @@ pub fn run(opts: &InstallOptions, progress: &mut dyn FnMut(&str)) -> Result<Inst
                 (None, None) => "between steps".to_string(),
             }
         ));
-        let mut dirs: Vec<String> = p.laydown.as_ref().map(|l| l.dirs()).unwrap_or_default();
+        let mut dirs: Vec<String> = prepared.as_ref().map(|l| l.dirs()).unwrap_or_default();
         dirs.push(state::STATE_DIR.to_string());
         report.rolled_back = state::remove_stale_temporaries(&opts.root, &dirs);
     }
@@ -569,7 +556,7 @@ pub fn run(opts: &InstallOptions, progress: &mut dyn FnMut(&str)) -> Result<Inst
         }
         journal.begin(name)?;
         progress(&step.what);
-        match run_step(opts, &p, step, progress) {
+        match run_step(opts, prepared.as_ref(), step, progress) {
             Ok(r) => {
                 if r.state == "deferred" {
                     report.deferred = Some(r.detail.clone());
@@ -613,7 +600,7 @@ fn kill_self() -> ! {
 
 fn run_step(
     opts: &InstallOptions,
-    p: &Plan,
+    prepared: Option<&laydown::Prepared>,
     step: &Step,
     progress: &mut dyn FnMut(&str),
 ) -> Result<StepResult> {
@@ -626,7 +613,7 @@ fn run_step(
     };
     match step.step {
         StepKind::Laydown => {
-            let prepared = p.laydown.as_ref().context("no payload")?;
+            let prepared = prepared.context("no payload")?;
             let labels: Box<dyn Labeler> = match laydown::FileContexts::open(root) {
                 Some(fc) => Box::new(fc),
                 None => Box::new(laydown::NoLabels),

@@ -244,7 +244,7 @@ fn set_label(file: &fs::File, label: &str) -> io::Result<()> {
     }
 }
 
-fn sha256_file(p: &Path) -> io::Result<String> {
+pub(crate) fn sha256_file(p: &Path) -> io::Result<String> {
     let mut f = fs::File::open(p)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
@@ -626,7 +626,12 @@ fn write_file(
 
 /// Temporary file in the same directory, mode and label set on the
 /// descriptor before anything is visible, fsync, rename, fsync directory.
-fn atomic_write(dest: &Path, bytes: &[u8], mode: u32, label: Option<&str>) -> Result<()> {
+pub(crate) fn atomic_write(
+    dest: &Path,
+    bytes: &[u8],
+    mode: u32,
+    label: Option<&str>,
+) -> Result<()> {
     let dir = dest.parent().context("destination has no parent")?;
     let name = dest
         .file_name()

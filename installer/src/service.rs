@@ -62,3 +62,13 @@ pub fn systemctl(root: &Root, args: &[&str], what: &str) -> Result<String> {
     cmd.run()?;
     Ok(cmd.cmdline())
 }
+
+/// Stops (on a running systemd) and disables the connector.
+pub fn stop_and_disable(root: &Root) -> Result<String> {
+    let args: &[&str] = if systemd_running(root) {
+        &["disable", "--now", UNIT]
+    } else {
+        &["disable", UNIT]
+    };
+    systemctl(root, args, "Stopping and disabling the connector")
+}

@@ -222,9 +222,10 @@ pub fn remove_stale_temporaries(root: &Root, dirs: &[String]) -> Vec<String> {
         };
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            let ours = (name.starts_with('.') && name.contains(".connector-tmp."))
-                || (d == STATE_DIR && name.starts_with("pending.tmp."));
-            if ours && fs::remove_file(e.path()).is_ok() {
+            if name.starts_with('.')
+                && name.contains(".connector-tmp.")
+                && fs::remove_file(e.path()).is_ok()
+            {
                 removed.push(format!("{d}/{name}"));
             }
         }
@@ -242,7 +243,7 @@ pub fn record_pending(root: &Root, what: &str) -> Result<()> {
         text.push_str(what);
         text.push('\n');
     }
-    write_small(&path, text.as_bytes())
+    crate::laydown::atomic_write(&path, text.as_bytes(), 0o644, None)
 }
 
 /// What is pending, if anything.
@@ -298,25 +299,6 @@ pub fn remove_in_root(root: &Root, path: &str) -> Result<bool> {
     }
     .with_context(|| format!("removing {path}"))?;
     Ok(true)
-}
-
-/// Writes a small state file atomically (temporary name, sync, rename).
-pub fn write_small(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let res = (|| -> io::Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if res.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    res.with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]

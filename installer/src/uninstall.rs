@@ -72,12 +72,7 @@ pub fn run(root: &Root, purge: bool, lock_timeout: Duration) -> Result<Uninstall
 
     // The service: stopped and disabled.
     if service::enabled(root, UNIT) || service::active(root, UNIT) {
-        let args: &[&str] = if service::systemd_running(root) {
-            &["disable", "--now", UNIT]
-        } else {
-            &["disable", UNIT]
-        };
-        match service::systemctl(root, args, "Stopping and disabling the connector") {
+        match service::stop_and_disable(root) {
             Ok(c) => r.commands.push(c),
             Err(e) => r.warnings.push(format!("{e:#}")),
         }
@@ -99,16 +94,16 @@ pub fn run(root: &Root, purge: bool, lock_timeout: Duration) -> Result<Uninstall
         match e.kind {
             Kind::Dir => dirs.push((e.path.clone(), host)),
             Kind::Conf if !purge => {
-                let changed = sha256(&host).ok() != e.sha256;
+                let changed = laydown::sha256_file(&host).ok() != e.sha256;
                 if changed {
                     if host.exists() {
                         r.kept.push(e.path.clone());
                     }
                     continue;
                 }
-                remove_file(&host, &e.path, &mut r)?;
+                remove_file(root, &e.path, &mut r)?;
             }
-            _ => remove_file(&host, &e.path, &mut r)?,
+            _ => remove_file(root, &e.path, &mut r)?,
         }
     }
     for extra in install::PER_HOST_STATE
@@ -116,9 +111,7 @@ pub fn run(root: &Root, purge: bool, lock_timeout: Duration) -> Result<Uninstall
         .copied()
         .chain([laydown::RECORD])
     {
-        if state::remove_in_root(root, extra)? {
-            r.removed.push(extra.to_string());
-        }
+        remove_file(root, extra, &mut r)?;
     }
     if purge {
         for d in ["/etc/connector", install::LOG_DIR, state::STATE_DIR] {
@@ -146,18 +139,9 @@ pub fn run(root: &Root, purge: bool, lock_timeout: Duration) -> Result<Uninstall
     Ok(r)
 }
 
-fn remove_file(host: &std::path::Path, path: &str, r: &mut UninstallReport) -> Result<()> {
-    match fs::remove_file(host) {
-        Ok(()) => {
-            r.removed.push(path.to_string());
-            Ok(())
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("removing {path}")),
+fn remove_file(root: &Root, path: &str, r: &mut UninstallReport) -> Result<()> {
+    if state::remove_in_root(root, path)? {
+        r.removed.push(path.to_string());
     }
-}
-
-fn sha256(p: &std::path::Path) -> io::Result<String> {
-    use sha2::{Digest, Sha256};
-    Ok(hex::encode(Sha256::digest(fs::read(p)?)))
+    Ok(())
 }

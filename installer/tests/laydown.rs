@@ -253,21 +253,7 @@ fn cli_lays_down_labels_and_enables_in_an_image() {
 /// write fails, the error says why, and nothing is left half-written.
 #[test]
 fn a_write_that_hits_a_full_disk_leaves_nothing_half_written() {
-    connector_tests::require_tool("mount");
-    let disk = tempfile::tempdir().unwrap();
-    let st = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs"])
-        .arg(disk.path())
-        .status()
-        .unwrap();
-    assert!(st.success(), "mounting a tmpfs (the tests run as root)");
-    struct Unmount<'a>(&'a Path);
-    impl Drop for Unmount<'_> {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(self.0).status();
-        }
-    }
-    let _u = Unmount(disk.path());
+    let disk = connector_tests::Tmpfs::mount("64k");
     let f = Fixture::at(disk.path());
     f.os_release("rhel-9.3");
     // A binary larger than the disk.

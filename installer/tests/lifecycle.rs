@@ -353,39 +353,10 @@ fn a_second_installer_is_refused_with_the_holders_pid() {
     assert_eq!(doctor_exit(f.path()).0, 0);
 }
 
-/// A tmpfs of `size` mounted on a fresh directory, unmounted on drop.
-struct SmallDisk(tempfile::TempDir);
-
-impl SmallDisk {
-    fn new(size: &str) -> SmallDisk {
-        require_tool("mount");
-        let d = tempfile::tempdir().unwrap();
-        let st = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0755"),
-                "tmpfs",
-            ])
-            .arg(d.path())
-            .status()
-            .unwrap();
-        assert!(st.success(), "mounting a tmpfs (the tests run as root)");
-        SmallDisk(d)
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.0.path()).status();
-    }
-}
-
 #[test]
 fn a_disk_without_room_is_refused_before_anything_is_written() {
-    let disk = SmallDisk::new("2m");
-    let f = Fixture::at(disk.0.path());
+    let disk = connector_tests::Tmpfs::mount("2m");
+    let f = Fixture::at(disk.path());
     f.os_release("rhel-8.9");
     rpm_initdb(f.path());
     Kernel::new(EL_K1, Layout::El8)

@@ -574,6 +574,37 @@ impl Fixture {
     }
 }
 
+/// A tmpfs of a given size mounted on a fresh directory (the tests run as
+/// root), unmounted when dropped: a disk that fills up.
+pub struct Tmpfs(TempDir);
+
+impl Tmpfs {
+    pub fn mount(size: &str) -> Tmpfs {
+        require_tool("mount");
+        let d = tempfile::tempdir().expect("mount point");
+        run(Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
+            .arg(d.path()));
+        Tmpfs(d)
+    }
+
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
 /// A binary of this workspace (`connectord`, …), built if needed: tests of
 /// one crate cannot name another crate's binaries.
 pub fn workspace_bin(name: &str) -> PathBuf {
