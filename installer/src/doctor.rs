@@ -368,19 +368,47 @@ fn selinux_faults(s: &SelinuxReport, root: &Root, kernel: &str) -> Vec<Fault> {
             fix.clone(),
         ));
     }
-    if s.access_refused() {
-        let refused: Vec<String> = s
-            .access
-            .iter()
-            .filter(|a| a.allowed == Some(false))
-            .map(|a| format!("{} {}", a.class, a.permission))
-            .collect();
+    if let Some(f) = &s.module_failure {
         out.push(fault(
             format!(
-                "the loaded policy refuses connectord_t: {}",
-                refused.join(", ")
+                "installing the connector's SELinux module {} failed: the base policy rejected it ({})",
+                f.version, f.message
             ),
-            fix.clone(),
+            format!(
+                "update the policy and the connector package (dnf/yum update selinux-policy-targeted \
+                 connector, or apt-get install --only-upgrade selinux-policy-default connector), \
+                 then run {fix}; if it still fails, report the message above"
+            ),
+        ));
+    }
+    // With the module missing the rights are missing too: that fault says it.
+    let refused = s.refused_rights();
+    if !refused.is_empty() && (!s.module_missing() || root.is_live()) {
+        let names: Vec<String> = refused.iter().map(|r| r.name()).collect();
+        let undefined = refused.iter().any(|r| {
+            matches!(
+                r.state,
+                connector_policy::rights::RightState::NotDefined { .. }
+            )
+        });
+        out.push(fault(
+            format!(
+                "the kernel will refuse connectord_t: {}{}",
+                names.join(", "),
+                if undefined {
+                    " (this policy does not define some of them and denies what it does not define)"
+                } else {
+                    ""
+                }
+            ),
+            if undefined {
+                format!(
+                    "update the base policy so that it defines these rights (dnf/yum update \
+                     selinux-policy-targeted), then run {fix}"
+                )
+            } else {
+                fix.clone()
+            },
         ));
     }
     let denied = s.enforced_denials();

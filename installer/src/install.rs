@@ -630,7 +630,8 @@ fn run_step(
         StepKind::Module => {
             let store = Store::open(root)?
                 .map_err(|na| anyhow::anyhow!("SELinux is not applicable: {na:?}"))?;
-            let cmds = store.install(opts.lock_timeout)?.unwrap_or_default();
+            let cmds =
+                selinux::install_module(root, &store, opts.lock_timeout)?.unwrap_or_default();
             Ok(ok(
                 format!("module connectord {}", connector_policy::module_version()),
                 cmds,

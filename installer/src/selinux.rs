@@ -8,16 +8,31 @@ use std::time::Duration;
 use anyhow::Result;
 use connector_host::Root;
 use connector_policy::avc::{self, DeniedPermission};
+use connector_policy::rights::{self, Rights};
 use connector_policy::{
-    check_live_access, live_mode, module_version, AccessCheck, LiveMode, ModuleState,
-    NotApplicable, SelinuxConfig, Store, DOMAIN,
+    live_mode, module_version, LiveMode, ModuleState, NotApplicable, PolicyError, SelinuxConfig,
+    Store, DOMAIN,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Where the connector's binary is: its presence means "installed".
 pub const CONNECTOR_BINARY: &str = "/opt/connector/bin/connectord";
 /// How much of the end of audit.log is read for denials.
 const AUDIT_TAIL: u64 = 8 * 1024 * 1024;
+/// The last module install the base policy rejected (cleared by a
+/// successful one): doctor's fault until then.
+pub const MODULE_FAILURE: &str = "/var/lib/connector/selinux-module.failed";
+
+/// A module install the base policy rejected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleFailure {
+    /// The module version that was rejected.
+    pub version: String,
+    /// semodule's resolver message.
+    pub message: String,
+    /// Seconds since the epoch.
+    pub at: u64,
+}
 
 /// The SELinux facts of a root.
 #[derive(Debug, Clone, Serialize)]
@@ -37,8 +52,14 @@ pub struct SelinuxReport {
     pub action: String,
     /// Every command run (semodule, load_policy, setfiles, restorecon).
     pub commands: Vec<String>,
-    /// The kernel's answer for the rights the probes need (live, SELinux on).
-    pub access: Vec<AccessCheck>,
+    /// Per right the probes need, what the kernel will do: from the loaded
+    /// policy on a live host with SELinux running, else from the store's
+    /// binary policy. Null when neither could be read (`rights_error`).
+    pub rights: Option<Rights>,
+    pub rights_error: Option<String>,
+    /// The last module install the base policy rejected, if not since
+    /// replaced by a successful one.
+    pub module_failure: Option<ModuleFailure>,
     /// Denials of the connector's domain in the audit log.
     pub denials: Vec<DeniedPermission>,
     /// When the store received the current module: denials before it were
@@ -56,9 +77,13 @@ impl SelinuxReport {
             )
     }
 
-    /// The live kernel refuses one of the required rights.
-    pub fn access_refused(&self) -> bool {
-        self.access.iter().any(|a| a.allowed == Some(false))
+    /// The rights the kernel will refuse.
+    pub fn refused_rights(&self) -> Vec<&rights::RightReport> {
+        self.rights
+            .iter()
+            .flat_map(|r| r.rights.iter())
+            .filter(|r| r.refused())
+            .collect()
     }
 
     /// Enforced denials (not permissive ones) since the module was last
@@ -75,7 +100,10 @@ impl SelinuxReport {
     }
 
     pub fn healthy(&self) -> bool {
-        !self.module_missing() && !self.access_refused() && self.enforced_denials().is_empty()
+        !self.module_missing()
+            && self.refused_rights().is_empty()
+            && self.module_failure.is_none()
+            && self.enforced_denials().is_empty()
     }
 }
 
@@ -89,7 +117,9 @@ fn base(root: &Root, action: &str) -> Result<(SelinuxReport, Option<Store>)> {
         shipped_version: module_version().to_string(),
         action: action.to_string(),
         commands: Vec::new(),
-        access: Vec::new(),
+        rights: None,
+        rights_error: None,
+        module_failure: None,
         denials: Vec::new(),
         module_installed_at: None,
     };
@@ -100,6 +130,8 @@ fn base(root: &Root, action: &str) -> Result<(SelinuxReport, Option<Store>)> {
             // Only where SELinux is on can the connector's domain be denied:
             // elsewhere doctor reads no audit log and runs no journalctl.
             r.denials = audit_denials(root);
+            r.module_failure = read_failure(root).filter(|_| !r.module_current());
+            r.refresh_rights(root);
             Some(s)
         }
         Err(na) => {
@@ -107,10 +139,83 @@ fn base(root: &Root, action: &str) -> Result<(SelinuxReport, Option<Store>)> {
             None
         }
     };
-    if root.is_live() && r.live_mode != Some(LiveMode::Off) {
-        r.access = check_live_access();
-    }
     Ok((r, store))
+}
+
+impl SelinuxReport {
+    fn module_current(&self) -> bool {
+        matches!(
+            self.module,
+            Some(ModuleState::Installed { current: true, .. })
+        )
+    }
+
+    /// What the kernel will do with each right: the running kernel when
+    /// SELinux runs on this live root, else the store's binary policy.
+    fn refresh_rights(&mut self, root: &Root) {
+        let Some(config) = &self.config else { return };
+        let got = if root.is_live() && self.live_mode != Some(LiveMode::Off) {
+            rights::live()
+        } else {
+            rights::read_store_policy(root, &config.policy_type).map(|(path, names)| {
+                rights::from_policy(&names, path.display().to_string(), self.module_current())
+            })
+        };
+        match got {
+            Ok(r) => {
+                self.rights = Some(r);
+                self.rights_error = None;
+            }
+            Err(e) => {
+                self.rights = None;
+                self.rights_error = Some(e);
+            }
+        }
+    }
+}
+
+/// The recorded rejection, if any (a small regular file inside the root).
+fn read_failure(root: &Root) -> Option<ModuleFailure> {
+    let meta = root.metadata_optional(MODULE_FAILURE).ok()??;
+    if !meta.is_file() || meta.len() > 64 * 1024 {
+        return None;
+    }
+    serde_json::from_str(&root.read_to_string_optional(MODULE_FAILURE).ok()??).ok()
+}
+
+/// Installs the module through `store`, recording a rejection by the base
+/// policy for doctor (and clearing an old record on success). The one way
+/// every command installs it.
+pub fn install_module(
+    root: &Root,
+    store: &Store,
+    lock_timeout: Duration,
+) -> Result<Option<Vec<String>>> {
+    match store.install(lock_timeout) {
+        Ok(ran) => {
+            if root.exists(MODULE_FAILURE).unwrap_or(false) {
+                crate::state::remove_in_root(root, MODULE_FAILURE)?;
+            }
+            Ok(ran)
+        }
+        Err(PolicyError::Rejected { message }) => {
+            let record = ModuleFailure {
+                version: module_version().to_string(),
+                message: message.clone(),
+                at: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0),
+            };
+            let path = crate::state::state_dir(root)?.join("selinux-module.failed");
+            let json = serde_json::to_vec_pretty(&record)?;
+            if let Err(e) = crate::laydown::atomic_write(&path, &json, 0o644, None) {
+                log::warn!("could not record the module failure: {e:#}");
+            }
+            Err(PolicyError::Rejected { message }.into())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `selinux status`.
@@ -123,7 +228,7 @@ pub fn status(root: &Root) -> Result<SelinuxReport> {
 pub fn install(root: &Root, lock_timeout: Duration) -> Result<SelinuxReport> {
     let (mut r, store) = base(root, "nothing-to-do")?;
     let Some(store) = store else { return Ok(r) };
-    match store.install(lock_timeout)? {
+    match install_module(root, &store, lock_timeout)? {
         Some(cmds) => {
             r.commands.extend(cmds);
             r.action = "installed".into();
@@ -133,9 +238,8 @@ pub fn install(root: &Root, lock_timeout: Duration) -> Result<SelinuxReport> {
     r.commands.extend(store.relabel()?);
     r.module = Some(store.module_state()?);
     r.module_installed_at = store.module_installed_at();
-    if root.is_live() && r.live_mode != Some(LiveMode::Off) {
-        r.access = check_live_access();
-    }
+    r.module_failure = None;
+    r.refresh_rights(root);
     Ok(r)
 }
 
@@ -151,6 +255,7 @@ pub fn remove(root: &Root, lock_timeout: Duration) -> Result<SelinuxReport> {
         None => r.action = "not-installed".into(),
     }
     r.module = Some(store.module_state()?);
+    r.refresh_rights(root);
     Ok(r)
 }
 
@@ -177,6 +282,35 @@ pub fn audit_denials(root: &Root) -> Vec<DeniedPermission> {
         }
     }
     avc::summarize(&text, DOMAIN)
+}
+
+/// One line per right the probes need: what the kernel will do with it.
+pub fn render_rights(r: &SelinuxReport) -> String {
+    use connector_policy::rights::{KernelAnswer, RightState};
+    let mut s = String::new();
+    if let Some(e) = &r.rights_error {
+        let _ = writeln!(s, "Rights:  unknown ({e})");
+    }
+    let Some(rights) = &r.rights else { return s };
+    let _ = writeln!(
+        s,
+        "Rights:  of {DOMAIN}, from {} (handle_unknown={:?})",
+        rights.source, rights.handle_unknown
+    );
+    for x in &rights.rights {
+        let verdict = match &x.state {
+            RightState::Granted => "granted by the connectord module".to_string(),
+            RightState::Missing => "MISSING (defined by the policy, not granted)".to_string(),
+            RightState::NotDefined {
+                kernel: KernelAnswer::Allowed,
+            } => "not defined by this policy: allowed (handle_unknown)".to_string(),
+            RightState::NotDefined {
+                kernel: KernelAnswer::Denied,
+            } => "not defined by this policy: DENIED (handle_unknown)".to_string(),
+        };
+        let _ = writeln!(s, "  {:<28} {verdict}", x.name());
+    }
+    s
 }
 
 /// The report for people.
@@ -226,18 +360,14 @@ pub fn render_text(r: &SelinuxReport) -> String {
         }
         None => {}
     }
-    for a in &r.access {
-        let verdict = match a.allowed {
-            Some(true) => "allowed".to_string(),
-            Some(false) => "DENIED".to_string(),
-            None => format!("unknown ({})", a.error.as_deref().unwrap_or("")),
-        };
+    if let Some(f) = &r.module_failure {
         let _ = writeln!(
             s,
-            "Access:  {DOMAIN} {} {}: {verdict}",
-            a.class, a.permission
+            "Failed:  the base policy rejected module {}: {}",
+            f.version, f.message
         );
     }
+    s.push_str(&render_rights(r));
     for d in &r.denials {
         let _ = writeln!(
             s,

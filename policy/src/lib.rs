@@ -13,6 +13,8 @@
 //!   semodule itself would wait forever.
 
 pub mod avc;
+pub mod policydb;
+pub mod rights;
 
 use std::fs;
 use std::io::{self, Read};
@@ -603,55 +605,6 @@ fn flock_holder(path: &Path) -> Option<String> {
     })
 }
 
-/// One permission the connector's domain must have, asked of the kernel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AccessCheck {
-    pub class: String,
-    pub permission: String,
-    pub allowed: Option<bool>,
-    pub error: Option<String>,
-}
-
-/// The permissions `status` asks the live kernel about.
-pub const REQUIRED_ACCESS: &[(&str, &str)] = &[
-    ("bpf", "prog_load"),
-    ("bpf", "map_create"),
-    ("capability2", "bpf"),
-    ("capability2", "perfmon"),
-    ("perf_event", "open"),
-];
-
-/// Asks the loaded policy (security_compute_av) whether `connectord_t` may
-/// do each of [`REQUIRED_ACCESS`] on itself. Live root with SELinux only.
-pub fn check_live_access() -> Vec<AccessCheck> {
-    let ctx = std::ffi::CString::new(format!("system_u:system_r:{DOMAIN}:s0")).expect("no NUL");
-    let me = selinux::SecurityContext::from_c_str(&ctx, false);
-    REQUIRED_ACCESS
-        .iter()
-        .map(|(class, perm)| {
-            let answer = selinux::SecurityClass::from_name(class).and_then(|c| {
-                let bit = c.access_vector_bit(perm)?;
-                me.query_access_decision(&me, c, bit)
-                    .map(|d| d.allowed & bit == bit)
-            });
-            match answer {
-                Ok(a) => AccessCheck {
-                    class: class.to_string(),
-                    permission: perm.to_string(),
-                    allowed: Some(a),
-                    error: None,
-                },
-                Err(e) => AccessCheck {
-                    class: class.to_string(),
-                    permission: perm.to_string(),
-                    allowed: None,
-                    error: Some(e.to_string()),
-                },
-            }
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -659,7 +612,7 @@ mod tests {
     #[test]
     fn the_module_carries_its_version() {
         assert!(MODULE_CIL.starts_with("; connectord: SELinux policy module"));
-        assert_eq!(module_version(), "1.0.0");
+        assert_eq!(module_version(), "1.1.0");
         assert_eq!(
             version_of("; x\n; connectord-policy-version 2.1\n"),
             Some("2.1")

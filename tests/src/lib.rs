@@ -12,6 +12,7 @@
 //! (Ubuntu).
 
 pub mod http;
+pub mod selinux_base;
 
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
