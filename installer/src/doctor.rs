@@ -441,6 +441,51 @@ fn selinux_faults(s: &SelinuxReport, root: &Root, kernel: &str) -> Vec<Fault> {
     out
 }
 
+/// The probes' rights that are not simply granted, grouped by what the
+/// kernel will do (full list: `selinux status`).
+fn rights_summary(sel: &SelinuxReport) -> String {
+    use connector_policy::rights::{KernelAnswer, RightState};
+    let Some(r) = &sel.rights else {
+        return sel
+            .rights_error
+            .as_ref()
+            .map(|e| format!("         rights unknown: {e}\n"))
+            .unwrap_or_default();
+    };
+    let group = |want: &dyn Fn(&RightState) -> bool| -> Vec<String> {
+        r.rights
+            .iter()
+            .filter(|x| want(&x.state))
+            .map(|x| x.name())
+            .collect()
+    };
+    let mut s = String::new();
+    for (label, names) in [
+        (
+            "not defined by this policy, allowed by its handle_unknown",
+            group(&|st| {
+                *st == RightState::NotDefined {
+                    kernel: KernelAnswer::Allowed,
+                }
+            }),
+        ),
+        (
+            "not defined by this policy, DENIED by its handle_unknown",
+            group(&|st| {
+                *st == RightState::NotDefined {
+                    kernel: KernelAnswer::Denied,
+                }
+            }),
+        ),
+        ("MISSING", group(&|st| *st == RightState::Missing)),
+    ] {
+        if !names.is_empty() {
+            let _ = writeln!(s, "         {label}: {}", names.join(", "));
+        }
+    }
+    s
+}
+
 /// One query for every header package, so a healthy root costs one process.
 fn ask_database(backend: &dyn PackageBackend, kernels: &mut [KernelReport], notes: &mut Vec<Note>) {
     let wanted: Vec<String> = kernels
@@ -681,6 +726,7 @@ pub fn render_text(r: &Report) -> String {
                 let _ = writeln!(s, "SELinux: on; connectord module not installed");
             }
         }
+        s.push_str(&rights_summary(sel));
     }
     for f in &r.faults {
         let _ = writeln!(s, "FAULT {} on {}: {}", f.id, f.kernel, f.message);

@@ -308,7 +308,7 @@ pub fn render_rights(r: &SelinuxReport) -> String {
                 kernel: KernelAnswer::Denied,
             } => "not defined by this policy: DENIED (handle_unknown)".to_string(),
         };
-        let _ = writeln!(s, "  {:<28} {verdict}", x.name());
+        let _ = writeln!(s, "  {:<31} {verdict}", x.name());
     }
     s
 }

@@ -243,3 +243,210 @@ fn semodule_missing_says_which_package_provides_it() {
     assert!(err.contains("semodule is not installed"), "{err}");
     assert!(err.contains("policycoreutils"), "names the package: {err}");
 }
+
+// --- Old RHEL-family policies (the project's own fixture bases) ----------
+
+use connector_tests::selinux_base::{self as sb, Name};
+use std::collections::BTreeSet;
+
+fn shape() -> sb::ModuleShape {
+    sb::ModuleShape::parse(connector_policy::MODULE_CIL)
+}
+
+/// What RHEL/OL 8.0-8.3 lack.
+fn el80() -> BTreeSet<Name> {
+    [
+        Name::class("perf_event"),
+        Name::perm("capability2", "bpf"),
+        Name::perm("capability2", "perfmon"),
+        Name::class("lockdown"),
+    ]
+    .into_iter()
+    .collect()
+}
+
+/// An Oracle Linux 8 UEK image whose SELinux store holds a fixture base.
+fn old_image(lacks: &BTreeSet<Name>, unknown: sb::Unknown) -> Fixture {
+    for t in ["semodule", "sesearch"] {
+        require_tool(t);
+    }
+    let f = sb::store_root(&sb::base_cil(&shape(), lacks, unknown));
+    f.os_release("ol-8.9");
+    let k = Kernel::new("5.15.0-200.131.27.el8uek.x86_64", Layout::El8);
+    f.kernel(&k).headers(&k);
+    f.file("/opt/connector/bin/connectord", "#!/bin/sh\n");
+    f
+}
+
+fn right<'a>(v: &'a Value, class: &str, perm: &str) -> &'a Value {
+    v["rights"]["rights"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no rights: {v}"))
+        .iter()
+        .find(|r| r["class"] == class && r["permission"] == perm)
+        .unwrap_or_else(|| panic!("no {class} {perm}: {v}"))
+}
+
+#[test]
+fn an_rhel_8_0_image_installs_the_module_and_says_what_the_kernel_will_do() {
+    let f = old_image(&el80(), sb::Unknown::Allow);
+    let root = f.path().to_str().unwrap();
+    let (out, v) = run(&["selinux", "install", "--root", root, "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{v}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(v["action"], "installed");
+    let (out, v) = run(&["selinux", "status", "--root", root, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    assert!(
+        v["rights"]["source"]
+            .as_str()
+            .unwrap()
+            .ends_with("/etc/selinux/fixture/policy/policy.33"),
+        "{v}"
+    );
+    assert_eq!(v["rights"]["handle_unknown"], "allow");
+    assert_eq!(right(&v, "bpf", "prog_load")["state"], "granted");
+    assert_eq!(right(&v, "capability2", "syslog")["state"], "granted");
+    assert_eq!(right(&v, "process2", "nnp_transition")["state"], "granted");
+    assert_eq!(right(&v, "process2", "nnp_transition")["source"], "init_t");
+    for (c, p) in [
+        ("perf_event", "open"),
+        ("capability2", "bpf"),
+        ("lockdown", "confidentiality"),
+    ] {
+        assert_eq!(right(&v, c, p)["state"], "not-defined", "{c} {p}");
+        assert_eq!(right(&v, c, p)["kernel"], "allowed", "{c} {p}");
+    }
+    let out = Command::new(BIN)
+        .args(["selinux", "status", "--root", root])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("handle_unknown=Allow"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("perf_event open")
+                && l.contains("not defined by this policy: allowed")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("bpf prog_load") && l.contains("granted")),
+        "{text}"
+    );
+    let (_, v) = run(&["doctor", "--root", root, "--json"]);
+    assert!(selinux_faults(&v).is_empty(), "{v:#}");
+    assert_eq!(
+        right(&v["selinux"], "perf_event", "tracepoint")["state"],
+        "not-defined"
+    );
+    let out = Command::new(BIN)
+        .args(["doctor", "--root", root])
+        .output()
+        .unwrap();
+    let doctor = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}\n{doctor}");
+    let line = doctor
+        .lines()
+        .find(|l| l.contains("not defined by this policy, allowed by its handle_unknown"))
+        .unwrap_or_else(|| panic!("{doctor}"));
+    assert!(
+        line.contains("perf_event open") && line.contains("capability2 bpf"),
+        "{line}"
+    );
+    assert!(!line.contains("bpf prog_load"), "{line}");
+}
+
+#[test]
+fn a_policy_that_denies_what_it_cannot_name_is_a_fault() {
+    let f = old_image(&el80(), sb::Unknown::Deny);
+    let root = f.path().to_str().unwrap();
+    let (out, _) = run(&["selinux", "install", "--root", root, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "the module still links");
+    let (out, v) = run(&["selinux", "status", "--root", root, "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{v:#}");
+    assert_eq!(right(&v, "perf_event", "open")["kernel"], "denied");
+    let (out, v) = run(&["doctor", "--root", root, "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let faults = selinux_faults(&v);
+    assert_eq!(faults.len(), 1, "{v:#}");
+    let detail = faults[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("the kernel will refuse connectord_t: capability2 bpf"),
+        "{detail}"
+    );
+    assert!(detail.contains("perf_event open"), "{detail}");
+    assert!(!detail.contains("bpf prog_load"), "{detail}");
+    assert!(
+        faults[0]["fix"]
+            .as_str()
+            .unwrap()
+            .contains("update the base policy"),
+        "{}",
+        faults[0]
+    );
+}
+
+#[test]
+fn a_module_the_base_rejects_is_a_fault_with_the_resolver_message_until_fixed() {
+    // A base without init_t: not one the module supports, so it is
+    // rejected, and the store is left as it was.
+    let lacks: BTreeSet<Name> = [Name::ty("init_t")].into_iter().collect();
+    let f = old_image(&lacks, sb::Unknown::Allow);
+    let root = f.path().to_str().unwrap();
+    let out = Command::new(BIN)
+        .args(["selinux", "install", "--root", root])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("the base policy rejected"), "{err}");
+    let record = f.host("/var/lib/connector/selinux-module.failed");
+    assert!(record.is_file());
+    let (_, v) = run(&["doctor", "--root", root, "--json"]);
+    let faults = selinux_faults(&v);
+    let rejected = faults
+        .iter()
+        .find(|x| x["detail"].as_str().unwrap().contains("rejected it"))
+        .unwrap_or_else(|| panic!("{v:#}"));
+    let detail = rejected["detail"].as_str().unwrap();
+    assert!(detail.contains("Failed to resolve"), "{detail}");
+    assert!(
+        detail.contains(&format!("module {}", connector_policy::module_version())),
+        "{detail}"
+    );
+    assert!(
+        rejected["fix"]
+            .as_str()
+            .unwrap()
+            .contains("selinux install --root"),
+        "{rejected}"
+    );
+
+    // The base is updated (one with init_t), the install then succeeds:
+    // the record and the fault go.
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base.cil");
+    std::fs::write(
+        &base,
+        sb::base_cil(&shape(), &BTreeSet::new(), sb::Unknown::Allow),
+    )
+    .unwrap();
+    let st = Command::new("semodule")
+        .arg("-p")
+        .arg(f.path())
+        .args(["-s", sb::STORE, "-n", "-X", "100", "-i"])
+        .arg(&base)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (out, _) = run(&["selinux", "install", "--root", root, "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!record.exists(), "the record is cleared");
+    let (_, v) = run(&["doctor", "--root", root, "--json"]);
+    assert!(selinux_faults(&v).is_empty(), "{v:#}");
+}

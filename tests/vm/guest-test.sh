@@ -67,9 +67,13 @@ mkdir -p $X && dpkg-deb -x "$S"/connector_*.deb $X
 
 # --- control ---------------------------------------------------------------
 phase_start control
-grep -v -e 'self (bpf ' -e 'self (capability2 ' -e 'self (capability (' -e 'self (perf_event ' \
-        -e 'connectord_lockdown' -e 'self (lockdown ' \
-        $X/usr/share/selinux/packages/connectord.cil \
+# The shipped module without its eBPF rights: the optional blocks of the
+# bpf/capability2/perf_event/lockdown rules (two lines each) and the core
+# capability lines.
+awk '/^\(optional connectord_(bpf|cap2_bpf|cap2_perfmon|perf_event|lockdown)$/ { skip = 2 }
+     skip > 0 { skip--; next }
+     /self \(capability2? \(/ { next }
+     { print }' $X/usr/share/selinux/packages/connectord.cil \
     | sed 's/connectord-policy-version .*/connectord-policy-version 0.0.0-control/' > /tmp/connectord.cil
 check "control module (no eBPF rights) installed" semodule -i /tmp/connectord.cil
 install -D -m 0755 $X/opt/connector/bin/connectord /opt/connector/bin/connectord
