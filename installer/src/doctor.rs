@@ -383,7 +383,7 @@ fn selinux_faults(s: &SelinuxReport, root: &Root, kernel: &str) -> Vec<Fault> {
     }
     // With the module missing the rights are missing too: that fault says it.
     let refused = s.refused_rights();
-    if !refused.is_empty() && (!s.module_missing() || root.is_live()) {
+    if installed && !refused.is_empty() && (!s.module_missing() || root.is_live()) {
         let names: Vec<String> = refused.iter().map(|r| r.name()).collect();
         let undefined = refused.iter().any(|r| {
             matches!(

@@ -207,10 +207,13 @@ pub fn install_module(
                     .map(|d| d.as_secs())
                     .unwrap_or(0),
             };
-            let path = crate::state::state_dir(root)?.join("selinux-module.failed");
-            let json = serde_json::to_vec_pretty(&record)?;
-            if let Err(e) = crate::laydown::atomic_write(&path, &json, 0o644, None) {
-                log::warn!("could not record the module failure: {e:#}");
+            // The rejection is the error either way; recording it is best effort.
+            let recorded = crate::state::state_dir(root).and_then(|dir| {
+                let json = serde_json::to_vec_pretty(&record)?;
+                crate::laydown::atomic_write(&dir.join("selinux-module.failed"), &json, 0o644, None)
+            });
+            if let Err(e) = recorded {
+                log::warn!("could not record the module failure in {MODULE_FAILURE}: {e:#}");
             }
             Err(PolicyError::Rejected { message }.into())
         }
