@@ -74,6 +74,20 @@ fn el80() -> BTreeSet<Name> {
     ])
 }
 
+/// The probe rights (`class perm`) an RHEL 8.0-8.3 base cannot name.
+fn el80_lost_rights() -> BTreeSet<String> {
+    let mut out = strings(&[
+        "capability2 bpf",
+        "capability2 perfmon",
+        "lockdown confidentiality",
+        "lockdown integrity",
+    ]);
+    for p in ["open", "cpu", "kernel", "read", "write", "tracepoint"] {
+        out.insert(format!("perf_event {p}"));
+    }
+    out
+}
+
 /// What RHEL 9.3 lacks.
 fn el93() -> BTreeSet<Name> {
     set(&[Name::class("lockdown")])
@@ -268,15 +282,13 @@ fn el8_before_8_4_drops_perf_event_and_the_new_capabilities_only() {
     ] {
         assert!(rules.contains(keep), "{keep}");
     }
-    let mut want = strings(&[
-        "connectord_t connectord_t:capability2 bpf",
-        "connectord_t connectord_t:capability2 perfmon",
-        "connectord_t connectord_t:lockdown confidentiality",
-        "connectord_t connectord_t:lockdown integrity",
-    ]);
-    for p in ["open", "cpu", "kernel", "read", "write", "tracepoint"] {
-        want.insert(format!("connectord_t connectord_t:perf_event {p}"));
-    }
+    let want: BTreeSet<String> = el80_lost_rights()
+        .iter()
+        .map(|r| {
+            let (c, p) = r.split_once(' ').unwrap();
+            format!("connectord_t connectord_t:{c} {p}")
+        })
+        .collect();
     assert_eq!(dropped(&el80()), want);
 
     // What the installer reports for this image: undefined rights are
@@ -435,16 +447,7 @@ fn handle_unknown_deny_is_read_from_the_binary_policy() {
         .filter(|r| r.refused())
         .map(|r| r.name())
         .collect();
-    let mut want = strings(&[
-        "capability2 bpf",
-        "capability2 perfmon",
-        "lockdown confidentiality",
-        "lockdown integrity",
-    ]);
-    for p in ["open", "cpu", "kernel", "read", "write", "tracepoint"] {
-        want.insert(format!("perf_event {p}"));
-    }
-    assert_eq!(refused, want);
+    assert_eq!(refused, el80_lost_rights());
     // Without our module every right the policy defines is missing.
     let none = rights::from_policy(&names, String::new(), false);
     assert!(none

@@ -27,7 +27,8 @@ pub const CORE_PERMS: &[(&str, &[&[&str]])] = &[
     (
         "file",
         &[
-            FILE_COMMON,
+            FILE_SOCK_COMMON,
+            FILE_ONLY,
             &[
                 "execute_no_trans",
                 "entrypoint",
@@ -40,7 +41,8 @@ pub const CORE_PERMS: &[(&str, &[&[&str]])] = &[
     (
         "dir",
         &[
-            FILE_COMMON,
+            FILE_SOCK_COMMON,
+            FILE_ONLY,
             &[
                 "add_name",
                 "remove_name",
@@ -52,11 +54,15 @@ pub const CORE_PERMS: &[(&str, &[&[&str]])] = &[
             ],
         ],
     ),
-    ("lnk_file", &[FILE_COMMON, &["open", "audit_access"]]),
+    (
+        "lnk_file",
+        &[FILE_SOCK_COMMON, FILE_ONLY, &["open", "audit_access"]],
+    ),
     (
         "chr_file",
         &[
-            FILE_COMMON,
+            FILE_SOCK_COMMON,
+            FILE_ONLY,
             &[
                 "open",
                 "audit_access",
@@ -66,8 +72,14 @@ pub const CORE_PERMS: &[(&str, &[&[&str]])] = &[
             ],
         ],
     ),
-    ("sock_file", &[FILE_COMMON, &["open", "audit_access"]]),
-    ("fifo_file", &[FILE_COMMON, &["open", "audit_access"]]),
+    (
+        "sock_file",
+        &[FILE_SOCK_COMMON, FILE_ONLY, &["open", "audit_access"]],
+    ),
+    (
+        "fifo_file",
+        &[FILE_SOCK_COMMON, FILE_ONLY, &["open", "audit_access"]],
+    ),
     ("fd", &[&["use"]]),
     (
         "process",
@@ -106,9 +118,13 @@ pub const CORE_PERMS: &[(&str, &[&[&str]])] = &[
     ),
     (
         "unix_stream_socket",
-        &[SOCKET_COMMON, &["connectto", "newconn", "acceptfrom"]],
+        &[
+            FILE_SOCK_COMMON,
+            SOCKET_ONLY,
+            &["connectto", "newconn", "acceptfrom"],
+        ],
     ),
-    ("unix_dgram_socket", &[SOCKET_COMMON]),
+    ("unix_dgram_socket", &[FILE_SOCK_COMMON, SOCKET_ONLY]),
     (
         "capability",
         &[&[
@@ -159,7 +175,9 @@ pub const CORE_PERMS: &[(&str, &[&[&str]])] = &[
     ),
 ];
 
-const FILE_COMMON: &[&str] = &[
+/// The permissions files and sockets share (the kernel's
+/// COMMON_FILE_SOCK_PERMS), then each kind's own.
+const FILE_SOCK_COMMON: &[&str] = &[
     "ioctl",
     "read",
     "write",
@@ -170,25 +188,11 @@ const FILE_COMMON: &[&str] = &[
     "relabelfrom",
     "relabelto",
     "append",
-    "unlink",
-    "link",
-    "rename",
-    "execute",
-    "swapon",
-    "quotaon",
-    "mounton",
 ];
-const SOCKET_COMMON: &[&str] = &[
-    "ioctl",
-    "read",
-    "write",
-    "create",
-    "getattr",
-    "setattr",
-    "lock",
-    "relabelfrom",
-    "relabelto",
-    "append",
+const FILE_ONLY: &[&str] = &[
+    "unlink", "link", "rename", "execute", "swapon", "quotaon", "mounton",
+];
+const SOCKET_ONLY: &[&str] = &[
     "bind",
     "connect",
     "listen",
