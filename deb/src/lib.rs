@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use connector_host::cmd::{shell_join, Cmd, Output};
 use connector_host::os::Family;
-use connector_host::pkg::{BackendError, DbQuery, InstallError, InstallPlan, PackageBackend};
+use connector_host::pkg::{
+    BackendError, DbQuery, InstallError, InstallPlan, KernelFiles, KernelOwner, PackageBackend,
+};
 use connector_host::Root;
 
 /// A package transaction may download and unpack hundreds of MB.
@@ -240,8 +242,79 @@ impl PackageBackend for DebBackend {
         }
     }
 
-    fn repos_to_enable(&self, _uek_generation: Option<u32>) -> Vec<String> {
+    fn repos_to_enable(&self, _candidates: &[String]) -> Vec<String> {
         Vec::new()
+    }
+
+    fn kernel_owners(
+        &self,
+        kernels: &[KernelFiles],
+    ) -> Result<Option<BTreeMap<String, KernelOwner>>, BackendError> {
+        let admindir = match self.root.resolve_optional("/var/lib/dpkg") {
+            Ok(Some(dir)) if dir.join("status").is_file() => dir,
+            Ok(_) => return Ok(None),
+            Err(e) => {
+                return Err(BackendError::Parse {
+                    tool: "dpkg-query".into(),
+                    detail: format!("looking for the dpkg database: {e}"),
+                })
+            }
+        };
+        let files: Vec<&String> = kernels
+            .iter()
+            .flat_map(|k| k.files.iter())
+            .filter(|f| self.root.exists(f).unwrap_or(false))
+            .collect();
+        let mut out = BTreeMap::new();
+        if files.is_empty() {
+            return Ok(Some(out));
+        }
+        let cmd = Cmd::new(
+            "dpkg-query",
+            "Asking the dpkg database which package owns each kernel",
+        )
+        .arg(format!("--admindir={}", admindir.display()))
+        .arg("-S")
+        .args(&files)
+        .missing_hint("install the dpkg package");
+        let res = cmd.output()?;
+        let odd_stderr = res
+            .stderr
+            .lines()
+            .any(|l| !l.trim().is_empty() && !l.contains("no path found matching"));
+        if !matches!(res.code(), Some(0) | Some(1)) || odd_stderr {
+            return Err(cmd.failed(&res).into());
+        }
+        // "pkg[, pkg2]: PATH"
+        let mut owners: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for line in res.stdout.lines() {
+            if let Some((pkgs, path)) = line.split_once(": ") {
+                owners.entry(path.trim()).or_default().extend(
+                    pkgs.split(", ")
+                        .map(|p| p.split(':').next().unwrap_or(p).trim()),
+                );
+            }
+        }
+        for k in kernels {
+            let found = k.files.iter().find_map(|f| {
+                let pkgs = owners.get(f.as_str())?;
+                pkgs.iter().find_map(|p| {
+                    connector_host::kernel::deb_header_from_owner(p).map(|h| (f, *p, h))
+                })
+            });
+            if let Some((file, package, header)) = found {
+                out.insert(
+                    k.release.clone(),
+                    KernelOwner {
+                        package: package.to_string(),
+                        version: None,
+                        file: file.clone(),
+                        header_package: Some(header),
+                    },
+                );
+            }
+        }
+        Ok(Some(out))
     }
 }
 

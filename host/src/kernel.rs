@@ -76,6 +76,11 @@ pub struct KernelClass {
     /// self-built or hypervisor-supplied kernel, for which no distribution
     /// package of headers can exist.
     pub distro_built: bool,
+    /// Repositories that carry this kernel series' packages and may be
+    /// configured but off: Oracle's `olN_UEKRM`, Amazon Linux 2's
+    /// `amzn2extra-kernel-X.Y`. The backend enables the configured ones for
+    /// the call.
+    pub series_repos: Vec<String>,
 }
 
 impl KernelClass {
@@ -90,6 +95,7 @@ impl KernelClass {
             variant: None,
             header_package: None,
             distro_built: false,
+            series_repos: Vec::new(),
         }
     }
 }
@@ -182,7 +188,23 @@ fn classify_rpm(os: &OsInfo, distro: Distro, release: &str) -> KernelClass {
     } else {
         "rhck".to_string()
     };
-    let base = if is_uek { "kernel-uek" } else { "kernel" };
+    // Amazon Linux 2023 names every kernel series but its default 6.1 in a
+    // namespace of its own: kernel6.12, kernel6.12-devel, ...
+    let al2023_series = (p.dist.starts_with("amzn2023") && (kver.0, kver.1) != (6, 1))
+        .then(|| format!("kernel{}.{}", kver.0, kver.1));
+    let base = match (&al2023_series, is_uek) {
+        (Some(ns), _) => ns.as_str(),
+        (None, true) => "kernel-uek",
+        (None, false) => "kernel",
+    };
+    let mut series_repos = Vec::new();
+    if let (Some(g), Some(major)) = (uek, os.major) {
+        series_repos.push(format!("ol{major}_UEKR{g}"));
+    }
+    // Amazon Linux 2's newer kernels come from the extras topics.
+    if p.dist.starts_with("amzn2") && !p.dist.starts_with("amzn2023") && kver >= (5, 4, 0) {
+        series_repos.push(format!("amzn2extra-kernel-{}.{}", kver.0, kver.1));
+    }
     let name = match p.variant {
         None => format!("{base}-devel"),
         Some(Variant::Debug) => format!("{base}-debug-devel"),
@@ -199,6 +221,7 @@ fn classify_rpm(os: &OsInfo, distro: Distro, release: &str) -> KernelClass {
         arch: Some(p.arch),
         variant: p.variant,
         distro_built: true,
+        series_repos,
     }
 }
 
@@ -313,6 +336,7 @@ fn classify_deb(distro: Distro, release: &str) -> KernelClass {
             variant,
             header_package: Some(format!("linux-headers-{release}")),
             distro_built: true,
+            series_repos: Vec::new(),
         },
         None => KernelClass::not_distro_built(Probe::Ebpf, "custom"),
     }
@@ -416,6 +440,49 @@ fn is_dotted_number(s: &str) -> bool {
             .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// The header package of a kernel, derived from the package that owns its
+/// files (RPM: the owner's name and its `version-release.arch`). The
+/// owner's name carries what the release string cannot: a namespace
+/// (`kernel6.12`), a flavour (`kernel-rt-core`, `kernel-uek-core`), a
+/// third-party build (`kernel-ml-core`). `None` when the name is not a
+/// kernel package's.
+pub fn rpm_header_from_owner(name: &str, vra: &str) -> Option<String> {
+    const SPLITS: &[&str] = &["-modules-core", "-modules-extra", "-modules", "-core"];
+    let base = SPLITS
+        .iter()
+        .find_map(|s| name.strip_suffix(s))
+        .unwrap_or(name);
+    let is_kernel = base == "kernel"
+        || base.starts_with("kernel-")
+        || base
+            .strip_prefix("kernel")
+            .is_some_and(|ns| ns.starts_with(|c: char| c.is_ascii_digit()));
+    if !is_kernel || base.ends_with("-devel") || base.ends_with("-headers") || vra.is_empty() {
+        return None;
+    }
+    Some(format!("{base}-devel-{vra}"))
+}
+
+/// The header package of a Debian/Ubuntu kernel, derived from the package
+/// that owns its files: `linux-image-K`, `linux-image-unsigned-K`,
+/// `linux-image-K-unsigned`, `linux-modules-K` → `linux-headers-K`.
+pub fn deb_header_from_owner(name: &str) -> Option<String> {
+    let rest = name
+        .strip_prefix("linux-image-unsigned-")
+        .or_else(|| name.strip_prefix("linux-image-uc-"))
+        .or_else(|| name.strip_prefix("linux-image-"))
+        .or_else(|| name.strip_prefix("linux-modules-"))?;
+    let release = rest
+        .strip_suffix("-unsigned")
+        .or_else(|| rest.strip_suffix("-dbg"))
+        .unwrap_or(rest);
+    // A release starts with its version: meta packages (linux-image-amd64,
+    // linux-image-generic) own no kernel's files, and are not kernels.
+    release
+        .starts_with(|c: char| c.is_ascii_digit())
+        .then(|| format!("linux-headers-{release}"))
+}
+
 /// The upstream version at the start of a release (`5.15.0-…` -> (5, 15, 0)).
 pub fn upstream_version(release: &str) -> (u32, u32, u32) {
     let head = release.split(['-', '+']).next().unwrap_or("");
@@ -454,6 +521,142 @@ mod tests {
         assert!(parse_rpm_release("6.18.44-fc-v669").is_none());
         assert!(parse_rpm_release("6.6.8-1.el8.elrepo.x86_64+weird").is_none());
         assert!(parse_rpm_release("5.10.0-27-amd64").is_none());
+    }
+
+    fn os(os_release: &str) -> OsInfo {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+        std::fs::write(dir.path().join("etc/os-release"), os_release).unwrap();
+        OsInfo::detect(&crate::Root::new(dir.path()).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn amazon_linux_2023_names_every_series_but_6_1_in_its_own_namespace() {
+        let al2023 = os("NAME=\"Amazon Linux\"\nID=\"amzn\"\nVERSION_ID=\"2023\"\n");
+        for (release, want) in [
+            (
+                "6.1.72-96.166.amzn2023.x86_64",
+                "kernel-devel-6.1.72-96.166.amzn2023.x86_64",
+            ),
+            (
+                "6.1.72-96.166.amzn2023.aarch64",
+                "kernel-devel-6.1.72-96.166.amzn2023.aarch64",
+            ),
+            (
+                "6.12.37-61.105.amzn2023.x86_64",
+                "kernel6.12-devel-6.12.37-61.105.amzn2023.x86_64",
+            ),
+            (
+                "6.12.37-61.105.amzn2023.aarch64",
+                "kernel6.12-devel-6.12.37-61.105.amzn2023.aarch64",
+            ),
+            (
+                "6.18.2-7.20.amzn2023.x86_64",
+                "kernel6.18-devel-6.18.2-7.20.amzn2023.x86_64",
+            ),
+            (
+                "7.1.0-1.1.amzn2023.aarch64",
+                "kernel7.1-devel-7.1.0-1.1.amzn2023.aarch64",
+            ),
+        ] {
+            let c = classify(&al2023, release);
+            assert_eq!(c.probe, Probe::Ebpf, "{release}");
+            assert_eq!(c.header_package.as_deref(), Some(want), "{release}");
+            assert!(c.series_repos.is_empty(), "{release}");
+        }
+        // Amazon Linux 2's extras kernels keep the plain names, from a topic
+        // repository of their series.
+        let al2 = os("NAME=\"Amazon Linux\"\nID=\"amzn\"\nVERSION_ID=\"2\"\n");
+        let c = classify(&al2, "5.10.205-195.807.amzn2.x86_64");
+        assert_eq!(
+            c.header_package.as_deref(),
+            Some("kernel-devel-5.10.205-195.807.amzn2.x86_64")
+        );
+        assert_eq!(c.series_repos, ["amzn2extra-kernel-5.10"]);
+        assert_eq!(
+            classify(&al2, "5.15.160-104.158.amzn2.aarch64").series_repos,
+            ["amzn2extra-kernel-5.15"]
+        );
+        assert!(classify(&al2, "4.14.336-257.562.amzn2.x86_64")
+            .series_repos
+            .is_empty());
+        let ol8 = os("NAME=\"Oracle Linux Server\"\nID=\"ol\"\nVERSION_ID=\"8.9\"\n");
+        assert_eq!(
+            classify(&ol8, "5.15.0-200.131.27.el8uek.x86_64").series_repos,
+            ["ol8_UEKR7"]
+        );
+        assert!(classify(&ol8, "4.18.0-513.5.1.el8_9.x86_64")
+            .series_repos
+            .is_empty());
+    }
+
+    #[test]
+    fn header_names_from_the_owning_package() {
+        let vra = "6.12.37-61.105.amzn2023.x86_64";
+        for (owner, want) in [
+            ("kernel-core", "kernel-devel"),
+            ("kernel", "kernel-devel"),
+            ("kernel-uek-core", "kernel-uek-devel"),
+            ("kernel-uek", "kernel-uek-devel"),
+            ("kernel6.12", "kernel6.12-devel"),
+            ("kernel6.12-core", "kernel6.12-devel"),
+            ("kernel6.18-modules", "kernel6.18-devel"),
+            ("kernel-rt-core", "kernel-rt-devel"),
+            ("kernel-debug-core", "kernel-debug-devel"),
+            ("kernel-64k-core", "kernel-64k-devel"),
+            ("kernel-rt-debug-modules-core", "kernel-rt-debug-devel"),
+            ("kernel-ml-core", "kernel-ml-devel"),
+            ("kernel-lt", "kernel-lt-devel"),
+        ] {
+            assert_eq!(
+                rpm_header_from_owner(owner, vra).as_deref(),
+                Some(format!("{want}-{vra}").as_str()),
+                "{owner}"
+            );
+        }
+        for not in [
+            "kernel-devel",
+            "kernel-headers",
+            "kernelshark",
+            "linux-firmware",
+            "glibc",
+        ] {
+            assert_eq!(rpm_header_from_owner(not, vra), None, "{not}");
+        }
+        assert_eq!(rpm_header_from_owner("kernel-core", ""), None);
+        for (owner, want) in [
+            ("linux-image-6.1.0-18-amd64", "linux-headers-6.1.0-18-amd64"),
+            (
+                "linux-image-6.1.0-18-amd64-unsigned",
+                "linux-headers-6.1.0-18-amd64",
+            ),
+            (
+                "linux-image-unsigned-6.8.0-1012-aws",
+                "linux-headers-6.8.0-1012-aws",
+            ),
+            (
+                "linux-modules-5.15.0-91-generic",
+                "linux-headers-5.15.0-91-generic",
+            ),
+            (
+                "linux-image-6.12.33+deb13-arm64",
+                "linux-headers-6.12.33+deb13-arm64",
+            ),
+        ] {
+            assert_eq!(
+                deb_header_from_owner(owner).as_deref(),
+                Some(want),
+                "{owner}"
+            );
+        }
+        for not in [
+            "linux-image-amd64",
+            "linux-image-generic",
+            "linux-headers-6.1.0-18-amd64",
+            "libc6",
+        ] {
+            assert_eq!(deb_header_from_owner(not), None, "{not}");
+        }
     }
 
     #[test]

@@ -39,6 +39,42 @@ pub enum DbQuery {
     Answer(BTreeMap<String, bool>),
 }
 
+/// The package that owns a kernel's files, and the header package its
+/// name and version say belong to it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KernelOwner {
+    /// `kernel6.12`, `kernel-uek-core`, `linux-image-unsigned-6.8.0-1012-aws`.
+    pub package: String,
+    /// RPM: `version-release.arch` (dpkg -S does not say: null).
+    pub version: Option<String>,
+    /// The file asked about, inside the root.
+    pub file: String,
+    /// Derived from `package` (None: not a kernel package's name).
+    pub header_package: Option<String>,
+}
+
+/// One kernel whose owner to find: its release and the files that mark it
+/// (inside the root, in order of preference; only existing ones are asked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelFiles {
+    pub release: String,
+    pub files: Vec<String>,
+}
+
+impl KernelFiles {
+    /// The files of `release` that its package owns, the image first.
+    pub fn of(release: &str) -> KernelFiles {
+        KernelFiles {
+            release: release.to_string(),
+            files: vec![
+                format!("/lib/modules/{release}/vmlinuz"),
+                format!("/boot/vmlinuz-{release}"),
+                format!("/lib/modules/{release}"),
+            ],
+        }
+    }
+}
+
 /// One package-manager transaction.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InstallPlan {
@@ -138,7 +174,16 @@ pub trait PackageBackend {
     /// empty where the family has none (RPM: see docs/headers.md).
     fn tracking_packages(&self, flavor: &str) -> Result<Vec<String>, BackendError>;
 
-    /// Repositories that must be enabled for this kernel's header package and
-    /// are configured but disabled in the root (`ol8_UEKR7`, …).
-    fn repos_to_enable(&self, uek_generation: Option<u32>) -> Vec<String>;
+    /// Of the repositories that carry a kernel series' packages
+    /// (`KernelClass::series_repos`: `ol8_UEKR7`, `amzn2extra-kernel-5.10`),
+    /// those configured in the root but disabled: enabled for the call only.
+    fn repos_to_enable(&self, candidates: &[String]) -> Vec<String>;
+
+    /// Which package owns each kernel's files, in one query: `None` when the
+    /// root has no database of this family; kernels no package owns are
+    /// left out.
+    fn kernel_owners(
+        &self,
+        kernels: &[KernelFiles],
+    ) -> Result<Option<BTreeMap<String, KernelOwner>>, BackendError>;
 }

@@ -22,7 +22,7 @@ pub fn archive_for_os(os: &OsInfo, root: &Root) -> Option<Box<dyn crate::archive
 /// The backend for `os` in `root`; `None` when the OS is unknown.
 pub fn for_os(os: &OsInfo, root: &Root) -> Option<Box<dyn PackageBackend>> {
     Some(match (os.family()?, os.pkg_tool()?) {
-        (Family::Rpm, tool) => Box::new(RpmBackend::new(root.clone(), tool, os.major)),
+        (Family::Rpm, tool) => Box::new(RpmBackend::new(root.clone(), tool)),
         (Family::Deb, _) => Box::new(DebBackend::new(root.clone())),
     })
 }

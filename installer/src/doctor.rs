@@ -12,7 +12,7 @@ use connector_host::headers::{self, Candidate};
 use connector_host::inventory::{self, Inventory};
 use connector_host::kernel::{self, Probe, Variant};
 use connector_host::os::{Distro, Family, OsInfo, PkgTool, Support};
-use connector_host::pkg::{DbQuery, PackageBackend};
+use connector_host::pkg::{DbQuery, KernelFiles, PackageBackend};
 use connector_host::Root;
 use serde::Serialize;
 
@@ -97,7 +97,38 @@ pub struct KernelReport {
     pub variant: Option<Variant>,
     /// The release follows the distribution's naming.
     pub distro_built: bool,
+    /// Repositories that carry this kernel series' packages (enabled for
+    /// the call when configured but off).
+    pub series_repos: Vec<String>,
+    /// Whether the kernel carries BTF type information.
+    pub btf: Btf,
     pub headers: HeadersReport,
+}
+
+/// BTF type information of one kernel: `yes`, `no` or `unknown`, and the
+/// file that said so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Btf {
+    pub state: BtfState,
+    pub source: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BtfState {
+    Yes,
+    No,
+    Unknown,
+}
+
+/// How the header package's name was decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DecidedBy {
+    /// From the package that owns the kernel's files.
+    PackageDatabase,
+    /// From the release string and the OS (support matrix).
+    ReleaseRules,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -118,6 +149,10 @@ pub struct HeadersReport {
     pub installed: Option<bool>,
     /// `answered`, `no-database`, `not-queried` or `unavailable`.
     pub database: &'static str,
+    /// How `package` was named (null when there is none).
+    pub decided_by: Option<DecidedBy>,
+    /// The package that owns the kernel's files, when the database says.
+    pub owner: Option<connector_host::pkg::KernelOwner>,
 }
 
 /// Something worth knowing that is not a fault.
@@ -153,6 +188,11 @@ pub enum NoteKind {
     NextBootWithoutHeaders,
     /// A package hook left work for after its transaction.
     Deferred,
+    /// The package database named a kernel's header package differently
+    /// from the release rules (the database wins).
+    HeaderPackage,
+    /// Kernels that carry BTF: CO-RE probes need no headers there.
+    Btf,
 }
 
 impl Report {
@@ -222,7 +262,14 @@ pub fn diagnose(opts: &DoctorOptions) -> Result<Report> {
             arch: class.arch.clone(),
             variant: class.variant,
             distro_built: class.distro_built,
+            series_repos: class.series_repos.clone(),
+            btf: btf(root, &entry.release, entry.running && root.is_live()),
             headers: HeadersReport {
+                decided_by: class
+                    .header_package
+                    .as_ref()
+                    .map(|_| DecidedBy::ReleaseRules),
+                owner: None,
                 package: class.header_package.clone(),
                 required: class.probe == Probe::Ebpf,
                 present: on_disk.present,
@@ -236,8 +283,10 @@ pub fn diagnose(opts: &DoctorOptions) -> Result<Report> {
 
     let backend = backend::for_os(&os, root);
     if let Some(backend) = &backend {
+        ask_owners(backend.as_ref(), &mut kernels, &mut notes);
         ask_database(backend.as_ref(), &mut kernels, &mut notes);
     }
+    btf_note(&kernels, &mut notes);
     kernel_notes(&inv, &kernels, &mut notes);
 
     let mut faults = Vec::new();
@@ -486,6 +535,126 @@ fn rights_summary(sel: &SelinuxReport) -> String {
     s
 }
 
+/// Names each eBPF kernel's header package after the package that owns its
+/// files, when the database says (one query for all kernels); the release
+/// rules stay where it does not. Where the two disagree the database wins
+/// and a note says so.
+fn ask_owners(backend: &dyn PackageBackend, kernels: &mut [KernelReport], notes: &mut Vec<Note>) {
+    let files: Vec<KernelFiles> = kernels
+        .iter()
+        .filter(|k| k.headers.required)
+        .map(|k| KernelFiles::of(&k.release))
+        .collect();
+    if files.is_empty() {
+        return;
+    }
+    let owners = match backend.kernel_owners(&files) {
+        Ok(Some(o)) => o,
+        Ok(None) => return,
+        Err(e) => {
+            notes.push(Note {
+                kind: NoteKind::PackageDatabase,
+                kernel: None,
+                message: format!(
+                    "the package database could not say which package owns each kernel \
+                     (the release rules name the header packages): {e}"
+                ),
+            });
+            return;
+        }
+    };
+    for k in kernels.iter_mut() {
+        let Some(owner) = owners.get(&k.release) else {
+            continue;
+        };
+        if let Some(derived) = &owner.header_package {
+            if k.headers.package.as_ref() != Some(derived) {
+                notes.push(Note {
+                    kind: NoteKind::HeaderPackage,
+                    kernel: Some(k.release.clone()),
+                    message: format!(
+                        "{} is owned by the package {} ({}): its headers are {derived}; the \
+                         release rules would have said {}; the package database wins",
+                        k.release,
+                        owner.package,
+                        owner.file,
+                        k.headers.package.as_deref().unwrap_or("(no package)")
+                    ),
+                });
+                k.headers.package = Some(derived.clone());
+            }
+            k.headers.decided_by = Some(DecidedBy::PackageDatabase);
+        }
+        k.headers.owner = Some(owner.clone());
+    }
+}
+
+/// Largest kernel config read (they are about 250 KiB).
+const KERNEL_CONFIG_CAP: u64 = 4 * 1024 * 1024;
+
+/// BTF of one kernel: the running kernel's `/sys/kernel/btf/vmlinux` on a
+/// live root, else `CONFIG_DEBUG_INFO_BTF` in its config file.
+fn btf(root: &Root, release: &str, running_live: bool) -> Btf {
+    if running_live && std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+        return Btf {
+            state: BtfState::Yes,
+            source: Some("/sys/kernel/btf/vmlinux".into()),
+        };
+    }
+    for path in [
+        format!("/boot/config-{release}"),
+        format!("/lib/modules/{release}/config"),
+    ] {
+        let Ok(Some(meta)) = root.metadata_optional(&path) else {
+            continue;
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        let Ok(host) = root.resolve(&path) else {
+            continue;
+        };
+        let Ok(f) = std::fs::File::open(&host) else {
+            continue;
+        };
+        use std::io::{BufRead, Read};
+        let yes = std::io::BufReader::new(f.take(KERNEL_CONFIG_CAP))
+            .split(b'\n')
+            .map_while(Result::ok)
+            .any(|l| l == b"CONFIG_DEBUG_INFO_BTF=y");
+        return Btf {
+            state: if yes { BtfState::Yes } else { BtfState::No },
+            source: Some(path),
+        };
+    }
+    Btf {
+        state: BtfState::Unknown,
+        source: None,
+    }
+}
+
+/// One note for the eBPF kernels that carry BTF.
+fn btf_note(kernels: &[KernelReport], notes: &mut Vec<Note>) {
+    let with: Vec<&str> = kernels
+        .iter()
+        .filter(|k| k.headers.required && k.btf.state == BtfState::Yes)
+        .map(|k| k.release.as_str())
+        .collect();
+    if with.is_empty() {
+        return;
+    }
+    notes.push(Note {
+        kind: NoteKind::Btf,
+        kernel: None,
+        message: format!(
+            "{} carr{} BTF type information: connectors from 1.25 on load CO-RE probes there \
+             without headers; the headers stay the fallback and are still installed",
+            with.join(", "),
+            if with.len() == 1 { "ies" } else { "y" }
+        ),
+    });
+}
+
 /// One query for every header package, so a healthy root costs one process.
 fn ask_database(backend: &dyn PackageBackend, kernels: &mut [KernelReport], notes: &mut Vec<Note>) {
     let wanted: Vec<String> = kernels
@@ -694,7 +863,18 @@ pub fn render_text(r: &Report) -> String {
             (None, "no-database") => "no package database in root".to_string(),
             (None, other) => format!("package database {other}"),
         };
-        let _ = writeln!(s, "    headers: {pkg}: {disk}; {db}");
+        let how = match k.headers.decided_by {
+            Some(DecidedBy::PackageDatabase) => " (named by the package database)",
+            Some(DecidedBy::ReleaseRules) => " (named by the release rules)",
+            None => "",
+        };
+        let _ = writeln!(s, "    headers: {pkg}{how}: {disk}; {db}");
+        let btf = match (k.btf.state, &k.btf.source) {
+            (BtfState::Yes, Some(src)) => format!("yes ({src})"),
+            (BtfState::No, Some(src)) => format!("no ({src})"),
+            _ => "unknown (no kernel config)".to_string(),
+        };
+        let _ = writeln!(s, "    btf:     {btf}");
         for c in &k.headers.rejected {
             if let Some(p) = &c.problem {
                 let _ = writeln!(s, "             rejected {}: {p}", c.path);

@@ -215,7 +215,7 @@ pub fn run(opts: &HeadersOptions, progress: &mut dyn FnMut(&str)) -> Result<Head
     }
     let mut enable: BTreeSet<String> = BTreeSet::new();
     for k in &wanted {
-        enable.extend(backend.repos_to_enable(k.uek));
+        enable.extend(backend.repos_to_enable(&k.series_repos));
     }
     let mut plan = InstallPlan {
         packages: packages

@@ -421,3 +421,71 @@ fn plain_http_archive_without_allow_http_is_a_config_error() {
     );
     assert!(s.server.requests().is_empty());
 }
+
+/// Amazon Linux 2023 with the 6.12 kernel: the configured repository has
+/// moved on, and the archive is asked for the name the package database
+/// derived (`kernel6.12-devel`), verified and installed.
+#[test]
+fn the_archive_is_asked_for_the_name_the_database_derived() {
+    require_tool("rpm");
+    require_tool("dnf");
+    require_tool("createrepo_c");
+    let k = "6.12.37-61.105.amzn2023.x86_64";
+    let root = Fixture::new();
+    root.os_release("amzn-2023");
+    rpm_initdb(root.path());
+    let kernel = Kernel::new(k, Layout::El8);
+    let mut image = kernel.kernel_package();
+    image.name = "kernel6.12".into();
+    image.install(root.path());
+    trust_rpm_key(root.path(), "test-archive");
+    let repo = tempfile::tempdir().unwrap();
+    let mut newer = Kernel::new("6.12.40-63.114.amzn2023.x86_64", Layout::El8).header_packages();
+    newer[0].name = "kernel6.12-devel".into();
+    let url = rpm_repo(repo.path(), &newer);
+    yum_repo_file(root.path(), "amazonlinux", &url, true);
+    let archive = tempfile::tempdir().unwrap();
+    let dir = archive.path().join("al2023/x86_64");
+    let mut devel = kernel.header_packages().remove(0).signed("test-archive");
+    devel.name = "kernel6.12-devel".into();
+    rpm_repo(&dir, &[devel]);
+    let server = TestServer::start(archive.path());
+    root.file(
+        "/etc/connector/archives.conf",
+        &format!(
+            "amzn 2023 * {} allow-http\nreplace-builtin\n",
+            server.url("al2023/{arch}/")
+        ),
+    );
+    let (out, v) = connector_tests::run_json(
+        Command::new(BIN)
+            .args(["headers", "--json", "--download-timeout", "5", "--root"])
+            .arg(root.path()),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{v}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let kr = &v["kernels"][0];
+    assert_eq!(kr["package"], format!("kernel6.12-devel-{k}"), "{v}");
+    assert_eq!(kr["source"], "archive", "{v}");
+    let q = Command::new("rpm")
+        .arg("--root")
+        .arg(root.path())
+        .args([
+            "--dbpath",
+            "/var/lib/rpm",
+            "-q",
+            &format!("kernel6.12-devel-{k}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(q.status.success(), "{}", String::from_utf8_lossy(&q.stdout));
+    let served: Vec<String> = server.requests().into_iter().map(|(p, _)| p).collect();
+    assert!(
+        served.iter().any(|p| p.contains("kernel6.12-devel-")),
+        "{served:?}"
+    );
+}

@@ -499,3 +499,96 @@ fn a_lock_held_by_another_process_is_waited_for_then_fails_clearly() {
     );
     assert!(!rpm_installed(f.path(), &format!("kernel-devel-{k}")));
 }
+
+/// Amazon Linux 2023 with the 6.12 kernel: its package is `kernel6.12`,
+/// and its headers `kernel6.12-devel`. The repository also holds a
+/// `kernel-devel` of the same version-release-arch (what the old rules
+/// would have asked for): only the namespaced one is installed.
+#[test]
+fn al2023_kernel6_12_gets_kernel6_12_devel_from_the_repository() {
+    require_tool("rpm");
+    require_tool("dnf");
+    require_tool("createrepo_c");
+    let k = "6.12.37-61.105.amzn2023.x86_64";
+    let f = Fixture::new();
+    f.os_release("amzn-2023");
+    rpm_initdb(f.path());
+    let kernel = Kernel::new(k, Layout::El8);
+    let mut image = kernel.kernel_package();
+    image.name = "kernel6.12".into();
+    image.install(f.path());
+    let mut devel = kernel.header_packages();
+    devel[0].name = "kernel6.12-devel".into();
+    let decoy = kernel.header_packages();
+    let repo = tempfile::tempdir().unwrap();
+    let url = rpm_repo(repo.path(), &[devel[0].clone(), decoy[0].clone()]);
+    yum_repo_file(f.path(), "amazonlinux", &url, true);
+
+    let want = format!("kernel6.12-devel-{k}");
+    let (out, v) = headers(f.path(), &["--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(state_of(&v, k)["package"], want);
+    let cmd = v["commands"][0].as_str().unwrap();
+    assert!(cmd.ends_with(&format!("install {want}")), "{cmd}");
+
+    let (out, v) = headers(f.path(), &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{v}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(state_of(&v, k)["state"], "installed");
+    assert!(rpm_installed(f.path(), &want));
+    assert!(
+        !rpm_installed(f.path(), &format!("kernel-devel-{k}")),
+        "not the plain kernel-devel"
+    );
+    let d = Command::new(BIN)
+        .args(["doctor", "--root", f.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        d.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&d.stdout)
+    );
+}
+
+/// Amazon Linux 2 with a 5.10 kernel from the extras topic: the topic's
+/// repository is configured but off, so it is enabled for the call and
+/// `--dry-run` says so.
+#[test]
+fn al2_extras_topic_repository_is_enabled_for_the_call() {
+    let k = "5.10.205-195.807.amzn2.x86_64";
+    let f = Fixture::new();
+    f.os_release("amzn-2");
+    f.kernel(&Kernel::new(k, Layout::El7));
+    yum_repo_file(
+        f.path(),
+        "amzn2extra-kernel-5.10",
+        "file:///nonexistent",
+        false,
+    );
+    yum_repo_file(
+        f.path(),
+        "amzn2extra-kernel-5.15",
+        "file:///nonexistent",
+        false,
+    );
+    let (out, v) = headers(f.path(), &["--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(state_of(&v, k)["package"], format!("kernel-devel-{k}"));
+    let cmd = v["commands"][0].as_str().unwrap();
+    assert!(cmd.contains("--enablerepo=amzn2extra-kernel-5.10"), "{cmd}");
+    assert!(!cmd.contains("5.15"), "only the kernel's own series: {cmd}");
+    assert!(cmd.starts_with("yum "), "{cmd}");
+    let notes = v["notes"].to_string();
+    assert!(
+        notes.contains(
+            "amzn2extra-kernel-5.10 is configured but disabled; enabled for this call only"
+        ),
+        "{notes}"
+    );
+}

@@ -143,7 +143,7 @@ fn dnf_installroot_runs_the_hooks_inside_its_transaction() {
         .output()
         .unwrap();
     ok(st, "createrepo_c --update");
-    let backend = connector_rpm::RpmBackend::new(f.root(), PkgTool::Dnf, Some(8));
+    let backend = connector_rpm::RpmBackend::new(f.root(), PkgTool::Dnf);
     let cmd = backend.install_cmd(&InstallPlan {
         packages: vec!["connector".into()],
         local_files: vec![],

@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use connector_host::cmd::{shell_join, Cmd, Output};
 use connector_host::os::{Family, PkgTool};
-use connector_host::pkg::{BackendError, DbQuery, InstallError, InstallPlan, PackageBackend};
+use connector_host::pkg::{
+    BackendError, DbQuery, InstallError, InstallPlan, KernelFiles, KernelOwner, PackageBackend,
+};
 use connector_host::Root;
 use tempfile::TempDir;
 
@@ -34,8 +36,6 @@ const DB_FILES: &[&str] = &["rpmdb.sqlite", "Packages", "Packages.db"];
 pub struct RpmBackend {
     root: Root,
     tool: PkgTool,
-    /// The OS major version (Oracle's repository ids carry it: `ol8_UEKR7`).
-    os_major: Option<u32>,
     /// A private HOME whose `.rpmmacros` names the root's database, for
     /// dnf/yum working on another root (made on first use).
     macros_home: OnceLock<Result<TempDir, String>>,
@@ -43,12 +43,11 @@ pub struct RpmBackend {
 
 impl RpmBackend {
     /// A backend for `root`, whose administrators install with `tool`
-    /// (`dnf` or `yum`), on an OS of major version `os_major`.
-    pub fn new(root: Root, tool: PkgTool, os_major: Option<u32>) -> Self {
+    /// (`dnf` or `yum`).
+    pub fn new(root: Root, tool: PkgTool) -> Self {
         RpmBackend {
             root,
             tool,
-            os_major,
             macros_home: OnceLock::new(),
         }
     }
@@ -302,16 +301,94 @@ impl PackageBackend for RpmBackend {
         Ok(Vec::new())
     }
 
-    fn repos_to_enable(&self, uek_generation: Option<u32>) -> Vec<String> {
-        let (Some(g), Some(major)) = (uek_generation, self.os_major) else {
+    fn repos_to_enable(&self, candidates: &[String]) -> Vec<String> {
+        if candidates.is_empty() {
             return Vec::new();
-        };
-        let id = format!("ol{major}_UEKR{g}");
+        }
         self.configured_repos()
             .into_iter()
-            .filter(|(rid, enabled)| *rid == id && !enabled)
+            .filter(|(rid, enabled)| candidates.contains(rid) && !enabled)
             .map(|(rid, _)| rid)
             .collect()
+    }
+
+    fn kernel_owners(
+        &self,
+        kernels: &[KernelFiles],
+    ) -> Result<Option<BTreeMap<String, KernelOwner>>, BackendError> {
+        let dbpath = self.dbpath().map_err(|e| BackendError::Parse {
+            tool: "rpm".into(),
+            detail: format!("looking for the rpm database: {e}"),
+        })?;
+        let Some(dbpath) = dbpath else {
+            return Ok(None);
+        };
+        // One existing file per kernel (a file has one owner, so the
+        // answers come one line per file, in order).
+        let asked: Vec<(&str, String)> = kernels
+            .iter()
+            .filter_map(|k| {
+                let f = k
+                    .files
+                    .iter()
+                    .find(|f| self.root.is_file(f).unwrap_or(false))?;
+                Some((k.release.as_str(), f.clone()))
+            })
+            .collect();
+        let mut out = BTreeMap::new();
+        if asked.is_empty() {
+            return Ok(Some(out));
+        }
+        let cmd = self
+            .rpm(
+                "Asking the rpm database which package owns each kernel",
+                &dbpath,
+            )
+            .args([
+                "-qf",
+                "--qf",
+                "owner %{NAME} %{VERSION}-%{RELEASE}.%{ARCH}\\n",
+            ])
+            .args(asked.iter().map(|(_, f)| f));
+        let out_ = cmd.output()?;
+        if out_.stderr.lines().any(|l| l.starts_with("error:")) {
+            return Err(cmd.failed(&out_).into());
+        }
+        let lines: Vec<&str> = out_
+            .stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        if lines.len() != asked.len() {
+            return Err(BackendError::Parse {
+                tool: cmd.cmdline(),
+                detail: format!(
+                    "{} answers for {} files: {:?}",
+                    lines.len(),
+                    asked.len(),
+                    out_.stdout
+                ),
+            });
+        }
+        for ((release, file), line) in asked.into_iter().zip(lines) {
+            // "file F is not owned by any package"
+            let Some(rest) = line.strip_prefix("owner ") else {
+                continue;
+            };
+            let Some((name, vra)) = rest.split_once(' ') else {
+                continue;
+            };
+            out.insert(
+                release.to_string(),
+                KernelOwner {
+                    package: name.to_string(),
+                    version: Some(vra.to_string()),
+                    file,
+                    header_package: connector_host::kernel::rpm_header_from_owner(name, vra),
+                },
+            );
+        }
+        Ok(Some(out))
     }
 }
 
@@ -321,7 +398,7 @@ mod tests {
 
     #[test]
     fn install_commands() {
-        let live = RpmBackend::new(Root::live(), PkgTool::Dnf, Some(8));
+        let live = RpmBackend::new(Root::live(), PkgTool::Dnf);
         assert_eq!(
             live.install_command(
                 &["kernel-uek-devel-5.15.0-200.131.27.el8uek.x86_64".into()],
@@ -330,7 +407,7 @@ mod tests {
             "dnf install -y kernel-uek-devel-5.15.0-200.131.27.el8uek.x86_64"
         );
         let dir = tempfile::tempdir().unwrap();
-        let image = RpmBackend::new(Root::new(dir.path()).unwrap(), PkgTool::Yum, Some(7));
+        let image = RpmBackend::new(Root::new(dir.path()).unwrap(), PkgTool::Yum);
         let cmd = image.install_command(&["kernel-devel-5.10.1-1.amzn2.x86_64".into()], true);
         assert!(cmd.starts_with("yum --installroot=/"), "{cmd}");
         assert!(
@@ -340,7 +417,7 @@ mod tests {
     }
 
     #[test]
-    fn uek_repo_is_enabled_only_when_configured_and_off() {
+    fn series_repos_are_enabled_only_when_configured_and_off() {
         let dir = tempfile::tempdir().unwrap();
         let repos = dir.path().join("etc/yum.repos.d");
         std::fs::create_dir_all(&repos).unwrap();
@@ -349,16 +426,36 @@ mod tests {
             "[ol8_UEKR7]\nname=UEK R7\nbaseurl=https://example.invalid/\nenabled=0\n\n[ol8_UEKR6]\nenabled=1\n",
         )
         .unwrap();
-        let b = RpmBackend::new(Root::new(dir.path()).unwrap(), PkgTool::Dnf, Some(8));
-        assert_eq!(b.repos_to_enable(Some(7)), vec!["ol8_UEKR7".to_string()]);
-        assert!(b.repos_to_enable(Some(6)).is_empty(), "already enabled");
-        assert!(b.repos_to_enable(Some(8)).is_empty(), "not configured");
-        assert!(b.repos_to_enable(None).is_empty());
+        std::fs::write(
+            repos.join("amzn2-extras.repo"),
+            "[amzn2extra-kernel-5.10]\nenabled = 0\n[amzn2extra-kernel-5.15]\nenabled=1\n[amzn2extra-docker]\nenabled=0\n",
+        )
+        .unwrap();
+        let b = RpmBackend::new(Root::new(dir.path()).unwrap(), PkgTool::Dnf);
+        let v = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(b.repos_to_enable(&v(&["ol8_UEKR7"])), v(&["ol8_UEKR7"]));
+        assert!(
+            b.repos_to_enable(&v(&["ol8_UEKR6"])).is_empty(),
+            "already enabled"
+        );
+        assert!(
+            b.repos_to_enable(&v(&["ol8_UEKR8"])).is_empty(),
+            "not configured"
+        );
+        assert!(b.repos_to_enable(&[]).is_empty());
+        assert_eq!(
+            b.repos_to_enable(&v(&["amzn2extra-kernel-5.10"])),
+            v(&["amzn2extra-kernel-5.10"])
+        );
+        assert!(b
+            .repos_to_enable(&v(&["amzn2extra-kernel-5.15"]))
+            .is_empty());
+        assert!(b.repos_to_enable(&v(&["amzn2extra-kernel-5.4"])).is_empty());
     }
 
     #[test]
     fn failures_are_read_into_types() {
-        let b = RpmBackend::new(Root::live(), PkgTool::Dnf, Some(8));
+        let b = RpmBackend::new(Root::live(), PkgTool::Dnf);
         let plan = InstallPlan {
             packages: vec![
                 "kernel-devel-1-1.el8.x86_64".into(),
@@ -402,7 +499,7 @@ mod tests {
     #[test]
     fn no_database_is_not_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let b = RpmBackend::new(Root::new(dir.path()).unwrap(), PkgTool::Dnf, Some(8));
+        let b = RpmBackend::new(Root::new(dir.path()).unwrap(), PkgTool::Dnf);
         assert_eq!(
             b.query_installed(&["x".into()]).unwrap(),
             DbQuery::NoDatabase

@@ -1142,6 +1142,7 @@ pub fn rpm_install(root: &Path, rpm_file: &Path) {
             "--noscripts",
             "--notriggers",
             "--oldpackage",
+            "--ignorearch",
         ])
         .arg(rpm_file));
 }
