@@ -306,6 +306,17 @@ fn the_package_that_owns_the_kernel_names_its_headers() {
             "{k}: the fix names {want}: {:?}",
             r.faults
         );
+        // The same through `doctor --json`, as automation reads it.
+        let (_, v) = connector_tests::run_json(
+            std::process::Command::new(env!("CARGO_BIN_EXE_connector-installer"))
+                .args(["doctor", "--json", "--root"])
+                .arg(f.path()),
+        );
+        let j = &v["kernels"][0];
+        assert_eq!(j["headers"]["package"], want, "{v}");
+        assert_eq!(j["headers"]["decided_by"], "package-database", "{v}");
+        assert_eq!(j["headers"]["owner"]["package"], owner, "{v}");
+        assert_eq!(j["btf"]["state"], "unknown", "{v}");
     }
 }
 
