@@ -66,6 +66,18 @@ impl DebBackend {
         cmd
     }
 
+    /// The dpkg database directory (host path) when the root has one.
+    fn database(&self) -> Result<Option<PathBuf>, BackendError> {
+        match self.root.resolve_optional("/var/lib/dpkg") {
+            Ok(Some(dir)) if dir.join("status").is_file() => Ok(Some(dir)),
+            Ok(_) => Ok(None),
+            Err(e) => Err(BackendError::Parse {
+                tool: "dpkg-query".into(),
+                detail: format!("looking for the dpkg database: {e}"),
+            }),
+        }
+    }
+
     /// Installed packages whose names match a dpkg-query pattern.
     fn installed_matching(&self, pattern: &str) -> Result<Vec<String>, BackendError> {
         let admindir = self.admindir();
@@ -92,15 +104,8 @@ impl PackageBackend for DebBackend {
     }
 
     fn query_installed(&self, packages: &[String]) -> Result<DbQuery, BackendError> {
-        let admindir = match self.root.resolve_optional("/var/lib/dpkg") {
-            Ok(Some(dir)) if dir.join("status").is_file() => dir,
-            Ok(_) => return Ok(DbQuery::NoDatabase),
-            Err(e) => {
-                return Err(BackendError::Parse {
-                    tool: "dpkg-query".into(),
-                    detail: format!("looking for the dpkg database: {e}"),
-                })
-            }
+        let Some(admindir) = self.database()? else {
+            return Ok(DbQuery::NoDatabase);
         };
         if packages.is_empty() {
             return Ok(DbQuery::Answer(BTreeMap::new()));
@@ -250,15 +255,8 @@ impl PackageBackend for DebBackend {
         &self,
         kernels: &[KernelFiles],
     ) -> Result<Option<BTreeMap<String, KernelOwner>>, BackendError> {
-        let admindir = match self.root.resolve_optional("/var/lib/dpkg") {
-            Ok(Some(dir)) if dir.join("status").is_file() => dir,
-            Ok(_) => return Ok(None),
-            Err(e) => {
-                return Err(BackendError::Parse {
-                    tool: "dpkg-query".into(),
-                    detail: format!("looking for the dpkg database: {e}"),
-                })
-            }
+        let Some(admindir) = self.database()? else {
+            return Ok(None);
         };
         let files: Vec<&String> = kernels
             .iter()

@@ -168,6 +168,14 @@ impl RpmBackend {
         Ok(None)
     }
 
+    /// [`Self::dbpath`] as a backend error.
+    fn database(&self) -> Result<Option<PathBuf>, BackendError> {
+        self.dbpath().map_err(|e| BackendError::Parse {
+            tool: "rpm".into(),
+            detail: format!("looking for the rpm database: {e}"),
+        })
+    }
+
     fn rpm(&self, desc: &str, dbpath: &std::path::Path) -> Cmd {
         Cmd::new("rpm", desc)
             .arg("--root")
@@ -184,10 +192,7 @@ impl PackageBackend for RpmBackend {
     }
 
     fn query_installed(&self, packages: &[String]) -> Result<DbQuery, BackendError> {
-        let dbpath = self.dbpath().map_err(|e| BackendError::Parse {
-            tool: "rpm".into(),
-            detail: format!("looking for the rpm database: {e}"),
-        })?;
+        let dbpath = self.database()?;
         let Some(dbpath) = dbpath else {
             return Ok(DbQuery::NoDatabase);
         };
@@ -316,10 +321,7 @@ impl PackageBackend for RpmBackend {
         &self,
         kernels: &[KernelFiles],
     ) -> Result<Option<BTreeMap<String, KernelOwner>>, BackendError> {
-        let dbpath = self.dbpath().map_err(|e| BackendError::Parse {
-            tool: "rpm".into(),
-            detail: format!("looking for the rpm database: {e}"),
-        })?;
+        let dbpath = self.database()?;
         let Some(dbpath) = dbpath else {
             return Ok(None);
         };
