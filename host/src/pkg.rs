@@ -142,7 +142,8 @@ impl InstallError {
 }
 
 /// One package family: RPM (`rpm`, `dnf`, `yum`) or Debian (`dpkg`, `apt-get`).
-pub trait PackageBackend {
+/// `Sync`: doctor asks two questions of the database side by side.
+pub trait PackageBackend: Sync {
     /// Which family this backend serves.
     fn family(&self) -> Family;
 

@@ -283,7 +283,6 @@ pub fn diagnose(opts: &DoctorOptions) -> Result<Report> {
 
     let backend = backend::for_os(&os, root);
     if let Some(backend) = &backend {
-        ask_owners(backend.as_ref(), &mut kernels, &mut notes);
         ask_database(backend.as_ref(), &mut kernels, &mut notes);
     }
     btf_note(&kernels, &mut notes);
@@ -535,22 +534,63 @@ fn rights_summary(sel: &SelinuxReport) -> String {
     s
 }
 
-/// Names each eBPF kernel's header package after the package that owns its
-/// files, when the database says (one query for all kernels); the release
-/// rules stay where it does not. Where the two disagree the database wins
-/// and a note says so.
-fn ask_owners(backend: &dyn PackageBackend, kernels: &mut [KernelReport], notes: &mut Vec<Note>) {
+/// Asks the package database, in two queries run side by side: which
+/// package owns each eBPF kernel's files (its name names the header
+/// package), and whether the header packages the release rules name are
+/// installed. Where the owner's name and the rules agree (the common case)
+/// that is all; a name only the database gave is asked about once more.
+/// A healthy root costs one process's wall time.
+fn ask_database(backend: &dyn PackageBackend, kernels: &mut [KernelReport], notes: &mut Vec<Note>) {
     let files: Vec<KernelFiles> = kernels
         .iter()
         .filter(|k| k.headers.required)
         .map(|k| KernelFiles::of(&k.release))
         .collect();
-    if files.is_empty() {
-        return;
+    let wanted: Vec<String> = kernels
+        .iter()
+        .filter(|k| k.headers.required)
+        .filter_map(|k| k.headers.package.clone())
+        .collect();
+    let (owners, answer) = std::thread::scope(|s| {
+        let owners = (!files.is_empty()).then(|| s.spawn(|| backend.kernel_owners(&files)));
+        let answer = (!wanted.is_empty()).then(|| backend.query_installed(&wanted));
+        let owners = owners.map(|h| h.join().expect("the owner query does not panic"));
+        (owners, answer)
+    });
+    let renamed = owners.map_or_else(Vec::new, |o| apply_owners(o, kernels, notes));
+    let answer = match (answer, renamed.is_empty()) {
+        (a, true) => a,
+        (Some(Ok(DbQuery::Answer(mut a))), false) => {
+            Some(match backend.query_installed(&renamed) {
+                Ok(DbQuery::Answer(more)) => {
+                    a.extend(more);
+                    Ok(DbQuery::Answer(a))
+                }
+                other => other,
+            })
+        }
+        (None, false) => Some(backend.query_installed(&renamed)),
+        (a, false) => a,
+    };
+    if let Some(answer) = answer {
+        apply_answer(answer, kernels, notes);
     }
-    let owners = match backend.kernel_owners(&files) {
+}
+
+/// Names each kernel's header package after its owner's name, when it is a
+/// kernel package's; where that differs from the release rules the
+/// database wins and a note says so. Returns the names that changed.
+fn apply_owners(
+    owners: Result<
+        Option<std::collections::BTreeMap<String, connector_host::pkg::KernelOwner>>,
+        connector_host::pkg::BackendError,
+    >,
+    kernels: &mut [KernelReport],
+    notes: &mut Vec<Note>,
+) -> Vec<String> {
+    let owners = match owners {
         Ok(Some(o)) => o,
-        Ok(None) => return,
+        Ok(None) => return Vec::new(),
         Err(e) => {
             notes.push(Note {
                 kind: NoteKind::PackageDatabase,
@@ -560,9 +600,10 @@ fn ask_owners(backend: &dyn PackageBackend, kernels: &mut [KernelReport], notes:
                      (the release rules name the header packages): {e}"
                 ),
             });
-            return;
+            return Vec::new();
         }
     };
+    let mut renamed = Vec::new();
     for k in kernels.iter_mut() {
         let Some(owner) = owners.get(&k.release) else {
             continue;
@@ -582,11 +623,13 @@ fn ask_owners(backend: &dyn PackageBackend, kernels: &mut [KernelReport], notes:
                     ),
                 });
                 k.headers.package = Some(derived.clone());
+                renamed.push(derived.clone());
             }
             k.headers.decided_by = Some(DecidedBy::PackageDatabase);
         }
         k.headers.owner = Some(owner.clone());
     }
+    renamed
 }
 
 /// Largest kernel config read (they are about 250 KiB).
@@ -655,17 +698,13 @@ fn btf_note(kernels: &[KernelReport], notes: &mut Vec<Note>) {
     });
 }
 
-/// One query for every header package, so a healthy root costs one process.
-fn ask_database(backend: &dyn PackageBackend, kernels: &mut [KernelReport], notes: &mut Vec<Note>) {
-    let wanted: Vec<String> = kernels
-        .iter()
-        .filter(|k| k.headers.required)
-        .filter_map(|k| k.headers.package.clone())
-        .collect();
-    if wanted.is_empty() {
-        return;
-    }
-    match backend.query_installed(&wanted) {
+/// The database's answer for the header packages.
+fn apply_answer(
+    answer: Result<DbQuery, connector_host::pkg::BackendError>,
+    kernels: &mut [KernelReport],
+    notes: &mut Vec<Note>,
+) {
+    match answer {
         Ok(DbQuery::Answer(answer)) => {
             for k in kernels.iter_mut() {
                 if let Some(p) = &k.headers.package {
