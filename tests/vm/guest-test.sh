@@ -100,6 +100,7 @@ check "control: the bpf capability among them" grep -q -e '{ bpf }' -e '{ sys_ad
 $CI doctor --json > "$R/control-doctor.json"; echo "doctor exit $?"
 check "control: doctor names the SELinux cause" grep -q '"cause": "selinux"' "$R/control-doctor.json"
 check "control: doctor cites the denial" grep -q 'SELinux denied the connector' "$R/control-doctor.json"
+check "control: the kernel's answer, bpf rights missing" grep -q 'the kernel will refuse connectord_t: bpf map_create' "$R/control-doctor.json"
 rm -f /run/systemd/system/connectord-control.service
 systemctl daemon-reload
 rm -rf /opt/connector /var/lib/connector /var/log/connector
@@ -116,6 +117,8 @@ check "dpkg -i succeeded" [ $rc = 0 ]
 check "module loaded" sh -c "semodule -l | grep -qx 'connectord'"
 $CI selinux status --json > "$R/selinux-status.json"
 check "module is the shipped one, at priority 200" sh -c "grep -q '\"current\": true' $R/selinux-status.json && grep -q '\"priority\": 200' $R/selinux-status.json"
+check "selinux status: the loaded policy answers" grep -q '"source": "kernel"' "$R/selinux-status.json"
+check "selinux status: every probe right granted" sh -c "grep -q '\"state\": \"granted\"' $R/selinux-status.json && ! grep -q -e '\"state\": \"missing\"' -e '\"state\": \"not-defined\"' $R/selinux-status.json"
 check "connectord.service enabled" systemctl is-enabled --quiet connectord.service
 check "hook deferred the headers" grep -q 'headers deferred' "$R/dpkg-i.log"
 check "hook handed them to connector-setup.service" grep -q 'connector-setup.service will install them' "$R/dpkg-i.log"
