@@ -121,19 +121,9 @@ pub fn evaluate(
 
 /// One round: headers, probe, faults.
 pub fn check(root: &Root, release: &str, previous: &[AgentFault], now: u64) -> io::Result<Status> {
-    // An unreadable tree is a fault to publish, not a reason to publish
-    // nothing.
-    let headers = connector_host::headers::check(root, release).unwrap_or_else(|e| HeadersOnDisk {
-        present: false,
-        path: None,
-        rejected: vec![connector_host::headers::Candidate {
-            path: format!("/lib/modules/{release}/build"),
-            tree: None,
-            problem: Some(connector_host::headers::TreeProblem::Unreadable {
-                error: e.to_string(),
-            }),
-        }],
-    });
+    // An unreadable tree is a rejected candidate (a fault to publish), never
+    // a reason to publish nothing.
+    let headers = connector_host::headers::check(root, release);
     let package = OsInfo::detect(root)
         .ok()
         .and_then(|os| kernel::classify(&os, release).header_package);

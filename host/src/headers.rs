@@ -92,42 +92,63 @@ pub fn candidate_paths(release: &str) -> [PathBuf; 3] {
     ]
 }
 
-/// Checks whether usable headers for `release` exist in `root`.
-pub fn check(root: &Root, release: &str) -> io::Result<HeadersOnDisk> {
+/// Checks whether usable headers for `release` exist in `root`. Never
+/// fails: anything that goes wrong with one candidate (a symlink loop, an
+/// unreadable directory, a file that is not text) is that candidate's
+/// rejection, and the other candidates — and the other kernels — are still
+/// checked.
+pub fn check(root: &Root, release: &str) -> HeadersOnDisk {
     let mut rejected = Vec::new();
     let mut seen: Vec<PathBuf> = Vec::new();
+    let unreadable = |path: String, tree: Option<String>, e: io::Error| Candidate {
+        path,
+        tree,
+        problem: Some(TreeProblem::Unreadable {
+            error: e.to_string(),
+        }),
+    };
     for cand in candidate_paths(release) {
         let shown = cand.display().to_string();
         let tree = match root.resolve_in_root(&cand) {
             Ok(t) => t,
             Err(e) if is_missing(&e) => {
-                if let Some(target) = root.read_link_optional(&cand)? {
-                    rejected.push(Candidate {
+                match root.read_link_optional(&cand) {
+                    Ok(Some(target)) => rejected.push(Candidate {
                         path: shown.clone(),
                         tree: None,
                         problem: Some(TreeProblem::DanglingLink {
                             link: shown,
                             target: target.display().to_string(),
                         }),
-                    });
+                    }),
+                    Ok(None) => {}
+                    Err(e) => rejected.push(unreadable(shown, None, e)),
                 }
                 continue;
             }
-            Err(e) => return Err(io::Error::new(e.kind(), format!("{shown}: {e}"))),
+            Err(e) => {
+                rejected.push(unreadable(shown, None, e));
+                continue;
+            }
         };
         if seen.contains(&tree) {
             continue;
         }
         seen.push(tree.clone());
-        let problem = check_tree(root, &tree, release)?;
         let tree_shown = tree.display().to_string();
+        let problem = match check_tree(root, &tree, release) {
+            Ok(p) => p,
+            Err(e) => Some(TreeProblem::Unreadable {
+                error: e.to_string(),
+            }),
+        };
         match problem {
             None => {
-                return Ok(HeadersOnDisk {
+                return HeadersOnDisk {
                     present: true,
                     path: Some(tree_shown),
                     rejected,
-                })
+                }
             }
             Some(p) => rejected.push(Candidate {
                 path: shown,
@@ -136,11 +157,11 @@ pub fn check(root: &Root, release: &str) -> io::Result<HeadersOnDisk> {
             }),
         }
     }
-    Ok(HeadersOnDisk {
+    HeadersOnDisk {
         present: false,
         path: None,
         rejected,
-    })
+    }
 }
 
 fn check_tree(root: &Root, tree: &Path, release: &str) -> io::Result<Option<TreeProblem>> {

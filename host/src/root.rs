@@ -22,6 +22,12 @@ use std::path::{Component, Path, PathBuf};
 /// Linux's own limit on symlinks followed during one lookup.
 const MAX_SYMLINKS: usize = 40;
 
+/// The most [`Root::read_to_string`] reads: the files read whole are small
+/// (os-release and release files, SELinux config, headers' `Makefile` and
+/// `utsrelease.h`, `status.json`, the pending record); anything larger in
+/// an image is refused, not read.
+pub const READ_CAP: u64 = 1024 * 1024;
+
 /// A directory treated as `/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Root {
@@ -117,11 +123,38 @@ impl Root {
         Ok(out)
     }
 
-    /// Reads a whole file inside the root.
+    /// Reads a whole regular file inside the root, at most [`READ_CAP`]
+    /// bytes: a FIFO, a device or a larger file is refused with the path and
+    /// the reason, never read (a FIFO would hang, a device never end).
     pub fn read_to_string(&self, p: impl AsRef<Path>) -> io::Result<String> {
+        self.read_to_string_capped(p, READ_CAP)
+    }
+
+    /// [`Root::read_to_string`] with a cap of `cap` bytes.
+    pub fn read_to_string_capped(&self, p: impl AsRef<Path>, cap: u64) -> io::Result<String> {
+        use std::io::Read;
         let p = p.as_ref();
         let host = self.resolve(p).map_err(|e| annotate(e, p))?;
-        fs::read_to_string(&host).map_err(|e| annotate(e, p))
+        let f = open_regular(&host).map_err(|e| annotate(e, p))?;
+        let mut bytes = Vec::new();
+        f.take(cap + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| annotate(e, p))?;
+        if bytes.len() as u64 > cap {
+            return Err(annotate(
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("refused: larger than {cap} bytes"),
+                ),
+                p,
+            ));
+        }
+        String::from_utf8(bytes).map_err(|_| {
+            annotate(
+                io::Error::new(io::ErrorKind::InvalidData, "refused: not UTF-8 text"),
+                p,
+            )
+        })
     }
 
     /// Reads a whole file inside the root; `Ok(None)` when it is missing.
@@ -264,6 +297,48 @@ pub fn is_missing(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR)
 }
 
+/// Opens `host` (a resolved host path) for reading only if it is a regular
+/// file: checked before the open (a device is never opened), opened without
+/// following a last link and without blocking (a FIFO swapped in meanwhile
+/// cannot hang us), and checked again on the descriptor.
+pub fn open_regular(host: &Path) -> io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let refuse = |m: &fs::Metadata| {
+        let ft = m.file_type();
+        use std::os::unix::fs::FileTypeExt;
+        let what = if ft.is_fifo() {
+            "a FIFO"
+        } else if ft.is_char_device() {
+            "a character device"
+        } else if ft.is_block_device() {
+            "a block device"
+        } else if ft.is_socket() {
+            "a socket"
+        } else if ft.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file"
+        };
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("refused: {what}, not a regular file"),
+        )
+    };
+    let m = fs::symlink_metadata(host)?;
+    if !m.is_file() {
+        return Err(refuse(&m));
+    }
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_NOCTTY)
+        .open(host)?;
+    let m = f.metadata()?;
+    if !m.is_file() {
+        return Err(refuse(&m));
+    }
+    Ok(f)
+}
+
 fn annotate(e: io::Error, p: &Path) -> io::Error {
     io::Error::new(e.kind(), format!("{}: {e}", p.display()))
 }
@@ -289,6 +364,70 @@ mod tests {
         .unwrap();
         let root = Root::new(r).unwrap();
         (dir, root)
+    }
+
+    #[test]
+    fn fifos_devices_and_huge_files_are_refused_not_read() {
+        let (dir, root) = tree();
+        let r = dir.path();
+        let mk = |path: &std::path::Path, mode: libc::mode_t, dev: libc::dev_t| {
+            let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+            // SAFETY: mknod on a path in our scratch directory.
+            let rc = unsafe { libc::mknod(c.as_ptr(), mode, dev) };
+            assert_eq!(
+                rc,
+                0,
+                "mknod {}: {}",
+                path.display(),
+                io::Error::last_os_error()
+            );
+        };
+        mk(&r.join("etc/fifo"), libc::S_IFIFO | 0o644, 0);
+        // A character device like /dev/zero (1, 5): endless if read.
+        mk(
+            &r.join("etc/zero"),
+            libc::S_IFCHR | 0o644,
+            libc::makedev(1, 5),
+        );
+        symlink("/etc/fifo", r.join("etc/os-release.fifo-link")).unwrap();
+        let start = std::time::Instant::now();
+        for (p, what) in [
+            ("/etc/fifo", "a FIFO"),
+            ("/etc/os-release.fifo-link", "a FIFO"),
+            ("/etc/zero", "a character device"),
+            ("/usr/lib", "a directory"),
+        ] {
+            let e = root.read_to_string(p).unwrap_err();
+            let msg = e.to_string();
+            assert!(msg.starts_with(&format!("{p}: refused: {what}")), "{msg}");
+            assert_eq!(msg.matches(p).count(), 1, "the path once: {msg}");
+            assert!(
+                root.read_to_string_optional(p).is_err(),
+                "not taken for missing"
+            );
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(2),
+            "nothing blocked"
+        );
+        fs::write(r.join("etc/big"), vec![b'x'; READ_CAP as usize + 1]).unwrap();
+        let e = root.read_to_string("/etc/big").unwrap_err();
+        assert!(
+            e.to_string().contains("refused: larger than 1048576 bytes"),
+            "{e}"
+        );
+        fs::write(r.join("etc/fits"), vec![b'x'; READ_CAP as usize]).unwrap();
+        assert_eq!(
+            root.read_to_string("/etc/fits").unwrap().len(),
+            READ_CAP as usize
+        );
+        assert!(root.read_to_string_capped("/etc/fits", 10).is_err());
+        fs::write(r.join("etc/binary"), [0xff, 0xfe, 0x00]).unwrap();
+        assert!(root
+            .read_to_string("/etc/binary")
+            .unwrap_err()
+            .to_string()
+            .contains("not UTF-8"));
     }
 
     #[test]

@@ -250,8 +250,7 @@ pub fn diagnose(opts: &DoctorOptions) -> Result<Report> {
         .collect();
     let mut kernels = Vec::new();
     for (entry, class) in inv.kernels.iter().zip(&classes) {
-        let on_disk = headers::check(root, &entry.release)
-            .with_context(|| format!("checking the headers of {}", entry.release))?;
+        let on_disk = headers::check(root, &entry.release);
         kernels.push(KernelReport {
             release: entry.release.clone(),
             running: entry.running,
@@ -648,16 +647,11 @@ fn btf(root: &Root, release: &str, running_live: bool) -> Btf {
         format!("/boot/config-{release}"),
         format!("/lib/modules/{release}/config"),
     ] {
-        let Ok(Some(meta)) = root.metadata_optional(&path) else {
+        let Ok(Some(host)) = root.resolve_optional(&path) else {
             continue;
         };
-        if !meta.is_file() {
-            continue;
-        }
-        let Ok(host) = root.resolve(&path) else {
-            continue;
-        };
-        let Ok(f) = std::fs::File::open(&host) else {
+        // Regular files only: a FIFO or a device there says nothing.
+        let Ok(f) = connector_host::root::open_regular(&host) else {
             continue;
         };
         use std::io::{BufRead, Read};

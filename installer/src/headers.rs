@@ -406,9 +406,7 @@ pub fn run(opts: &HeadersOptions, progress: &mut dyn FnMut(&str)) -> Result<Head
                 reason: f.clone(),
             }
         } else {
-            let on_disk = headers::check(&opts.root, &k.release).with_context(|| {
-                format!("checking the headers of {} after installing", k.release)
-            })?;
+            let on_disk = headers::check(&opts.root, &k.release);
             let (source, from) = match came_from.get(&pkg) {
                 Some((s, f)) => (s.clone(), Some(f.clone())),
                 None => ("repository".to_string(), None),

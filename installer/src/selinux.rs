@@ -268,7 +268,8 @@ pub fn remove(root: &Root, lock_timeout: Duration) -> Result<SelinuxReport> {
 pub fn audit_denials(root: &Root) -> Vec<DeniedPermission> {
     let mut text = String::new();
     if let Ok(Some(host)) = root.resolve_optional("/var/log/audit/audit.log") {
-        if let Ok(mut f) = std::fs::File::open(host) {
+        // A regular file only: a FIFO planted there would hang the read.
+        if let Ok(mut f) = connector_host::root::open_regular(&host) {
             let len = f.metadata().map(|m| m.len()).unwrap_or(0);
             let _ = f.seek(SeekFrom::Start(len.saturating_sub(AUDIT_TAIL)));
             let mut bytes = Vec::new();

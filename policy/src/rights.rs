@@ -191,11 +191,7 @@ pub fn read_store_policy(root: &Root, policy_type: &str) -> Result<(PathBuf, Pol
     let host = root
         .resolve(&inside)
         .map_err(|e| format!("{inside}: {e}"))?;
-    let meta = fs::metadata(&host).map_err(|e| format!("{inside}: {e}"))?;
-    if !meta.is_file() {
-        return Err(format!("{inside}: not a regular file"));
-    }
-    let f = fs::File::open(&host).map_err(|e| format!("{inside}: {e}"))?;
+    let f = connector_host::root::open_regular(&host).map_err(|e| format!("{inside}: {e}"))?;
     let names = PolicyNames::read(std::io::BufReader::new(f))
         .map_err(|e: PolicyDbError| format!("{inside}: {e}"))?;
     Ok((PathBuf::from(inside), names))

@@ -1,0 +1,233 @@
+//! Hostile images (issue 13), the classes fixed so far: reads that would
+//! hang or never end (class 3) and one broken kernel stopping the whole
+//! diagnosis (class 4). Each case asserts the exact refusal, that nothing
+//! blocked, and that the root is byte for byte unchanged.
+//!
+//! Tier: fixture roots and the binary as a user runs it.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use connector_tests::{Fixture, Kernel, Layout};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_connector-installer");
+
+fn mknod(path: &std::path::Path, mode: libc::mode_t, dev: libc::dev_t) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let _ = std::fs::remove_file(path);
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: mknod on a path inside a scratch root.
+    let rc = unsafe { libc::mknod(c.as_ptr(), mode, dev) };
+    assert_eq!(
+        rc,
+        0,
+        "mknod {}: {} (the tests run as root: scripts/test)",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
+}
+
+fn fifo(f: &Fixture, p: &str) {
+    mknod(&f.host(p), libc::S_IFIFO | 0o644, 0);
+}
+
+/// Runs the binary with a bound: a hang is a failure, not a stuck suite.
+fn run(args: &[&str]) -> (std::process::Output, Duration) {
+    let start = Instant::now();
+    let child = Command::new("timeout")
+        .args(["20", BIN])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_ne!(out.status.code(), Some(124), "{args:?} hung");
+    (out, start.elapsed())
+}
+
+#[test]
+fn an_os_release_that_is_a_fifo_a_device_or_huge_is_refused() {
+    for (what, setup) in [
+        ("a FIFO", 0u8),
+        ("a character device", 1),
+        ("larger than 1048576 bytes", 2),
+    ] {
+        let f = Fixture::new();
+        f.os_release("rhel-9.3");
+        let k = Kernel::new("5.14.0-362.8.1.el9_3.x86_64", Layout::El8);
+        f.kernel(&k).headers(&k);
+        let target = f.host("/usr/lib/os-release");
+        let target = if target.exists() {
+            target
+        } else {
+            f.host("/etc/os-release")
+        };
+        match setup {
+            0 => mknod(&target, libc::S_IFIFO | 0o644, 0),
+            1 => mknod(&target, libc::S_IFCHR | 0o644, libc::makedev(1, 5)),
+            _ => std::fs::write(&target, "ID=rhel\n".repeat(200_000)).unwrap(),
+        }
+        let before = f.snapshot();
+        let (out, took) = run(&["doctor", "--root", f.path().to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{what}: {err}");
+        assert!(err.contains(&format!("refused: {what}")), "{what}: {err}");
+        assert!(err.contains("os-release"), "{err}");
+        assert!(took < Duration::from_secs(5), "{what}: {took:?}");
+        assert_eq!(f.snapshot(), before, "{what}: the root changed");
+    }
+}
+
+#[test]
+fn a_fifo_status_json_or_audit_log_does_not_hang_doctor() {
+    let f = Fixture::new();
+    f.os_release("rhel-9.3");
+    let k = Kernel::new("5.14.0-362.8.1.el9_3.x86_64", Layout::El8);
+    f.kernel(&k).headers(&k);
+    fifo(&f, "/var/lib/connector/status.json");
+    fifo(&f, "/var/log/audit/audit.log");
+    fifo(&f, &format!("/boot/config-{}", k.release));
+    let before = f.snapshot();
+    let (out, took) = run(&["doctor", "--root", f.path().to_str().unwrap(), "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["kernels"][0]["btf"]["state"], "unknown");
+    assert_eq!(f.snapshot(), before);
+}
+
+/// (case, how the tree is broken, the reason, headers still present
+/// through another candidate).
+type Case<'a> = (&'a str, &'a dyn Fn(&Fixture, &Kernel), &'a str, bool);
+
+/// One kernel's broken header tree is that kernel's rejection; the others
+/// are still diagnosed (doctor and headers answer, neither exits 2).
+#[test]
+fn one_broken_kernel_is_its_own_rejection_not_the_whole_diagnosis() {
+    let good = Kernel::new("5.14.0-362.8.1.el9_3.x86_64", Layout::El8);
+    let cases: [Case; 4] = [
+        (
+            "symlink loop at build",
+            &|f, k| {
+                let b = f.host(&format!("/lib/modules/{}/build", k.release));
+                let _ = std::fs::remove_file(&b);
+                std::os::unix::fs::symlink(format!("/lib/modules/{}/build", k.release), &b)
+                    .unwrap();
+            },
+            "symbolic links",
+            true,
+        ),
+        (
+            "non-UTF-8 Makefile",
+            &|f, k| {
+                std::fs::write(
+                    f.host(&format!("/usr/src/kernels/{}/Makefile", k.release)),
+                    [0xff, 0xfe, 0x80],
+                )
+                .unwrap()
+            },
+            "not UTF-8",
+            false,
+        ),
+        (
+            "FIFO utsrelease.h",
+            &|f, k| {
+                fifo(
+                    f,
+                    &format!(
+                        "/usr/src/kernels/{}/include/generated/utsrelease.h",
+                        k.release
+                    ),
+                )
+            },
+            "a FIFO",
+            false,
+        ),
+        (
+            "device Makefile",
+            &|f, k| {
+                mknod(
+                    &f.host(&format!("/usr/src/kernels/{}/Makefile", k.release)),
+                    libc::S_IFCHR | 0o644,
+                    libc::makedev(1, 5),
+                )
+            },
+            "a character device",
+            false,
+        ),
+    ];
+    for (name, breakit, reason, present) in cases {
+        let f = Fixture::new();
+        f.os_release("rhel-9.3");
+        let bad = Kernel::new("5.14.0-284.30.1.el9_2.x86_64", Layout::El8);
+        for k in [&good, &bad] {
+            f.kernel(k).headers(k);
+        }
+        breakit(&f, &bad);
+        let before = f.snapshot();
+        let root = f.path().to_str().unwrap();
+        let (out, took) = run(&["doctor", "--root", root, "--json"]);
+        assert!(took < Duration::from_secs(5), "{name}: {took:?}");
+        let want = if present { 0 } else { 1 };
+        assert_eq!(
+            out.status.code(),
+            Some(want),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let by = |r: &str| {
+            v["kernels"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|k| k["release"] == r)
+                .cloned()
+                .unwrap_or_else(|| panic!("{name}: {r} not diagnosed: {v}"))
+        };
+        assert_eq!(by(&good.release)["headers"]["present"], true, "{name}");
+        let b = by(&bad.release);
+        assert_eq!(b["headers"]["present"], present, "{name}");
+        let rejected = b["headers"]["rejected"].to_string();
+        assert!(
+            rejected.contains("unreadable") && rejected.contains(reason),
+            "{name}: {rejected}"
+        );
+        let faults = v["faults"].as_array().unwrap();
+        if present {
+            assert!(faults.is_empty(), "{name}: {faults:?}");
+        } else {
+            assert_eq!(faults.len(), 1, "{name}: {faults:?}");
+            assert_eq!(faults[0]["kernel"], bad.release.as_str());
+        }
+        // headers plans on the same diagnosis instead of failing.
+        let (out, _) = run(&["headers", "--root", root, "--dry-run", "--json"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let h: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let state = h["kernels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["release"] == bad.release.as_str())
+            .map(|k| k["state"].clone());
+        let want = if present {
+            "already-present"
+        } else {
+            "would-install"
+        };
+        assert_eq!(state, Some(Value::from(want)), "{name}: {h}");
+        assert_eq!(f.snapshot(), before, "{name}: the root changed");
+    }
+}
