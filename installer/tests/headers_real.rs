@@ -75,6 +75,20 @@ fn el_root(
     (f, repo)
 }
 
+/// doctor agrees: the root is healthy (exit 0).
+fn assert_doctor_healthy(f: &Fixture) {
+    let d = Command::new(BIN)
+        .args(["doctor", "--root", f.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        d.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&d.stdout)
+    );
+}
+
 fn state_of<'a>(v: &'a Value, release: &str) -> &'a Value {
     v["kernels"]
         .as_array()
@@ -120,17 +134,7 @@ fn dnf_installs_the_exact_package_and_doctor_turns_healthy() {
         .as_str()
         .unwrap()
         .starts_with("dnf -y --setopt=exit_on_lock=True --installroot="));
-    // doctor agrees.
-    let d = Command::new(BIN)
-        .args(["doctor", "--root", f.path().to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_eq!(
-        d.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&d.stdout)
-    );
+    assert_doctor_healthy(&f);
 }
 
 #[test]
@@ -544,16 +548,7 @@ fn al2023_kernel6_12_gets_kernel6_12_devel_from_the_repository() {
         !rpm_installed(f.path(), &format!("kernel-devel-{k}")),
         "not the plain kernel-devel"
     );
-    let d = Command::new(BIN)
-        .args(["doctor", "--root", f.path().to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_eq!(
-        d.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&d.stdout)
-    );
+    assert_doctor_healthy(&f);
 }
 
 /// Amazon Linux 2 with a 5.10 kernel from the extras topic: the topic's

@@ -27,6 +27,19 @@ fn uek_image() -> Fixture {
     f
 }
 
+/// `selinux install --root ROOT --json`: exit 0, the module installed.
+fn install_module(root: &str) -> Value {
+    let (out, v) = run(&["selinux", "install", "--root", root, "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{v}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(v["action"], "installed");
+    v
+}
+
 fn selinux_faults(v: &Value) -> Vec<Value> {
     v["faults"]
         .as_array()
@@ -67,14 +80,7 @@ fn uek_headers_present_but_no_module_is_fault_11_then_fixed() {
     );
 
     // The fix, exactly as doctor gave it.
-    let (out, v) = run(&["selinux", "install", "--root", root, "--json"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{v}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(v["action"], "installed");
+    let v = install_module(root);
     let cmds: Vec<&str> = v["commands"]
         .as_array()
         .unwrap()
@@ -291,14 +297,7 @@ fn right<'a>(v: &'a Value, class: &str, perm: &str) -> &'a Value {
 fn an_rhel_8_0_image_installs_the_module_and_says_what_the_kernel_will_do() {
     let f = old_image(&el80(), sb::Unknown::Allow);
     let root = f.path().to_str().unwrap();
-    let (out, v) = run(&["selinux", "install", "--root", root, "--json"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{v}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(v["action"], "installed");
+    install_module(root);
     let (out, v) = run(&["selinux", "status", "--root", root, "--json"]);
     assert_eq!(out.status.code(), Some(0), "{v:#}");
     assert!(
