@@ -4,8 +4,10 @@
 //!
 //! The chain of trust, as apt's own:
 //! 1. `dists/SUITE/InRelease` must carry a signature that verifies against a
-//!    key the *root* already trusts (`/usr/share/keyrings/*.gpg`,
-//!    `/etc/apt/trusted.gpg.d/`, `/etc/apt/trusted.gpg`);
+//!    key trusted *for that archive*: the keyrings archives.conf or the
+//!    built-in table name, and the `Signed-By` of the root's apt sources for
+//!    the same URI — never any keyring that happens to lie in
+//!    `/usr/share/keyrings` or `/etc/apt/trusted.gpg.d`;
 //! 2. the `Packages` index must have the size and sha256 InRelease states;
 //! 3. the `.deb` must have the size and sha256 the index states (checked
 //!    while it streams);
@@ -67,11 +69,16 @@ pub enum DebArchiveError {
     Unsigned { url: String },
     #[error(
         "{url}: the signature does not verify against any key trusted in the root ({keys}); \
-         install the distribution's keyring in the root if the archive is genuine"
+         if the archive is genuine, install the distribution's keyring in the root (or name it \
+         with `key=PATH` in archives.conf)"
     )]
     BadSignature { url: String, keys: String },
-    #[error("no trusted apt keys in the root (/usr/share/keyrings, /etc/apt/trusted.gpg.d) to verify {url} with")]
-    NoKeys { url: String },
+    #[error(
+        "none of the keys trusted for this archive is in the root (looked for: {looked}), so \
+         {url} cannot be verified; install the distribution's keyring there, or name it with \
+         `key=PATH` in archives.conf (or `Signed-By` in the matching apt source)"
+    )]
+    NoKeys { url: String, looked: String },
     #[error("{url} lists no {component}/binary-{arch} Packages index with a sha256")]
     NoIndex {
         url: String,
@@ -98,28 +105,114 @@ pub enum DebArchiveError {
     Unreadable { path: PathBuf, detail: String },
 }
 
-/// The root's trusted apt keys: (file name, keys).
-pub fn trusted_keys(root: &Root) -> Vec<(String, SignedPublicKey)> {
+/// The keys trusted for one archive: what was looked for, and the keys
+/// of it the root has.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedKeys {
+    pub looked: Vec<String>,
+    pub keys: Vec<(String, SignedPublicKey)>,
+}
+
+/// The keyrings at `paths` (inside the root; a name ending in `*` matches
+/// every file it begins). Only these: a keyring that merely lies in
+/// `/usr/share/keyrings` or `/etc/apt/trusted.gpg.d` is not trusted for an
+/// archive.
+pub fn keys_at(root: &Root, paths: &[String]) -> TrustedKeys {
     let mut out = Vec::new();
-    let mut files = Vec::new();
-    for dir in ["/usr/share/keyrings", "/etc/apt/trusted.gpg.d"] {
-        for name in root.read_dir_names(dir).unwrap_or_default() {
-            files.push(Path::new(dir).join(name));
-        }
-    }
-    files.push(PathBuf::from("/etc/apt/trusted.gpg"));
-    for f in files {
+    for f in root.expand_globs(paths) {
         let Ok(Some(host)) = root.resolve_optional(&f) else {
             continue;
         };
-        let Ok(bytes) = std::fs::read(&host) else {
+        let Ok(file) = connector_host::root::open_regular(&host) else {
             continue;
         };
-        let name = f.display().to_string();
+        let mut bytes = Vec::new();
+        if file
+            .take(connector_host::root::READ_CAP)
+            .read_to_end(&mut bytes)
+            .is_err()
+        {
+            continue;
+        }
         for key in parse_keys(&bytes) {
-            out.push((name.clone(), key));
+            out.push((f.clone(), key));
         }
     }
+    TrustedKeys {
+        looked: paths.to_vec(),
+        keys: out,
+    }
+}
+
+/// The `Signed-By` keyrings of the root's apt sources whose URI is `url`
+/// (one-line `[signed-by=…]` in sources.list and `*.list`, and the
+/// `Signed-By:` field of deb822 `*.sources`; inline keys are not read).
+pub fn signed_by_for(root: &Root, url: &str) -> Vec<String> {
+    let want = with_slash(url);
+    let mut out = Vec::new();
+    let mut files = vec!["/etc/apt/sources.list".to_string()];
+    for name in root
+        .read_dir_names("/etc/apt/sources.list.d")
+        .unwrap_or_default()
+    {
+        files.push(format!(
+            "/etc/apt/sources.list.d/{}",
+            name.to_string_lossy()
+        ));
+    }
+    for f in files {
+        let Ok(Some(text)) = root.read_to_string_optional(&f) else {
+            continue;
+        };
+        if f.ends_with(".sources") {
+            for para in text.split("\n\n") {
+                let field = |k: &str| {
+                    para.lines().find_map(|l| {
+                        l.split_once(':')
+                            .filter(|(key, _)| key.trim().eq_ignore_ascii_case(k))
+                            .map(|(_, v)| v.trim().to_string())
+                    })
+                };
+                let uris = field("URIs").unwrap_or_default();
+                if uris.split_whitespace().any(|u| with_slash(u) == want) {
+                    if let Some(by) = field("Signed-By") {
+                        out.extend(
+                            by.split_whitespace()
+                                .filter(|p| p.starts_with('/'))
+                                .map(String::from),
+                        );
+                    }
+                }
+            }
+        } else if f.ends_with(".list") {
+            for line in text.lines() {
+                let line = line.split('#').next().unwrap_or("").trim();
+                let Some(rest) = line.strip_prefix("deb ") else {
+                    continue;
+                };
+                let rest = rest.trim_start();
+                let (opts, rest) = match rest.strip_prefix('[') {
+                    Some(r) => r.split_once(']').unwrap_or(("", r)),
+                    None => ("", rest),
+                };
+                let uri = rest.split_whitespace().next().unwrap_or("");
+                if with_slash(uri) != want {
+                    continue;
+                }
+                for o in opts.split_whitespace() {
+                    if let Some(v) = o.strip_prefix("signed-by=") {
+                        out.extend(
+                            v.split(',')
+                                .filter(|p| p.starts_with('/'))
+                                .map(String::from),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
     out
 }
 
@@ -142,13 +235,21 @@ pub fn parse_keys(bytes: &[u8]) -> Vec<SignedPublicKey> {
 pub fn verified_index(
     fetcher: &Fetcher,
     a: &DebArchive,
-    keys: &[(String, SignedPublicKey)],
+    trusted: &TrustedKeys,
 ) -> Result<String, DebArchiveError> {
+    let keys = &trusted.keys;
     let base = with_slash(&a.base);
     let url = format!("{base}dists/{}/InRelease", a.suite);
     let bytes = fetcher.get(&url, 64 * 1024 * 1024)?;
     if keys.is_empty() {
-        return Err(DebArchiveError::NoKeys { url });
+        return Err(DebArchiveError::NoKeys {
+            url,
+            looked: if trusted.looked.is_empty() {
+                "no key is named for it".into()
+            } else {
+                trusted.looked.join(", ")
+            },
+        });
     }
     let release =
         ReleaseFile::from_armored_reader(BufReader::new(Cursor::new(bytes))).map_err(|e| {

@@ -199,6 +199,31 @@ impl PackageBackend for DebBackend {
         })
     }
 
+    fn tool_paths(&self) -> &'static [&'static str] {
+        &[
+            "/etc/apt/sources.list",
+            "/etc/apt/sources.list.d",
+            "/etc/apt/apt.conf.d",
+            "/etc/apt/preferences.d",
+            "/etc/apt/trusted.gpg.d",
+            "/usr/share/keyrings",
+            "/var/lib/apt/lists/partial",
+            "/var/cache/apt/archives/partial",
+            "/var/lib/dpkg/status",
+            "/var/lib/dpkg/lock",
+            "/var/lib/dpkg/lock-frontend",
+            "/var/lib/dpkg/info",
+            "/var/lib/dpkg/updates",
+            "/var/log/apt/term.log",
+            "/var/log/dpkg.log",
+            "/usr/src",
+            "/usr/lib/modules",
+            "/lib/modules",
+            "/tmp",
+            "/var/tmp",
+        ]
+    }
+
     fn refresh_cmd(&self) -> Option<Cmd> {
         Some(
             self.apt("Refreshing the package lists")

@@ -9,14 +9,16 @@
 //!   resumed with `Range` (restarted when the server ignores it) and retried;
 //!   a finished file whose size or digest differs from what the repository
 //!   metadata promised is deleted and reported.
-//! - Every wait is bounded: connect timeout, an idle timeout per read, and a
-//!   cap on metadata sizes.
+//! - Every wait is bounded: connect timeout, an idle timeout per read, a
+//!   minimum rate over a window (dnf's `minrate` over `timeout`: a mirror
+//!   that trickles is given up), a total time per file, and a cap on
+//!   metadata sizes.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Once;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
@@ -31,6 +33,13 @@ pub struct FetchPolicy {
     pub idle_timeout: Duration,
     /// Attempts per download (the first one included).
     pub attempts: u32,
+    /// The slowest average rate tolerated (bytes/s) over `rate_window`
+    /// (dnf's `minrate`, default 1000); 0 turns the check off.
+    pub min_rate: u64,
+    /// The window the rate is measured over (dnf's `timeout`).
+    pub rate_window: Duration,
+    /// The longest one file may take, every attempt included.
+    pub max_time: Duration,
 }
 
 impl Default for FetchPolicy {
@@ -40,6 +49,9 @@ impl Default for FetchPolicy {
             connect_timeout: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(60),
             attempts: 4,
+            min_rate: 1000,
+            rate_window: Duration::from_secs(30),
+            max_time: Duration::from_secs(30 * 60),
         }
     }
 }
@@ -55,6 +67,22 @@ pub enum FetchError {
     Timeout { url: String, timeout: Duration },
     #[error("{url}: {detail}")]
     Transport { url: String, detail: String },
+    #[error(
+        "{url}: {bytes} bytes in {}s, below the minimum of {min_rate} bytes/s: this mirror is \
+         too slow (another one is tried; --download-min-rate sets the minimum)",
+        window.as_secs()
+    )]
+    TooSlow {
+        url: String,
+        bytes: u64,
+        window: Duration,
+        min_rate: u64,
+    },
+    #[error(
+        "{url}: not complete after {}s (--download-max-time): this mirror is too slow",
+        limit.as_secs()
+    )]
+    TimeLimit { url: String, limit: Duration },
     #[error("{url}: more than {limit} bytes")]
     TooLarge { url: String, limit: u64 },
     #[error("{url}: sha256 {actual} does not match the repository's {expected}")]
@@ -216,11 +244,18 @@ impl Fetcher {
     }
 
     fn get_once(&self, url: &str, limit: u64) -> Result<Vec<u8>, FetchError> {
-        let resp = self.send(url, 0)?;
+        let mut resp = self.send(url, 0)?.take(limit + 1);
+        let mut pace = Pace::new(&self.policy);
         let mut body = Vec::new();
-        resp.take(limit + 1)
-            .read_to_end(&mut body)
-            .map_err(|e| self.read_error(url, e))?;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = resp.read(&mut buf).map_err(|e| self.read_error(url, e))?;
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&buf[..n]);
+            pace.account(url, n as u64)?;
+        }
         if body.len() as u64 > limit {
             return Err(FetchError::TooLarge {
                 url: url.to_string(),
@@ -278,8 +313,10 @@ impl Fetcher {
         let mut written: u64 = 0;
         let mut last: Option<FetchError>;
         let mut attempts = 0;
+        let mut pace = Pace::new(&self.policy);
         loop {
             attempts += 1;
+            pace.restart_window();
             match self.send(url, written) {
                 Ok(mut resp) => {
                     if written > 0 && resp.status().as_u16() != 206 {
@@ -318,6 +355,9 @@ impl Fetcher {
                                     }
                                 }
                                 progress(written, total);
+                                if let Err(e) = pace.account(url, n as u64) {
+                                    break Err(e);
+                                }
                             }
                             Err(e) => {
                                 break Err(match self.read_error(url, e) {
@@ -392,6 +432,61 @@ impl Fetcher {
             sha256: actual,
             size: written,
         })
+    }
+}
+
+/// The rate and time bounds of one transfer (every attempt of one file).
+struct Pace {
+    start: Instant,
+    window_start: Instant,
+    window_bytes: u64,
+    min_rate: u64,
+    window: Duration,
+    max_time: Duration,
+}
+
+impl Pace {
+    fn new(policy: &FetchPolicy) -> Pace {
+        let now = Instant::now();
+        Pace {
+            start: now,
+            window_start: now,
+            window_bytes: 0,
+            min_rate: policy.min_rate,
+            window: policy.rate_window,
+            max_time: policy.max_time,
+        }
+    }
+
+    /// A new attempt: the rate is measured afresh (not the total time).
+    fn restart_window(&mut self) {
+        self.window_start = Instant::now();
+        self.window_bytes = 0;
+    }
+
+    /// Counts `n` bytes just read; an error when the transfer is too slow.
+    fn account(&mut self, url: &str, n: u64) -> Result<(), FetchError> {
+        if self.start.elapsed() > self.max_time {
+            return Err(FetchError::TimeLimit {
+                url: url.to_string(),
+                limit: self.max_time,
+            });
+        }
+        self.window_bytes += n;
+        let elapsed = self.window_start.elapsed();
+        if self.min_rate > 0 && !self.window.is_zero() && elapsed >= self.window {
+            let floor = (self.min_rate as f64 * elapsed.as_secs_f64()) as u64;
+            if self.window_bytes < floor {
+                return Err(FetchError::TooSlow {
+                    url: url.to_string(),
+                    bytes: self.window_bytes,
+                    window: elapsed,
+                    min_rate: self.min_rate,
+                });
+            }
+            self.restart_window();
+        }
+        Ok(())
     }
 }
 

@@ -19,6 +19,7 @@ fn fetcher(server: &TestServer) -> Fetcher {
         connect_timeout: Duration::from_secs(2),
         idle_timeout: Duration::from_millis(800),
         attempts: 3,
+        ..FetchPolicy::default()
     })
     .unwrap()
 }
@@ -143,6 +144,7 @@ fn a_server_that_hangs_times_out() {
         connect_timeout: Duration::from_secs(2),
         idle_timeout: Duration::from_millis(500),
         attempts: 2,
+        ..FetchPolicy::default()
     })
     .unwrap();
     let err = f
@@ -206,4 +208,123 @@ fn http_errors_and_size_limits() {
         "{err}"
     );
     assert_eq!(f.get(&server.url("pkg.rpm"), 10_000).unwrap(), body);
+}
+
+/// A policy whose rate window is short enough for a test.
+fn paced(server: &TestServer, min_rate: u64, window_ms: u64, max_time_ms: u64) -> Fetcher {
+    Fetcher::new(FetchPolicy {
+        allow_http: vec![server.url("")],
+        connect_timeout: Duration::from_secs(2),
+        idle_timeout: Duration::from_millis(800),
+        attempts: 3,
+        min_rate,
+        rate_window: Duration::from_millis(window_ms),
+        max_time: Duration::from_millis(max_time_ms),
+    })
+    .unwrap()
+}
+
+#[test]
+fn a_mirror_that_trickles_is_given_up_by_its_rate_not_retried() {
+    // 10 bytes every 50 ms (200 B/s): never silent for the 800 ms idle
+    // timeout, far below 1000 B/s.
+    let (_d, server, body) = setup(100_000);
+    let trickle = Fault::Trickle {
+        chunk: 10,
+        every: Duration::from_millis(50),
+    };
+    server.fault("pkg.rpm", trickle.clone());
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("x.rpm");
+    let start = Instant::now();
+    let err = paced(&server, 1000, 1000, 60_000)
+        .download(
+            &server.url("pkg.rpm"),
+            &dest,
+            &expect(&body),
+            &mut |_, _| {},
+        )
+        .unwrap_err();
+    let took = start.elapsed();
+    match &err {
+        FetchError::TooSlow {
+            url,
+            bytes,
+            min_rate,
+            ..
+        } => {
+            assert_eq!(url, &server.url("pkg.rpm"));
+            assert!(*bytes < 1000, "{err}");
+            assert_eq!(*min_rate, 1000);
+        }
+        other => panic!("not TooSlow: {other}"),
+    }
+    assert!(
+        err.to_string()
+            .contains("below the minimum of 1000 bytes/s"),
+        "{err}"
+    );
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    // A verdict on the mirror: one request, no retries, nothing left.
+    assert_eq!(server.requests().len(), 1);
+    assert!(!dest.exists());
+
+    // Metadata fetched into memory is held to the same rate.
+    std::fs::write(_d.path().join("repomd.xml"), vec![b'x'; 50_000]).unwrap();
+    server.fault("repomd.xml", trickle);
+    let err = paced(&server, 1000, 1000, 60_000)
+        .get(&server.url("repomd.xml"), 1 << 20)
+        .unwrap_err();
+    assert!(matches!(err, FetchError::TooSlow { .. }), "{err}");
+}
+
+#[test]
+fn a_file_that_takes_longer_than_the_total_bound_is_given_up() {
+    // 2000 B/s passes the 1000 B/s minimum, but 100 kB takes 50 s: over a
+    // total bound of 1.5 s.
+    let (_d, server, body) = setup(100_000);
+    server.fault(
+        "pkg.rpm",
+        Fault::Trickle {
+            chunk: 100,
+            every: Duration::from_millis(50),
+        },
+    );
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("x.rpm");
+    let start = Instant::now();
+    let err = paced(&server, 1000, 500, 1500)
+        .download(
+            &server.url("pkg.rpm"),
+            &dest,
+            &expect(&body),
+            &mut |_, _| {},
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&err, FetchError::TimeLimit { url, limit } if url == &server.url("pkg.rpm") && *limit == Duration::from_millis(1500)),
+        "{err}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(!dest.exists());
+}
+
+#[test]
+fn a_fast_enough_download_passes_the_rate_check() {
+    let (_d, server, body) = setup(300_000);
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("x.rpm");
+    let got = paced(&server, 1000, 1, 60_000)
+        .download(
+            &server.url("pkg.rpm"),
+            &dest,
+            &expect(&body),
+            &mut |_, _| {},
+        )
+        .unwrap();
+    assert_eq!(got.size, body.len() as u64);
 }

@@ -167,6 +167,13 @@ pub trait PackageBackend: Sync {
     /// (`apt-get update`, `dnf makecache`), if the family needs one.
     fn refresh_cmd(&self) -> Option<Cmd>;
 
+    /// The paths inside the root that this family's tools open when they
+    /// install into another root (configuration, caches, databases, logs,
+    /// where header packages land): each is checked with
+    /// [`crate::Root::tool_path`] before a tool runs, because the tools
+    /// resolve them with the host's kernel.
+    fn tool_paths(&self) -> &'static [&'static str];
+
     /// The package manager's lock files (host paths), for lock checks.
     fn lock_files(&self) -> Vec<PathBuf>;
 

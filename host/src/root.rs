@@ -231,6 +231,86 @@ impl Root {
         Ok(names)
     }
 
+    /// The host path of `p` for a tool that takes the root itself
+    /// (`semodule -p`, `setfiles -r`, `rpm --root`, `dnf --installroot`,
+    /// `dpkg --root`, `apt-get -o Dir=`, `systemctl --root`). Such a tool
+    /// resolves `ROOT/p` with the host's kernel, which follows an absolute or
+    /// climbing symlink in the root *out* of it; this checks that the host's
+    /// resolution and the chroot resolution of `p` are the same place, and
+    /// otherwise names the link. Parts of `p` that do not exist yet are
+    /// compared as written (the tool would create them where the existing
+    /// part leads). On the live root nothing can lead outside it.
+    pub fn tool_path(&self, p: impl AsRef<Path>) -> Result<PathBuf, Escape> {
+        let p = p.as_ref();
+        let host = self.host_path(p);
+        if self.path == Path::new("/") {
+            return Ok(host);
+        }
+        let same = |q: &Path| {
+            walk_lenient(Path::new("/"), &self.host_path(q)) == walk_lenient(&self.path, q)
+        };
+        if same(p) {
+            return Ok(host);
+        }
+        // The first prefix that differs ends in the link.
+        let mut prefix = PathBuf::from("/");
+        for c in components(p) {
+            prefix.push(&c);
+            if !same(&prefix) {
+                let link_host = self.host_path(&prefix);
+                return Err(Escape {
+                    target: fs::read_link(&link_host).unwrap_or_default(),
+                    outside: walk_lenient(Path::new("/"), &link_host).unwrap_or(link_host),
+                    link: prefix,
+                });
+            }
+        }
+        // Unreachable in practice (the whole path differed); refuse anyway.
+        Err(Escape {
+            target: PathBuf::new(),
+            outside: host,
+            link: p.to_path_buf(),
+        })
+    }
+
+    /// [`Root::tool_path`] for every path in `paths`.
+    pub fn check_tool_paths<P: AsRef<Path>>(
+        &self,
+        paths: impl IntoIterator<Item = P>,
+    ) -> Result<(), Escape> {
+        for p in paths {
+            self.tool_path(p)?;
+        }
+        Ok(())
+    }
+
+    /// `paths` (inside the root) with each name that ends in `*` replaced by
+    /// the entries of its directory that begin with the rest; sorted,
+    /// without duplicates. Used for key names such as
+    /// `/etc/pki/rpm-gpg/RPM-GPG-KEY-Rocky-*`.
+    pub fn expand_globs(&self, paths: &[String]) -> Vec<String> {
+        let mut out = Vec::new();
+        for p in paths {
+            let Some(prefix) = p.strip_suffix('*') else {
+                out.push(p.clone());
+                continue;
+            };
+            let (dir, start) = prefix.rsplit_once('/').unwrap_or(("", prefix));
+            for name in self
+                .read_dir_names(if dir.is_empty() { "/" } else { dir })
+                .unwrap_or_default()
+            {
+                let name = name.to_string_lossy();
+                if name.starts_with(start) {
+                    out.push(format!("{dir}/{name}"));
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
     fn join_rel(&self, rel: &[OsString]) -> PathBuf {
         let mut out = self.path.clone();
         out.extend(rel);
@@ -277,6 +357,67 @@ impl Root {
         }
         Ok(resolved)
     }
+}
+
+/// A symlink in a root that a tool given the root would follow out of it
+/// (see [`Root::tool_path`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "refused: {} in the root is a symbolic link to {}, which a tool given the root resolves \
+     with the host's kernel to {} (outside the root); replace it with a directory, or with a \
+     relative link that stays inside the root",
+    link.display(), target.display(), outside.display()
+)]
+pub struct Escape {
+    /// The link, as a path inside the root.
+    pub link: PathBuf,
+    /// What it points to.
+    pub target: PathBuf,
+    /// Where the host's kernel would go.
+    pub outside: PathBuf,
+}
+
+/// Resolves `p` below `top` (taken as `/`) the way the kernel would, one
+/// component at a time, but keeps going where something is missing (the
+/// rest is appended as written). `None` on a symlink loop.
+fn walk_lenient(top: &Path, p: &Path) -> Option<PathBuf> {
+    let mut resolved: Vec<OsString> = Vec::new();
+    let mut pending = components(p);
+    let mut links = 0usize;
+    let mut exists = true;
+    while let Some(name) = pending.pop_front() {
+        if name == OsStr::new("..") {
+            resolved.pop();
+            continue;
+        }
+        if exists {
+            let mut h = top.to_path_buf();
+            h.extend(&resolved);
+            h.push(&name);
+            match fs::symlink_metadata(&h) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    links += 1;
+                    if links > MAX_SYMLINKS {
+                        return None;
+                    }
+                    let target = fs::read_link(&h).ok()?;
+                    if target.is_absolute() {
+                        resolved.clear();
+                    }
+                    for c in components(&target).into_iter().rev() {
+                        pending.push_front(c);
+                    }
+                    continue;
+                }
+                Ok(_) => {}
+                Err(_) => exists = false,
+            }
+        }
+        resolved.push(name);
+    }
+    let mut out = top.to_path_buf();
+    out.extend(resolved);
+    Some(out)
 }
 
 /// The path's components as names, with `.` and the root dropped and `..`
@@ -364,6 +505,59 @@ mod tests {
         .unwrap();
         let root = Root::new(r).unwrap();
         (dir, root)
+    }
+
+    #[test]
+    fn tool_paths_that_a_link_would_take_out_of_the_root_are_refused() {
+        let (dir, root) = tree();
+        let r = dir.path();
+        let outside = tempfile::tempdir().unwrap();
+        let o = outside.path().canonicalize().unwrap();
+        fs::create_dir_all(r.join("var/lib")).unwrap();
+        fs::create_dir_all(o.join("selinux")).unwrap();
+        // Absolute: the host's kernel goes to the host's directory.
+        symlink(o.join("selinux"), r.join("var/lib/selinux")).unwrap();
+        // Climbing: as many `..` as it takes to leave the root.
+        let up = "../".repeat(r.components().count() + 2);
+        symlink(format!("{up}{}", o.display()), r.join("var/log")).unwrap();
+        // Dangling and absolute: the kernel would create it on the host.
+        symlink("/nonexistent-connector-test", r.join("var/cache")).unwrap();
+        for (p, link) in [
+            ("/var/lib/selinux/targeted/active", "/var/lib/selinux"),
+            ("/var/log/dnf.log", "/var/log"),
+            ("/var/log", "/var/log"),
+            ("/var/cache/dnf", "/var/cache"),
+        ] {
+            let e = root.tool_path(p).unwrap_err();
+            assert_eq!(e.link, Path::new(link), "{p}");
+            assert!(
+                !e.outside.starts_with(r.canonicalize().unwrap()),
+                "{p}: {e}"
+            );
+            assert!(
+                e.to_string()
+                    .contains(&format!("refused: {link} in the root")),
+                "{e}"
+            );
+        }
+        assert!(root.check_tool_paths(["/etc", "/var/lib/selinux"]).is_err());
+        // Links that stay inside resolve the same both ways, and what does
+        // not exist yet is compared as written.
+        for p in [
+            "/lib/modules/6.1.0-18-amd64",
+            "/usr/lib/os-release",
+            "/var/lib/rpm/rpmdb.sqlite",
+            "/not/there/yet",
+        ] {
+            assert_eq!(root.tool_path(p).unwrap(), root.host_path(p), "{p}");
+        }
+        // The absolute build link restarts at the root inside, at / outside.
+        assert!(root.tool_path("/lib/modules/6.1.0-18-amd64/build").is_err());
+        // On the live root nothing leads outside it.
+        assert_eq!(
+            Root::live().tool_path("/var/lib/selinux").unwrap(),
+            Path::new("/var/lib/selinux")
+        );
     }
 
     #[test]

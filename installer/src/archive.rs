@@ -35,6 +35,11 @@ pub struct ArchiveRoot {
     /// component (default: main).
     pub suite: Option<String>,
     pub component: Option<String>,
+    /// The keys (paths inside the root) trusted for this archive: the
+    /// entry's `key=` options, else the distribution's keys from the
+    /// built-in table. The family adds the root's own trust for the same
+    /// source (`gpgkey=` of its repositories; apt's `Signed-By`).
+    pub keys: Vec<String>,
 }
 
 /// One line of archives.conf.
@@ -48,6 +53,8 @@ pub struct ConfigEntry {
     pub mirrorlist: bool,
     pub suite: Option<String>,
     pub component: Option<String>,
+    /// `key=PATH` (repeatable): the keys trusted for this archive.
+    pub keys: Vec<String>,
     pub line: usize,
 }
 
@@ -64,7 +71,7 @@ impl ArchiveConfig {
     ///
     /// ```text
     /// # DISTRO  VERSION  FLAVOR  URL                       [OPTIONS]
-    /// ol        8        uek7    https://mirror/OL8/UEKR7/{arch}/
+    /// ol        8        uek7    https://mirror/OL8/UEKR7/{arch}/  key=/etc/pki/rpm-gpg/RPM-GPG-KEY-oracle
     /// rhel      *        *       http://mirror.internal/rhel{major}/{arch}/  allow-http
     /// amzn      2        *       https://mirror/amzn2/mirror.list            mirrorlist
     /// replace-builtin
@@ -96,6 +103,7 @@ impl ArchiveConfig {
                 mirrorlist: false,
                 suite: None,
                 component: None,
+                keys: Vec::new(),
                 line: i + 1,
             };
             for opt in &words[4..] {
@@ -107,6 +115,16 @@ impl ArchiveConfig {
                     }
                     o if o.starts_with("component=") => {
                         entry.component = Some(o["component=".len()..].to_string())
+                    }
+                    o if o.starts_with("key=") => {
+                        let path = &o["key=".len()..];
+                        if !path.starts_with('/') {
+                            return Err(format!(
+                                "line {}: key={path}: give the key file's absolute path in the root",
+                                i + 1
+                            ));
+                        }
+                        entry.keys.push(path.to_string());
                     }
                     other => return Err(format!("line {}: unknown option {other:?}", i + 1)),
                 }
@@ -312,6 +330,46 @@ fn builtin(os: &OsInfo, k: &KernelReport, v: &Vars<'_>) -> Vec<(String, Option<S
     t.into_iter().map(|u| (u, None)).collect()
 }
 
+/// The signing keys of a distribution's own archives, as the distribution
+/// installs them (paths inside the root; a trailing `*` matches the rest of
+/// a name). Only these are trusted for the built-in archives, and for
+/// archives.conf entries that name no `key=`.
+pub fn builtin_keys(os: &OsInfo) -> Vec<String> {
+    let keys: &[&str] = match os.distro {
+        Some(Distro::Rhel) => &["/etc/pki/rpm-gpg/RPM-GPG-KEY-redhat-release"],
+        Some(Distro::CentOs) => &["/etc/pki/rpm-gpg/RPM-GPG-KEY-centosofficial"],
+        Some(Distro::Rocky) => &[
+            "/etc/pki/rpm-gpg/RPM-GPG-KEY-Rocky-*",
+            "/etc/pki/rpm-gpg/RPM-GPG-KEY-rockyofficial",
+        ],
+        Some(Distro::Alma) => &["/etc/pki/rpm-gpg/RPM-GPG-KEY-AlmaLinux*"],
+        Some(Distro::Oracle) => &["/etc/pki/rpm-gpg/RPM-GPG-KEY-oracle"],
+        Some(Distro::Amazon) => &["/etc/pki/rpm-gpg/RPM-GPG-KEY-amazon-linux-2*"],
+        Some(Distro::Debian) => &[
+            "/usr/share/keyrings/debian-archive-keyring.gpg",
+            "/etc/apt/trusted.gpg.d/debian-archive-*",
+        ],
+        Some(Distro::Ubuntu) => &[
+            "/usr/share/keyrings/ubuntu-archive-keyring.gpg",
+            "/etc/apt/trusted.gpg.d/ubuntu-keyring-*",
+        ],
+        None => &[],
+    };
+    keys.iter().map(|k| k.to_string()).collect()
+}
+
+/// The keys `--from DIR` packages may be signed with: the distribution's
+/// (built-in) and every `key=` archives.conf names for this distribution.
+pub fn local_keys(os: &OsInfo, cfg: &ArchiveConfig) -> Vec<String> {
+    let mut keys = builtin_keys(os);
+    for e in &cfg.entries {
+        if e.distro == "*" || e.distro == os.id {
+            keys.extend(e.keys.iter().cloned());
+        }
+    }
+    keys
+}
+
 /// Every archive root to try for kernel `k`, in order: configuration first.
 pub fn roots_for(os: &OsInfo, k: &KernelReport, cfg: &ArchiveConfig) -> Vec<ArchiveRoot> {
     let arch = k.arch.clone().unwrap_or_else(|| "x86_64".into());
@@ -342,6 +400,11 @@ pub fn roots_for(os: &OsInfo, k: &KernelReport, cfg: &ArchiveConfig) -> Vec<Arch
                     origin: format!("archives.conf:{}", e.line),
                     suite: e.suite.clone(),
                     component: e.component.clone(),
+                    keys: if e.keys.is_empty() {
+                        builtin_keys(os)
+                    } else {
+                        e.keys.clone()
+                    },
                 });
             }
         }
@@ -356,6 +419,7 @@ pub fn roots_for(os: &OsInfo, k: &KernelReport, cfg: &ArchiveConfig) -> Vec<Arch
                     origin: "built-in".into(),
                     suite,
                     component: None,
+                    keys: builtin_keys(os),
                 });
             }
         }
@@ -378,8 +442,9 @@ pub trait ArchiveBackend {
     ) -> Result<Vec<PathBuf>, ArchiveFailure>;
 
     /// The file `--from DIR` holds for `package`, verified as far as the
-    /// family allows without repository metadata.
-    fn local_package(&self, dir: &Path, package: &str) -> Result<PathBuf, String>;
+    /// family allows without repository metadata (RPM: signed by one of
+    /// `keys`, paths inside the root).
+    fn local_package(&self, dir: &Path, package: &str, keys: &[String]) -> Result<PathBuf, String>;
 }
 
 /// Why one archive root did not supply the package.
@@ -439,19 +504,24 @@ impl ArchiveBackend for RpmArchive {
             }) => ArchiveFailure::NotThere(e.to_string()),
             other => ArchiveFailure::Rejected(other.to_string()),
         })?;
-        rpm_archive::fetch_verified(fetcher, &found, &want, &self.root, dir, progress)
+        let mut paths = root.keys.clone();
+        paths.extend(rpm_archive::repo_gpgkeys(&self.root));
+        let keys = rpm_archive::keys_at(&self.root, &paths);
+        rpm_archive::fetch_verified(fetcher, &found, &want, &keys, dir, progress)
             .map(|p| vec![p])
             .map_err(|e| ArchiveFailure::Rejected(e.to_string()))
     }
 
-    fn local_package(&self, dir: &Path, package: &str) -> Result<PathBuf, String> {
+    fn local_package(&self, dir: &Path, package: &str, keys: &[String]) -> Result<PathBuf, String> {
         let want = rpm_archive::Nevra::parse(package)
             .ok_or_else(|| format!("{package} is not a NEVRA"))?;
         let file = dir.join(format!("{package}.rpm"));
         if !file.is_file() {
             return Err(format!("{} does not exist", file.display()));
         }
-        rpm_archive::verify_rpm(&file, &want, &rpm_archive::trusted_keys(&self.root))
+        let mut paths = keys.to_vec();
+        paths.extend(rpm_archive::repo_gpgkeys(&self.root));
+        rpm_archive::verify_rpm(&file, &want, &rpm_archive::keys_at(&self.root, &paths))
             .map_err(|e| format!("{} was refused: {e}", file.display()))?;
         Ok(file)
     }
@@ -504,7 +574,9 @@ impl ArchiveBackend for DebArchiveBackend {
             component: root.component.clone().unwrap_or_else(|| "main".into()),
             arch: self.arch(),
         };
-        let keys = deb::trusted_keys(&self.root);
+        let mut paths = root.keys.clone();
+        paths.extend(deb::signed_by_for(&self.root, &root.url));
+        let keys = deb::keys_at(&self.root, &paths);
         let index = deb::verified_index(fetcher, &a, &keys).map_err(|e| match e {
             deb::DebArchiveError::Fetch(connector_fetch::FetchError::Status {
                 status: 404,
@@ -523,7 +595,12 @@ impl ArchiveBackend for DebArchiveBackend {
         Ok(files)
     }
 
-    fn local_package(&self, dir: &Path, package: &str) -> Result<PathBuf, String> {
+    fn local_package(
+        &self,
+        dir: &Path,
+        package: &str,
+        _keys: &[String],
+    ) -> Result<PathBuf, String> {
         let prefix = format!("{package}_");
         let file = std::fs::read_dir(dir)
             .map_err(|e| format!("{}: {e}", dir.display()))?

@@ -349,17 +349,34 @@ pub struct SourceArgs {
     #[arg(long, value_name = "DIR")]
     pub from: Option<PathBuf>,
 
-    /// Seconds of silence after which an archive download is given up
+    /// Seconds of silence after which an archive download is given up; also
+    /// the window --download-min-rate is averaged over
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub download_timeout: u64,
+
+    /// Slowest average rate of an archive download (0: no minimum)
+    #[arg(long, value_name = "BYTES_PER_SEC", default_value_t = 1000)]
+    pub download_min_rate: u64,
+
+    /// Longest time one archive download may take, retries included
+    #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
+    pub download_max_time: u64,
 }
 
 impl SourceArgs {
     fn apply(self, opts: &mut install::InstallOptions) {
         opts.lock_timeout = std::time::Duration::from_secs(self.lock_timeout);
+        opts.downloads = self.limits();
         opts.archives = self.archives;
         opts.from = self.from;
-        opts.download_timeout = std::time::Duration::from_secs(self.download_timeout);
+    }
+
+    fn limits(&self) -> headers::DownloadLimits {
+        headers::DownloadLimits {
+            timeout: std::time::Duration::from_secs(self.download_timeout),
+            min_rate: self.download_min_rate,
+            max_time: std::time::Duration::from_secs(self.download_max_time),
+        }
     }
 }
 
@@ -494,9 +511,9 @@ pub fn run(cli: Cli) -> Result<i32> {
                 dry_run: args.dry_run,
                 in_transaction: args.in_transaction,
                 lock_timeout: std::time::Duration::from_secs(args.sources.lock_timeout),
+                downloads: args.sources.limits(),
                 archives: args.sources.archives,
                 from: args.sources.from,
-                download_timeout: std::time::Duration::from_secs(args.sources.download_timeout),
             };
             let report =
                 match headers::run(&opts, &mut |line| eprintln!("connector-installer: {line}")) {
@@ -540,7 +557,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Laydown(args) => {
             let root = open_root(&args.root)?;
-            let labels: Box<dyn laydown::Labeler> = match laydown::FileContexts::open(&root) {
+            let labels: Box<dyn laydown::Labeler> = match laydown::FileContexts::open(&root)? {
                 Some(fc) => Box::new(fc),
                 None => Box::new(laydown::NoLabels),
             };

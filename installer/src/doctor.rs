@@ -310,7 +310,18 @@ pub fn diagnose(opts: &DoctorOptions) -> Result<Report> {
         faults.extend(selinux_faults(s, root, &kernel));
     }
     let connector_status = read_connector_status(root, &mut notes);
-    for item in crate::state::pending(root) {
+    let pending = crate::state::pending(root).unwrap_or_else(|e| {
+        notes.push(Note {
+            kind: NoteKind::Deferred,
+            kernel: None,
+            message: format!(
+                "{e:#}: deferred work may be recorded there; fix or remove the file, then run \
+                 `connector-installer install`"
+            ),
+        });
+        Vec::new()
+    });
+    for item in pending {
         notes.push(Note {
             kind: NoteKind::Deferred,
             kernel: item.strip_prefix("headers ").map(String::from),

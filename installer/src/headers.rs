@@ -62,8 +62,31 @@ pub struct HeadersOptions {
     pub archives: Option<PathBuf>,
     /// `--from DIR`: pre-downloaded packages, used instead of the network.
     pub from: Option<PathBuf>,
-    /// Idle timeout of archive downloads.
-    pub download_timeout: Duration,
+    /// How long and how slowly an archive download may go.
+    pub downloads: DownloadLimits,
+}
+
+/// The bounds of every archive download (`--download-timeout`,
+/// `--download-min-rate`, `--download-max-time`; dnf's `timeout` and
+/// `minrate` semantics: the rate is averaged over the timeout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DownloadLimits {
+    /// The longest silence, and the window the rate is averaged over.
+    pub timeout: Duration,
+    /// Bytes per second; 0: no minimum.
+    pub min_rate: u64,
+    /// The longest one file may take.
+    pub max_time: Duration,
+}
+
+impl Default for DownloadLimits {
+    fn default() -> Self {
+        DownloadLimits {
+            timeout: Duration::from_secs(60),
+            min_rate: 1000,
+            max_time: Duration::from_secs(30 * 60),
+        }
+    }
 }
 
 /// Per-kernel result.
@@ -267,10 +290,14 @@ pub fn run(opts: &HeadersOptions, progress: &mut dyn FnMut(&str)) -> Result<Head
         return Ok(report);
     }
 
-    // 4. Someone else's lock: wait, bounded.
+    // 4. The tools resolve the root's paths with the host's kernel: a link
+    // planted in an image must not take them out of it.
+    opts.root.check_tool_paths(backend.tool_paths())?;
+
+    // 5. Someone else's lock: wait, bounded.
     wait_for_lock(backend.as_ref(), opts.lock_timeout, progress)?;
 
-    // 5. Install; refresh once on "not found"; drop what is still missing.
+    // 6. Install; refresh once on "not found"; drop what is still missing.
     let mut missing: Vec<String> = Vec::new();
     let mut refreshed = false;
     let mut failure: Option<String> = None;
@@ -329,7 +356,7 @@ pub fn run(opts: &HeadersOptions, progress: &mut dyn FnMut(&str)) -> Result<Head
         }
     }
 
-    // 6. What the repositories lack: the vendor archive (or --from DIR),
+    // 7. What the repositories lack: the vendor archive (or --from DIR),
     //    verified end to end, then installed as local files.
     let mut came_from: BTreeMap<String, (String, String)> = BTreeMap::new();
     let mut fallback_failed: BTreeMap<String, String> = BTreeMap::new();
@@ -357,7 +384,7 @@ pub fn run(opts: &HeadersOptions, progress: &mut dyn FnMut(&str)) -> Result<Head
                      archive fallback yet; install it by hand or update the kernel"
                 )),
                 Some(a) => match &opts.from {
-                    Some(dir) => from_dir(a.as_ref(), dir, pkg),
+                    Some(dir) => from_dir(a.as_ref(), dir, pkg, &archive::local_keys(&os, &cfg)),
                     None => from_archives(a.as_ref(), &os, k, &cfg, pkg, download_dir.path(), opts, progress),
                 },
             };
@@ -392,7 +419,7 @@ pub fn run(opts: &HeadersOptions, progress: &mut dyn FnMut(&str)) -> Result<Head
         }
     }
 
-    // 7. Verify on disk.
+    // 8. Verify on disk.
     for k in &wanted {
         let pkg = k.headers.package.clone().unwrap_or_default();
         let outcome = if let Some(reason) = fallback_failed.get(&pkg) {
@@ -437,9 +464,10 @@ fn from_dir(
     a: &dyn ArchiveBackend,
     dir: &Path,
     pkg: &str,
+    keys: &[String],
 ) -> Result<(Vec<PathBuf>, String, String), String> {
     let file = a
-        .local_package(dir, pkg)
+        .local_package(dir, pkg, keys)
         .map_err(|e| format!("{pkg} is not in the configured repositories; --from: {e}"))?;
     let shown = file.display().to_string();
     Ok((vec![file], "local".into(), shown))
@@ -473,7 +501,10 @@ fn from_archives(
             .filter(|r| r.allow_http)
             .map(|r| r.url.clone())
             .collect(),
-        idle_timeout: opts.download_timeout,
+        idle_timeout: opts.downloads.timeout,
+        rate_window: opts.downloads.timeout,
+        min_rate: opts.downloads.min_rate,
+        max_time: opts.downloads.max_time,
         ..connector_fetch::FetchPolicy::default()
     })
     .map_err(|e| e.to_string())?;

@@ -180,7 +180,12 @@ fn configure(root: &Root, upgrade: bool) {
                     "{e:#}; the connector may raise fault 11 until `connector-installer repair` runs"
                 ));
             }
-            let _ = state::record_pending(root, "install");
+            if let Err(e) = state::record_pending(root, "install") {
+                warn(&format!(
+                    "recording the deferred work failed ({e:#}); doctor will not show it: run \
+                     `connector-installer install` after this transaction"
+                ));
+            }
             match install::defer(root) {
                 Ok(how) => say(&how),
                 Err(e) => warn(&format!("{e:#}")),
@@ -200,7 +205,8 @@ fn kernel_added(root: &Root, release: &str) {
     }
     if let Err(e) = state::record_pending(root, &format!("headers {release}")) {
         warn(&format!(
-            "recording the pending headers of {release}: {e:#}"
+            "recording the pending headers of {release} failed ({e:#}); doctor will not show \
+             them: run `connector-installer headers --kernel {release}` before rebooting into it"
         ));
     }
     match install::defer(root) {

@@ -41,7 +41,22 @@ pub mod exit {
 /// Environment variable for fault-injection tests: the installer kills
 /// itself (SIGKILL) when it is about to run step number N (0-based; N =
 /// the number of steps: after the last one, before the journal is closed).
+/// Only in builds with the `fault-injection` feature (the tests'); a
+/// shipped binary does not know the variable.
+#[cfg(feature = "fault-injection")]
 pub const KILL_AT_ENV: &str = "CONNECTOR_INSTALLER_TEST_KILL_AT_STEP";
+
+/// The step to be killed at, in a fault-injection build.
+fn kill_at() -> Option<usize> {
+    #[cfg(feature = "fault-injection")]
+    {
+        std::env::var(KILL_AT_ENV).ok().and_then(|v| v.parse().ok())
+    }
+    #[cfg(not(feature = "fault-injection"))]
+    {
+        None
+    }
+}
 
 /// What to install.
 #[derive(Debug, Clone)]
@@ -69,7 +84,7 @@ pub struct InstallOptions {
     pub lock_timeout: Duration,
     pub archives: Option<PathBuf>,
     pub from: Option<PathBuf>,
-    pub download_timeout: Duration,
+    pub downloads: headers::DownloadLimits,
 }
 
 impl InstallOptions {
@@ -88,7 +103,7 @@ impl InstallOptions {
             lock_timeout: Duration::from_secs(120),
             archives: None,
             from: None,
-            download_timeout: Duration::from_secs(60),
+            downloads: headers::DownloadLimits::default(),
         }
     }
 
@@ -102,7 +117,7 @@ impl InstallOptions {
             lock_timeout: self.lock_timeout,
             archives: self.archives.clone(),
             from: self.from.clone(),
-            download_timeout: self.download_timeout,
+            downloads: self.downloads,
         }
     }
 }
@@ -252,7 +267,9 @@ pub fn plan(opts: &InstallOptions) -> Result<Plan> {
             .map(|d| format!("{} ({})", d.path, d.action))
             .collect();
         if !changes.is_empty() {
-            p.check_space()?;
+            // A root with SELinux configured but no usable file contexts
+            // is refused now, not half laid down later.
+            laydown::FileContexts::open(root)?;
             steps.push(Step {
                 step: StepKind::Laydown,
                 what: format!("lay down {} connector file(s)", changes.len()),
@@ -424,6 +441,10 @@ pub fn plan(opts: &InstallOptions) -> Result<Plan> {
         }
     }
 
+    check_tool_paths(root, &steps)?;
+    if !steps.is_empty() {
+        check_space(root, &steps, prepared.as_ref())?;
+    }
     report.plan = steps;
     report.elapsed_ms = start.elapsed().as_millis() as u64;
     Ok(Plan {
@@ -432,10 +453,58 @@ pub fn plan(opts: &InstallOptions) -> Result<Plan> {
     })
 }
 
+/// Room for everything the run writes before its steps do their own
+/// checking: the lay-down (files, directories, its record) and the
+/// installer's bookkeeping (the state directory, the lock, the journal, the
+/// pending record). Refused here, nothing has been written.
+fn check_space(root: &Root, steps: &[Step], prepared: Option<&laydown::Prepared>) -> Result<()> {
+    let mut space = match prepared {
+        Some(p) if steps.iter().any(|s| s.step == StepKind::Laydown) => p.space_needed()?,
+        _ => laydown::Space::default(),
+    };
+    let state = root
+        .resolve_optional(state::STATE_DIR)?
+        .unwrap_or_else(|| root.host_path(state::STATE_DIR));
+    space.add(state::STATE_DIR, &state, 0, true);
+    space.add(state::LOCK, &state.join("installer.lock"), 0, false);
+    // The journal: a line per step and two per step run; one block.
+    space.add(state::JOURNAL, &state.join("install.journal"), 4096, false);
+    if steps.iter().any(|s| s.step == StepKind::Headers) {
+        space.add(state::PENDING, &state.join("pending"), 4096, false);
+    }
+    space.check()
+}
+
+/// Tools that take the root (semodule, setfiles, dnf/rpm, apt/dpkg,
+/// systemctl) resolve its paths with the host's kernel: every path a planned
+/// step hands to one must lead where it leads inside the root. Checked when
+/// planning, so a planted link refuses the whole run before its first write.
+fn check_tool_paths(root: &Root, steps: &[Step]) -> Result<()> {
+    if root.path() == std::path::Path::new("/") {
+        return Ok(());
+    }
+    let has = |k: StepKind| steps.iter().any(|s| s.step == k);
+    if has(StepKind::Module) || has(StepKind::Labels) {
+        if let Ok(store) = Store::open(root)? {
+            store.check_tool_paths()?;
+        }
+    }
+    if has(StepKind::Headers) {
+        let os = connector_host::os::OsInfo::detect(root)?;
+        if let Some(b) = crate::backend::for_os(&os, root) {
+            root.check_tool_paths(b.tool_paths())?;
+        }
+    }
+    if has(StepKind::Enable) {
+        root.check_tool_paths(service::SYSTEMCTL_PATHS)?;
+    }
+    Ok(())
+}
+
 /// Paths among the connector's whose SELinux label is not what the root's
 /// file contexts say; `None` when that cannot be told.
 fn mislabeled(root: &Root) -> Option<Vec<String>> {
-    let fc = laydown::FileContexts::open(root)?;
+    let fc = laydown::FileContexts::open(root).ok()??;
     let mut wrong = Vec::new();
     for top in LABELED_PATHS {
         let Ok(Some(host)) = root.resolve_optional(top) else {
@@ -502,7 +571,7 @@ pub fn run(opts: &InstallOptions, progress: &mut dyn FnMut(&str)) -> Result<Inst
     // (even the lock file) is written, and a healthy root, with no journal
     // to close, is done here.
     let first = plan(opts)?;
-    let stale_pending = !opts.in_transaction && !state::pending(&opts.root).is_empty();
+    let stale_pending = !opts.in_transaction && !state::pending(&opts.root)?.is_empty();
     if first.report.plan.is_empty() && first.report.resumed.is_none() && !stale_pending {
         let mut report = first.report;
         report.elapsed_ms = start.elapsed().as_millis() as u64;
@@ -529,7 +598,7 @@ pub fn run(opts: &InstallOptions, progress: &mut dyn FnMut(&str)) -> Result<Inst
         dirs.push(state::STATE_DIR.to_string());
         report.rolled_back = state::remove_stale_temporaries(&opts.root, &dirs);
     }
-    let kill_at: Option<usize> = std::env::var(KILL_AT_ENV).ok().and_then(|v| v.parse().ok());
+    let kill_at = kill_at();
     if report.plan.is_empty() {
         if report.resumed.is_some() {
             Journal::start(&opts.root, &[])?.finish()?;
@@ -614,7 +683,7 @@ fn run_step(
     match step.step {
         StepKind::Laydown => {
             let prepared = prepared.context("no payload")?;
-            let labels: Box<dyn Labeler> = match laydown::FileContexts::open(root) {
+            let labels: Box<dyn Labeler> = match laydown::FileContexts::open(root)? {
                 Some(fc) => Box::new(fc),
                 None => Box::new(laydown::NoLabels),
             };

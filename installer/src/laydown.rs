@@ -61,6 +61,11 @@ pub struct Entry {
 pub enum LaydownError {
     #[error("manifest line {line}: {detail}")]
     Manifest { line: usize, detail: String },
+    #[error(
+        "the manifest does not lay down {missing}, which every connector payload has; \
+         nothing was written (rebuild the payload with its manifest)"
+    )]
+    Incomplete { missing: String },
     #[error("{path}: the payload file's sha256 is {actual}, the manifest says {expected}")]
     Digest {
         path: String,
@@ -84,8 +89,13 @@ pub enum LaydownError {
 }
 
 /// Parses a manifest.
+///
+/// The manifest is checked as a whole before anything is written: every
+/// line's syntax, each entry's place and mode ([`check_entry`]), files
+/// that would be the parents of other entries, and the required entries.
 pub fn parse_manifest(text: &str) -> Result<Vec<Entry>, LaydownError> {
     let mut out: Vec<Entry> = Vec::new();
+    let mut lines: Vec<usize> = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -123,14 +133,125 @@ pub fn parse_manifest(text: &str) -> Result<Vec<Entry>, LaydownError> {
         if out.iter().any(|e| e.path == path) {
             return Err(err(format!("{path} listed twice")));
         }
-        out.push(Entry {
+        let entry = Entry {
             kind,
             mode,
             sha256,
             path: path.to_string(),
-        });
+        };
+        check_entry(&entry).map_err(|d| err(format!("{path}: {d}")))?;
+        // A parent listed above must be a directory, and this one must not
+        // be the parent of an entry listed above.
+        for (other, other_line) in out.iter().zip(&lines) {
+            if other.kind != Kind::Dir && is_below(path, &other.path) {
+                return Err(err(format!(
+                    "{path} is below {}, which line {other_line} makes a {}",
+                    other.path,
+                    if other.kind == Kind::Conf {
+                        "configuration file"
+                    } else {
+                        "file"
+                    }
+                )));
+            }
+            if kind != Kind::Dir && is_below(&other.path, path) {
+                return Err(err(format!(
+                    "{path} is a file, but line {other_line} puts {} below it",
+                    other.path
+                )));
+            }
+        }
+        out.push(entry);
+        lines.push(i + 1);
+    }
+    for required in REQUIRED {
+        if !out
+            .iter()
+            .any(|e| e.kind == Kind::File && e.path == *required)
+        {
+            return Err(LaydownError::Incomplete {
+                missing: (*required).to_string(),
+            });
+        }
     }
     Ok(out)
+}
+
+/// What every manifest must lay down: without it there is no connector
+/// (and an empty manifest would wipe the record of what was shipped).
+pub const REQUIRED: &[&str] = &["/opt/connector/bin/connectord"];
+
+/// Where a manifest may put things: the connector's own directories, and
+/// the few files it places in system directories (units, the kernel hook,
+/// the policy source, documentation).
+const ALLOWED: &[Allowed] = &[
+    Allowed::Below("/opt/connector"),
+    Allowed::Below("/etc/connector"),
+    Allowed::Below("/var/lib/connector"),
+    Allowed::Below("/var/log/connector"),
+    Allowed::Below("/usr/share/doc/connector"),
+    Allowed::Named(
+        "/usr/lib/systemd/system/",
+        &["connectord.service", "connector-setup.service"],
+    ),
+    Allowed::Named(
+        "/lib/systemd/system/",
+        &["connectord.service", "connector-setup.service"],
+    ),
+    Allowed::Named("/etc/kernel/postinst.d/", &["connector"]),
+    Allowed::Named("/usr/share/selinux/packages/", &["connectord.cil"]),
+];
+
+/// The installer's own bookkeeping: never shipped.
+const RESERVED: &[&str] = &[
+    RECORD,
+    crate::state::LOCK,
+    crate::state::JOURNAL,
+    crate::state::PENDING,
+    "/var/lib/connector/status.json",
+];
+
+enum Allowed {
+    /// The directory itself and everything below it.
+    Below(&'static str),
+    /// These names in that directory (files only).
+    Named(&'static str, &'static [&'static str]),
+}
+
+/// Whether `p` is strictly below `dir`.
+fn is_below(p: &str, dir: &str) -> bool {
+    p.strip_prefix(dir)
+        .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// One entry on its own: an allowed place, a reserved name, its mode.
+fn check_entry(e: &Entry) -> Result<(), String> {
+    let allowed = ALLOWED.iter().any(|a| match a {
+        Allowed::Below(d) => e.path == *d || is_below(&e.path, d),
+        Allowed::Named(d, names) => {
+            e.kind != Kind::Dir && e.path.strip_prefix(d).is_some_and(|n| names.contains(&n))
+        }
+    });
+    if !allowed {
+        return Err(
+            "not a place the connector's files go (see \"What a manifest may contain\" in \
+             docs/security.md)"
+                .into(),
+        );
+    }
+    if RESERVED.contains(&e.path.as_str()) {
+        return Err("the installer's own record, never part of a payload".into());
+    }
+    if e.kind == Kind::Conf && !is_below(&e.path, "/etc/connector") {
+        return Err("configuration lives below /etc/connector".into());
+    }
+    if e.mode & 0o002 != 0 {
+        return Err(format!("mode {:04o}: world-writable", e.mode));
+    }
+    if e.mode & 0o1000 != 0 {
+        return Err(format!("mode {:04o}: no sticky bit here", e.mode));
+    }
+    Ok(())
 }
 
 /// An absolute, normalized path with no `..`, `.` or empty components.
@@ -187,25 +308,40 @@ mod selinux_label {
 }
 
 impl FileContexts {
-    /// Opens the root's file contexts; `None` without SELinux in the root.
-    pub fn open(root: &Root) -> Option<FileContexts> {
-        let cfg = connector_policy::read_config(root).ok()??;
+    /// Opens the root's file contexts; `Ok(None)` without SELinux in the
+    /// root (no config, or `SELINUX=disabled`). With SELinux configured, a
+    /// file_contexts that is missing or unreadable is an error: files laid
+    /// down unlabeled would be denied to the connector (fail closed).
+    pub fn open(root: &Root) -> Result<Option<FileContexts>> {
+        let Some(cfg) = connector_policy::read_config(root)? else {
+            return Ok(None);
+        };
         if cfg.mode == connector_policy::ConfigMode::Disabled {
-            return None;
+            return Ok(None);
         }
-        let fc = root
-            .resolve(format!(
-                "/etc/selinux/{}/contexts/files/file_contexts",
+        let inside = format!(
+            "/etc/selinux/{}/contexts/files/file_contexts",
+            cfg.policy_type
+        );
+        let broken = |detail: String| {
+            anyhow::anyhow!(
+                "{inside} in the root: {detail}; SELinux is configured there \
+                 (SELINUX={:?} in /etc/selinux/config), so the connector's files cannot be \
+                 labeled: reinstall the {} policy package, or set SELINUX=disabled",
+                cfg.mode,
                 cfg.policy_type
-            ))
-            .ok()?;
-        let path = std::ffi::CString::new(fc.as_os_str().as_encoded_bytes()).ok()?;
+            )
+        };
+        let fc = root.resolve(&inside).map_err(|e| broken(e.to_string()))?;
+        connector_host::root::open_regular(&fc).map_err(|e| broken(e.to_string()))?;
+        let path = std::ffi::CString::new(fc.as_os_str().as_encoded_bytes())?;
         // SELABEL_OPT_PATH = 3
         let opts = [(3 as libc::c_int, path.as_ptr() as *const libc::c_void)];
-        let handle = selinux::label::Labeler::new(&opts, true).ok()?;
-        Some(FileContexts {
+        let handle = selinux::label::Labeler::new(&opts, true)
+            .map_err(|e| broken(format!("libselinux cannot read it: {e}")))?;
+        Ok(Some(FileContexts {
             handle: std::cell::RefCell::new(handle),
-        })
+        }))
     }
 }
 
@@ -435,9 +571,16 @@ impl Prepared {
     /// Refuses, before anything is written, when a file system the files
     /// go to has not the room (bytes and inodes) for them.
     pub fn check_space(&self) -> Result<()> {
+        self.space_needed()?.check()
+    }
+
+    /// Everything `apply` writes, per file system: each new or changed file
+    /// (its temporary copy exists beside the old one until the rename), the
+    /// `.new` copies of kept configuration, every directory it creates on
+    /// the way, and the record of what was shipped.
+    pub fn space_needed(&self) -> Result<Space> {
         let preview = self.preview()?;
-        // Per file system: (a directory on it, bytes, inodes).
-        let mut need: BTreeMap<u64, (PathBuf, String, u64, u64)> = BTreeMap::new();
+        let mut space = Space::default();
         for ((e, host), d) in self.entries.iter().zip(&self.hosts).zip(&preview) {
             if d.action == "unchanged" || (e.kind == Kind::Dir && d.action == "updated") {
                 continue;
@@ -447,39 +590,13 @@ impl Prepared {
             } else {
                 fs::metadata(self.src(e))?.len()
             };
-            let Some((dir, dev)) = existing_ancestor(host) else {
-                continue;
-            };
-            let slot = need.entry(dev).or_insert((dir, e.path.clone(), 0, 0));
-            // Round up to 4 KiB blocks; one inode each, one for the temporary.
-            slot.2 += bytes.div_ceil(4096) * 4096;
-            slot.3 += 2;
+            let is_dir = e.kind == Kind::Dir;
+            space.add(&e.path, host, bytes, is_dir);
         }
-        for (dir, example, bytes, inodes) in need.values() {
-            let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())?;
-            // SAFETY: zeroed statvfs is valid; c is NUL-terminated.
-            let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-            if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-                continue;
-            }
-            let avail = st.f_bavail as u64 * st.f_frsize as u64;
-            // f_files == 0: the file system does not count inodes.
-            let inodes_ok = st.f_files == 0 || st.f_favail as u64 >= *inodes;
-            if avail < *bytes || !inodes_ok {
-                bail!(LaydownError::NoSpace {
-                    path: example.clone(),
-                    dir: dir.display().to_string(),
-                    need: *bytes,
-                    available: avail,
-                    inodes: if inodes_ok {
-                        None
-                    } else {
-                        Some(st.f_favail as u64)
-                    },
-                });
-            }
+        if preview.last().is_some_and(|d| d.path == RECORD) {
+            space.add(RECORD, &self.record, self.text.len() as u64, false);
         }
-        Ok(())
+        Ok(space)
     }
 
     /// Writes (step 4).
@@ -507,6 +624,83 @@ impl Prepared {
             atomic_write(rec, self.text.as_bytes(), 0o644, None)?;
         }
         Ok(done)
+    }
+}
+
+/// Room a run needs, per file system: bytes (in 4 KiB blocks) and inodes,
+/// directories created on the way included. Checked before the first write.
+#[derive(Debug, Default)]
+pub struct Space {
+    /// Per device: (an existing directory on it, an example path, bytes,
+    /// inodes), and the directories already counted.
+    need: BTreeMap<u64, (PathBuf, String, u64, u64)>,
+    new_dirs: std::collections::BTreeSet<PathBuf>,
+}
+
+impl Space {
+    /// Counts writing `bytes` at `host` (`path` inside the root, for the
+    /// message): a file (one inode, one more for its temporary copy) or a
+    /// directory, and each missing directory above it.
+    pub fn add(&mut self, path: &str, host: &Path, bytes: u64, is_dir: bool) {
+        let Some((dir, dev)) = existing_ancestor(host) else {
+            return;
+        };
+        let mut missing = 0u64;
+        let mut cur = host.parent();
+        while let Some(c) = cur {
+            if c == dir {
+                break;
+            }
+            if self.new_dirs.insert(c.to_path_buf()) {
+                missing += 1;
+            }
+            cur = c.parent();
+        }
+        let (blocks, inodes) = if is_dir {
+            if host.exists() || !self.new_dirs.insert(host.to_path_buf()) {
+                (0, 0)
+            } else {
+                (1, 1)
+            }
+        } else {
+            (bytes.div_ceil(4096), 2)
+        };
+        let slot = self
+            .need
+            .entry(dev)
+            .or_insert((dir, path.to_string(), 0, 0));
+        // A directory takes a block on most file systems (not on tmpfs).
+        slot.2 += (blocks + missing) * 4096;
+        slot.3 += inodes + missing;
+    }
+
+    /// Refuses when any file system lacks the room.
+    pub fn check(&self) -> Result<()> {
+        for (dir, example, bytes, inodes) in self.need.values() {
+            let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())?;
+            // SAFETY: zeroed statvfs is valid; c is NUL-terminated.
+            let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+            if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+                continue;
+            }
+            let avail = st.f_bavail as u64 * st.f_frsize as u64;
+            // f_files == 0: the file system does not count inodes.
+            let inodes_ok = st.f_files == 0 || st.f_favail as u64 >= *inodes;
+            if avail < *bytes || !inodes_ok {
+                bail!(LaydownError::NoSpace {
+                    path: example.clone(),
+                    dir: dir.display().to_string(),
+                    need: *bytes,
+                    available: avail,
+                    inodes: if inodes_ok {
+                        None
+                    } else {
+                        Some(st.f_favail as u64)
+                    },
+                });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -603,7 +797,15 @@ fn write_file(
     let (action, write) = file_action(host, e, shipped)?;
     match (action, write) {
         (_, false) if action == "updated" => {
-            fs::set_permissions(host, fs::Permissions::from_mode(e.mode))?;
+            use std::os::unix::fs::MetadataExt;
+            if fs::symlink_metadata(host)?.nlink() > 1 {
+                // Another name shares this inode (maybe outside the root):
+                // a new file takes our name; the other keeps its mode.
+                let bytes = fs::read(src)?;
+                atomic_write(host, &bytes, e.mode, label.as_deref())?;
+            } else {
+                fs::set_permissions(host, fs::Permissions::from_mode(e.mode))?;
+            }
         }
         (_, false) => {}
         ("kept-new", true) => {
@@ -674,6 +876,7 @@ pub fn enable_unit(root: &Root, unit: &str) -> Result<Option<String>> {
     let mut cmd = connector_host::Cmd::new("systemctl", format!("Enabling {unit}"))
         .missing_hint("systemd is needed to run the connector as a service");
     if !root.is_live() {
+        root.check_tool_paths(crate::service::SYSTEMCTL_PATHS)?;
         cmd = cmd.arg(format!("--root={}", root.path().display()));
     }
     let cmd = cmd.args(["enable", unit]);

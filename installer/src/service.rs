@@ -50,12 +50,23 @@ pub fn active(root: &Root, unit: &str) -> bool {
             .is_ok()
 }
 
+/// What `systemctl --root` opens in an image (unit directories, the
+/// `wants` links it writes, presets).
+pub const SYSTEMCTL_PATHS: &[&str] = &[
+    "/etc/systemd/system/multi-user.target.wants",
+    "/etc/systemd/system-preset",
+    "/usr/lib/systemd/system",
+    "/usr/lib/systemd/system-preset",
+    "/lib/systemd/system",
+];
+
 /// `systemctl ARGS…` (with `--root` for an image); returns the command line.
 pub fn systemctl(root: &Root, args: &[&str], what: &str) -> Result<String> {
     let mut cmd = Cmd::new("systemctl", what)
         .timeout(Duration::from_secs(120))
         .missing_hint("systemd is needed to run the connector as a service");
     if !systemd_running(root) {
+        root.check_tool_paths(SYSTEMCTL_PATHS)?;
         cmd = cmd.arg(format!("--root={}", root.path().display()));
     }
     let cmd = cmd.args(args);

@@ -94,9 +94,23 @@ impl InstallerLock {
             .create(true)
             .truncate(false)
             .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY)
             .open(&path)
             .with_context(|| format!("opening {}", path.display()))?;
+        {
+            use std::os::unix::fs::MetadataExt;
+            let m = file.metadata()?;
+            if !m.is_file() || m.nlink() != 1 {
+                return Err(StateError::Unsafe {
+                    path: LOCK.into(),
+                    detail: format!(
+                        "not a regular file with one link (links: {}); remove it and run this again",
+                        m.nlink()
+                    ),
+                }
+                .into());
+            }
+        }
         // SAFETY: zeroed flock is valid; fd is open.
         let mut fl: libc::flock = unsafe { std::mem::zeroed() };
         fl.l_type = libc::F_WRLCK as libc::c_short;
@@ -170,10 +184,16 @@ impl Journal {
     /// Starts a journal for `plan` (replacing a previous one).
     pub fn start(root: &Root, plan: &[&str]) -> Result<Journal> {
         let path = state_dir(root)?.join("install.journal");
+        // A fresh inode each run: truncating in place would change whatever
+        // else a planted hard link names.
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("replacing {}", path.display())),
+        }
         let file = OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&path)
@@ -238,7 +258,15 @@ pub fn remove_stale_temporaries(root: &Root, dirs: &[String]) -> Vec<String> {
 /// (`headers KERNEL` or `headers all`), with the time it was recorded.
 pub fn record_pending(root: &Root, what: &str) -> Result<()> {
     let path = state_dir(root)?.join("pending");
-    let mut text = fs::read_to_string(&path).unwrap_or_default();
+    // A record that cannot be read is never replaced: the work it holds
+    // would be lost (issue 13, class 9).
+    let mut text = root
+        .read_to_string_optional(PENDING)
+        .context(
+            "reading the record of deferred work; fix or remove it, then run \
+             `connector-installer install` to do that work now",
+        )?
+        .unwrap_or_default();
     if !text.lines().any(|l| l == what) {
         text.push_str(what);
         text.push('\n');
@@ -246,18 +274,21 @@ pub fn record_pending(root: &Root, what: &str) -> Result<()> {
     crate::laydown::atomic_write(&path, text.as_bytes(), 0o644, None)
 }
 
-/// What is pending, if anything.
-pub fn pending(root: &Root) -> Vec<String> {
-    root.read_to_string_optional(PENDING)
-        .ok()
-        .flatten()
+/// What is pending, if anything. A record that exists but cannot be read
+/// is an error, never "nothing pending".
+pub fn pending(root: &Root) -> Result<Vec<String>> {
+    Ok(root
+        .read_to_string_optional(PENDING)
+        .context("reading the record of deferred work")?
         .map(|t| t.lines().map(String::from).collect())
-        .unwrap_or_default()
+        .unwrap_or_default())
 }
 
 /// Clears the pending record (after the deferred work is done).
 pub fn clear_pending(root: &Root) -> Result<()> {
-    let host = root.host_path(PENDING);
+    let Some(host) = entry_in_root(root, PENDING)? else {
+        return Ok(());
+    };
     match fs::remove_file(&host) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),

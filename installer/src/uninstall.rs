@@ -40,23 +40,29 @@ pub struct UninstallReport {
 
 /// Runs the uninstall.
 pub fn run(root: &Root, purge: bool, lock_timeout: Duration) -> Result<UninstallReport> {
-    if let Ok(os) = connector_host::os::OsInfo::detect(root) {
-        if let Some(b) = backend::for_os(&os, root) {
-            if let Ok(DbQuery::Answer(a)) = b.query_installed(&["connector".to_string()]) {
-                if a.get("connector") == Some(&true) {
-                    let cmd = match os.family() {
-                        Some(connector_host::os::Family::Deb) => {
-                            if purge {
-                                "apt-get purge connector"
-                            } else {
-                                "apt-get remove connector"
-                            }
-                        }
-                        _ => "rpm -e connector",
-                    };
-                    return Err(UninstallError::PackageOwned(cmd.into()).into());
-                }
+    // Fail closed: removing files a package owns would break the package
+    // database, so "cannot tell" refuses like "packaged" does.
+    let cannot_tell = |e: String| {
+        anyhow::anyhow!(
+            "cannot tell whether the connector is installed by a package ({e}); nothing was \
+             removed. If a package installed it, remove that package with the package manager; \
+             otherwise fix what is named here and run this again"
+        )
+    };
+    let os = connector_host::os::OsInfo::detect(root).map_err(|e| cannot_tell(e.to_string()))?;
+    if let Some(b) = backend::for_os(&os, root) {
+        match b.query_installed(&["connector".to_string()]) {
+            Ok(DbQuery::Answer(a)) if a.get("connector") == Some(&true) => {
+                let cmd = match os.family() {
+                    Some(connector_host::os::Family::Deb) if purge => "apt-get purge connector",
+                    Some(connector_host::os::Family::Deb) => "apt-get remove connector",
+                    _ => "rpm -e connector",
+                };
+                return Err(UninstallError::PackageOwned(cmd.into()).into());
             }
+            // Not installed, or no database of this family: nothing owns it.
+            Ok(_) => {}
+            Err(e) => return Err(cannot_tell(e.to_string())),
         }
     }
     let _lock = InstallerLock::acquire(root)?;

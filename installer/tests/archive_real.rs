@@ -17,6 +17,7 @@ use connector_tests::{
 };
 use serde_json::Value;
 
+const TEST_KEY: &str = "/etc/pki/rpm-gpg/RPM-GPG-KEY-test-archive";
 const BIN: &str = env!("CARGO_BIN_EXE_connector-installer");
 const K: &str = "4.18.0-348.7.1.el8_5.x86_64";
 const VAULT: &str = "8.5.2111/BaseOS/x86_64/os";
@@ -63,14 +64,19 @@ impl Setup {
     }
 
     /// archives.conf in the root: the loopback vault only (no built-ins, so
-    /// nothing leaves this machine).
+    /// nothing leaves this machine), trusting the test key for it.
     fn configure(&self, extra: &str) {
+        self.configure_keys(extra, &format!(" key={TEST_KEY}"));
+    }
+
+    /// archives.conf with `keys` (options) on the vault's line.
+    fn configure_keys(&self, extra: &str, keys: &str) {
         let url = self
             .server
             .url(&format!("{}/", VAULT.replace("x86_64", "{arch}")));
         self.root.file(
             "/etc/connector/archives.conf",
-            &format!("# test vault\ncentos 8 * {url} allow-http\n{extra}replace-builtin\n"),
+            &format!("# test vault\ncentos 8 * {url} allow-http{keys}\n{extra}replace-builtin\n"),
         );
     }
 
@@ -196,6 +202,7 @@ fn missing_version_comes_from_the_archive_verified() {
 #[test]
 fn offline_from_dir_is_verified_too() {
     let s = Setup::new();
+    s.configure("");
     let dir = tempfile::tempdir().unwrap();
     let file = s.devel(Some("test-archive")).build(dir.path());
     assert_eq!(
@@ -210,6 +217,7 @@ fn offline_from_dir_is_verified_too() {
 
     // An unsigned file in DIR is refused.
     let s = Setup::new();
+    s.configure("");
     let dir = tempfile::tempdir().unwrap();
     s.devel(None).build(dir.path());
     let (out, v) = s.run(&["--from", dir.path().to_str().unwrap()]);
@@ -391,7 +399,7 @@ fn archive_without_the_version_names_what_was_tried() {
     let s = Setup::new();
     // Two roots, neither has it.
     let second = s.server.url("8.5.2111/AppStream/{arch}/os/");
-    s.configure(&format!("centos 8 * {second} allow-http\n"));
+    s.configure(&format!("centos 8 * {second} allow-http key={TEST_KEY}\n"));
     std::fs::create_dir_all(s.vault.path().join("8.5.2111/AppStream/x86_64/os")).unwrap();
     rpm_repo(&s.vault.path().join("8.5.2111/AppStream/x86_64/os"), &[]);
     s.publish(&[]);
@@ -438,7 +446,12 @@ fn the_archive_is_asked_for_the_name_the_database_derived() {
     let mut image = kernel.kernel_package();
     image.name = "kernel6.12".into();
     image.install(root.path());
-    trust_rpm_key(root.path(), "test-archive");
+    // The test key where Amazon Linux keeps its own: the built-in table
+    // trusts that file for Amazon's archives (archives.conf names no key).
+    root.file(
+        "/etc/pki/rpm-gpg/RPM-GPG-KEY-amazon-linux-2023",
+        &connector_tests::read_fixture("keys/test-archive.pub.asc"),
+    );
     let repo = tempfile::tempdir().unwrap();
     let mut newer = Kernel::new("6.12.40-63.114.amzn2023.x86_64", Layout::El8).header_packages();
     newer[0].name = "kernel6.12-devel".into();
@@ -488,4 +501,58 @@ fn the_archive_is_asked_for_the_name_the_database_derived() {
         served.iter().any(|p| p.contains("kernel6.12-devel-")),
         "{served:?}"
     );
+}
+
+/// Keys are trusted per archive (issue 13, class 8): a key that merely lies
+/// in /etc/pki/rpm-gpg is not enough.
+#[test]
+fn only_the_keys_named_for_the_archive_are_trusted() {
+    let s = Setup::new();
+    s.publish(&[s.devel(Some("test-archive"))]);
+    // No key=: the built-in table's key for CentOS, which the root lacks.
+    s.configure_keys("", "");
+    let reason = s.fails();
+    assert!(
+        reason.contains("none of the keys trusted for this archive is in the root")
+            && reason.contains("looked for: /etc/pki/rpm-gpg/RPM-GPG-KEY-centosofficial"),
+        "{reason}"
+    );
+    assert!(
+        !reason.contains("RPM-GPG-KEY-test-archive"),
+        "the key that merely lies there is not tried: {reason}"
+    );
+    // key= naming another key: refused the same way.
+    s.configure_keys("", " key=/etc/pki/rpm-gpg/RPM-GPG-KEY-site");
+    let reason = s.fails();
+    assert!(
+        reason.contains("looked for: /etc/pki/rpm-gpg/RPM-GPG-KEY-site"),
+        "{reason}"
+    );
+    // The test key under the distribution's own name is trusted by the
+    // built-in table.
+    s.configure_keys("", "");
+    s.root.file(
+        "/etc/pki/rpm-gpg/RPM-GPG-KEY-centosofficial",
+        &connector_tests::read_fixture("keys/test-archive.pub.asc"),
+    );
+    let (out, v) = s.run(&[]);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert!(s.devel_installed());
+}
+
+#[test]
+fn the_gpgkey_of_the_roots_own_repositories_is_trusted() {
+    let s = Setup::new();
+    s.publish(&[s.devel(Some("test-archive"))]);
+    s.configure_keys("", "");
+    s.root.file(
+        "/etc/yum.repos.d/vendor.repo",
+        &format!(
+            "[vendor]\nname=Vendor\nbaseurl=file:///nonexistent\nenabled=0\ngpgcheck=1\n\
+             gpgkey=https://vendor.example/key.asc\n       file://{TEST_KEY}\n"
+        ),
+    );
+    let (out, v) = s.run(&[]);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert!(s.devel_installed());
 }

@@ -14,6 +14,7 @@ use connector_tests::{
 };
 use serde_json::Value;
 
+const TEST_KEY: &str = "/etc/apt/trusted.gpg.d/test-archive.asc";
 const BIN: &str = env!("CARGO_BIN_EXE_connector-installer");
 
 struct Setup {
@@ -51,20 +52,26 @@ impl Setup {
             signing_key,
         );
         let server = TestServer::start(archive.path());
-        root.file(
-            "/etc/connector/archives.conf",
-            &format!(
-                "debian 12 * {} allow-http suite=bookworm\nreplace-builtin\n",
-                server.url("debian/")
-            ),
-        );
-        Setup {
+        let s = Setup {
             root,
             _sources: sources,
             archive,
             server,
             kernel,
-        }
+        };
+        s.configure(&format!(" key={TEST_KEY}"));
+        s
+    }
+
+    /// archives.conf: the loopback archive only, with `keys` (options).
+    fn configure(&self, keys: &str) {
+        self.root.file(
+            "/etc/connector/archives.conf",
+            &format!(
+                "debian 12 * {} allow-http suite=bookworm{keys}\nreplace-builtin\n",
+                self.server.url("debian/")
+            ),
+        );
     }
 
     fn run(&self) -> (Output, Value) {
@@ -169,4 +176,84 @@ fn corrupted_deb_is_refused() {
     );
     let reason = s.fails();
     assert!(reason.contains("does not match the repository"), "{reason}");
+}
+
+/// Keys are trusted per archive (issue 13, class 8): a keyring that merely
+/// lies in trusted.gpg.d is not enough; the one archives.conf names, the
+/// distribution's own (built-in table), or the `Signed-By` of an apt
+/// source for the same URI is.
+#[test]
+fn only_the_keys_named_for_the_archive_are_trusted() {
+    let s = Setup::new("test-archive");
+    // No key= and the test key is not the distribution's keyring.
+    s.configure("");
+    // apt's own lists and caches may change (its "refresh once"); nothing
+    // else in the root may.
+    let state = || {
+        let mut snap = s.root.snapshot();
+        snap.retain(|(p, _)| {
+            !(p.starts_with("var/lib/apt/lists")
+                || p.starts_with("var/cache/apt")
+                || p.starts_with("var/log"))
+        });
+        snap
+    };
+    let before = state();
+    let reason = s.fails();
+    assert!(
+        reason.contains("none of the keys trusted for this archive is in the root")
+            && reason.contains("/usr/share/keyrings/debian-archive-keyring.gpg"),
+        "{reason}"
+    );
+    assert!(
+        !s.server.requests().iter().any(|(p, _)| p.ends_with(".deb")),
+        "no package was downloaded"
+    );
+    assert_eq!(state(), before, "the root changed");
+
+    // key= naming a file that is not there: the same refusal, naming it.
+    s.configure(" key=/usr/share/keyrings/site.gpg");
+    let reason = s.fails();
+    assert!(
+        reason.contains("looked for: /usr/share/keyrings/site.gpg"),
+        "{reason}"
+    );
+
+    // The Signed-By of a source for this very URI is trusted.
+    s.configure("");
+    s.root.file(
+        "/etc/apt/sources.list.d/vendor.sources",
+        &format!(
+            "Types: deb\nURIs: {}\nSuites: bookworm\nComponents: main\nSigned-By: {TEST_KEY}\n",
+            s.server.url("debian/")
+        ),
+    );
+    let (out, v) = s.run();
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert!(s.installed("linux-headers-6.1.0-18-amd64"));
+}
+
+#[test]
+fn a_signed_by_for_another_uri_is_not_trusted_for_this_one() {
+    let s = Setup::new("test-archive");
+    s.configure("");
+    s.root.file(
+        "/etc/apt/sources.list.d/other.list",
+        &format!("deb [signed-by={TEST_KEY}] https://elsewhere.example/debian bookworm main\n"),
+    );
+    let reason = s.fails();
+    assert!(
+        reason.contains("none of the keys trusted for this archive"),
+        "{reason}"
+    );
+    // The one-line form for the archive's URI is.
+    s.root.file(
+        "/etc/apt/sources.list.d/other.list",
+        &format!(
+            "deb [arch=amd64 signed-by={TEST_KEY}] {} bookworm main\n",
+            s.server.url("debian")
+        ),
+    );
+    let (out, v) = s.run();
+    assert_eq!(out.status.code(), Some(0), "{v}");
 }

@@ -221,6 +221,10 @@ const PM_NOISE: &[&str] = &[
 ];
 
 #[test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs the test-only kill switch: cargo test --features connector-installer/fault-injection (scripts/test does)"
+)]
 fn killed_at_every_step_boundary_converges_to_the_same_tree() {
     require_tool("semodule");
     let p = payload(Family::Deb);

@@ -96,6 +96,9 @@ pub enum PolicyError {
     Config { root: String, detail: String },
     #[error(transparent)]
     Cmd(CmdError),
+    /// A link in the image would take semodule or setfiles out of it.
+    #[error(transparent)]
+    Escape(#[from] connector_host::root::Escape),
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -326,6 +329,36 @@ impl Store {
         ])
     }
 
+    /// Every path semodule (below `-p ROOT`) and setfiles (below `-r
+    /// ROOT`) open in an image: they resolve them with the host's kernel,
+    /// so each must lead where it leads inside the root, or nothing runs.
+    /// Checked before the module is installed *and* before labels are set,
+    /// so a link that would take either out refuses both up front.
+    pub fn check_tool_paths(&self) -> Result<(), PolicyError> {
+        let t = &self.config.policy_type;
+        let mut paths = vec![
+            "/etc/selinux/config".to_string(),
+            "/etc/selinux/semanage.conf".to_string(),
+            format!("/etc/selinux/{t}/policy/policy.33"),
+            format!("/etc/selinux/{t}/contexts/files/file_contexts"),
+            format!("/etc/selinux/{t}/seusers"),
+            format!("/etc/selinux/{t}/modules/active/modules"),
+            format!("/var/lib/selinux/{t}/active/modules"),
+            format!("/var/lib/selinux/{t}/previous"),
+            format!("/var/lib/selinux/{t}/tmp"),
+            format!("/var/lib/selinux/{t}/semanage.trans.LOCK"),
+            format!("/var/lib/selinux/{t}/semanage.read.LOCK"),
+        ];
+        for prio in self.priorities().into_iter().chain([PRIORITY]) {
+            paths.push(format!(
+                "/var/lib/selinux/{t}/active/modules/{prio}/{MODULE_NAME}/cil"
+            ));
+        }
+        paths.extend(LABELED_PATHS.iter().map(|p| p.to_string()));
+        self.root.check_tool_paths(&paths)?;
+        Ok(())
+    }
+
     /// The libsemanage lock files of this store.
     fn lock_files(&self) -> [PathBuf; 2] {
         [
@@ -385,6 +418,7 @@ impl Store {
         text: &str,
         lock_timeout: Duration,
     ) -> Result<Vec<String>, PolicyError> {
+        self.check_tool_paths()?;
         self.wait_unlocked(lock_timeout)?;
         let tmp = tempfile_dir()?;
         // semodule names a CIL module after its file.
@@ -418,6 +452,7 @@ impl Store {
         if self.module_state()? == ModuleState::NotInstalled {
             return Ok(None);
         }
+        self.check_tool_paths()?;
         self.wait_unlocked(lock_timeout)?;
         // Every copy of it, whatever its priority (-X applies to the
         // operations after it).
@@ -463,6 +498,9 @@ impl Store {
             }
             let mut done = Vec::new();
             for p in &present {
+                break_hard_links(Path::new(p))?;
+            }
+            for p in &present {
                 let io_err = |e: selinux::errors::Error| PolicyError::Io {
                     path: (*p).to_string(),
                     source: io::Error::other(e.to_string()),
@@ -490,16 +528,74 @@ impl Store {
             "/etc/selinux/{}/contexts/files/file_contexts",
             self.config.policy_type
         );
+        // setfiles resolves these with the host's kernel.
+        let fc_host = self.root.tool_path(&fc)?;
+        let mut targets = Vec::new();
+        for p in &present {
+            targets.push(self.root.tool_path(p)?);
+        }
+        for t in &targets {
+            break_hard_links(t)?;
+        }
         let cmd = Cmd::new("setfiles", "Labeling the connector's files in the image")
             .args(["-F", "-r"])
             .arg(self.root.path())
-            .arg(self.root.host_path(&fc))
-            .args(present.iter().map(|p| self.root.host_path(p)))
+            .arg(fc_host)
+            .args(&targets)
             .timeout(SEMODULE_TIMEOUT)
             .missing_hint("install policycoreutils (setfiles)");
         cmd.run()?;
         Ok(vec![cmd.cmdline()])
     }
+}
+
+/// Gives every regular file under `top` (not following links) that has
+/// other hard links a private inode: a copy with the same content, mode and
+/// owner, renamed over it, so labeling it never changes the file the other
+/// links name (which may be outside the root).
+fn break_hard_links(top: &Path) -> Result<(), PolicyError> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+    let io = |p: &Path, source: io::Error| PolicyError::Io {
+        path: p.display().to_string(),
+        source,
+    };
+    let mut stack = vec![top.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let m = fs::symlink_metadata(&p).map_err(|e| io(&p, e))?;
+        if m.is_dir() {
+            for e in fs::read_dir(&p).map_err(|e| io(&p, e))? {
+                stack.push(e.map_err(|e| io(&p, e))?.path());
+            }
+            continue;
+        }
+        if !m.is_file() || m.nlink() < 2 {
+            continue;
+        }
+        let name = p.file_name().unwrap_or_default().to_string_lossy();
+        let tmp = p.with_file_name(format!(".{name}.connector-tmp.{}", std::process::id()));
+        let copy = (|| -> io::Result<()> {
+            let mut src = connector_host::root::open_regular(&p)?;
+            let mut dst = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            io::copy(&mut src, &mut dst)?;
+            std::os::unix::fs::fchown(&dst, Some(m.uid()), Some(m.gid()))?;
+            dst.set_permissions(fs::Permissions::from_mode(m.mode() & 0o7777))?;
+            dst.sync_all()?;
+            fs::rename(&tmp, &p)
+        })();
+        if let Err(e) = copy {
+            let _ = fs::remove_file(&tmp);
+            return Err(io(&p, e));
+        }
+        log::info!(
+            "{}: had other hard links; labeled as a private copy",
+            p.display()
+        );
+    }
+    Ok(())
 }
 
 /// The resolver's words when the base policy rejects the module.

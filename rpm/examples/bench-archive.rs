@@ -77,7 +77,11 @@ fn main() {
         let out = tempfile::tempdir().unwrap();
         let t = Instant::now();
         let found = find_in_repo(&fetcher, &base, &want).unwrap();
-        fetch_verified(&fetcher, &found, &want, &root, out.path(), &mut |_, _| {}).unwrap();
+        let keys = connector_rpm::archive::keys_at(
+            &root,
+            &["/etc/pki/rpm-gpg/RPM-GPG-KEY-test-archive".to_string()],
+        );
+        fetch_verified(&fetcher, &found, &want, &keys, out.path(), &mut |_, _| {}).unwrap();
         ours.push(t.elapsed());
 
         let out = tempfile::tempdir().unwrap();

@@ -10,8 +10,10 @@
 //!    it streams);
 //! 4. its header must name exactly the package asked for
 //!    (name, version, release, arch);
-//! 5. its signature must verify against a key the *root* already trusts
-//!    (`/etc/pki/rpm-gpg/`), and the signed header's payload digest must
+//! 5. its signature must verify against a key trusted *for that archive*
+//!    (the files archives.conf or the built-in table name, and the
+//!    `gpgkey=file://` keys of the root's own repositories; never any file
+//!    that happens to lie in `/etc/pki/rpm-gpg/`), and the signed header's payload digest must
 //!    match the payload — or, for packages older than payload digests, a v3
 //!    signature must cover header and payload.
 //!
@@ -122,15 +124,20 @@ pub enum VerifyError {
     Unsigned { path: PathBuf },
     #[error(
         "{path}: its signature does not verify against any key trusted in the root ({keys}); \
-         import the vendor's key into /etc/pki/rpm-gpg/ if the package is genuine: {detail}"
+         if the package is genuine, install the vendor's key in the root (or name it with \
+         `key=PATH` in archives.conf): {detail}"
     )]
     BadSignature {
         path: PathBuf,
         keys: String,
         detail: String,
     },
-    #[error("no trusted RPM signing keys in the root's /etc/pki/rpm-gpg/ to verify {path} with")]
-    NoKeys { path: PathBuf },
+    #[error(
+        "none of the keys trusted for this archive is in the root (looked for: {looked}), so \
+         {path} cannot be verified; install the vendor's key there, or name the key with \
+         `key=PATH` in archives.conf"
+    )]
+    NoKeys { path: PathBuf, looked: String },
     #[error("{path}: payload sha256 {actual} does not match the signed header's {expected}")]
     PayloadDigest {
         path: PathBuf,
@@ -204,7 +211,7 @@ pub fn fetch_verified(
     fetcher: &Fetcher,
     pkg: &RepoPackage,
     want: &Nevra,
-    root: &Root,
+    keys: &TrustedKeys,
     dir: &Path,
     progress: &mut dyn FnMut(u64, Option<u64>),
 ) -> Result<PathBuf, ArchiveError> {
@@ -218,36 +225,91 @@ pub fn fetch_verified(
         },
         progress,
     )?;
-    let keys = trusted_keys(root);
-    if let Err(e) = verify_rpm(&got.path, want, &keys) {
+    if let Err(e) = verify_rpm(&got.path, want, keys) {
         let _ = std::fs::remove_file(&got.path);
         return Err(e.into());
     }
     Ok(got.path)
 }
 
-/// The armored keys in the root's `/etc/pki/rpm-gpg/`: (file name, bytes).
-pub fn trusted_keys(root: &Root) -> Vec<(String, Vec<u8>)> {
+/// The keys trusted for one archive: what was looked for, and what of it
+/// the root has.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedKeys {
+    /// The paths (patterns) named for the archive.
+    pub looked: Vec<String>,
+    /// (path, armored bytes) of each key found.
+    pub keys: Vec<(String, Vec<u8>)>,
+}
+
+/// The armored keys at `paths` (inside the root; a name ending in `*`
+/// matches every file it begins). Only these: a key that merely lies in
+/// `/etc/pki/rpm-gpg/` is not trusted for an archive.
+pub fn keys_at(root: &Root, paths: &[String]) -> TrustedKeys {
     let mut keys = Vec::new();
-    for name in root.read_dir_names("/etc/pki/rpm-gpg").unwrap_or_default() {
-        let p = Path::new("/etc/pki/rpm-gpg").join(&name);
+    for p in root.expand_globs(paths) {
         if let Ok(Some(text)) = root.read_to_string_optional(&p) {
             if text.contains("-----BEGIN PGP PUBLIC KEY BLOCK-----") {
-                keys.push((name.to_string_lossy().into_owned(), text.into_bytes()));
+                keys.push((p, text.into_bytes()));
             }
         }
     }
-    keys
+    TrustedKeys {
+        looked: paths.to_vec(),
+        keys,
+    }
+}
+
+/// The keys the root's own repositories trust: every `gpgkey=file://PATH`
+/// of `/etc/yum.repos.d/*.repo` (URLs that are not local files are left
+/// out: nothing is fetched to decide trust).
+pub fn repo_gpgkeys(root: &Root) -> Vec<String> {
+    let mut out = Vec::new();
+    for name in root.read_dir_names("/etc/yum.repos.d").unwrap_or_default() {
+        let name = name.to_string_lossy();
+        if !name.ends_with(".repo") {
+            continue;
+        }
+        let Ok(Some(text)) = root.read_to_string_optional(format!("/etc/yum.repos.d/{name}"))
+        else {
+            continue;
+        };
+        let mut in_gpgkey = false;
+        for line in text.lines() {
+            let value = match line.split_once('=') {
+                Some((k, v)) if !line.starts_with(char::is_whitespace) => {
+                    in_gpgkey = k.trim() == "gpgkey";
+                    v
+                }
+                // A continuation line of a multi-key gpgkey=.
+                _ if in_gpgkey && line.starts_with(char::is_whitespace) => line,
+                _ => {
+                    in_gpgkey = false;
+                    continue;
+                }
+            };
+            if !in_gpgkey {
+                continue;
+            }
+            for url in value.split(|c: char| c.is_whitespace() || c == ',') {
+                if let Some(path) = url.strip_prefix("file://") {
+                    if path.starts_with('/') {
+                        out.push(path.to_string());
+                    }
+                }
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Verifies a package file: exact identity, signature by a trusted key, and
 /// payload covered by that signature. Reads the header into memory and
 /// streams the payload.
-pub fn verify_rpm(
-    path: &Path,
-    want: &Nevra,
-    keys: &[(String, Vec<u8>)],
-) -> Result<(), VerifyError> {
+pub fn verify_rpm(path: &Path, want: &Nevra, trusted: &TrustedKeys) -> Result<(), VerifyError> {
+    let keys = &trusted.keys;
     let unreadable = |detail: String| VerifyError::Unreadable {
         path: path.to_path_buf(),
         detail,
@@ -273,6 +335,11 @@ pub fn verify_rpm(
     if keys.is_empty() {
         return Err(VerifyError::NoKeys {
             path: path.to_path_buf(),
+            looked: if trusted.looked.is_empty() {
+                "no key is named for it".into()
+            } else {
+                trusted.looked.join(", ")
+            },
         });
     }
     let mut verifier = Verifier::new();

@@ -282,6 +282,32 @@ impl PackageBackend for RpmBackend {
         })
     }
 
+    fn tool_paths(&self) -> &'static [&'static str] {
+        &[
+            "/etc/dnf/dnf.conf",
+            "/etc/yum.conf",
+            "/etc/yum.repos.d",
+            "/etc/pki/rpm-gpg",
+            "/etc/rpm",
+            "/var/lib/rpm",
+            "/usr/lib/sysimage/rpm",
+            "/var/lib/dnf",
+            "/var/lib/yum",
+            "/var/cache/dnf",
+            "/var/cache/yum",
+            "/var/log/dnf.log",
+            "/var/log/dnf.librepo.log",
+            "/var/log/dnf.rpm.log",
+            "/var/log/hawkey.log",
+            "/var/log/yum.log",
+            "/usr/src/kernels",
+            "/usr/lib/modules",
+            "/lib/modules",
+            "/tmp",
+            "/var/tmp",
+        ]
+    }
+
     fn refresh_cmd(&self) -> Option<Cmd> {
         Some(
             self.front_end("Refreshing repository metadata")

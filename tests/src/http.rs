@@ -26,6 +26,9 @@ pub enum Fault {
     Corrupt,
     /// Answer with this status and no body.
     Status(u16),
+    /// Announce the full length, then send `chunk` bytes every `every`
+    /// (a mirror that trickles: never silent long enough to time out).
+    Trickle { chunk: usize, every: Duration },
 }
 
 #[derive(Default)]
@@ -200,6 +203,16 @@ fn serve(
             conn.flush()?;
             // Close without sending the rest.
             return Ok(());
+        }
+        Some(Fault::Trickle { chunk, every }) => {
+            for piece in part.chunks(chunk.max(1)) {
+                if stop.load(Ordering::SeqCst) {
+                    return Ok(());
+                }
+                conn.write_all(piece)?;
+                conn.flush()?;
+                thread::sleep(every);
+            }
         }
         _ => conn.write_all(part)?,
     }
