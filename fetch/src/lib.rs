@@ -97,11 +97,11 @@ pub enum FetchError {
         expected: u64,
         actual: u64,
     },
-    #[error("{path}: {source}")]
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: io::Error,
+        /// Shown in the message, so not also a `source()`.
+        error: io::Error,
     },
 }
 
@@ -304,9 +304,9 @@ impl Fetcher {
         expect: &Expect,
         progress: &mut dyn FnMut(u64, Option<u64>),
     ) -> Result<Downloaded, FetchError> {
-        let io_err = |source| FetchError::Io {
+        let io_err = |error| FetchError::Io {
             path: dest.to_path_buf(),
-            source,
+            error,
         };
         let mut file = create_private(dest).map_err(io_err)?;
         let mut hasher = Sha256::new();

@@ -42,12 +42,13 @@ pub enum CmdError {
         hint: Option<String>,
     },
     /// The program exists but could not be started.
-    #[error("{desc}: could not start `{cmdline}`: {source}")]
+    #[error("{desc}: could not start `{cmdline}`: {error}")]
     Spawn {
         desc: String,
         cmdline: String,
-        #[source]
-        source: io::Error,
+        /// Shown in the message, so not also a `source()` (the chain would
+        /// say it twice).
+        error: io::Error,
     },
     /// The program ran longer than allowed and was killed.
     #[error("{desc}: `{cmdline}` did not finish within {}s and was killed{tail}",
@@ -70,12 +71,11 @@ pub enum CmdError {
         stdout: String,
     },
     /// Reading the program's output failed.
-    #[error("{desc}: reading the output of `{cmdline}`: {source}")]
+    #[error("{desc}: reading the output of `{cmdline}`: {error}")]
     Io {
         desc: String,
         cmdline: String,
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
 }
 
@@ -275,7 +275,7 @@ impl Cmd {
                 return Err(CmdError::Spawn {
                     desc: self.desc.clone(),
                     cmdline,
-                    source,
+                    error: source,
                 })
             }
         };
@@ -309,7 +309,7 @@ impl Cmd {
                     return Err(CmdError::Io {
                         desc: self.desc.clone(),
                         cmdline,
-                        source,
+                        error: source,
                     });
                 }
             }
@@ -336,7 +336,7 @@ impl Cmd {
                     return Err(CmdError::Io {
                         desc: self.desc.clone(),
                         cmdline,
-                        source,
+                        error: source,
                     })
                 }
                 Err(_) => break,

@@ -113,12 +113,12 @@ pub enum OsError {
          is --root pointing at a system root?"
     )]
     NotFound { root: String },
-    #[error("reading {path} in {root}: {source}")]
+    /// `error` names the path already (reads inside a root say which).
+    #[error("{error} (in {root})")]
     Read {
         root: String,
         path: String,
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
     #[error("{path} in {root} names no ID or version: {line:?}")]
     Malformed {
@@ -133,10 +133,10 @@ impl OsInfo {
     pub fn detect(root: &Root) -> Result<OsInfo, OsError> {
         let read = |path: &str| {
             root.read_to_string_optional(path)
-                .map_err(|source| OsError::Read {
+                .map_err(|error| OsError::Read {
                     root: root.path().display().to_string(),
                     path: path.to_string(),
-                    source,
+                    error,
                 })
         };
         for path in ["/etc/os-release", "/usr/lib/os-release"] {

@@ -161,7 +161,7 @@ impl ArchiveConfig {
             ),
             None => (
                 root.read_to_string_optional(CONFIG_PATH)
-                    .with_context(|| format!("reading {CONFIG_PATH}"))?,
+                    .context("reading the archive list")?,
                 CONFIG_PATH.to_string(),
             ),
         };

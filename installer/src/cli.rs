@@ -385,10 +385,13 @@ fn open_root(arg: &RootArg) -> Result<Root> {
     Root::new(&arg.root).with_context(|| format!("--root {}", arg.root.display()))
 }
 
-/// Opens `--root` for a command that acts on it: `/` inside a chroot or a
-/// container whose running kernel is not installed there is an image being
-/// built (every installed kernel, nothing started). `doctor` keeps
-/// describing `/` as it is, with its note about the foreign kernel.
+/// Opens `--root` for a command that acts on it (install, repair, headers,
+/// selinux install/remove, laydown, uninstall, the hooks): `/` inside a
+/// chroot or a container whose running kernel is not installed there is an
+/// image being built (every installed kernel, nothing started, no policy
+/// loaded into the build host's kernel, `systemctl --root`). `doctor` and
+/// `selinux status` keep describing `/` as it is, with the note about the
+/// foreign kernel. One rule for every acting command (issue 13, class 10).
 pub fn open_root_to_act(arg: &RootArg) -> Result<Root> {
     let root = open_root(arg)?;
     if root.is_live() {
@@ -477,7 +480,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(report.exit_code())
         }
         Command::Uninstall(args) => {
-            let root = open_root(&args.root)?;
+            let root = open_root_to_act(&args.root)?;
             let report = uninstall::run(
                 &root,
                 args.purge,
@@ -502,7 +505,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Headers(args) => {
-            let root = open_root(&args.root)?;
+            let root = open_root_to_act(&args.root)?;
             let running = running_for(&root)?;
             let opts = headers::HeadersOptions {
                 root,
@@ -556,11 +559,16 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
         }
         Command::Laydown(args) => {
-            let root = open_root(&args.root)?;
+            let root = open_root_to_act(&args.root)?;
             let labels: Box<dyn laydown::Labeler> = match laydown::FileContexts::open(&root)? {
                 Some(fc) => Box::new(fc),
                 None => Box::new(laydown::NoLabels),
             };
+            if !args.no_enable && !root.is_live() {
+                // `systemctl --root` enables the unit after the files are
+                // down: a link that would take it out refuses both now.
+                root.check_tool_paths(crate::service::SYSTEMCTL_PATHS)?;
+            }
             let done = laydown::laydown(&root, &args.payload, labels.as_ref())?;
             let unit_shipped = done
                 .iter()
@@ -594,7 +602,13 @@ pub fn run(cli: Cli) -> Result<i32> {
                 SelinuxAction::Remove(o) => (o, "remove"),
                 SelinuxAction::Status(o) => (o, "status"),
             };
-            let root = open_root(&opts.root)?;
+            // Acting (install, remove) treats a chroot's `/` as an image
+            // like every other acting command; status describes it as is.
+            let root = if which == "status" {
+                open_root(&opts.root)?
+            } else {
+                open_root_to_act(&opts.root)?
+            };
             let timeout = std::time::Duration::from_secs(opts.lock_timeout);
             let report = match which {
                 "install" => selinux::install(&root, timeout)?,

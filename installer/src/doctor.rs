@@ -361,9 +361,18 @@ pub fn diagnose(opts: &DoctorOptions) -> Result<Report> {
 /// The connector's `status.json`, and a note for each fault it reports
 /// (its view, from inside its own domain, complements ours).
 fn read_connector_status(root: &Root, notes: &mut Vec<Note>) -> Option<serde_json::Value> {
-    let text = root
-        .read_to_string_optional("/var/lib/connector/status.json")
-        .ok()??;
+    let text = match root.read_to_string_optional("/var/lib/connector/status.json") {
+        Ok(t) => t?,
+        Err(e) => {
+            // The error names the file.
+            notes.push(Note {
+                kind: NoteKind::ConnectorStatus,
+                kernel: None,
+                message: format!("the connector's status is unreadable: {e}"),
+            });
+            return None;
+        }
+    };
     let v: serde_json::Value = match serde_json::from_str(&text) {
         Ok(v) => v,
         Err(e) => {

@@ -91,8 +91,8 @@ pub enum LaydownError {
 /// Parses a manifest.
 ///
 /// The manifest is checked as a whole before anything is written: every
-/// line's syntax, each entry's place and mode ([`check_entry`]), files
-/// that would be the parents of other entries, and the required entries.
+/// line's syntax, each entry's place and mode ([`check_entry`]), and files
+/// that would be the parents of other entries.
 pub fn parse_manifest(text: &str) -> Result<Vec<Entry>, LaydownError> {
     let mut out: Vec<Entry> = Vec::new();
     let mut lines: Vec<usize> = Vec::new();
@@ -164,6 +164,14 @@ pub fn parse_manifest(text: &str) -> Result<Vec<Entry>, LaydownError> {
         out.push(entry);
         lines.push(i + 1);
     }
+    Ok(out)
+}
+
+/// A payload's manifest: [`parse_manifest`] plus the entries every payload
+/// must have. (The install record, which `uninstall` shrinks as it removes
+/// files, is parsed without this.)
+pub fn parse_payload_manifest(text: &str) -> Result<Vec<Entry>, LaydownError> {
+    let out = parse_manifest(text)?;
     for required in REQUIRED {
         if !out
             .iter()
@@ -199,6 +207,9 @@ const ALLOWED: &[Allowed] = &[
         &["connectord.service", "connector-setup.service"],
     ),
     Allowed::Named("/etc/kernel/postinst.d/", &["connector"]),
+    Allowed::Named("/usr/lib/kernel/install.d/", &["90-connector.install"]),
+    Allowed::Named("/usr/sbin/", &["connector-installer"]),
+    Allowed::Named("/usr/share/lintian/overrides/", &["connector"]),
     Allowed::Named("/usr/share/selinux/packages/", &["connectord.cil"]),
 ];
 
@@ -460,7 +471,7 @@ pub fn prepare(root: &Root, payload: &Path) -> Result<Prepared> {
     let manifest_path = payload.join("manifest");
     let text = fs::read_to_string(&manifest_path)
         .with_context(|| format!("reading {}", manifest_path.display()))?;
-    let entries = parse_manifest(&text)?;
+    let entries = parse_payload_manifest(&text)?;
 
     // 2. The payload is what the manifest says.
     for e in entries.iter().filter(|e| e.kind != Kind::Dir) {
@@ -960,5 +971,14 @@ mod tests {
         ] {
             assert!(parse_manifest(&bad).is_err(), "accepted {bad:?}");
         }
+        // A payload must lay the binary down; the record may be smaller.
+        assert!(matches!(
+            parse_payload_manifest("# connector payload manifest 1\n"),
+            Err(LaydownError::Incomplete { .. })
+        ));
+
+        assert!(
+            parse_manifest(&format!("conf 0640 {sum} /etc/connector/connector.conf\n")).is_ok()
+        );
     }
 }

@@ -231,3 +231,45 @@ fn one_broken_kernel_is_its_own_rejection_not_the_whole_diagnosis() {
         assert_eq!(f.snapshot(), before, "{name}: the root changed");
     }
 }
+
+/// Every refusal names the file once: the reader annotates its path, and
+/// nothing above it says it again (issue 13).
+#[test]
+fn every_refusal_names_its_path_once() {
+    let cases: &[(&str, &[&str], bool)] = &[
+        ("/etc/selinux/config", &["selinux", "install"], false),
+        ("/etc/selinux/config", &["doctor", "--json"], true),
+        ("/etc/os-release", &["doctor"], false),
+        (
+            "/var/lib/connector/status.json",
+            &["doctor", "--json"],
+            true,
+        ),
+        (
+            "/var/lib/connector/pending",
+            &["install", "--no-start"],
+            false,
+        ),
+    ];
+    for (path, args, in_json) in cases {
+        let f = Fixture::new();
+        f.os_release("rhel-9.3");
+        f.file("/opt/connector/bin/connectord", "#!/bin/sh\n");
+        fifo(&f, path);
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--root", f.path().to_str().unwrap()]);
+        let (out, _) = run(&all);
+        let text = if *in_json {
+            let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+            v["notes"].to_string()
+        } else {
+            String::from_utf8_lossy(&out.stderr).into_owned()
+        };
+        assert!(text.contains("refused: a FIFO"), "{path} {args:?}: {text}");
+        assert_eq!(
+            text.matches(path).count(),
+            1,
+            "{path} {args:?} names it more than once: {text}"
+        );
+    }
+}

@@ -99,12 +99,15 @@ pub enum PolicyError {
     /// A link in the image would take semodule or setfiles out of it.
     #[error(transparent)]
     Escape(#[from] connector_host::root::Escape),
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         path: String,
-        #[source]
-        source: io::Error,
+        /// Shown in the message, so not also a `source()`.
+        error: io::Error,
     },
+    /// A read inside the root; the error names the path itself.
+    #[error("{0}")]
+    Root(io::Error),
 }
 
 impl From<CmdError> for PolicyError {
@@ -120,10 +123,7 @@ impl From<CmdError> for PolicyError {
 pub fn read_config(root: &Root) -> Result<Option<SelinuxConfig>, PolicyError> {
     let text = root
         .read_to_string_optional("/etc/selinux/config")
-        .map_err(|source| PolicyError::Io {
-            path: "/etc/selinux/config".into(),
-            source,
-        })?;
+        .map_err(PolicyError::Root)?;
     let Some(text) = text else { return Ok(None) };
     let fields = connector_host::os::parse_os_release(&text);
     let get = |k: &str| {
@@ -228,13 +228,13 @@ impl Store {
         let dir = if root.is_dir(&modern).unwrap_or(false) {
             root.resolve(&modern).map_err(|source| PolicyError::Io {
                 path: modern.clone(),
-                source,
+                error: source,
             })?
         } else if root.is_dir(&el7).unwrap_or(false) {
             root.resolve(format!("/etc/selinux/{}", config.policy_type))
                 .map_err(|source| PolicyError::Io {
                     path: el7.clone(),
-                    source,
+                    error: source,
                 })?
         } else {
             return Err(PolicyError::UnknownType {
@@ -285,7 +285,7 @@ impl Store {
             Err(source) => {
                 return Err(PolicyError::Io {
                     path: modules.display().to_string(),
-                    source,
+                    error: source,
                 })
             }
         };
@@ -425,7 +425,7 @@ impl Store {
         let file = tmp.path().join(format!("{name}.cil"));
         fs::write(&file, text).map_err(|source| PolicyError::Io {
             path: file.display().to_string(),
-            source,
+            error: source,
         })?;
         // Copies of our module at other priorities would shadow (or
         // outlive) this one: they go in the same transaction.
@@ -503,7 +503,7 @@ impl Store {
             for p in &present {
                 let io_err = |e: selinux::errors::Error| PolicyError::Io {
                     path: (*p).to_string(),
-                    source: io::Error::other(e.to_string()),
+                    error: io::Error::other(e.to_string()),
                 };
                 let mut labeler =
                     selinux::label::Labeler::<selinux::label::back_end::File>::new(&[], false)
@@ -518,7 +518,7 @@ impl Store {
                     )
                     .map_err(|e| PolicyError::Io {
                         path: (*p).to_string(),
-                        source: io::Error::other(e.to_string()),
+                        error: io::Error::other(e.to_string()),
                     })?;
                 done.push(format!("restorecon -R {p}"));
             }
@@ -557,7 +557,7 @@ fn break_hard_links(top: &Path) -> Result<(), PolicyError> {
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
     let io = |p: &Path, source: io::Error| PolicyError::Io {
         path: p.display().to_string(),
-        source,
+        error: source,
     };
     let mut stack = vec![top.to_path_buf()];
     while let Some(p) = stack.pop() {
@@ -624,7 +624,7 @@ fn rejected_or_failed(cmd: &Cmd, out: &connector_host::cmd::Output) -> PolicyErr
 fn tempfile_dir() -> Result<TempDir, PolicyError> {
     TempDir::new().map_err(|source| PolicyError::Io {
         path: std::env::temp_dir().display().to_string(),
-        source,
+        error: source,
     })
 }
 

@@ -62,8 +62,15 @@ pub enum PolicyDbError {
     Version(u32),
     #[error("malformed policy: {0}")]
     Malformed(&'static str),
+    /// Shown in the message, so not also a `source()`.
     #[error("reading the policy: {0}")]
-    Io(#[from] io::Error),
+    Io(io::Error),
+}
+
+impl From<io::Error> for PolicyDbError {
+    fn from(e: io::Error) -> Self {
+        PolicyDbError::Io(e)
+    }
 }
 
 /// The names a compiled policy defines.

@@ -655,11 +655,48 @@ fn walk(base: &Path, dir: &Path, out: &mut Vec<(PathBuf, String)>) {
                 m.modified().ok()
             )
         };
+        let desc = match label_of(&p) {
+            Some(l) => format!("{desc} label {l}"),
+            None => desc,
+        };
         out.push((rel, desc));
         if m.is_dir() {
             walk(base, &p, out);
         }
     }
+}
+
+/// [`Fixture::snapshot`] of any directory (the victim outside a root).
+pub fn snapshot_dir(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// The SELinux label (`security.selinux`) of `p` itself, if it has one:
+/// snapshots include labels, so a relabel outside a root is seen.
+pub fn label_of(p: &Path) -> Option<String> {
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).ok()?;
+    let mut buf = vec![0u8; 1024];
+    // SAFETY: valid NUL-terminated path and name; buf is writable for its length.
+    let n = unsafe {
+        libc::lgetxattr(
+            c.as_ptr(),
+            c"security.selinux".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n <= 0 {
+        return None;
+    }
+    buf.truncate(n as usize);
+    Some(
+        String::from_utf8_lossy(&buf)
+            .trim_end_matches('\0')
+            .to_string(),
+    )
 }
 
 /// A cheap content fingerprint for snapshots (not a security digest).
