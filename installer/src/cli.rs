@@ -29,6 +29,121 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Whether the command asked for one JSON document on stdout.
+    pub fn json(&self) -> bool {
+        match &self.command {
+            Command::Doctor(a) => a.json,
+            Command::Headers(a) => a.json,
+            Command::Selinux(a) => match &a.action {
+                SelinuxAction::Install(o) | SelinuxAction::Remove(o) | SelinuxAction::Status(o) => {
+                    o.json
+                }
+            },
+            Command::Laydown(a) => a.json,
+            Command::Install(a) => a.json,
+            Command::Repair(a) => a.json,
+            Command::Uninstall(a) => a.json,
+            Command::Hook(_) => false,
+        }
+    }
+}
+
+/// The document `--json` prints on stdout when the command fails before it
+/// has one of its own: what went wrong, typed, and the exit code.
+#[derive(Debug, serde::Serialize)]
+pub struct ErrorDocument {
+    pub schema_version: u32,
+    pub error: ErrorInfo,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct ErrorInfo {
+    /// A stable word a script can branch on (docs/exit-codes.md).
+    pub kind: &'static str,
+    /// The whole message, as printed on stderr.
+    pub message: String,
+    pub exit_code: i32,
+}
+
+impl ErrorDocument {
+    pub fn new(kind: &'static str, message: String, exit_code: i32) -> ErrorDocument {
+        ErrorDocument {
+            schema_version: 1,
+            error: ErrorInfo {
+                kind,
+                message,
+                exit_code,
+            },
+        }
+    }
+
+    /// Prints it as the one document on stdout.
+    pub fn print(&self) {
+        let _ = print_json(self);
+    }
+}
+
+/// The kind of an error, for scripts: the first typed error in its chain
+/// that says what happened.
+pub fn error_kind(e: &anyhow::Error) -> &'static str {
+    use connector_host::cmd::CmdError;
+    use connector_policy::PolicyError;
+    for cause in e.chain() {
+        if let Some(s) = cause.downcast_ref::<crate::state::StateError>() {
+            return match s {
+                crate::state::StateError::Busy(_) => "busy",
+                crate::state::StateError::Unsafe { .. } => "unsafe-root",
+            };
+        }
+        if cause
+            .downcast_ref::<connector_host::root::Escape>()
+            .is_some()
+        {
+            return "unsafe-root";
+        }
+        if let Some(l) = cause.downcast_ref::<laydown::LaydownError>() {
+            return match l {
+                laydown::LaydownError::NoSpace { .. } => "no-space",
+                laydown::LaydownError::Unsafe { .. } => "unsafe-root",
+                _ => "bad-payload",
+            };
+        }
+        if let Some(p) = cause.downcast_ref::<PolicyError>() {
+            return match p {
+                PolicyError::SemoduleMissing => "tool-missing",
+                PolicyError::StoreLocked { .. } => "busy",
+                PolicyError::Rejected { .. } => "policy-rejected",
+                PolicyError::Escape(_) => "unsafe-root",
+                _ => "selinux",
+            };
+        }
+        if let Some(c) = cause.downcast_ref::<CmdError>() {
+            return match c {
+                CmdError::NotFound { .. } => "tool-missing",
+                CmdError::Timeout { .. } => "timeout",
+                _ => "command-failed",
+            };
+        }
+        if cause
+            .downcast_ref::<connector_host::os::OsError>()
+            .is_some()
+        {
+            return "bad-root";
+        }
+        if let Some(i) = cause.downcast_ref::<install::InstallError>() {
+            return match i {
+                install::InstallError::Unsupported(_) => "unsupported",
+                install::InstallError::NotLaidDown(_) => "not-laid-down",
+            };
+        }
+        if cause.downcast_ref::<uninstall::UninstallError>().is_some() {
+            return "package-owned";
+        }
+    }
+    "error"
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Diagnose a host or image: kernels, header packages, faults (read-only)
@@ -416,6 +531,17 @@ fn running_for(root: &Root) -> Result<Option<String>> {
     }
 }
 
+/// An unsupported system: said on stderr (and as the one JSON document
+/// with `--json`); exit 3.
+fn unsupported(e: &anyhow::Error, json: bool) -> i32 {
+    let message = format!("{e:#}");
+    eprintln!("connector-installer: {message}");
+    if json {
+        ErrorDocument::new("unsupported", message, crate::exit::UNSUPPORTED).print();
+    }
+    crate::exit::UNSUPPORTED
+}
+
 /// Prints `value` as one JSON document on stdout.
 fn print_json(value: &impl serde::Serialize) -> Result<()> {
     let mut out = std::io::stdout().lock();
@@ -451,8 +577,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                     if e.downcast_ref::<install::InstallError>()
                         .is_some_and(|e| matches!(e, install::InstallError::Unsupported(_))) =>
                 {
-                    eprintln!("connector-installer: {e:#}");
-                    return Ok(install::exit::UNSUPPORTED);
+                    return Ok(unsupported(&e, args.json));
                 }
                 Err(e) => return Err(e),
             };
@@ -522,8 +647,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 match headers::run(&opts, &mut |line| eprintln!("connector-installer: {line}")) {
                     Ok(r) => r,
                     Err(e) if e.downcast_ref::<headers::HeadersError>().is_some() => {
-                        eprintln!("connector-installer: {e:#}");
-                        return Ok(headers::exit::UNSUPPORTED);
+                        return Ok(unsupported(&e, args.json));
                     }
                     Err(e) => return Err(e),
                 };
@@ -579,7 +703,12 @@ pub fn run(cli: Cli) -> Result<i32> {
                 None
             };
             if args.json {
-                print_json(&serde_json::json!({ "files": done, "enabled": enabled }))?;
+                print_json(&serde_json::json!({
+                    "schema_version": 1,
+                    "root": root.path().display().to_string(),
+                    "files": done,
+                    "enabled": enabled,
+                }))?;
             } else {
                 for d in &done {
                     println!("{:<10} {}", d.action, d.path);
@@ -621,9 +750,9 @@ pub fn run(cli: Cli) -> Result<i32> {
                 print!("{}", selinux::render_text(&report));
             }
             Ok(if which == "status" && !report.healthy() {
-                1
+                crate::exit::NOT_DONE
             } else {
-                0
+                crate::exit::OK
             })
         }
         Command::Doctor(args) => {

@@ -4,6 +4,7 @@
 //!
 //! JSON schema: docs/doctor.md. Keep the two in step.
 
+use crate::exit;
 use std::fmt::Write as _;
 
 use anyhow::{Context, Result};
@@ -21,18 +22,6 @@ use crate::selinux::{self, SelinuxReport, CONNECTOR_BINARY};
 
 /// Version of the JSON document; bumped on incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;
-
-/// Exit codes of `doctor` (docs/doctor.md).
-pub mod exit {
-    /// Healthy: no fault.
-    pub const HEALTHY: i32 = 0;
-    /// At least one fault was found.
-    pub const FAULTS: i32 = 1;
-    /// The diagnosis itself could not run (bad --root, unreadable files).
-    pub const ERROR: i32 = 2;
-    /// The system is not one the connector supports; nothing was diagnosed.
-    pub const UNSUPPORTED: i32 = 3;
-}
 
 /// What `doctor` was asked to look at.
 #[derive(Debug, Clone)]
@@ -201,9 +190,9 @@ impl Report {
         if self.os.support != Support::Supported {
             exit::UNSUPPORTED
         } else if self.faults.is_empty() {
-            exit::HEALTHY
+            exit::OK
         } else {
-            exit::FAULTS
+            exit::NOT_DONE
         }
     }
 }
@@ -967,7 +956,7 @@ pub fn render_text(r: &Report) -> String {
         let _ = writeln!(s, "  fix:   {}", f.fix);
     }
     let verdict = match r.exit_code() {
-        exit::HEALTHY => "healthy".to_string(),
+        exit::OK => "healthy".to_string(),
         exit::UNSUPPORTED => "unsupported system, nothing diagnosed".to_string(),
         _ => format!(
             "{} fault{}",

@@ -16,6 +16,7 @@
 //! 6. check every kernel's tree again: success means usable headers on disk,
 //!    not a zero exit status.
 
+use crate::exit;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -32,20 +33,6 @@ use serde::Serialize;
 use crate::archive::{self, ArchiveBackend, ArchiveConfig, ArchiveFailure};
 use crate::backend;
 use crate::doctor::{self, DoctorOptions, KernelReport};
-
-/// Exit codes of `headers` (docs/headers.md).
-pub mod exit {
-    /// Every kernel on the eBPF path has usable headers (or would, with --dry-run).
-    pub const DONE: i32 = 0;
-    /// At least one kernel is left without headers.
-    pub const FAILED: i32 = 1;
-    /// The command could not run at all.
-    pub const ERROR: i32 = 2;
-    /// The system is not supported by the connector.
-    pub const UNSUPPORTED: i32 = 3;
-    /// Inside a package transaction: the work is deferred to after it.
-    pub const DEFERRED: i32 = 4;
-}
 
 /// What `headers` was asked to do.
 #[derive(Debug, Clone)]
@@ -100,17 +87,27 @@ pub enum Outcome {
     /// Installed: `source` is `repository`, `archive` or `local`; `from`
     /// the URL or file it came from (archive, local).
     Installed {
+        /// Shown once, as the kernel entry's `package`.
+        #[serde(skip_serializing)]
         package: String,
         source: String,
         from: Option<String>,
         path: String,
     },
     /// `--dry-run`: this package would be installed.
-    WouldInstall { package: String },
+    WouldInstall {
+        #[serde(skip_serializing)]
+        package: String,
+    },
     /// Inside a package transaction: to be done after it.
-    Deferred { package: String, reason: String },
+    Deferred {
+        #[serde(skip_serializing)]
+        package: String,
+        reason: String,
+    },
     /// Left without headers, and why.
     Failed {
+        #[serde(skip_serializing)]
         package: Option<String>,
         reason: String,
     },
@@ -149,11 +146,11 @@ impl HeadersReport {
             .iter()
             .any(|k| matches!(k.outcome, Outcome::Failed { .. }))
         {
-            exit::FAILED
+            exit::NOT_DONE
         } else if self.deferred.is_some() {
             exit::DEFERRED
         } else {
-            exit::DONE
+            exit::OK
         }
     }
 }
@@ -604,8 +601,27 @@ fn result(k: &KernelReport, outcome: Outcome) -> KernelResult {
     KernelResult {
         release: k.release.clone(),
         running: k.running,
-        package: k.headers.package.clone(),
+        package: outcome
+            .package()
+            .or(k.headers.package.as_deref())
+            .map(String::from),
         outcome,
+    }
+}
+
+impl Outcome {
+    /// The package the outcome is about, if any (serialized once, as the
+    /// kernel entry's `package`).
+    pub fn package(&self) -> Option<&str> {
+        match self {
+            Outcome::Installed { package, .. }
+            | Outcome::WouldInstall { package }
+            | Outcome::Deferred { package, .. } => {
+                Some(package).filter(|p| !p.is_empty()).map(|p| p.as_str())
+            }
+            Outcome::Failed { package, .. } => package.as_deref(),
+            Outcome::AlreadyPresent { .. } | Outcome::NotNeeded => None,
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 //! systemd only). A healthy root plans nothing: no lock wait, no package
 //! manager, no policy rebuild, no file written.
 
+use crate::exit;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -23,20 +24,6 @@ use crate::laydown::{self, Labeler};
 use crate::selinux;
 use crate::service::{self, SETUP_UNIT, UNIT};
 use crate::state::{self, InstallerLock, Interrupted, Journal};
-
-/// Exit codes of `install`, `repair` and `uninstall`.
-pub mod exit {
-    /// Done: nothing is left to do.
-    pub const DONE: i32 = 0;
-    /// A step failed or a fault is left (the report says which).
-    pub const INCOMPLETE: i32 = 1;
-    /// Could not run (bad input, another installer running); nothing changed.
-    pub const ERROR: i32 = 2;
-    /// Not a system the connector supports.
-    pub const UNSUPPORTED: i32 = 3;
-    /// Inside a package transaction: the headers follow after it.
-    pub const DEFERRED: i32 = 4;
-}
 
 /// Environment variable for fault-injection tests: the installer kills
 /// itself (SIGKILL) when it is about to run step number N (0-based; N =
@@ -194,11 +181,11 @@ pub struct InstallReport {
 impl InstallReport {
     pub fn exit_code(&self) -> i32 {
         if self.results.iter().any(|r| r.state == "failed") {
-            exit::INCOMPLETE
+            exit::NOT_DONE
         } else if self.deferred.is_some() {
             exit::DEFERRED
         } else {
-            exit::DONE
+            exit::OK
         }
     }
 

@@ -10,6 +10,7 @@ pub mod archive;
 pub mod backend;
 pub mod cli;
 pub mod doctor;
+pub mod exit;
 pub mod headers;
 pub mod hook;
 pub mod install;

@@ -1,14 +1,36 @@
 use clap::Parser;
-use connector_installer::{cli, doctor, logging};
+use connector_installer::cli::{self, ErrorDocument};
+use connector_installer::{exit, logging};
 
 fn main() {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // Help and --version are not errors; a bad command line is
+            // EX_USAGE (64), never confused with "could not run" (2).
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+            if code == exit::USAGE && std::env::args().any(|a| a == "--json") {
+                ErrorDocument::new("usage", e.to_string().trim().to_string(), code).print();
+            }
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
     logging::init(cli.verbose);
+    let json = cli.json();
     match cli::run(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("connector-installer: error: {e:#}");
-            std::process::exit(doctor::exit::ERROR);
+            let message = format!("{e:#}");
+            eprintln!("connector-installer: error: {message}");
+            if json {
+                ErrorDocument::new(cli::error_kind(&e), message, exit::ERROR).print();
+            }
+            std::process::exit(exit::ERROR);
         }
     }
 }

@@ -36,11 +36,11 @@ pub struct RepairReport {
 impl RepairReport {
     pub fn exit_code(&self) -> i32 {
         if self.error.is_some() {
-            install::exit::ERROR
+            crate::exit::ERROR
         } else if self.healthy {
-            install::exit::DONE
+            crate::exit::OK
         } else {
-            install::exit::INCOMPLETE
+            crate::exit::NOT_DONE
         }
     }
 }

@@ -37,6 +37,8 @@ pub struct ModuleFailure {
 /// The SELinux facts of a root.
 #[derive(Debug, Clone, Serialize)]
 pub struct SelinuxReport {
+    /// Version of the JSON document (docs/selinux.md).
+    pub schema_version: u32,
     pub root: String,
     /// `/etc/selinux/config`; null when the root has none.
     pub config: Option<SelinuxConfig>,
@@ -109,6 +111,7 @@ impl SelinuxReport {
 
 fn base(root: &Root, action: &str) -> Result<(SelinuxReport, Option<Store>)> {
     let mut r = SelinuxReport {
+        schema_version: 1,
         root: root.path().display().to_string(),
         config: connector_policy::read_config(root)?,
         not_applicable: None,

@@ -151,7 +151,17 @@ fn diagnosis_that_cannot_run_exits_2_with_a_reason() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("no os-release in"), "{err}");
-    assert!(out.stdout.is_empty(), "no half JSON document on failure");
+    // With --json, the one document on stdout is the error itself.
+    let v = connector_tests::json::parse_strict(&out.stdout).unwrap();
+    assert_eq!(v["error"]["kind"], "bad-root", "{v}");
+    assert_eq!(v["error"]["exit_code"], 2, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no os-release in"),
+        "{v}"
+    );
 }
 
 /// This machine itself: the answer must agree with facts the test gathers

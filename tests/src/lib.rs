@@ -12,6 +12,7 @@
 //! (Ubuntu).
 
 pub mod http;
+pub mod json;
 pub mod selinux_base;
 
 use std::fs;
@@ -1079,7 +1080,8 @@ pub fn run_json(cmd: &mut Command) -> (std::process::Output, serde_json::Value) 
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
-    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+    // Strict: one document, no key twice in any object.
+    let v = json::parse_strict(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "{cmd:?}: stdout is not JSON ({e}): {}\n{}",
             String::from_utf8_lossy(&out.stdout),

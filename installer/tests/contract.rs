@@ -1,0 +1,205 @@
+//! One contract for automation (issue 14, item 7): the exit-code table of
+//! docs/exit-codes.md, run case by case for every subcommand, and with
+//! `--json` exactly one strict JSON document on stdout on every exit
+//! (failures included: the error's kind, message and exit code), no key
+//! twice, `schema_version` in each.
+//!
+//! Tier: the binary as a user runs it, on fixture roots (no real tools).
+
+use std::process::{Command, Output};
+
+use connector_tests::json::parse_strict;
+use connector_tests::{Fixture, Kernel, Layout};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_connector-installer");
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+/// Runs with `--json`: the exit code, and the one strict document.
+fn json(args: &[&str]) -> (i32, Value) {
+    let out = run(args);
+    let code = out.status.code().unwrap();
+    let v = parse_strict(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{args:?} (exit {code}): not one strict JSON document ({e}):\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert!(
+        v["schema_version"].is_u64(),
+        "{args:?}: no schema_version: {v}"
+    );
+    if let Some(e) = v.get("error") {
+        assert_eq!(e["exit_code"], code, "{args:?}: {v}");
+        assert!(e["kind"].is_string() && e["message"].is_string(), "{v}");
+    }
+    (code, v)
+}
+
+/// A RHEL 9.3 root whose kernel has its headers: nothing to do.
+fn healthy() -> Fixture {
+    let f = Fixture::new();
+    f.os_release("rhel-9.3");
+    let k = Kernel::new("5.14.0-362.8.1.el9_3.x86_64", Layout::El8);
+    f.kernel(&k).headers(&k);
+    f.file("/opt/connector/bin/connectord", "#!/bin/sh\n");
+    f
+}
+
+fn unsupported() -> Fixture {
+    let f = Fixture::new();
+    f.os_release("fedora-39");
+    f.file("/opt/connector/bin/connectord", "#!/bin/sh\n");
+    f
+}
+
+/// A payload directory with the binary only.
+fn payload(manifest_extra: &str) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let bin = d.path().join("files/opt/connector/bin/connectord");
+    std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
+    std::fs::write(&bin, "#!/bin/sh\n").unwrap();
+    let sum = connector_tests::sha256_hex(b"#!/bin/sh\n");
+    std::fs::write(
+        d.path().join("manifest"),
+        format!("file 0755 {sum} /opt/connector/bin/connectord\n{manifest_extra}"),
+    )
+    .unwrap();
+    d
+}
+
+#[test]
+fn every_subcommand_keeps_the_exit_code_table_with_one_json_document() {
+    let ok = healthy();
+    let bad = unsupported();
+    let empty = tempfile::tempdir().unwrap();
+    let r = ok.path().to_str().unwrap();
+    let u = bad.path().to_str().unwrap();
+    let e = empty.path().to_str().unwrap();
+    let missing = "/nonexistent/connector-root";
+    let good = payload("");
+    let hostile = payload(
+        "file 0755 0000000000000000000000000000000000000000000000000000000000000000 /usr/bin/x\n",
+    );
+    let (gp, hp) = (
+        good.path().to_str().unwrap(),
+        hostile.path().to_str().unwrap(),
+    );
+    // (args, exit code, kind of the error document or None for a report)
+    let cases: Vec<(Vec<&str>, i32, Option<&str>)> = vec![
+        (vec!["doctor", "--root", r], 0, None),
+        (vec!["doctor", "--root", u], 3, None),
+        (vec!["doctor", "--root", e], 2, Some("bad-root")),
+        (vec!["doctor", "--root", missing], 2, Some("error")),
+        (vec!["headers", "--root", r, "--dry-run"], 0, None),
+        (vec!["headers", "--root", r], 0, None),
+        (vec!["headers", "--root", u], 3, Some("unsupported")),
+        (vec!["headers", "--root", missing], 2, Some("error")),
+        (vec!["selinux", "status", "--root", r], 0, None),
+        (vec!["selinux", "install", "--root", r], 0, None),
+        (vec!["selinux", "remove", "--root", r], 0, None),
+        (
+            vec!["selinux", "install", "--root", missing],
+            2,
+            Some("error"),
+        ),
+        (
+            vec!["laydown", "--root", r, "--payload", gp, "--no-enable"],
+            0,
+            None,
+        ),
+        (
+            vec!["laydown", "--root", r, "--payload", hp],
+            2,
+            Some("bad-payload"),
+        ),
+        (vec!["install", "--root", r, "--dry-run"], 0, None),
+        (vec!["install", "--root", u], 3, Some("unsupported")),
+        (
+            vec!["install", "--root", e, "--dry-run"],
+            2,
+            Some("not-laid-down"),
+        ),
+        (
+            vec!["install", "--root", r, "--payload", hp],
+            2,
+            Some("bad-payload"),
+        ),
+        (vec!["repair", "--root", missing], 2, Some("error")),
+        (vec!["uninstall", "--root", missing], 2, Some("error")),
+    ];
+    for (args, want, kind) in cases {
+        let mut all = args.clone();
+        all.push("--json");
+        let (code, v) = json(&all);
+        assert_eq!(code, want, "{all:?}: {v:#}");
+        match kind {
+            Some(k) => assert_eq!(v["error"]["kind"], k, "{all:?}: {v:#}"),
+            None => assert!(
+                v.get("error").is_none_or(|e| !e.is_object()),
+                "{all:?}: {v:#}"
+            ),
+        }
+    }
+    // An uninstall of a root without the connector: nothing to remove.
+    let none = healthy();
+    std::fs::remove_file(none.host("/opt/connector/bin/connectord")).unwrap();
+    let (code, _) = json(&[
+        "uninstall",
+        "--root",
+        none.path().to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn a_bad_command_line_is_exit_64_never_2() {
+    for args in [
+        vec!["doctor", "--no-such-option"],
+        vec!["no-such-command"],
+        vec!["headers", "--lock-timeout", "soon"],
+    ] {
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(64), "{args:?}");
+        assert!(
+            out.stdout.is_empty(),
+            "{args:?}: no document without --json"
+        );
+        assert!(!out.stderr.is_empty(), "{args:?}: says what is wrong");
+    }
+    // With --json, the usage error is the one document.
+    let (code, v) = json(&["doctor", "--no-such-option", "--json"]);
+    assert_eq!(code, 64);
+    assert_eq!(v["error"]["kind"], "usage", "{v}");
+    // Help and version are not errors.
+    for args in [vec!["--help"], vec!["--version"], vec!["doctor", "--help"]] {
+        assert_eq!(run(&args).status.code(), Some(0), "{args:?}");
+    }
+}
+
+#[test]
+fn headers_json_names_each_kernels_package_once() {
+    let f = Fixture::new();
+    f.os_release("rhel-9.3");
+    let k = Kernel::new("5.14.0-362.8.1.el9_3.x86_64", Layout::El8);
+    f.kernel(&k);
+    // No package tools are used with --dry-run on a root without a
+    // database: the package the headers would come from is named once.
+    let (_, v) = json(&[
+        "headers",
+        "--root",
+        f.path().to_str().unwrap(),
+        "--dry-run",
+        "--json",
+    ]);
+    let kernels = v["kernels"].as_array().unwrap();
+    assert!(!kernels.is_empty(), "{v:#}");
+    for k in kernels {
+        assert!(k["package"].is_string(), "{v:#}");
+    }
+}
