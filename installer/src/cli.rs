@@ -25,6 +25,15 @@ pub struct Cli {
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 
+    /// Print nothing but errors and warnings (no progress lines)
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// System root to work on (a golden image, a chroot); default: this
+    /// host. Accepted before or after the subcommand
+    #[arg(long, value_name = "DIR", default_value = "/", global = true)]
+    pub root: PathBuf,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -200,9 +209,6 @@ the package transaction is over.";
 
 #[derive(Debug, Args)]
 pub struct InstallArgs {
-    #[command(flatten)]
-    pub root: RootArg,
-
     /// Only this kernel's headers (default: every installed kernel)
     #[arg(long, value_name = "VER", conflicts_with = "all_kernels")]
     pub kernel: Option<String>,
@@ -251,9 +257,6 @@ run.";
 
 #[derive(Debug, Args)]
 pub struct RepairArgs {
-    #[command(flatten)]
-    pub root: RootArg,
-
     /// Seconds to wait for the connector to report (default: 60 on this
     /// host, 0 for another root)
     #[arg(long, value_name = "SECONDS")]
@@ -277,9 +280,6 @@ manager instead (this says which command).";
 
 #[derive(Debug, Args)]
 pub struct UninstallArgs {
-    #[command(flatten)]
-    pub root: RootArg,
-
     /// Also remove configuration, state and logs
     #[arg(long)]
     pub purge: bool,
@@ -299,9 +299,6 @@ pub struct HookArgs {
     /// deb-prerm or deb-postrm
     pub name: String,
 
-    #[command(flatten)]
-    pub root: RootArg,
-
     /// The scriptlet's own arguments
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub args: Vec<String>,
@@ -317,9 +314,6 @@ unit is enabled but nothing is started.";
 
 #[derive(Debug, Args)]
 pub struct LaydownArgs {
-    #[command(flatten)]
-    pub root: RootArg,
-
     /// The payload directory (manifest + files/)
     #[arg(long, value_name = "DIR")]
     pub payload: PathBuf,
@@ -364,9 +358,6 @@ pub enum SelinuxAction {
 
 #[derive(Debug, Args)]
 pub struct SelinuxOpts {
-    #[command(flatten)]
-    pub root: RootArg,
-
     /// Print one JSON document on stdout (schema: docs/selinux.md)
     #[arg(long)]
     pub json: bool,
@@ -394,9 +385,6 @@ Exit status: 0 every eBPF kernel has headers, 1 some kernel is left without,
 
 #[derive(Debug, Args)]
 pub struct HeadersArgs {
-    #[command(flatten)]
-    pub root: RootArg,
-
     /// Only this kernel release (as `uname -r` prints it)
     #[arg(long, value_name = "VER")]
     pub kernel: Option<String>,
@@ -426,18 +414,13 @@ installed, and every fault 11 with the command that fixes it.
 Exit status: 0 healthy, 1 faults found, 2 the diagnosis could not run,
 3 the system is not supported by the connector.";
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone)]
 pub struct RootArg {
-    /// System root to work on (a golden image, a chroot); default: this host
-    #[arg(long, value_name = "DIR", default_value = "/")]
     pub root: PathBuf,
 }
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
-    #[command(flatten)]
-    pub root: RootArg,
-
     /// Diagnose only this kernel release (as `uname -r` prints it)
     #[arg(long, value_name = "VER")]
     pub kernel: Option<String>,
@@ -495,6 +478,16 @@ impl SourceArgs {
     }
 }
 
+/// `-q`: progress lines are not printed (errors and warnings still are).
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A progress line on stderr, unless `-q`.
+fn say(line: &str) {
+    if !QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("connector-installer: {line}");
+    }
+}
+
 /// Opens `--root`, with a message that names the flag.
 fn open_root(arg: &RootArg) -> Result<Root> {
     Root::new(&arg.root).with_context(|| format!("--root {}", arg.root.display()))
@@ -512,7 +505,7 @@ pub fn open_root_to_act(arg: &RootArg) -> Result<Root> {
     if root.is_live() {
         if let Ok(running) = running_release() {
             if let Some(why) = foreign_running_kernel(&root, &running) {
-                eprintln!("connector-installer: {why}");
+                say(&why);
                 return Ok(root.as_image());
             }
         }
@@ -553,9 +546,11 @@ fn print_json(value: &impl serde::Serialize) -> Result<()> {
 
 /// Runs the parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
+    QUIET.store(cli.quiet, std::sync::atomic::Ordering::Relaxed);
+    let root_arg = RootArg { root: cli.root };
     match cli.command {
         Command::Install(args) => {
-            let root = open_root_to_act(&args.root)?;
+            let root = open_root_to_act(&root_arg)?;
             let running = running_for(&root)?;
             if args.prepare_image && root.is_live() {
                 anyhow::bail!(
@@ -571,7 +566,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             opts.start = !args.no_start;
             opts.after_transaction = args.after_transaction;
             args.sources.apply(&mut opts);
-            let report = match install::run(&opts, &mut |l| eprintln!("connector-installer: {l}")) {
+            let report = match install::run(&opts, &mut |l| say(l)) {
                 Ok(r) => r,
                 Err(e)
                     if e.downcast_ref::<install::InstallError>()
@@ -589,14 +584,12 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(report.exit_code())
         }
         Command::Repair(args) => {
-            let root = open_root_to_act(&args.root)?;
+            let root = open_root_to_act(&root_arg)?;
             let running = running_for(&root)?;
             let wait = args.wait.unwrap_or(if root.is_live() { 60 } else { 0 });
             let mut opts = install::InstallOptions::new(root, running);
             args.sources.apply(&mut opts);
-            let report = repair::run(&opts, std::time::Duration::from_secs(wait), &mut |l| {
-                eprintln!("connector-installer: {l}")
-            })?;
+            let report = repair::run(&opts, std::time::Duration::from_secs(wait), &mut |l| say(l))?;
             if args.json {
                 print_json(&report)?;
             } else {
@@ -605,7 +598,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(report.exit_code())
         }
         Command::Uninstall(args) => {
-            let root = open_root_to_act(&args.root)?;
+            let root = open_root_to_act(&root_arg)?;
             let report = uninstall::run(
                 &root,
                 args.purge,
@@ -630,7 +623,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Headers(args) => {
-            let root = open_root_to_act(&args.root)?;
+            let root = open_root_to_act(&root_arg)?;
             let running = running_for(&root)?;
             let opts = headers::HeadersOptions {
                 root,
@@ -643,14 +636,13 @@ pub fn run(cli: Cli) -> Result<i32> {
                 archives: args.sources.archives,
                 from: args.sources.from,
             };
-            let report =
-                match headers::run(&opts, &mut |line| eprintln!("connector-installer: {line}")) {
-                    Ok(r) => r,
-                    Err(e) if e.downcast_ref::<headers::HeadersError>().is_some() => {
-                        return Ok(unsupported(&e, args.json));
-                    }
-                    Err(e) => return Err(e),
-                };
+            let report = match headers::run(&opts, &mut |line| say(line)) {
+                Ok(r) => r,
+                Err(e) if e.downcast_ref::<headers::HeadersError>().is_some() => {
+                    return Ok(unsupported(&e, args.json));
+                }
+                Err(e) => return Err(e),
+            };
             if args.json {
                 print_json(&report)?;
             } else {
@@ -674,7 +666,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 );
                 return Ok(0);
             }
-            match open_root_to_act(&args.root) {
+            match open_root_to_act(&root_arg) {
                 Ok(root) => Ok(crate::hook::run(&args.name, &args.args, &root)),
                 Err(e) => {
                     eprintln!("connector-installer: warning: hook {}: {e:#}", args.name);
@@ -683,7 +675,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
         }
         Command::Laydown(args) => {
-            let root = open_root_to_act(&args.root)?;
+            let root = open_root_to_act(&root_arg)?;
             let labels: Box<dyn laydown::Labeler> = match laydown::FileContexts::open(&root)? {
                 Some(fc) => Box::new(fc),
                 None => Box::new(laydown::NoLabels),
@@ -734,9 +726,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             // Acting (install, remove) treats a chroot's `/` as an image
             // like every other acting command; status describes it as is.
             let root = if which == "status" {
-                open_root(&opts.root)?
+                open_root(&root_arg)?
             } else {
-                open_root_to_act(&opts.root)?
+                open_root_to_act(&root_arg)?
             };
             let timeout = std::time::Duration::from_secs(opts.lock_timeout);
             let report = match which {
@@ -756,7 +748,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             })
         }
         Command::Doctor(args) => {
-            let root = open_root(&args.root)?;
+            let root = open_root(&root_arg)?;
             let running = running_for(&root)?;
             let report = doctor::diagnose(&DoctorOptions {
                 root,

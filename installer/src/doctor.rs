@@ -180,6 +180,8 @@ pub enum NoteKind {
     /// The package database named a kernel's header package differently
     /// from the release rules (the database wins).
     HeaderPackage,
+    /// `/etc/connector/archives.conf` does not parse.
+    ArchiveConfig,
     /// Kernels that carry BTF: CO-RE probes need no headers there.
     Btf,
 }
@@ -299,6 +301,18 @@ pub fn diagnose(opts: &DoctorOptions) -> Result<Report> {
         faults.extend(selinux_faults(s, root, &kernel));
     }
     let connector_status = read_connector_status(root, &mut notes);
+    // archives.conf is read only when a fallback is needed (maybe inside
+    // the deferred job): a mistake in it is told now.
+    if let Err(e) = crate::archive::ArchiveConfig::load(root, None) {
+        notes.push(Note {
+            kind: NoteKind::ArchiveConfig,
+            kernel: None,
+            message: format!(
+                "{e:#}; the vendor-archive fallback will refuse to run until it is fixed \
+                 (docs/headers.md)"
+            ),
+        });
+    }
     let pending = crate::state::pending(root).unwrap_or_else(|e| {
         notes.push(Note {
             kind: NoteKind::Deferred,

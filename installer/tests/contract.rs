@@ -203,3 +203,97 @@ fn headers_json_names_each_kernels_package_once() {
         assert!(k["package"].is_string(), "{v:#}");
     }
 }
+
+/// A mistake in archives.conf is found by doctor, not first inside the
+/// deferred job when a fallback is needed.
+#[test]
+fn doctor_validates_archives_conf() {
+    let f = healthy();
+    f.file(
+        "/etc/connector/archives.conf",
+        "centos 8 * https://mirror/x/ no-such-option\n",
+    );
+    let (code, v) = json(&["doctor", "--root", f.path().to_str().unwrap(), "--json"]);
+    assert_eq!(code, 0, "a note, not a fault: {v:#}");
+    let note = v["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["kind"] == "archive-config")
+        .unwrap_or_else(|| panic!("no archive-config note: {v:#}"));
+    let m = note["message"].as_str().unwrap();
+    assert!(
+        m.contains("line 1: unknown option \"no-such-option\"")
+            && m.contains("/etc/connector/archives.conf"),
+        "{m}"
+    );
+    // A valid file says nothing.
+    f.file(
+        "/etc/connector/archives.conf",
+        "centos 8 * https://mirror/x/\n",
+    );
+    let (_, v) = json(&["doctor", "--root", f.path().to_str().unwrap(), "--json"]);
+    assert!(!v["notes"].to_string().contains("archive-config"), "{v:#}");
+}
+
+#[test]
+fn root_goes_before_or_after_the_subcommand_and_q_silences_progress() {
+    let f = healthy();
+    let r = f.path().to_str().unwrap();
+    let (_, after) = json(&["doctor", "--root", r, "--json"]);
+    let (_, before) = json(&["--root", r, "doctor", "--json"]);
+    assert_eq!(after["root"], before["root"]);
+    assert_eq!(after["kernels"], before["kernels"]);
+    assert_eq!(
+        before["root"],
+        f.path().canonicalize().unwrap().to_str().unwrap()
+    );
+
+    // Progress lines go to stderr, unless -q.
+    let p = payload("");
+    let fresh = || {
+        let f = healthy();
+        std::fs::remove_file(f.host("/opt/connector/bin/connectord")).unwrap();
+        f
+    };
+    let g = fresh();
+    let out = run(&[
+        "install",
+        "--root",
+        g.path().to_str().unwrap(),
+        "--payload",
+        p.path().to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("connector-installer: lay down"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let g = fresh();
+    let out = run(&[
+        "-q",
+        "install",
+        "--root",
+        g.path().to_str().unwrap(),
+        "--payload",
+        p.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        g.host("/opt/connector/bin/connectord").is_file(),
+        "-q still does the work"
+    );
+    // -q and -v contradict each other: a usage error.
+    assert_eq!(run(&["-q", "-v", "doctor"]).status.code(), Some(64));
+}
