@@ -257,6 +257,10 @@ run.";
 
 #[derive(Debug, Args)]
 pub struct RepairArgs {
+    /// Say what would be done; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
     /// Seconds to wait for the connector to report (default: 60 on this
     /// host, 0 for another root)
     #[arg(long, value_name = "SECONDS")]
@@ -280,6 +284,10 @@ manager instead (this says which command).";
 
 #[derive(Debug, Args)]
 pub struct UninstallArgs {
+    /// Say what would be done; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
     /// Also remove configuration, state and logs
     #[arg(long)]
     pub purge: bool,
@@ -314,6 +322,10 @@ unit is enabled but nothing is started.";
 
 #[derive(Debug, Args)]
 pub struct LaydownArgs {
+    /// Say what would be done; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
     /// The payload directory (manifest + files/)
     #[arg(long, value_name = "DIR")]
     pub payload: PathBuf,
@@ -358,6 +370,10 @@ pub enum SelinuxAction {
 
 #[derive(Debug, Args)]
 pub struct SelinuxOpts {
+    /// Say what would be done; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
     /// Print one JSON document on stdout (schema: docs/selinux.md)
     #[arg(long)]
     pub json: bool,
@@ -589,6 +605,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             let wait = args.wait.unwrap_or(if root.is_live() { 60 } else { 0 });
             let mut opts = install::InstallOptions::new(root, running);
             args.sources.apply(&mut opts);
+            opts.dry_run = args.dry_run;
             let report = repair::run(&opts, std::time::Duration::from_secs(wait), &mut |l| say(l))?;
             if args.json {
                 print_json(&report)?;
@@ -603,18 +620,25 @@ pub fn run(cli: Cli) -> Result<i32> {
                 &root,
                 args.purge,
                 std::time::Duration::from_secs(args.lock_timeout),
+                args.dry_run,
             )?;
             if args.json {
                 print_json(&report)?;
             } else {
+                let (removed, ran) = if report.dry_run {
+                    println!("dry run: nothing was changed");
+                    ("would remove", "would run")
+                } else {
+                    ("removed", "ran")
+                };
                 for p in &report.removed {
-                    println!("removed {p}");
+                    println!("{removed} {p}");
                 }
                 for p in &report.kept {
                     println!("kept    {p} (changed locally; --purge removes it)");
                 }
                 for c in &report.commands {
-                    println!("ran: {c}");
+                    println!("{ran}: {c}");
                 }
                 for w in &report.warnings {
                     println!("warning: {w}");
@@ -685,11 +709,21 @@ pub fn run(cli: Cli) -> Result<i32> {
                 // down: a link that would take it out refuses both now.
                 root.check_tool_paths(crate::service::SYSTEMCTL_PATHS)?;
             }
-            let done = laydown::laydown(&root, &args.payload, labels.as_ref())?;
+            let done = if args.dry_run {
+                // Every check of a real run (digests, destinations, room),
+                // then what each entry would become.
+                let p = laydown::prepare(&root, &args.payload)?;
+                p.check_space()?;
+                p.preview()?
+            } else {
+                laydown::laydown(&root, &args.payload, labels.as_ref())?
+            };
             let unit_shipped = done
                 .iter()
                 .any(|d| d.path.ends_with("/systemd/system/connectord.service"));
-            let enabled = if unit_shipped && !args.no_enable {
+            let enabled = if args.dry_run {
+                None
+            } else if unit_shipped && !args.no_enable {
                 laydown::enable_unit(&root, "connectord.service")?
             } else {
                 None
@@ -698,10 +732,14 @@ pub fn run(cli: Cli) -> Result<i32> {
                 print_json(&serde_json::json!({
                     "schema_version": 1,
                     "root": root.path().display().to_string(),
+                    "dry_run": args.dry_run,
                     "files": done,
                     "enabled": enabled,
                 }))?;
             } else {
+                if args.dry_run {
+                    println!("dry run: nothing was changed; each entry would be:");
+                }
                 for d in &done {
                     println!("{:<10} {}", d.action, d.path);
                     if d.action == "kept-new" {
@@ -732,8 +770,8 @@ pub fn run(cli: Cli) -> Result<i32> {
             };
             let timeout = std::time::Duration::from_secs(opts.lock_timeout);
             let report = match which {
-                "install" => selinux::install(&root, timeout)?,
-                "remove" => selinux::remove(&root, timeout)?,
+                "install" => selinux::install(&root, timeout, opts.dry_run)?,
+                "remove" => selinux::remove(&root, timeout, opts.dry_run)?,
                 _ => selinux::status(&root)?,
             };
             if opts.json {

@@ -108,7 +108,7 @@ pub fn run(name: &str, args: &[String], root: &Root) -> i32 {
                 Ok(c) => say(&format!("ran: {c}")),
                 Err(e) => warn(&format!("{e:#}")),
             }
-            match selinux::remove(root, Duration::from_secs(60)) {
+            match selinux::remove(root, Duration::from_secs(60), false) {
                 Ok(r) => {
                     for c in r.commands {
                         say(&format!("ran: {c}"));

@@ -19,11 +19,17 @@ pub const STATUS: &str = "/var/lib/connector/status.json";
 pub struct RepairReport {
     pub schema_version: u32,
     pub root: String,
+    /// `--dry-run`: `install` is the plan; nothing was changed, nothing
+    /// restarted, nothing waited for.
+    pub dry_run: bool,
     /// The faults `doctor` found first.
     pub before: Vec<Fault>,
     /// What was done about them.
     pub install: Option<InstallReport>,
     /// Why nothing could be done, when the fix itself failed to run.
+    /// (`fix_failed` in JSON: a top-level `error` object is reserved for
+    /// the error document of docs/exit-codes.md.)
+    #[serde(rename = "fix_failed")]
     pub error: Option<String>,
     /// Waiting for the connector: how long, and its last word.
     pub waited_ms: u64,
@@ -63,6 +69,7 @@ pub fn run(
     let mut report = RepairReport {
         schema_version: 1,
         root: opts.root.path().display().to_string(),
+        dry_run: opts.dry_run,
         before: before.faults.clone(),
         install: None,
         error: None,
@@ -82,6 +89,15 @@ pub fn run(
         Err(e) => report.error = Some(format!("{e:#}")),
     }
 
+    if opts.dry_run {
+        report.left = before
+            .faults
+            .iter()
+            .map(|f| format!("fault {} on {}: {}", f.id, f.kernel, f.detail))
+            .collect();
+        report.healthy = before.faults.is_empty();
+        return Ok(report);
+    }
     // The connector's own word, from a status written after the restart.
     if !wait.is_zero() && report.error.is_none() {
         progress(&format!(
@@ -169,6 +185,9 @@ fn read_status(root: &connector_host::Root) -> Option<serde_json::Value> {
 pub fn render_text(r: &RepairReport) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
+    if r.dry_run {
+        let _ = writeln!(s, "dry run: nothing was changed; the plan follows");
+    }
     if r.before.is_empty() {
         let _ = writeln!(s, "doctor found no fault");
     }

@@ -40,6 +40,9 @@ pub struct SelinuxReport {
     /// Version of the JSON document (docs/selinux.md).
     pub schema_version: u32,
     pub root: String,
+    /// `--dry-run`: `action` says what would be done (`would-install`,
+    /// `would-relabel`, `would-remove`); nothing was changed.
+    pub dry_run: bool,
     /// `/etc/selinux/config`; null when the root has none.
     pub config: Option<SelinuxConfig>,
     /// Why there is nothing to do (`no-config`, `disabled`), else null.
@@ -112,6 +115,7 @@ impl SelinuxReport {
 fn base(root: &Root, action: &str) -> Result<(SelinuxReport, Option<Store>)> {
     let mut r = SelinuxReport {
         schema_version: 1,
+        dry_run: false,
         root: root.path().display().to_string(),
         config: connector_policy::read_config(root)?,
         not_applicable: None,
@@ -231,9 +235,22 @@ pub fn status(root: &Root) -> Result<SelinuxReport> {
 
 /// `selinux install`: the module (one rebuild, or nothing when current),
 /// then the connector's labels.
-pub fn install(root: &Root, lock_timeout: Duration) -> Result<SelinuxReport> {
+pub fn install(root: &Root, lock_timeout: Duration, dry_run: bool) -> Result<SelinuxReport> {
     let (mut r, store) = base(root, "nothing-to-do")?;
     let Some(store) = store else { return Ok(r) };
+    if dry_run {
+        // The same refusals as a real run (links leading out of the root),
+        // then only the verdict.
+        store.check_tool_paths()?;
+        r.dry_run = true;
+        r.action = if r.module_missing() {
+            "would-install"
+        } else {
+            "would-relabel"
+        }
+        .into();
+        return Ok(r);
+    }
     match install_module(root, &store, lock_timeout)? {
         Some(cmds) => {
             r.commands.extend(cmds);
@@ -250,9 +267,21 @@ pub fn install(root: &Root, lock_timeout: Duration) -> Result<SelinuxReport> {
 }
 
 /// `selinux remove`: a clean no-op when the module is not there.
-pub fn remove(root: &Root, lock_timeout: Duration) -> Result<SelinuxReport> {
+pub fn remove(root: &Root, lock_timeout: Duration, dry_run: bool) -> Result<SelinuxReport> {
     let (mut r, store) = base(root, "nothing-to-do")?;
     let Some(store) = store else { return Ok(r) };
+    if dry_run {
+        r.dry_run = true;
+        r.action = match store.module_state()? {
+            connector_policy::ModuleState::NotInstalled => "not-installed",
+            _ => {
+                store.check_tool_paths()?;
+                "would-remove"
+            }
+        }
+        .into();
+        return Ok(r);
+    }
     match store.remove(lock_timeout)? {
         Some(cmds) => {
             r.commands.extend(cmds);
@@ -323,6 +352,9 @@ pub fn render_rights(r: &SelinuxReport) -> String {
 /// The report for people.
 pub fn render_text(r: &SelinuxReport) -> String {
     let mut s = String::new();
+    if r.dry_run {
+        let _ = writeln!(s, "dry run: nothing was changed ({})", r.action);
+    }
     match (&r.config, &r.not_applicable) {
         (_, Some(NotApplicable::NoConfig)) => {
             let _ = writeln!(

@@ -30,6 +30,8 @@ pub enum UninstallError {
 pub struct UninstallReport {
     pub schema_version: u32,
     pub root: String,
+    /// `--dry-run`: `removed` is what would be removed; nothing changed.
+    pub dry_run: bool,
     pub purge: bool,
     pub removed: Vec<String>,
     /// Configuration changed by the administrator, kept (without --purge).
@@ -39,7 +41,14 @@ pub struct UninstallReport {
 }
 
 /// Runs the uninstall.
-pub fn run(root: &Root, purge: bool, lock_timeout: Duration) -> Result<UninstallReport> {
+/// With `dry_run`, nothing is changed (not even the lock taken): `removed`
+/// lists what would be removed, `commands` what would run.
+pub fn run(
+    root: &Root,
+    purge: bool,
+    lock_timeout: Duration,
+    dry_run: bool,
+) -> Result<UninstallReport> {
     // Fail closed: removing files a package owns would break the package
     // database, so "cannot tell" refuses like "packaged" does.
     let cannot_tell = |e: String| {
@@ -65,10 +74,15 @@ pub fn run(root: &Root, purge: bool, lock_timeout: Duration) -> Result<Uninstall
             Err(e) => return Err(cannot_tell(e.to_string())),
         }
     }
-    let _lock = InstallerLock::acquire(root)?;
+    let _lock = if dry_run {
+        None
+    } else {
+        Some(InstallerLock::acquire(root)?)
+    };
     let mut r = UninstallReport {
         schema_version: 1,
         root: root.path().display().to_string(),
+        dry_run,
         purge,
         removed: Vec::new(),
         kept: Vec::new(),
@@ -77,15 +91,22 @@ pub fn run(root: &Root, purge: bool, lock_timeout: Duration) -> Result<Uninstall
     };
 
     // The service: stopped and disabled.
-    if service::enabled(root, UNIT) || service::active(root, UNIT) {
+    if dry_run && (service::enabled(root, UNIT) || service::active(root, UNIT)) {
+        r.commands
+            .push(format!("systemctl disable {UNIT} (and stop it)"));
+    } else if service::enabled(root, UNIT) || service::active(root, UNIT) {
         match service::stop_and_disable(root) {
             Ok(c) => r.commands.push(c),
             Err(e) => r.warnings.push(format!("{e:#}")),
         }
     }
     // The module.
-    let s = selinux::remove(root, lock_timeout)?;
+    let s = selinux::remove(root, lock_timeout, dry_run)?;
     r.commands.extend(s.commands);
+    if s.action == "would-remove" {
+        r.commands
+            .push("semodule -r connectord (the SELinux module)".into());
+    }
 
     // The files we laid down, as recorded.
     let record = root
@@ -107,9 +128,9 @@ pub fn run(root: &Root, purge: bool, lock_timeout: Duration) -> Result<Uninstall
                     }
                     continue;
                 }
-                remove_file(root, &e.path, &mut r)?;
+                remove_file(root, &e.path, &mut r, dry_run)?;
             }
-            _ => remove_file(root, &e.path, &mut r)?,
+            _ => remove_file(root, &e.path, &mut r, dry_run)?,
         }
     }
     for extra in install::PER_HOST_STATE
@@ -117,7 +138,22 @@ pub fn run(root: &Root, purge: bool, lock_timeout: Duration) -> Result<Uninstall
         .copied()
         .chain([laydown::RECORD])
     {
-        remove_file(root, extra, &mut r)?;
+        remove_file(root, extra, &mut r, dry_run)?;
+    }
+    if dry_run {
+        if purge {
+            for d in ["/etc/connector", install::LOG_DIR, state::STATE_DIR] {
+                if root.exists(d)? {
+                    r.removed.push(d.to_string());
+                }
+            }
+        }
+        for (path, host) in dirs {
+            if host.is_dir() {
+                r.removed.push(format!("{path} (if empty)"));
+            }
+        }
+        return Ok(r);
     }
     if purge {
         for d in ["/etc/connector", install::LOG_DIR, state::STATE_DIR] {
@@ -145,7 +181,15 @@ pub fn run(root: &Root, purge: bool, lock_timeout: Duration) -> Result<Uninstall
     Ok(r)
 }
 
-fn remove_file(root: &Root, path: &str, r: &mut UninstallReport) -> Result<()> {
+fn remove_file(root: &Root, path: &str, r: &mut UninstallReport, dry_run: bool) -> Result<()> {
+    if dry_run {
+        if let Some(host) = state::entry_in_root(root, path)? {
+            if fs::symlink_metadata(host).is_ok() {
+                r.removed.push(path.to_string());
+            }
+        }
+        return Ok(());
+    }
     if state::remove_in_root(root, path)? {
         r.removed.push(path.to_string());
     }

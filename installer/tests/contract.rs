@@ -297,3 +297,74 @@ fn root_goes_before_or_after_the_subcommand_and_q_silences_progress() {
     // -q and -v contradict each other: a usage error.
     assert_eq!(run(&["-q", "-v", "doctor"]).status.code(), Some(64));
 }
+
+/// `--dry-run` on every acting command: it says what would be done, and
+/// the root is byte for byte (labels included) what it was.
+#[test]
+fn dry_run_on_every_acting_command_changes_nothing() {
+    connector_tests::require_tool("semodule");
+    let f = connector_tests::selinux_root("default");
+    f.os_release("debian-12");
+    let k = Kernel::new("6.1.0-18-amd64", Layout::Debian);
+    f.kernel(&k);
+    let r = f.path().to_str().unwrap();
+    let p = payload("");
+    let pp = p.path().to_str().unwrap();
+    let check = |args: &[&str], what: &dyn Fn(&Value)| {
+        let before = f.snapshot();
+        let mut all = args.to_vec();
+        all.extend(["--root", r, "--dry-run", "--json"]);
+        let (code, v) = json(&all);
+        assert!(code == 0 || code == 1, "{all:?}: {v:#}");
+        assert_eq!(v["dry_run"], true, "{all:?}: {v:#}");
+        what(&v);
+        assert_eq!(f.snapshot(), before, "{all:?} changed the root");
+    };
+    check(&["laydown", "--payload", pp], &|v| {
+        assert!(
+            v["files"]
+                .to_string()
+                .contains("/opt/connector/bin/connectord"),
+            "{v}"
+        );
+        assert!(v["files"].to_string().contains("created"), "{v}");
+    });
+    check(&["selinux", "install"], &|v| {
+        assert_eq!(v["action"], "would-install")
+    });
+    check(&["selinux", "remove"], &|v| {
+        assert_eq!(v["action"], "not-installed")
+    });
+    // Now for real, then the undoing ones.
+    let (code, _) = json(&[
+        "laydown",
+        "--root",
+        r,
+        "--payload",
+        pp,
+        "--no-enable",
+        "--json",
+    ]);
+    assert_eq!(code, 0);
+    let (code, _) = json(&["selinux", "install", "--root", r, "--json"]);
+    assert_eq!(code, 0);
+    check(&["repair"], &|v| {
+        assert!(v["install"]["plan"].is_array(), "{v:#}");
+        assert!(v["left"].to_string().contains("fault 11"), "{v:#}");
+    });
+    check(&["selinux", "install"], &|v| {
+        assert_eq!(v["action"], "would-relabel")
+    });
+    check(&["selinux", "remove"], &|v| {
+        assert_eq!(v["action"], "would-remove")
+    });
+    check(&["uninstall"], &|v| {
+        assert!(
+            v["removed"]
+                .to_string()
+                .contains("/opt/connector/bin/connectord"),
+            "{v:#}"
+        );
+        assert!(v["commands"].to_string().contains("semodule -r"), "{v:#}");
+    });
+}
