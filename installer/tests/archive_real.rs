@@ -6,6 +6,7 @@
 //! unchanged and say what was wrong.
 //!
 //! Tier: real tools in scratch roots; the archive is a loopback server.
+#![cfg(feature = "real-tools")]
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

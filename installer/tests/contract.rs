@@ -301,6 +301,10 @@ fn root_goes_before_or_after_the_subcommand_and_q_silences_progress() {
 /// `--dry-run` on every acting command: it says what would be done, and
 /// the root is byte for byte (labels included) what it was.
 #[test]
+#[cfg_attr(
+    not(feature = "real-tools"),
+    ignore = "real tools: cargo test --features connector-installer/real-tools (scripts/test)"
+)]
 fn dry_run_on_every_acting_command_changes_nothing() {
     connector_tests::require_tool("semodule");
     let f = connector_tests::selinux_root("default");

@@ -5,6 +5,7 @@
 //! installed by the real apt-get and dpkg.
 //!
 //! Tier: real tools in scratch roots; the archive is a loopback server.
+#![cfg(feature = "real-tools")]
 
 use std::process::{Command, Output};
 

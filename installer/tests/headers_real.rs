@@ -4,6 +4,7 @@
 //! scriptlets of packages installed with `rpm --root` and `dpkg --root`.
 //!
 //! Tier: real tools in scratch roots (scripts/setup --test installs them).
+#![cfg(feature = "real-tools")]
 
 use std::path::Path;
 use std::process::{Command, Output};

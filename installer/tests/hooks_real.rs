@@ -3,6 +3,7 @@
 //! the root), `dpkg --root` (scripts with DPKG_ROOT); the header step is
 //! deferred inside the transaction and finished by the after-transaction
 //! job; upgrade and removal; a kernel added, then its hook.
+#![cfg(feature = "real-tools")]
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

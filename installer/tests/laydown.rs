@@ -173,6 +173,10 @@ fn a_symlinked_payload_file_is_refused() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "real-tools"),
+    ignore = "real tools: cargo test --features connector-installer/real-tools (scripts/test)"
+)]
 fn cli_lays_down_labels_and_enables_in_an_image() {
     connector_tests::require_tool("systemctl");
     connector_tests::require_tool("semodule");

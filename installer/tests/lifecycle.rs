@@ -1,6 +1,7 @@
 //! `install`, `repair`, `uninstall` on scratch roots with the real tools:
 //! the plan and its idempotence, golden images, the installer killed at
 //! every step boundary, a disk without room, a second installer.
+#![cfg(feature = "real-tools")]
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;

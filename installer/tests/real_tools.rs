@@ -3,6 +3,7 @@
 //!
 //! Tier: real tools in scratch roots. The tools are required (scripts/setup
 //! --test installs them); a missing tool fails the test.
+#![cfg(feature = "real-tools")]
 
 use connector_host::fault::FaultCause;
 use connector_installer::doctor::{self, DoctorOptions, Report};

@@ -2,6 +2,7 @@
 //! against scratch copies of the real Debian policy store.
 //!
 //! Tier: real tools (semodule, setfiles) in scratch roots.
+#![cfg(feature = "real-tools")]
 
 use std::process::{Command, Output};
 use std::time::Instant;

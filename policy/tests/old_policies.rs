@@ -13,6 +13,7 @@
 //!   so these tests catch a block that goes missing.
 //!
 //! Tier: real tools in scratch roots (~0.3 s per store here).
+#![cfg(feature = "real-tools")]
 
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -4,6 +4,7 @@
 //!
 //! Tier: real tools in scratch roots. Each install rebuilds a whole policy
 //! (5-9 s here).
+#![cfg(feature = "real-tools")]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
