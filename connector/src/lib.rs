@@ -31,7 +31,7 @@ pub const FAULT_PROBE_REFUSED: u32 = 12;
 /// Its message.
 pub const FAULT_12_MESSAGE: &str = "eBPF probe refused by the kernel (SELinux or lockdown)";
 /// Where the status lives inside the root.
-pub const STATUS_PATH: &str = "/var/lib/connector/status.json";
+pub const STATUS_PATH: &str = connector_host::layout::STATUS;
 /// How often the checks run (the vendor: the fault clears within a minute).
 pub const INTERVAL_SECS: u64 = 30;
 
@@ -148,7 +148,7 @@ pub fn check(root: &Root, release: &str, previous: &[AgentFault], now: u64) -> i
 }
 
 /// Where the agent identity lives inside the root.
-pub const AGENT_ID_PATH: &str = "/var/lib/connector/agent-id";
+pub const AGENT_ID_PATH: &str = connector_host::layout::AGENT_ID;
 
 /// This host's agent id: read, or made once from the kernel's random UUID
 /// and written atomically.

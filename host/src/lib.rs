@@ -10,6 +10,7 @@ pub mod fault;
 pub mod headers;
 pub mod inventory;
 pub mod kernel;
+pub mod layout;
 pub mod lock;
 pub mod os;
 pub mod pkg;

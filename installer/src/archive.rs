@@ -17,7 +17,7 @@ use connector_rpm::archive as rpm_archive;
 use crate::doctor::KernelReport;
 
 /// Where the config file lives inside a root.
-pub const CONFIG_PATH: &str = "/etc/connector/archives.conf";
+pub const CONFIG_PATH: &str = connector_host::layout::ARCHIVES_CONF;
 
 /// One place to look.
 #[derive(Debug, Clone, PartialEq, Eq)]

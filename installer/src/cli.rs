@@ -718,13 +718,14 @@ pub fn run(cli: Cli) -> Result<i32> {
             } else {
                 laydown::laydown(&root, &args.payload, labels.as_ref())?
             };
-            let unit_shipped = done
-                .iter()
-                .any(|d| d.path.ends_with("/systemd/system/connectord.service"));
+            let unit_shipped = done.iter().any(|d| {
+                d.path
+                    .ends_with(&format!("/systemd/system/{}", crate::service::UNIT))
+            });
             let enabled = if args.dry_run {
                 None
             } else if unit_shipped && !args.no_enable {
-                laydown::enable_unit(&root, "connectord.service")?
+                laydown::enable_unit(&root, crate::service::UNIT)?
             } else {
                 None
             };

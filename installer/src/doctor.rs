@@ -364,7 +364,7 @@ pub fn diagnose(opts: &DoctorOptions) -> Result<Report> {
 /// The connector's `status.json`, and a note for each fault it reports
 /// (its view, from inside its own domain, complements ours).
 fn read_connector_status(root: &Root, notes: &mut Vec<Note>) -> Option<serde_json::Value> {
-    let text = match root.read_to_string_optional("/var/lib/connector/status.json") {
+    let text = match root.read_to_string_optional(connector_host::layout::STATUS) {
         Ok(t) => t?,
         Err(e) => {
             // The error names the file.
@@ -382,7 +382,7 @@ fn read_connector_status(root: &Root, notes: &mut Vec<Note>) -> Option<serde_jso
             notes.push(Note {
                 kind: NoteKind::ConnectorStatus,
                 kernel: None,
-                message: format!("/var/lib/connector/status.json is unreadable: {e}"),
+                message: format!("{} is unreadable: {e}", connector_host::layout::STATUS),
             });
             return None;
         }

@@ -210,12 +210,8 @@ pub enum InstallError {
 
 /// Files that make one host's connector different from another's, cleared
 /// by `--prepare-image` so that clones start fresh.
-pub const PER_HOST_STATE: &[&str] = &[
-    "/var/lib/connector/agent-id",
-    "/var/lib/connector/status.json",
-    "/var/lib/connector/pending",
-];
-pub const LOG_DIR: &str = "/var/log/connector";
+pub const PER_HOST_STATE: &[&str] = connector_host::layout::PER_HOST_STATE;
+pub const LOG_DIR: &str = connector_host::layout::LOG_DIR;
 
 /// Everything `plan` found out, for `execute`.
 pub struct Plan {
@@ -364,7 +360,7 @@ pub fn plan(opts: &InstallOptions) -> Result<Plan> {
         || prepared.as_ref().is_some_and(|p| {
             p.entries()
                 .iter()
-                .any(|e| e.path.ends_with("/systemd/system/connectord.service"))
+                .any(|e| e.path.ends_with(&format!("/systemd/system/{UNIT}")))
         });
     if unit_there && !service::enabled(root, UNIT) {
         steps.push(Step {

@@ -31,12 +31,12 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use connector_host::Root;
+use connector_host::{layout, Root};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 /// What was shipped last, inside the root.
-pub const RECORD: &str = "/var/lib/connector/installed.manifest";
+pub const RECORD: &str = layout::INSTALL_RECORD;
 
 /// Kinds of manifest entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -187,25 +187,22 @@ pub fn parse_payload_manifest(text: &str) -> Result<Vec<Entry>, LaydownError> {
 
 /// What every manifest must lay down: without it there is no connector
 /// (and an empty manifest would wipe the record of what was shipped).
-pub const REQUIRED: &[&str] = &["/opt/connector/bin/connectord"];
+pub const REQUIRED: &[&str] = &[layout::CONNECTORD];
 
 /// Where a manifest may put things: the connector's own directories, and
 /// the few files it places in system directories (units, the kernel hook,
 /// the policy source, documentation).
 const ALLOWED: &[Allowed] = &[
-    Allowed::Below("/opt/connector"),
-    Allowed::Below("/etc/connector"),
-    Allowed::Below("/var/lib/connector"),
-    Allowed::Below("/var/log/connector"),
+    Allowed::Below(layout::OPT_DIR),
+    Allowed::Below(layout::CONF_DIR),
+    Allowed::Below(layout::STATE_DIR),
+    Allowed::Below(layout::LOG_DIR),
     Allowed::Below("/usr/share/doc/connector"),
     Allowed::Named(
         "/usr/lib/systemd/system/",
-        &["connectord.service", "connector-setup.service"],
+        &[layout::UNIT, layout::SETUP_UNIT],
     ),
-    Allowed::Named(
-        "/lib/systemd/system/",
-        &["connectord.service", "connector-setup.service"],
-    ),
+    Allowed::Named("/lib/systemd/system/", &[layout::UNIT, layout::SETUP_UNIT]),
     Allowed::Named("/etc/kernel/postinst.d/", &["connector"]),
     Allowed::Named("/usr/lib/kernel/install.d/", &["90-connector.install"]),
     Allowed::Named("/usr/sbin/", &["connector-installer"]),
@@ -219,7 +216,7 @@ const RESERVED: &[&str] = &[
     crate::state::LOCK,
     crate::state::JOURNAL,
     crate::state::PENDING,
-    "/var/lib/connector/status.json",
+    layout::STATUS,
 ];
 
 enum Allowed {
@@ -253,7 +250,7 @@ fn check_entry(e: &Entry) -> Result<(), String> {
     if RESERVED.contains(&e.path.as_str()) {
         return Err("the installer's own record, never part of a payload".into());
     }
-    if e.kind == Kind::Conf && !is_below(&e.path, "/etc/connector") {
+    if e.kind == Kind::Conf && !is_below(&e.path, layout::CONF_DIR) {
         return Err("configuration lives below /etc/connector".into());
     }
     if e.mode & 0o002 != 0 {
@@ -540,7 +537,7 @@ impl Prepared {
             .iter()
             .filter_map(|e| Path::new(&e.path).parent())
             .map(|p| p.display().to_string())
-            .chain(std::iter::once("/var/lib/connector".to_string()))
+            .chain(std::iter::once(layout::STATE_DIR.to_string()))
             .collect();
         d.sort();
         d.dedup();
@@ -898,12 +895,7 @@ pub fn enable_unit(root: &Root, unit: &str) -> Result<Option<String>> {
 /// Directories the connector owns; system directories on the way to them
 /// (`/etc`, `/usr/lib/systemd`) are never listed, so their modes are never
 /// touched (missing ones are created 0755).
-pub const OWNED_DIRS: &[&str] = &[
-    "/opt/connector",
-    "/etc/connector",
-    "/var/lib/connector",
-    "/var/log/connector",
-];
+pub const OWNED_DIRS: &[&str] = layout::OWNED_DIRS;
 
 /// Builds a manifest for the files under `files_dir` (for packaging and
 /// tests): the directories the connector owns and every file, with modes
@@ -927,7 +919,7 @@ pub fn manifest_for(files_dir: &Path) -> io::Result<String> {
                 }
                 stack.push(p);
             } else if m.is_file() {
-                let kind = if rel.starts_with("/etc/connector/") {
+                let kind = if is_below(&rel, layout::CONF_DIR) {
                     "conf"
                 } else {
                     "file"

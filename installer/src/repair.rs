@@ -13,7 +13,7 @@ use crate::doctor::{self, DoctorOptions};
 use crate::install::{self, InstallOptions, InstallReport};
 
 /// Where connectord publishes its state, inside the root.
-pub const STATUS: &str = "/var/lib/connector/status.json";
+pub const STATUS: &str = connector_host::layout::STATUS;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RepairReport {

@@ -16,12 +16,12 @@ use connector_policy::{
 use serde::{Deserialize, Serialize};
 
 /// Where the connector's binary is: its presence means "installed".
-pub const CONNECTOR_BINARY: &str = "/opt/connector/bin/connectord";
+pub const CONNECTOR_BINARY: &str = connector_host::layout::CONNECTORD;
 /// How much of the end of audit.log is read for denials.
 const AUDIT_TAIL: u64 = 8 * 1024 * 1024;
 /// The last module install the base policy rejected (cleared by a
 /// successful one): doctor's fault until then.
-pub const MODULE_FAILURE: &str = "/var/lib/connector/selinux-module.failed";
+pub const MODULE_FAILURE: &str = connector_host::layout::MODULE_FAILURE;
 
 /// A module install the base policy rejected.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

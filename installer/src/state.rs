@@ -23,10 +23,10 @@ use connector_host::lock::{self, Holder};
 use connector_host::Root;
 
 /// The connector's state directory.
-pub const STATE_DIR: &str = "/var/lib/connector";
-pub const LOCK: &str = "/var/lib/connector/installer.lock";
-pub const JOURNAL: &str = "/var/lib/connector/install.journal";
-pub const PENDING: &str = "/var/lib/connector/pending";
+pub const STATE_DIR: &str = connector_host::layout::STATE_DIR;
+pub const LOCK: &str = connector_host::layout::INSTALLER_LOCK;
+pub const JOURNAL: &str = connector_host::layout::JOURNAL;
+pub const PENDING: &str = connector_host::layout::PENDING;
 
 /// Errors a caller branches on.
 #[derive(Debug, thiserror::Error)]

@@ -142,7 +142,11 @@ pub fn run(
     }
     if dry_run {
         if purge {
-            for d in ["/etc/connector", install::LOG_DIR, state::STATE_DIR] {
+            for d in [
+                connector_host::layout::CONF_DIR,
+                install::LOG_DIR,
+                state::STATE_DIR,
+            ] {
                 if root.exists(d)? {
                     r.removed.push(d.to_string());
                 }
@@ -156,7 +160,11 @@ pub fn run(
         return Ok(r);
     }
     if purge {
-        for d in ["/etc/connector", install::LOG_DIR, state::STATE_DIR] {
+        for d in [
+            connector_host::layout::CONF_DIR,
+            install::LOG_DIR,
+            state::STATE_DIR,
+        ] {
             if state::remove_in_root(root, d)? {
                 r.removed.push(d.to_string());
             }

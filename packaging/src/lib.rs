@@ -8,6 +8,7 @@
 //! (`%config(noreplace)`, `conffiles`), docs, and scriptlets that hand over
 //! to `connector-installer hook …`.
 
+use connector_host::layout;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -106,22 +107,22 @@ pub fn connector_payload(
     };
     let mut items = vec![
         Item::Dir {
-            path: "/opt/connector".into(),
+            path: layout::OPT_DIR.into(),
             mode: 0o755,
         },
         Item::Dir {
-            path: "/opt/connector/bin".into(),
+            path: layout::BIN_DIR.into(),
             mode: 0o755,
         },
         Item::File {
-            path: "/opt/connector/bin/connectord".into(),
+            path: layout::CONNECTORD.into(),
             mode: 0o755,
             contents: read(bin_dir.join("connectord"))?,
             config: false,
             doc: false,
         },
         Item::File {
-            path: "/opt/connector/bin/connector-installer".into(),
+            path: layout::INSTALLER.into(),
             mode: 0o755,
             contents: read(bin_dir.join("connector-installer"))?,
             config: false,
@@ -133,11 +134,11 @@ pub fn connector_payload(
             path: "/usr/sbin/connector-installer".into(),
             target: match family {
                 Family::Rpm => "../../opt/connector/bin/connector-installer".into(),
-                Family::Deb => "/opt/connector/bin/connector-installer".into(),
+                Family::Deb => layout::INSTALLER.into(),
             },
         },
         Item::File {
-            path: format!("{unit_dir}/connectord.service"),
+            path: format!("{unit_dir}/{}", layout::UNIT),
             mode: 0o644,
             contents: read(repo.join("connector/connectord.service"))?,
             config: false,
@@ -145,7 +146,7 @@ pub fn connector_payload(
         },
         // The after-transaction job the hooks start (headers, restart).
         Item::File {
-            path: format!("{unit_dir}/connector-setup.service"),
+            path: format!("{unit_dir}/{}", layout::SETUP_UNIT),
             mode: 0o644,
             contents: read(repo.join("installer/dist/connector-setup.service"))?,
             config: false,
@@ -170,22 +171,22 @@ pub fn connector_payload(
             doc: false,
         },
         Item::Dir {
-            path: "/etc/connector".into(),
+            path: layout::CONF_DIR.into(),
             mode: 0o755,
         },
         Item::File {
-            path: "/etc/connector/connector.conf".into(),
+            path: layout::CONNECTOR_CONF.into(),
             mode: 0o644,
             contents: CONFIG.as_bytes().to_vec(),
             config: true,
             doc: false,
         },
         Item::Dir {
-            path: "/var/lib/connector".into(),
+            path: layout::STATE_DIR.into(),
             mode: 0o750,
         },
         Item::Dir {
-            path: "/var/log/connector".into(),
+            path: layout::LOG_DIR.into(),
             mode: 0o750,
         },
         Item::File {

@@ -34,12 +34,7 @@ pub const MODULE_CIL: &str = include_str!("../connectord.cil");
 /// The connector's domain.
 pub const DOMAIN: &str = "connectord_t";
 /// The paths the module labels, for relabeling after install.
-pub const LABELED_PATHS: &[&str] = &[
-    "/opt/connector/bin/connectord",
-    "/var/lib/connector",
-    "/var/log/connector",
-    "/etc/connector",
-];
+pub const LABELED_PATHS: &[&str] = connector_host::layout::LABELED;
 /// A policy rebuild takes seconds here and about a minute under emulation.
 const SEMODULE_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 
@@ -703,6 +698,24 @@ fn flock_holder(path: &Path) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_module_labels_exactly_the_layouts_labeled_paths() {
+        let filecons: Vec<&str> = super::MODULE_CIL
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("(filecon \""))
+            .filter_map(|l| l.split('"').next())
+            .map(|p| p.trim_end_matches("(/.*)?"))
+            .collect();
+        let mut want = super::LABELED_PATHS.to_vec();
+        let mut got = filecons.clone();
+        want.sort();
+        got.sort();
+        assert_eq!(
+            got, want,
+            "connectord.cil filecon vs connector_host::layout::LABELED"
+        );
+    }
+
     use super::*;
 
     #[test]

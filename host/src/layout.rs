@@ -1,0 +1,87 @@
+//! Every path the connector owns on a host, defined once. The installer
+//! (lay-down, state, uninstall, doctor), the SELinux module's labeling, the
+//! packages and the connector daemon all take their paths from here; the
+//! module's file contexts (`policy/connectord.cil`) name the same ones,
+//! checked by the policy tests.
+
+/// The connector's programs.
+pub const OPT_DIR: &str = "/opt/connector";
+pub const BIN_DIR: &str = "/opt/connector/bin";
+/// The daemon (its presence means "the connector is laid down").
+pub const CONNECTORD: &str = "/opt/connector/bin/connectord";
+pub const INSTALLER: &str = "/opt/connector/bin/connector-installer";
+
+/// Configuration (kept when changed by the administrator).
+pub const CONF_DIR: &str = "/etc/connector";
+pub const CONNECTOR_CONF: &str = "/etc/connector/connector.conf";
+/// The vendor-archive list (docs/headers.md).
+pub const ARCHIVES_CONF: &str = "/etc/connector/archives.conf";
+
+/// State: the daemon's and the installer's.
+pub const STATE_DIR: &str = "/var/lib/connector";
+/// The daemon's status, read by doctor and repair.
+pub const STATUS: &str = "/var/lib/connector/status.json";
+/// The daemon's identity (per host: cleared in golden images).
+pub const AGENT_ID: &str = "/var/lib/connector/agent-id";
+/// What the last lay-down shipped (the manifest).
+pub const INSTALL_RECORD: &str = "/var/lib/connector/installed.manifest";
+/// One installer at a time.
+pub const INSTALLER_LOCK: &str = "/var/lib/connector/installer.lock";
+/// The step journal of a running (or interrupted) install.
+pub const JOURNAL: &str = "/var/lib/connector/install.journal";
+/// Work a package hook deferred to after its transaction.
+pub const PENDING: &str = "/var/lib/connector/pending";
+/// A rejection of the SELinux module by the base policy.
+pub const MODULE_FAILURE: &str = "/var/lib/connector/selinux-module.failed";
+
+/// Logs.
+pub const LOG_DIR: &str = "/var/log/connector";
+
+/// The directories the connector owns (their modes are its own; the system
+/// directories on the way to them are never touched).
+pub const OWNED_DIRS: &[&str] = &[OPT_DIR, CONF_DIR, STATE_DIR, LOG_DIR];
+
+/// What the SELinux module labels (relabeled after it is installed).
+pub const LABELED: &[&str] = &[CONNECTORD, STATE_DIR, LOG_DIR, CONF_DIR];
+
+/// Per-host state a golden image must not carry.
+pub const PER_HOST_STATE: &[&str] = &[AGENT_ID, STATUS, PENDING];
+
+/// The units.
+pub const UNIT: &str = "connectord.service";
+pub const SETUP_UNIT: &str = "connector-setup.service";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_path_is_below_its_directory() {
+        for p in [CONNECTORD, INSTALLER] {
+            assert!(p.starts_with(&format!("{BIN_DIR}/")), "{p}");
+        }
+        assert!(BIN_DIR.starts_with(&format!("{OPT_DIR}/")));
+        for p in [CONNECTOR_CONF, ARCHIVES_CONF] {
+            assert!(p.starts_with(&format!("{CONF_DIR}/")), "{p}");
+        }
+        for p in [
+            STATUS,
+            AGENT_ID,
+            INSTALL_RECORD,
+            INSTALLER_LOCK,
+            JOURNAL,
+            PENDING,
+            MODULE_FAILURE,
+        ] {
+            assert!(p.starts_with(&format!("{STATE_DIR}/")), "{p}");
+        }
+        for p in LABELED.iter().chain(PER_HOST_STATE) {
+            assert!(
+                OWNED_DIRS
+                    .iter()
+                    .any(|d| p == d || p.starts_with(&format!("{d}/"))),
+                "{p}"
+            );
+        }
+    }
+}
