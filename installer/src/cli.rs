@@ -743,7 +743,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 }
                 for d in &done {
                     println!("{:<10} {}", d.action, d.path);
-                    if d.action == "kept-new" {
+                    if d.action == laydown::Action::KeptNew {
                         println!(
                             "           {} was changed locally: kept; the new version is {}.new",
                             d.path, d.path

@@ -157,12 +157,12 @@ fn configure(root: &Root, upgrade: bool) {
                     say(&format!("ran: {c}"));
                 }
                 match x.state {
-                    "failed" => warn(&format!(
+                    install::StepState::Failed => warn(&format!(
                         "{}: {}; run `connector-installer repair` once this is fixed",
                         x.step.name(),
                         x.detail
                     )),
-                    "deferred" => say(&format!("headers deferred: {}", x.detail)),
+                    install::StepState::Deferred => say(&format!("headers deferred: {}", x.detail)),
                     _ => {}
                 }
             }

@@ -147,12 +147,31 @@ pub struct Step {
     pub writes: Vec<String>,
 }
 
+/// How a step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepState {
+    Done,
+    /// The headers follow after the package transaction.
+    Deferred,
+    Failed,
+}
+
+impl StepState {
+    pub fn name(self) -> &'static str {
+        match self {
+            StepState::Done => "done",
+            StepState::Deferred => "deferred",
+            StepState::Failed => "failed",
+        }
+    }
+}
+
 /// What happened to a step.
 #[derive(Debug, Clone, Serialize)]
 pub struct StepResult {
     pub step: StepKind,
-    /// `done`, `deferred`, `failed`.
-    pub state: &'static str,
+    pub state: StepState,
     pub detail: String,
     pub commands: Vec<String>,
 }
@@ -180,7 +199,7 @@ pub struct InstallReport {
 
 impl InstallReport {
     pub fn exit_code(&self) -> i32 {
-        if self.results.iter().any(|r| r.state == "failed") {
+        if self.results.iter().any(|r| r.state == StepState::Failed) {
             exit::NOT_DONE
         } else if self.deferred.is_some() {
             exit::DEFERRED
@@ -246,7 +265,7 @@ pub fn plan(opts: &InstallOptions) -> Result<Plan> {
         let changes: Vec<String> = p
             .preview()?
             .into_iter()
-            .filter(|d| d.action != "unchanged")
+            .filter(|d| d.action != laydown::Action::Unchanged)
             .map(|d| format!("{} ({})", d.path, d.action))
             .collect();
         if !changes.is_empty() {
@@ -610,7 +629,7 @@ pub fn run(opts: &InstallOptions, progress: &mut dyn FnMut(&str)) -> Result<Inst
         progress(&step.what);
         match run_step(opts, prepared.as_ref(), step, progress) {
             Ok(r) => {
-                if r.state == "deferred" {
+                if r.state == StepState::Deferred {
                     report.deferred = Some(r.detail.clone());
                 }
                 journal.done(name)?;
@@ -621,7 +640,7 @@ pub fn run(opts: &InstallOptions, progress: &mut dyn FnMut(&str)) -> Result<Inst
                 journal.failed(name, &why)?;
                 report.results.push(StepResult {
                     step: step.step,
-                    state: "failed",
+                    state: StepState::Failed,
                     detail: why,
                     commands: vec![],
                 });
@@ -659,7 +678,7 @@ fn run_step(
     let root = &opts.root;
     let ok = |detail: String, commands: Vec<String>| StepResult {
         step: step.step,
-        state: "done",
+        state: StepState::Done,
         detail,
         commands,
     };
@@ -674,7 +693,7 @@ fn run_step(
             let done = prepared.apply(labels.as_ref())?;
             let changed: Vec<String> = done
                 .iter()
-                .filter(|d| d.action != "unchanged")
+                .filter(|d| d.action != laydown::Action::Unchanged)
                 .map(|d| format!("{} {}", d.action, d.path))
                 .collect();
             Ok(ok(changed.join(", "), vec![]))
@@ -706,7 +725,7 @@ fn run_step(
                 }
                 return Ok(StepResult {
                     step: step.step,
-                    state: "deferred",
+                    state: StepState::Deferred,
                     detail: format!("{reason}; {how}"),
                     commands: vec![],
                 });
@@ -820,7 +839,7 @@ pub fn render_text(r: &InstallReport) -> String {
         let result = r.results.iter().find(|x| x.step == step.step);
         let state = match (r.dry_run, result) {
             (true, _) => "plan",
-            (false, Some(x)) => x.state,
+            (false, Some(x)) => x.state.name(),
             (false, None) => "skipped",
         };
         let _ = writeln!(
@@ -834,7 +853,7 @@ pub fn render_text(r: &InstallReport) -> String {
             let _ = writeln!(s, "      writes {w}");
         }
         if let Some(x) = result {
-            if x.state != "done" {
+            if x.state != StepState::Done {
                 let _ = writeln!(s, "      {}", x.detail);
             }
             for c in &x.commands {

@@ -281,13 +281,35 @@ fn check_path(p: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// What happened (or, in a preview, would happen) to one entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Created,
+    /// Content or mode changed.
+    Updated,
+    Unchanged,
+    /// Configuration changed by the administrator: kept; the new version
+    /// is `PATH.new`.
+    KeptNew,
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
+            Action::Created => "created",
+            Action::Updated => "updated",
+            Action::Unchanged => "unchanged",
+            Action::KeptNew => "kept-new",
+        })
+    }
+}
+
 /// What happened to one entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Done {
     pub path: String,
-    /// `created`, `updated`, `unchanged`, `kept-new` (admin-changed config:
-    /// the new version is `PATH.new`).
-    pub action: String,
+    pub action: Action,
 }
 
 /// Sets SELinux labels on what is written: the root's own file contexts.
@@ -551,26 +573,25 @@ impl Prepared {
         for (e, host) in self.entries.iter().zip(&self.hosts) {
             let action = match e.kind {
                 Kind::Dir => match fs::metadata(host) {
-                    Ok(m) if m.permissions().mode() & 0o7777 == e.mode => "unchanged",
-                    Ok(_) => "updated",
-                    Err(_) => "created",
+                    Ok(m) if m.permissions().mode() & 0o7777 == e.mode => Action::Unchanged,
+                    Ok(_) => Action::Updated,
+                    Err(_) => Action::Created,
                 },
                 Kind::File | Kind::Conf => file_action(host, e, self.shipped.get(&e.path))?.0,
             };
             out.push(Done {
                 path: e.path.clone(),
-                action: action.into(),
+                action,
             });
         }
         if fs::read(&self.record).ok().as_deref() != Some(self.text.as_bytes()) {
             out.push(Done {
                 path: RECORD.into(),
                 action: if self.record.exists() {
-                    "updated"
+                    Action::Updated
                 } else {
-                    "created"
-                }
-                .into(),
+                    Action::Created
+                },
             });
         }
         Ok(out)
@@ -590,7 +611,8 @@ impl Prepared {
         let preview = self.preview()?;
         let mut space = Space::default();
         for ((e, host), d) in self.entries.iter().zip(&self.hosts).zip(&preview) {
-            if d.action == "unchanged" || (e.kind == Kind::Dir && d.action == "updated") {
+            if d.action == Action::Unchanged || (e.kind == Kind::Dir && d.action == Action::Updated)
+            {
                 continue;
             }
             let bytes = if e.kind == Kind::Dir {
@@ -728,19 +750,19 @@ fn existing_ancestor(p: &Path) -> Option<(PathBuf, u64)> {
 
 /// What writing entry `e` at `host` means: the action and, for
 /// `kept-new`, whether the `.new` file must be (re)written.
-fn file_action(host: &Path, e: &Entry, shipped: Option<&String>) -> Result<(&'static str, bool)> {
+fn file_action(host: &Path, e: &Entry, shipped: Option<&String>) -> Result<(Action, bool)> {
     let new_sum = e.sha256.clone().unwrap_or_default();
     if !host.exists() {
-        return Ok(("created", true));
+        return Ok((Action::Created, true));
     }
     let current = sha256_file(host)?;
     let mode = fs::metadata(host)?.permissions().mode() & 0o7777;
     if current == new_sum {
         return Ok((
             if mode == e.mode {
-                "unchanged"
+                Action::Unchanged
             } else {
-                "updated"
+                Action::Updated
             },
             false,
         ));
@@ -754,12 +776,12 @@ fn file_action(host: &Path, e: &Entry, shipped: Option<&String>) -> Result<(&'st
             && sha256_file(beside)? == new_sum
             && fs::metadata(beside)?.permissions().mode() & 0o7777 == e.mode;
         return Ok(if same {
-            ("unchanged", false)
+            (Action::Unchanged, false)
         } else {
-            ("kept-new", true)
+            (Action::KeptNew, true)
         });
     }
-    Ok(("updated", true))
+    Ok((Action::Updated, true))
 }
 
 /// Lays `payload` down into `root`. Nothing is written unless every check
@@ -770,14 +792,14 @@ pub fn laydown(root: &Root, payload: &Path, labels: &dyn Labeler) -> Result<Vec<
     p.apply(labels)
 }
 
-fn ensure_dir(host: &Path, path: &str, mode: u32, labels: &dyn Labeler) -> Result<String> {
+fn ensure_dir(host: &Path, path: &str, mode: u32, labels: &dyn Labeler) -> Result<Action> {
     if host.is_dir() {
         let current = fs::metadata(host)?.permissions().mode() & 0o7777;
         if current != mode {
             fs::set_permissions(host, fs::Permissions::from_mode(mode))?;
-            return Ok("updated".into());
+            return Ok(Action::Updated);
         }
-        return Ok("unchanged".into());
+        return Ok(Action::Unchanged);
     }
     if let Some(parent) = host.parent() {
         fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
@@ -791,7 +813,7 @@ fn ensure_dir(host: &Path, path: &str, mode: u32, labels: &dyn Labeler) -> Resul
         let d = fs::File::open(host)?;
         set_label(&d, &label).with_context(|| format!("labeling {path} {label}"))?;
     }
-    Ok("created".into())
+    Ok(Action::Created)
 }
 
 fn write_file(
@@ -800,11 +822,11 @@ fn write_file(
     e: &Entry,
     shipped: Option<&String>,
     labels: &dyn Labeler,
-) -> Result<String> {
+) -> Result<Action> {
     let label = labels.label_for(&e.path, libc::S_IFREG);
     let (action, write) = file_action(host, e, shipped)?;
     match (action, write) {
-        (_, false) if action == "updated" => {
+        (Action::Updated, false) => {
             use std::os::unix::fs::MetadataExt;
             if fs::symlink_metadata(host)?.nlink() > 1 {
                 // Another name shares this inode (maybe outside the root):
@@ -816,7 +838,7 @@ fn write_file(
             }
         }
         (_, false) => {}
-        ("kept-new", true) => {
+        (Action::KeptNew, true) => {
             let mut new_name = host.as_os_str().to_owned();
             new_name.push(".new");
             let bytes = fs::read(src)?;
@@ -831,7 +853,7 @@ fn write_file(
             atomic_write(host, &bytes, e.mode, label.as_deref())?;
         }
     }
-    Ok(action.into())
+    Ok(action)
 }
 
 /// Temporary file in the same directory, mode and label set on the

@@ -147,7 +147,11 @@ pub fn run(
         ));
     }
     if let Some(r) = &report.install {
-        for x in r.results.iter().filter(|x| x.state == "failed") {
+        for x in r
+            .results
+            .iter()
+            .filter(|x| x.state == install::StepState::Failed)
+        {
             report
                 .left
                 .push(format!("{} failed: {}", x.step.name(), x.detail));

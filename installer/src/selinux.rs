@@ -54,7 +54,7 @@ pub struct SelinuxReport {
     pub shipped_version: String,
     /// What this run did: `installed`, `unchanged`, `removed`,
     /// `not-installed`, `nothing-to-do`, `status`.
-    pub action: String,
+    pub action: ModuleAction,
     /// Every command run (semodule, load_policy, setfiles, restorecon).
     pub commands: Vec<String>,
     /// Per right the probes need, what the kernel will do: from the loaded
@@ -112,7 +112,7 @@ impl SelinuxReport {
     }
 }
 
-fn base(root: &Root, action: &str) -> Result<(SelinuxReport, Option<Store>)> {
+fn base(root: &Root, action: ModuleAction) -> Result<(SelinuxReport, Option<Store>)> {
     let mut r = SelinuxReport {
         schema_version: 1,
         dry_run: false,
@@ -122,7 +122,7 @@ fn base(root: &Root, action: &str) -> Result<(SelinuxReport, Option<Store>)> {
         live_mode: root.is_live().then(live_mode),
         module: None,
         shipped_version: module_version().to_string(),
-        action: action.to_string(),
+        action,
         commands: Vec::new(),
         rights: None,
         rights_error: None,
@@ -181,6 +181,31 @@ impl SelinuxReport {
     }
 }
 
+/// What `selinux` did to the module (or, with `--dry-run`, would do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModuleAction {
+    /// `selinux status`: nothing is changed.
+    Status,
+    /// SELinux is not configured or disabled in the root.
+    NothingToDo,
+    Installed,
+    /// The store already held this module (labels were still checked).
+    Unchanged,
+    Removed,
+    NotInstalled,
+    WouldInstall,
+    WouldRelabel,
+    WouldRemove,
+}
+
+impl std::fmt::Display for ModuleAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = serde_json::to_value(self).map_err(|_| std::fmt::Error)?;
+        f.write_str(v.as_str().unwrap_or("?"))
+    }
+}
+
 /// The recorded rejection, if any (a small regular file inside the root).
 fn read_failure(root: &Root) -> Option<ModuleFailure> {
     let meta = root.metadata_optional(MODULE_FAILURE).ok()??;
@@ -230,13 +255,13 @@ pub fn install_module(
 
 /// `selinux status`.
 pub fn status(root: &Root) -> Result<SelinuxReport> {
-    Ok(base(root, "status")?.0)
+    Ok(base(root, ModuleAction::Status)?.0)
 }
 
 /// `selinux install`: the module (one rebuild, or nothing when current),
 /// then the connector's labels.
 pub fn install(root: &Root, lock_timeout: Duration, dry_run: bool) -> Result<SelinuxReport> {
-    let (mut r, store) = base(root, "nothing-to-do")?;
+    let (mut r, store) = base(root, ModuleAction::NothingToDo)?;
     let Some(store) = store else { return Ok(r) };
     if dry_run {
         // The same refusals as a real run (links leading out of the root),
@@ -244,19 +269,18 @@ pub fn install(root: &Root, lock_timeout: Duration, dry_run: bool) -> Result<Sel
         store.check_tool_paths()?;
         r.dry_run = true;
         r.action = if r.module_missing() {
-            "would-install"
+            ModuleAction::WouldInstall
         } else {
-            "would-relabel"
-        }
-        .into();
+            ModuleAction::WouldRelabel
+        };
         return Ok(r);
     }
     match install_module(root, &store, lock_timeout)? {
         Some(cmds) => {
             r.commands.extend(cmds);
-            r.action = "installed".into();
+            r.action = ModuleAction::Installed;
         }
-        None => r.action = "unchanged".into(),
+        None => r.action = ModuleAction::Unchanged,
     }
     r.commands.extend(store.relabel()?);
     r.module = Some(store.module_state()?);
@@ -268,26 +292,25 @@ pub fn install(root: &Root, lock_timeout: Duration, dry_run: bool) -> Result<Sel
 
 /// `selinux remove`: a clean no-op when the module is not there.
 pub fn remove(root: &Root, lock_timeout: Duration, dry_run: bool) -> Result<SelinuxReport> {
-    let (mut r, store) = base(root, "nothing-to-do")?;
+    let (mut r, store) = base(root, ModuleAction::NothingToDo)?;
     let Some(store) = store else { return Ok(r) };
     if dry_run {
         r.dry_run = true;
         r.action = match store.module_state()? {
-            connector_policy::ModuleState::NotInstalled => "not-installed",
+            connector_policy::ModuleState::NotInstalled => ModuleAction::NotInstalled,
             _ => {
                 store.check_tool_paths()?;
-                "would-remove"
+                ModuleAction::WouldRemove
             }
-        }
-        .into();
+        };
         return Ok(r);
     }
     match store.remove(lock_timeout)? {
         Some(cmds) => {
             r.commands.extend(cmds);
-            r.action = "removed".into();
+            r.action = ModuleAction::Removed;
         }
-        None => r.action = "not-installed".into(),
+        None => r.action = ModuleAction::NotInstalled,
     }
     r.module = Some(store.module_state()?);
     r.refresh_rights(root);

@@ -103,7 +103,7 @@ pub fn run(
     // The module.
     let s = selinux::remove(root, lock_timeout, dry_run)?;
     r.commands.extend(s.commands);
-    if s.action == "would-remove" {
+    if s.action == selinux::ModuleAction::WouldRemove {
         r.commands
             .push("semodule -r connectord (the SELinux module)".into());
     }

@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-use connector_installer::laydown::{self, manifest_for, NoLabels};
+use connector_installer::laydown::{self, manifest_for, Action, NoLabels};
 use connector_tests::Fixture;
 
 const BIN: &str = env!("CARGO_BIN_EXE_connector-installer");
@@ -56,7 +56,7 @@ fn lays_down_exactly_and_reruns_change_nothing() {
     let f = root_with_os();
     let p = payload("interval = 30\n");
     let done = laydown::laydown(&f.root(), p.path(), &NoLabels).unwrap();
-    assert!(done.iter().all(|d| d.action == "created"), "{done:?}");
+    assert!(done.iter().all(|d| d.action == Action::Created), "{done:?}");
     let bin = f.host("/opt/connector/bin/connectord");
     assert_eq!(
         std::fs::read_to_string(&bin).unwrap(),
@@ -67,7 +67,10 @@ fn lays_down_exactly_and_reruns_change_nothing() {
     assert!(f.host("/var/lib/connector/installed.manifest").is_file());
     let before = f.snapshot();
     let again = laydown::laydown(&f.root(), p.path(), &NoLabels).unwrap();
-    assert!(again.iter().all(|d| d.action == "unchanged"), "{again:?}");
+    assert!(
+        again.iter().all(|d| d.action == Action::Unchanged),
+        "{again:?}"
+    );
     assert_eq!(f.snapshot(), before, "a re-run rewrote something");
 }
 
@@ -81,7 +84,7 @@ fn changed_configuration_is_kept_and_the_new_one_goes_beside_it() {
         .iter()
         .find(|d| d.path == "/etc/connector/connector.conf")
         .unwrap();
-    assert_eq!(conf.action, "updated");
+    assert_eq!(conf.action, Action::Updated);
     assert_eq!(
         std::fs::read_to_string(f.host("/etc/connector/connector.conf")).unwrap(),
         "interval = 20\n"
@@ -97,7 +100,7 @@ fn changed_configuration_is_kept_and_the_new_one_goes_beside_it() {
         .iter()
         .find(|d| d.path == "/etc/connector/connector.conf")
         .unwrap();
-    assert_eq!(conf.action, "kept-new");
+    assert_eq!(conf.action, Action::KeptNew);
     assert_eq!(
         std::fs::read_to_string(f.host("/etc/connector/connector.conf")).unwrap(),
         "interval = 5 # mine\n"
