@@ -162,8 +162,36 @@ pub enum HeadersError {
     Unsupported(String),
 }
 
+/// The package family's two sides, as `run` acts through them: chosen
+/// for the root's OS by `backend` (the real ones), or injected by the
+/// orchestration tests (a fake that needs no dnf or apt).
+pub type BackendsFor<'a> = dyn Fn(&OsInfo, &Root) -> Backends + 'a;
+
+/// The package manager and the vendor-archive access of one root.
+pub struct Backends {
+    pub packages: Option<Box<dyn PackageBackend>>,
+    pub archive: Option<Box<dyn ArchiveBackend>>,
+}
+
+/// The real backends of `os` in `root`.
+pub fn real_backends(os: &OsInfo, root: &Root) -> Backends {
+    Backends {
+        packages: backend::for_os(os, root),
+        archive: backend::archive_for_os(os, root),
+    }
+}
+
 /// Runs `headers`. Progress lines go to stderr through `progress`.
 pub fn run(opts: &HeadersOptions, progress: &mut dyn FnMut(&str)) -> Result<HeadersReport> {
+    run_with(opts, &real_backends, progress)
+}
+
+/// [`run`] through the backends `backends` gives for the root's OS.
+pub fn run_with(
+    opts: &HeadersOptions,
+    backends: &BackendsFor<'_>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<HeadersReport> {
     let diag = doctor::diagnose(&DoctorOptions {
         root: opts.root.clone(),
         kernel: opts.kernel.clone(),
@@ -173,7 +201,11 @@ pub fn run(opts: &HeadersOptions, progress: &mut dyn FnMut(&str)) -> Result<Head
         return Err(HeadersError::Unsupported(diag.os.pretty_name.clone()).into());
     }
     let os = diag.os_info.clone();
-    let backend = backend::for_os(&os, &opts.root).context("no package backend for this system")?;
+    let Backends {
+        packages: backend,
+        archive,
+    } = backends(&os, &opts.root);
+    let backend = backend.context("no package backend for this system")?;
     let mut report = HeadersReport {
         schema_version: 1,
         root: diag.root.clone(),
@@ -363,7 +395,6 @@ pub fn run(opts: &HeadersOptions, progress: &mut dyn FnMut(&str)) -> Result<Head
         .context("creating a private download directory")?;
     if !missing.is_empty() && failure.is_none() {
         let cfg = ArchiveConfig::load(&opts.root, opts.archives.as_deref())?;
-        let archive = backend::archive_for_os(&os, &opts.root);
         let mut local = InstallPlan {
             enable_repos: plan.enable_repos.clone(),
             ..InstallPlan::default()
@@ -708,4 +739,257 @@ pub fn render_text(r: &HeadersReport) -> String {
         let _ = writeln!(s, "deferred: {d}");
     }
     s
+}
+
+/// The orchestration of `run` without dnf or apt: a fake package family
+/// whose "package manager" is a shell script copying a staged header tree
+/// into the root (the real-tool tiers drive dnf and apt themselves).
+#[cfg(test)]
+mod orchestration {
+    use super::*;
+    use connector_host::cmd::Output;
+    use connector_host::pkg::{BackendError, DbQuery, KernelFiles, KernelOwner};
+    use connector_host::Cmd;
+    use connector_tests::{Fixture, Kernel, Layout};
+    use std::sync::{Arc, Mutex};
+
+    const K: &str = "5.14.0-362.8.1.el9_3.x86_64";
+
+    /// What the fake repository holds, before and after a refresh.
+    #[derive(Clone)]
+    struct Fake {
+        root: PathBuf,
+        stage: PathBuf,
+        /// Available at once.
+        now: Vec<String>,
+        /// Available after `refresh_cmd` ran.
+        after_refresh: Vec<String>,
+        tracking: Vec<String>,
+        /// Every command handed out, in order.
+        log: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Fake {
+        fn marker(&self) -> PathBuf {
+            self.stage.join(".refreshed")
+        }
+    }
+
+    impl PackageBackend for Fake {
+        fn family(&self) -> connector_host::os::Family {
+            connector_host::os::Family::Rpm
+        }
+        fn query_installed(&self, _: &[String]) -> Result<DbQuery, BackendError> {
+            Ok(DbQuery::NoDatabase)
+        }
+        fn install_command(&self, packages: &[String], _: bool) -> String {
+            format!("fake install {}", packages.join(" "))
+        }
+        fn install_cmd(&self, plan: &InstallPlan) -> Cmd {
+            // Each package: installed when available (now, or after a
+            // refresh), else dnf's own words for a missing one.
+            let mut script = String::from("set -e\nmissing=''\n");
+            for p in &plan.packages {
+                let later = self.after_refresh.contains(p);
+                let now = self.now.contains(p) || self.tracking.contains(p);
+                script.push_str(&format!(
+                    "if [ {now} = true ] || {{ [ {later} = true ] && [ -e '{m}' ]; }}; then :; \
+                     else missing=\"$missing {p}\"; fi\n",
+                    m = self.marker().display()
+                ));
+            }
+            script.push_str(&format!(
+                "if [ -n \"$missing\" ]; then for p in $missing; do \
+                 echo \"No match for argument: $p\" >&2; done; exit 1; fi\n\
+                 cp -a '{}/.' '{}/'\n",
+                self.stage.join("tree").display(),
+                self.root.display()
+            ));
+            let cmd = Cmd::new("sh", "fake install").args(["-c", &script]);
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("install {}", plan.packages.join(" ")));
+            cmd
+        }
+        fn install_failure(&self, cmd: &Cmd, out: &Output, _: &InstallPlan) -> InstallError {
+            let missing: Vec<String> = out
+                .stderr
+                .lines()
+                .filter_map(|l| l.strip_prefix("No match for argument: "))
+                .map(String::from)
+                .collect();
+            if missing.is_empty() {
+                InstallError::Failed(cmd.failed(out))
+            } else {
+                InstallError::NotFound {
+                    missing,
+                    source: cmd.failed(out),
+                }
+            }
+        }
+        fn refresh_cmd(&self) -> Option<Cmd> {
+            self.log.lock().unwrap().push("refresh".into());
+            Some(Cmd::new("touch", "fake refresh").arg(self.marker()))
+        }
+        fn tool_paths(&self) -> &'static [&'static str] {
+            &[]
+        }
+        fn lock_files(&self) -> Vec<PathBuf> {
+            Vec::new()
+        }
+        fn tracking_packages(&self, _: &str) -> Result<Vec<String>, BackendError> {
+            Ok(self.tracking.clone())
+        }
+        fn repos_to_enable(&self, _: &[String]) -> Vec<String> {
+            Vec::new()
+        }
+        fn kernel_owners(
+            &self,
+            _: &[KernelFiles],
+        ) -> Result<Option<BTreeMap<String, KernelOwner>>, BackendError> {
+            Ok(None)
+        }
+    }
+
+    /// A RHEL 9.3 root with kernel K and no headers, and a stage holding
+    /// K's header tree for the fake to "install".
+    fn setup(now: &[&str], after_refresh: &[&str], tracking: &[&str]) -> (Fixture, Fixture, Fake) {
+        let root = Fixture::new();
+        root.os_release("rhel-9.3");
+        let k = Kernel::new(K, Layout::El8);
+        root.kernel(&k);
+        let stage = Fixture::new();
+        std::fs::create_dir_all(stage.host("/tree")).unwrap();
+        let tree = Fixture::at(stage.path());
+        tree.headers(&k);
+        std::fs::rename(tree.path(), stage.host("/tree")).unwrap();
+        let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+        let fake = Fake {
+            root: root.path().to_path_buf(),
+            stage: stage.path().to_path_buf(),
+            now: owned(now),
+            after_refresh: owned(after_refresh),
+            tracking: owned(tracking),
+            log: Arc::new(Mutex::new(Vec::new())),
+        };
+        std::mem::forget(tree);
+        (root, stage, fake)
+    }
+
+    fn opts(root: &Fixture) -> HeadersOptions {
+        HeadersOptions {
+            root: root.root(),
+            kernel: None,
+            running: None,
+            dry_run: false,
+            in_transaction: false,
+            lock_timeout: Duration::from_secs(1),
+            archives: None,
+            from: None,
+            downloads: DownloadLimits::default(),
+        }
+    }
+
+    /// Runs `run_with` on the fake; returns the report and what it was
+    /// asked to do.
+    fn run_fake(o: &HeadersOptions, fake: Fake) -> (HeadersReport, Vec<String>) {
+        let log = fake.log.clone();
+        let backends = move |_: &OsInfo, _: &Root| Backends {
+            packages: Some(Box::new(fake.clone())),
+            archive: None,
+        };
+        let r = run_with(o, &backends, &mut |_| {}).unwrap();
+        let log = log.lock().unwrap().clone();
+        (r, log)
+    }
+
+    fn devel() -> String {
+        format!("kernel-devel-{K}")
+    }
+
+    #[test]
+    fn installs_what_is_missing_and_verifies_it_on_disk() {
+        let (root, _stage, fake) = setup(&[&devel()], &[], &[]);
+        let (r, log) = run_fake(&opts(&root), fake);
+        assert_eq!(log, [format!("install {}", devel())]);
+        assert!(
+            matches!(&r.kernels[0].outcome, Outcome::Installed { package, .. } if *package == devel()),
+            "{r:?}"
+        );
+        assert_eq!(r.exit_code(), exit::OK);
+    }
+
+    #[test]
+    fn a_package_missing_until_the_metadata_is_refreshed_is_found_after_one_refresh() {
+        let (root, _stage, fake) = setup(&[], &[&devel()], &[]);
+        let (r, log) = run_fake(&opts(&root), fake);
+        assert_eq!(
+            log,
+            [
+                format!("install {}", devel()),
+                "refresh".to_string(),
+                format!("install {}", devel())
+            ]
+        );
+        assert!(
+            matches!(r.kernels[0].outcome, Outcome::Installed { .. }),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn still_missing_after_the_refresh_fails_without_a_second_refresh() {
+        let (root, _stage, fake) = setup(&[], &[], &[]);
+        let (r, log) = run_fake(&opts(&root), fake);
+        assert_eq!(log.iter().filter(|l| *l == "refresh").count(), 1, "{log:?}");
+        match &r.kernels[0].outcome {
+            Outcome::Failed { reason, .. } => assert!(
+                reason.contains("no archive fallback")
+                    || reason.contains("not in the configured repositories"),
+                "{reason}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(r.exit_code(), exit::NOT_DONE);
+    }
+
+    #[test]
+    fn meta_packages_ride_along_in_the_same_transaction() {
+        let (root, _stage, fake) = setup(&[&devel()], &[], &["kernel-devel-matched"]);
+        let (r, log) = run_fake(&opts(&root), fake);
+        assert_eq!(log, [format!("install {} kernel-devel-matched", devel())]);
+        assert_eq!(r.tracking, ["kernel-devel-matched"]);
+    }
+
+    #[test]
+    fn dry_run_and_deferral_run_nothing() {
+        let (root, _stage, fake) = setup(&[&devel()], &[], &[]);
+        let mut o = opts(&root);
+        o.dry_run = true;
+        let (r, _) = run_fake(&o, fake);
+        assert!(
+            matches!(r.kernels[0].outcome, Outcome::WouldInstall { .. }),
+            "{r:?}"
+        );
+        assert!(
+            !root.host(&format!("/usr/src/kernels/{K}")).exists(),
+            "nothing installed"
+        );
+
+        let (root, _stage, fake) = setup(&[&devel()], &[], &[]);
+        let mut o = opts(&root);
+        o.in_transaction = true;
+        let (r, _) = run_fake(&o, fake);
+        assert!(
+            matches!(r.kernels[0].outcome, Outcome::Deferred { .. }),
+            "{r:?}"
+        );
+        assert!(r.deferred.is_some());
+        assert_eq!(r.exit_code(), exit::DEFERRED);
+        assert!(
+            !root.host(&format!("/usr/src/kernels/{K}")).exists(),
+            "nothing installed"
+        );
+    }
 }
