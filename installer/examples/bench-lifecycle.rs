@@ -120,6 +120,25 @@ fn rerun(installer: &Path, bins: &Path, runs: usize) {
         times.push(t.elapsed().as_secs_f64() * 1000.0);
         assert!(out.status.success());
     }
+    // One more run with -v: how often it diagnosed and read the audit log
+    // (its debug lines say so; targets 1 and at most 1).
+    let out = Command::new(installer)
+        .args(["install", "-v", "--json", "--root"])
+        .arg(f.path())
+        .arg("--payload")
+        .arg(p.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let debug = String::from_utf8_lossy(&out.stderr);
+    let diagnoses = debug
+        .lines()
+        .filter(|l| l.contains("debug: diagnosing "))
+        .count();
+    let audit_reads = debug
+        .lines()
+        .filter(|l| l.contains("debug: reading the audit log"))
+        .count();
     let calls = std::fs::read_to_string(&log).unwrap_or_default();
     let transactions = calls
         .lines()
@@ -148,6 +167,9 @@ fn rerun(installer: &Path, bins: &Path, runs: usize) {
         "  re-run x{runs}: median {med:.1} ms, max {max:.1} ms (target < 1000 ms); \
          {transactions} package transactions, {rebuilds} policy rebuilds (targets 0); \
          {queries} read-only tool calls in all; {rewritten} files changed (target 0)"
+    );
+    println!(
+        "  per re-run: {diagnoses} diagnosis (target 1), {audit_reads} audit-log reads (target <= 1)"
     );
 }
 

@@ -202,6 +202,8 @@ impl Report {
 /// Runs the diagnosis.
 pub fn diagnose(opts: &DoctorOptions) -> Result<Report> {
     let root = &opts.root;
+    // Counted by scripts/bench-install (a healthy install diagnoses once).
+    log::debug!("diagnosing {}", root.path().display());
     let os = OsInfo::detect(root).context("detecting the operating system")?;
     let inv = inventory::inventory(root, opts.running.as_deref(), opts.kernel.as_deref())
         .with_context(|| format!("listing the kernels in {}", root.path().display()))?;

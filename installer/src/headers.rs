@@ -197,6 +197,17 @@ pub fn run_with(
         kernel: opts.kernel.clone(),
         running: opts.running.clone(),
     })?;
+    run_on(opts, &diag, backends, progress)
+}
+
+/// [`run_with`] on a diagnosis already made (by `install`'s plan, which
+/// diagnoses once): the same kernels, the same root.
+pub fn run_on(
+    opts: &HeadersOptions,
+    diag: &doctor::Report,
+    backends: &BackendsFor<'_>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<HeadersReport> {
     if diag.os.support != Support::Supported {
         return Err(HeadersError::Unsupported(diag.os.pretty_name.clone()).into());
     }

@@ -285,7 +285,18 @@ pub fn plan(opts: &InstallOptions) -> Result<Plan> {
     let laying_down = steps.iter().any(|s| s.step == StepKind::Laydown);
 
     // SELinux: the module, then labels.
-    let sel = selinux::status(root)?;
+    // One diagnosis for the whole plan: the SELinux state and the kernels'
+    // headers both come from it (the audit log is read once).
+    let diag = crate::doctor::diagnose(&crate::doctor::DoctorOptions {
+        root: root.clone(),
+        kernel: opts.kernel.clone(),
+        running: opts.running.clone(),
+    })?;
+    let sel = match &diag.selinux {
+        Some(s) => s.clone(),
+        // doctor made the failure a note; the plan needs it as an error.
+        None => selinux::status(root)?,
+    };
     let mut module_planned = false;
     if sel.module_missing() {
         if let Ok(store) = Store::open(root)? {
@@ -331,7 +342,12 @@ pub fn plan(opts: &InstallOptions) -> Result<Plan> {
     // Headers of every kernel that will run (every installed kernel: any of
     // them can be chosen at boot).
     // (headers' own diagnosis is the one doctor makes: no second one here)
-    let h = match headers::run(&opts.headers_options(true), &mut |_| {}) {
+    let h = match headers::run_on(
+        &opts.headers_options(true),
+        &diag,
+        &headers::real_backends,
+        &mut |_| {},
+    ) {
         Ok(h) => h,
         Err(e) => {
             return Err(match e.downcast::<headers::HeadersError>() {

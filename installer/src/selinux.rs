@@ -321,6 +321,8 @@ pub fn remove(root: &Root, lock_timeout: Duration, dry_run: bool) -> Result<Seli
 /// `ROOT/var/log/audit/audit.log` (auditd writes there; the journal is the
 /// fallback where auditd is absent, read on the live root only).
 pub fn audit_denials(root: &Root) -> Vec<DeniedPermission> {
+    // Counted by scripts/bench-install (at most once per install run).
+    log::debug!("reading the audit log of {}", root.path().display());
     let mut text = String::new();
     if let Ok(Some(host)) = root.resolve_optional("/var/log/audit/audit.log") {
         // A regular file only: a FIFO planted there would hang the read.
