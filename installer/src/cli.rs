@@ -725,7 +725,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             let enabled = if args.dry_run {
                 None
             } else if unit_shipped && !args.no_enable {
-                laydown::enable_unit(&root, crate::service::UNIT)?
+                crate::service::enable_unit(&root, crate::service::UNIT)?
             } else {
                 None
             };

@@ -320,7 +320,7 @@ pub fn plan(opts: &InstallOptions) -> Result<Plan> {
         let wrong = if module_planned || laying_down {
             None
         } else {
-            mislabeled(root)
+            crate::labels::mislabeled(root)
         };
         let needed = module_planned || laying_down || wrong.as_ref().is_some_and(|w| !w.is_empty());
         let live_off = root.is_live() && live_mode() == LiveMode::Off;
@@ -519,63 +519,6 @@ fn check_tool_paths(root: &Root, steps: &[Step]) -> Result<()> {
     Ok(())
 }
 
-/// Paths among the connector's whose SELinux label is not what the root's
-/// file contexts say; `None` when that cannot be told.
-fn mislabeled(root: &Root) -> Option<Vec<String>> {
-    let fc = laydown::FileContexts::open(root).ok()??;
-    let mut wrong = Vec::new();
-    for top in LABELED_PATHS {
-        let Ok(Some(host)) = root.resolve_optional(top) else {
-            continue;
-        };
-        let mut stack = vec![(top.to_string(), host)];
-        while let Some((inside, host)) = stack.pop() {
-            let Ok(meta) = std::fs::symlink_metadata(&host) else {
-                continue;
-            };
-            use std::os::unix::fs::MetadataExt;
-            let want = fc.label_for(&inside, meta.mode() & libc::S_IFMT);
-            // The installer's own bookkeeping is read by nothing confined.
-            let bookkeeping =
-                [state::LOCK, state::JOURNAL, state::PENDING].contains(&inside.as_str());
-            if want.is_some() && !bookkeeping && current_label(&host) != want {
-                wrong.push(inside.clone());
-            }
-            if meta.is_dir() {
-                for name in std::fs::read_dir(&host).into_iter().flatten().flatten() {
-                    let n = name.file_name().to_string_lossy().into_owned();
-                    stack.push((format!("{inside}/{n}"), name.path()));
-                }
-            }
-        }
-    }
-    wrong.sort();
-    Some(wrong)
-}
-
-fn current_label(p: &std::path::Path) -> Option<String> {
-    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).ok()?;
-    let mut buf = vec![0u8; 512];
-    // SAFETY: c is NUL-terminated, buf is writable for its length.
-    let n = unsafe {
-        libc::lgetxattr(
-            c.as_ptr(),
-            c"security.selinux".as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    if n < 0 {
-        return None;
-    }
-    buf.truncate(n as usize);
-    Some(
-        String::from_utf8_lossy(&buf)
-            .trim_end_matches('\0')
-            .to_string(),
-    )
-}
-
 /// `install`: plan, then (unless `--dry-run`) run it.
 pub fn run(opts: &InstallOptions, progress: &mut dyn FnMut(&str)) -> Result<InstallReport> {
     let start = Instant::now();
@@ -768,7 +711,7 @@ fn run_step(
             Ok(ok(format!("installed {}", installed.join(" ")), r.commands))
         }
         StepKind::Enable => {
-            let cmd = laydown::enable_unit(root, UNIT)?;
+            let cmd = service::enable_unit(root, UNIT)?;
             Ok(ok(format!("enabled {UNIT}"), cmd.into_iter().collect()))
         }
         StepKind::PrepareImage => {

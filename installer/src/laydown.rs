@@ -312,103 +312,8 @@ pub struct Done {
     pub action: Action,
 }
 
-/// Sets SELinux labels on what is written: the root's own file contexts.
-pub trait Labeler {
-    /// The label for `path` (inside the root) of type `mode`, if any.
-    fn label_for(&self, path: &str, mode: u32) -> Option<String>;
-}
-
-/// No labels (root without SELinux).
-pub struct NoLabels;
-
-impl Labeler for NoLabels {
-    fn label_for(&self, _path: &str, _mode: u32) -> Option<String> {
-        None
-    }
-}
-
-/// Labels from `ROOT/etc/selinux/TYPE/contexts/files/file_contexts`,
-/// through libselinux's selabel.
-pub struct FileContexts {
-    handle: std::cell::RefCell<selinux_label::Handle>,
-}
-
-mod selinux_label {
-    pub type Handle = selinux::label::Labeler<selinux::label::back_end::File>;
-}
-
-impl FileContexts {
-    /// Opens the root's file contexts; `Ok(None)` without SELinux in the
-    /// root (no config, or `SELINUX=disabled`). With SELinux configured, a
-    /// file_contexts that is missing or unreadable is an error: files laid
-    /// down unlabeled would be denied to the connector (fail closed).
-    pub fn open(root: &Root) -> Result<Option<FileContexts>> {
-        let Some(cfg) = connector_policy::read_config(root)? else {
-            return Ok(None);
-        };
-        if cfg.mode == connector_policy::ConfigMode::Disabled {
-            return Ok(None);
-        }
-        let inside = format!(
-            "/etc/selinux/{}/contexts/files/file_contexts",
-            cfg.policy_type
-        );
-        let broken = |detail: String| {
-            anyhow::anyhow!(
-                "{inside} in the root: {detail}; SELinux is configured there \
-                 (SELINUX={:?} in /etc/selinux/config), so the connector's files cannot be \
-                 labeled: reinstall the {} policy package, or set SELINUX=disabled",
-                cfg.mode,
-                cfg.policy_type
-            )
-        };
-        let fc = root.resolve(&inside).map_err(|e| broken(e.to_string()))?;
-        connector_host::root::open_regular(&fc).map_err(|e| broken(e.to_string()))?;
-        let path = std::ffi::CString::new(fc.as_os_str().as_encoded_bytes())?;
-        // SELABEL_OPT_PATH = 3
-        let opts = [(3 as libc::c_int, path.as_ptr() as *const libc::c_void)];
-        let handle = selinux::label::Labeler::new(&opts, true)
-            .map_err(|e| broken(format!("libselinux cannot read it: {e}")))?;
-        Ok(Some(FileContexts {
-            handle: std::cell::RefCell::new(handle),
-        }))
-    }
-}
-
-impl Labeler for FileContexts {
-    fn label_for(&self, path: &str, mode: u32) -> Option<String> {
-        let h = self.handle.borrow();
-        let ctx = h
-            .look_up(&std::ffi::CString::new(path).ok()?, mode as i32)
-            .ok()?;
-        let bytes = ctx.as_bytes();
-        Some(
-            String::from_utf8_lossy(bytes)
-                .trim_end_matches('\0')
-                .to_string(),
-        )
-    }
-}
-
-fn set_label(file: &fs::File, label: &str) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let value = std::ffi::CString::new(label).map_err(io::Error::other)?;
-    // SAFETY: valid fd, NUL-terminated name and value of the given length.
-    let rc = unsafe {
-        libc::fsetxattr(
-            file.as_raw_fd(),
-            c"security.selinux".as_ptr(),
-            value.as_ptr().cast(),
-            value.as_bytes().len() + 1,
-            0,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
+use crate::labels::set_on_file as set_label;
+pub use crate::labels::{FileContexts, Labeler, NoLabels};
 
 pub(crate) fn sha256_file(p: &Path) -> io::Result<String> {
     let mut f = fs::File::open(p)?;
@@ -893,25 +798,6 @@ pub(crate) fn atomic_write(
         let _ = fs::remove_file(&tmp);
     }
     result
-}
-
-/// Enables the connector's unit without starting anything: `systemctl
-/// enable` on the live root, `systemctl --root=ROOT enable` in an image.
-/// Returns the command run, or `None` when the unit is already enabled.
-pub fn enable_unit(root: &Root, unit: &str) -> Result<Option<String>> {
-    let wants = format!("/etc/systemd/system/multi-user.target.wants/{unit}");
-    if root.read_link_optional(&wants)?.is_some() {
-        return Ok(None);
-    }
-    let mut cmd = connector_host::Cmd::new("systemctl", format!("Enabling {unit}"))
-        .missing_hint("systemd is needed to run the connector as a service");
-    if !root.is_live() {
-        root.check_tool_paths(crate::service::SYSTEMCTL_PATHS)?;
-        cmd = cmd.arg(format!("--root={}", root.path().display()));
-    }
-    let cmd = cmd.args(["enable", unit]);
-    cmd.run()?;
-    Ok(Some(cmd.cmdline()))
 }
 
 /// Directories the connector owns; system directories on the way to them

@@ -14,6 +14,7 @@ pub mod exit;
 pub mod headers;
 pub mod hook;
 pub mod install;
+pub mod labels;
 pub mod laydown;
 pub mod logging;
 pub mod repair;

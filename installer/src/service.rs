@@ -83,3 +83,22 @@ pub fn stop_and_disable(root: &Root) -> Result<String> {
     };
     systemctl(root, args, "Stopping and disabling the connector")
 }
+
+/// Enables the connector's unit without starting anything: `systemctl
+/// enable` on the live root, `systemctl --root=ROOT enable` in an image.
+/// Returns the command run, or `None` when the unit is already enabled.
+pub fn enable_unit(root: &Root, unit: &str) -> Result<Option<String>> {
+    let wants = format!("/etc/systemd/system/multi-user.target.wants/{unit}");
+    if root.read_link_optional(&wants)?.is_some() {
+        return Ok(None);
+    }
+    let mut cmd = Cmd::new("systemctl", format!("Enabling {unit}"))
+        .missing_hint("systemd is needed to run the connector as a service");
+    if !root.is_live() {
+        root.check_tool_paths(SYSTEMCTL_PATHS)?;
+        cmd = cmd.arg(format!("--root={}", root.path().display()));
+    }
+    let cmd = cmd.args(["enable", unit]);
+    cmd.run()?;
+    Ok(Some(cmd.cmdline()))
+}
