@@ -1092,23 +1092,9 @@ pub fn run_json(cmd: &mut Command) -> (std::process::Output, serde_json::Value) 
 }
 
 /// The raw `security.selinux` label of a file (as setfiles or our lay-down
-/// wrote it; no SELinux kernel needed to read it).
+/// wrote it; no SELinux kernel needed to read it); panics when it has none.
 pub fn selinux_label(p: &Path) -> String {
-    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).expect("path without NUL");
-    let mut buf = vec![0u8; 256];
-    // SAFETY: valid C strings and a buffer of the given length.
-    let n = unsafe {
-        libc::lgetxattr(
-            c.as_ptr(),
-            c"security.selinux".as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    assert!(n > 0, "no security.selinux label on {}", p.display());
-    String::from_utf8_lossy(&buf[..n as usize])
-        .trim_end_matches('\0')
-        .to_string()
+    label_of(p).unwrap_or_else(|| panic!("no security.selinux label on {}", p.display()))
 }
 
 /// Prepares a root for apt: the directories apt and dpkg expect, and a
