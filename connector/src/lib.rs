@@ -22,7 +22,6 @@ use connector_host::headers::HeadersOnDisk;
 use connector_host::kernel;
 use connector_host::os::OsInfo;
 use connector_host::Root;
-use serde::{Deserialize, Serialize};
 
 use crate::probe::ProbeResult;
 
@@ -31,39 +30,11 @@ pub const FAULT_PROBE_REFUSED: u32 = 12;
 /// Its message.
 pub const FAULT_12_MESSAGE: &str = "eBPF probe refused by the kernel (SELinux or lockdown)";
 /// Where the status lives inside the root.
-pub const STATUS_PATH: &str = connector_host::layout::STATUS;
+pub const STATUS_PATH: &str = connector_host::status::PATH;
 /// How often the checks run (the vendor: the fault clears within a minute).
 pub const INTERVAL_SECS: u64 = 30;
 
-/// A fault as connectord publishes it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AgentFault {
-    pub id: u32,
-    pub message: String,
-    pub detail: String,
-    /// When it was first raised (seconds since the epoch).
-    pub since: u64,
-}
-
-/// The published status.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Status {
-    pub version: String,
-    /// This host's agent identity (`/var/lib/connector/agent-id`), made on
-    /// first start; an image prepared with `install --prepare-image` has
-    /// none, so every clone makes its own.
-    #[serde(default)]
-    pub agent_id: String,
-    pub pid: u32,
-    pub updated_at: u64,
-    pub kernel: String,
-    pub headers_present: bool,
-    pub headers_path: Option<String>,
-    pub headers_package: Option<String>,
-    pub probe_loaded: bool,
-    pub probe_error: Option<String>,
-    pub faults: Vec<AgentFault>,
-}
+pub use connector_host::status::{AgentFault, Status};
 
 /// Decides the faults from one round of checks. `previous` keeps the
 /// `since` of faults that persist; faults whose cause is gone disappear.
@@ -202,7 +173,7 @@ pub fn publish(path: &Path, status: &Status) -> io::Result<()> {
 /// Reads a published status.
 pub fn read_status(path: &Path) -> io::Result<Status> {
     let text = fs::read_to_string(path)?;
-    serde_json::from_str(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    connector_host::status::parse(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 #[cfg(test)]

@@ -430,6 +430,19 @@ pub fn shell_join<S: AsRef<str>>(words: &[S]) -> String {
         .join(" ")
 }
 
+/// An error and its sources, `: `-joined (anyhow's `{:#}` for a borrowed
+/// `std::error::Error`).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -581,5 +594,14 @@ mod tests {
         let t = tail(&long);
         assert!(t.len() <= STDERR_TAIL_BYTES + '…'.len_utf8());
         assert!(t.starts_with('…'));
+    }
+
+    #[test]
+    fn chain_joins_an_error_and_its_sources() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer")]
+        struct Outer(#[source] std::io::Error);
+        let e = Outer(std::io::Error::other("inner"));
+        assert_eq!(chain(&e), "outer: inner");
     }
 }

@@ -15,6 +15,7 @@ pub mod lock;
 pub mod os;
 pub mod pkg;
 pub mod root;
+pub mod status;
 pub mod vercmp;
 
 pub use cmd::{Cmd, CmdError};

@@ -14,7 +14,7 @@ use connector_host::os::{Distro, OsInfo};
 use connector_host::Root;
 use connector_rpm::archive as rpm_archive;
 
-use crate::doctor::KernelReport;
+use crate::facts::KernelFacts;
 
 /// Where the config file lives inside a root.
 pub const CONFIG_PATH: &str = connector_host::layout::ARCHIVES_CONF;
@@ -229,7 +229,7 @@ const CENTOS8_VAULT: &[(u32, &str)] = &[
 
 /// The built-in table: archive URL templates per distribution, version and
 /// kernel flavour (field-notes §7).
-fn builtin(os: &OsInfo, k: &KernelReport, v: &Vars<'_>) -> Vec<(String, Option<String>)> {
+fn builtin(os: &OsInfo, k: &KernelFacts, v: &Vars<'_>) -> Vec<(String, Option<String>)> {
     let Some(distro) = os.distro else {
         return Vec::new();
     };
@@ -371,7 +371,7 @@ pub fn local_keys(os: &OsInfo, cfg: &ArchiveConfig) -> Vec<String> {
 }
 
 /// Every archive root to try for kernel `k`, in order: configuration first.
-pub fn roots_for(os: &OsInfo, k: &KernelReport, cfg: &ArchiveConfig) -> Vec<ArchiveRoot> {
+pub fn roots_for(os: &OsInfo, k: &KernelFacts, cfg: &ArchiveConfig) -> Vec<ArchiveRoot> {
     let arch = k.arch.clone().unwrap_or_else(|| "x86_64".into());
     let vars = Vars {
         arch: &arch,

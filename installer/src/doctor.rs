@@ -7,18 +7,21 @@
 use crate::exit;
 use std::fmt::Write as _;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use connector_host::fault::{Fault, FaultCause, FAULT_11_MESSAGE, FAULT_KERNEL_DEVEL_MISSING};
-use connector_host::headers::{self, Candidate};
-use connector_host::inventory::{self, Inventory};
-use connector_host::kernel::{self, Probe, Variant};
+use connector_host::headers;
+use connector_host::inventory::Inventory;
+use connector_host::kernel::Probe;
 use connector_host::os::{Distro, Family, OsInfo, PkgTool, Support};
-use connector_host::pkg::{DbQuery, KernelFiles, PackageBackend};
+use connector_host::pkg::PackageBackend;
+use connector_host::status::{Status, StatusError};
 use connector_host::Root;
 use serde::Serialize;
 
-use crate::backend;
-use crate::selinux::{self, SelinuxReport, CONNECTOR_BINARY};
+pub use crate::facts::{
+    Btf, BtfState, DatabaseAnswer, DatabaseObservation, DecidedBy, Facts, HeaderFacts, KernelFacts,
+};
+use crate::selinux::{SelinuxReport, CONNECTOR_BINARY};
 
 /// Version of the JSON document; bumped on incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -42,11 +45,8 @@ pub struct Report {
     /// The root is the running system.
     pub live: bool,
     pub os: OsReport,
-    /// The detected OS, for callers that go on to act (headers).
-    #[serde(skip)]
-    pub os_info: OsInfo,
     pub running_kernel: Option<String>,
-    pub kernels: Vec<KernelReport>,
+    pub kernels: Vec<KernelFacts>,
     pub faults: Vec<Fault>,
     pub notes: Vec<Note>,
     /// SELinux: configuration, the connector's module, the live kernel's
@@ -54,7 +54,7 @@ pub struct Report {
     pub selinux: Option<SelinuxReport>,
     /// The connector's own published state (`/var/lib/connector/status.json`),
     /// when it is there.
-    pub connector_status: Option<serde_json::Value>,
+    pub connector_status: Option<Status>,
     pub healthy: bool,
 }
 
@@ -70,78 +70,6 @@ pub struct OsReport {
     pub family: Option<Family>,
     pub package_manager: Option<PkgTool>,
     pub support: Support,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct KernelReport {
-    pub release: String,
-    pub running: bool,
-    /// Its files are installed in the root (false: running without a
-    /// `/lib/modules` entry, or asked for with --kernel).
-    pub installed: bool,
-    pub probe: Probe,
-    pub flavor: String,
-    pub uek: Option<u32>,
-    pub arch: Option<String>,
-    pub variant: Option<Variant>,
-    /// The release follows the distribution's naming.
-    pub distro_built: bool,
-    /// Repositories that carry this kernel series' packages (enabled for
-    /// the call when configured but off).
-    pub series_repos: Vec<String>,
-    /// Whether the kernel carries BTF type information.
-    pub btf: Btf,
-    pub headers: HeadersReport,
-}
-
-/// BTF type information of one kernel: `yes`, `no` or `unknown`, and the
-/// file that said so.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Btf {
-    pub state: BtfState,
-    pub source: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BtfState {
-    Yes,
-    No,
-    Unknown,
-}
-
-/// How the header package's name was decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DecidedBy {
-    /// From the package that owns the kernel's files.
-    PackageDatabase,
-    /// From the release string and the OS (support matrix).
-    ReleaseRules,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct HeadersReport {
-    /// The exact package; null on the kmod path, on an unsupported system and
-    /// for a kernel no distribution package exists for.
-    pub package: Option<String>,
-    /// Headers are required for this kernel (eBPF path).
-    pub required: bool,
-    /// A usable tree for exactly this release is on disk.
-    pub present: bool,
-    /// That tree, inside the root.
-    pub path: Option<String>,
-    /// Trees that exist but were rejected, with the reason.
-    pub rejected: Vec<Candidate>,
-    /// The package database's answer: null when it could not be asked (see
-    /// `database`).
-    pub installed: Option<bool>,
-    /// `answered`, `no-database`, `not-queried` or `unavailable`.
-    pub database: &'static str,
-    /// How `package` was named (null when there is none).
-    pub decided_by: Option<DecidedBy>,
-    /// The package that owns the kernel's files, when the database says.
-    pub owner: Option<connector_host::pkg::KernelOwner>,
 }
 
 /// Something worth knowing that is not a fault.
@@ -199,14 +127,32 @@ impl Report {
     }
 }
 
-/// Runs the diagnosis.
+/// Runs the diagnosis: facts, then faults and notes, then the report.
 pub fn diagnose(opts: &DoctorOptions) -> Result<Report> {
-    let root = &opts.root;
-    // Counted by scripts/bench-install (a healthy install diagnoses once).
-    log::debug!("diagnosing {}", root.path().display());
-    let os = OsInfo::detect(root).context("detecting the operating system")?;
-    let inv = inventory::inventory(root, opts.running.as_deref(), opts.kernel.as_deref())
-        .with_context(|| format!("listing the kernels in {}", root.path().display()))?;
+    let facts = Facts::gather(&opts.root, opts.running.as_deref(), opts.kernel.as_deref())?;
+    Ok(report(&facts))
+}
+
+/// The faults of a root: fault 11 for each eBPF kernel without usable
+/// headers, and the SELinux causes of fault 11.
+pub fn faults(facts: &Facts) -> Vec<Fault> {
+    let mut faults: Vec<Fault> = facts
+        .kernels
+        .iter()
+        .filter(|k| k.probe == Probe::Ebpf && !k.headers.present)
+        .map(|k| fault_11(k, &facts.os, facts.backend.as_deref()))
+        .collect();
+    if let Ok(s) = &facts.selinux {
+        let kernel = facts.running().unwrap_or("all");
+        faults.extend(selinux_faults(s, &facts.root, kernel));
+    }
+    faults
+}
+
+/// Doctor's report of `facts`.
+pub fn report(facts: &Facts) -> Report {
+    let os = &facts.os;
+    let root = &facts.root;
     let mut notes = Vec::new();
     match os.support() {
         Support::Supported => {}
@@ -235,77 +181,21 @@ pub fn diagnose(opts: &DoctorOptions) -> Result<Report> {
             ),
         }),
     }
-
-    let classes: Vec<_> = inv
-        .kernels
-        .iter()
-        .map(|k| kernel::classify(&os, &k.release))
-        .collect();
-    let mut kernels = Vec::new();
-    for (entry, class) in inv.kernels.iter().zip(&classes) {
-        let on_disk = headers::check(root, &entry.release);
-        kernels.push(KernelReport {
-            release: entry.release.clone(),
-            running: entry.running,
-            installed: entry.installed,
-            probe: class.probe,
-            flavor: class.flavor.clone(),
-            uek: class.uek,
-            arch: class.arch.clone(),
-            variant: class.variant,
-            distro_built: class.distro_built,
-            series_repos: class.series_repos.clone(),
-            btf: btf(root, &entry.release, entry.running && root.is_live()),
-            headers: HeadersReport {
-                decided_by: class
-                    .header_package
-                    .as_ref()
-                    .map(|_| DecidedBy::ReleaseRules),
-                owner: None,
-                package: class.header_package.clone(),
-                required: class.probe == Probe::Ebpf,
-                present: on_disk.present,
-                path: on_disk.path,
-                rejected: on_disk.rejected,
-                installed: None,
-                database: "not-queried",
-            },
+    database_notes(&facts.database, &mut notes);
+    btf_note(&facts.kernels, &mut notes);
+    kernel_notes(&facts.inventory, &facts.kernels, &mut notes);
+    let faults = faults(facts);
+    if let Err(e) = &facts.selinux {
+        notes.push(Note {
+            kind: NoteKind::Selinux,
+            kernel: None,
+            message: format!("SELinux could not be inspected: {e:#}"),
         });
     }
-
-    let backend = backend::for_os(&os, root);
-    if let Some(backend) = &backend {
-        ask_database(backend.as_ref(), &mut kernels, &mut notes);
-    }
-    btf_note(&kernels, &mut notes);
-    kernel_notes(&inv, &kernels, &mut notes);
-
-    let mut faults = Vec::new();
-    for k in &kernels {
-        if k.probe != Probe::Ebpf || k.headers.present {
-            continue;
-        }
-        faults.push(fault_11(k, &os, backend.as_deref()));
-    }
-    let sel = match selinux::status(root) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            notes.push(Note {
-                kind: NoteKind::Selinux,
-                kernel: None,
-                message: format!("SELinux could not be inspected: {e:#}"),
-            });
-            None
-        }
-    };
-    if let Some(s) = &sel {
-        let kernel = inv.running.clone().unwrap_or_else(|| "all".to_string());
-        faults.extend(selinux_faults(s, root, &kernel));
-    }
-    let connector_status = read_connector_status(root, &mut notes);
+    let connector_status = connector_notes(&facts.connector, &mut notes);
     // archives.conf is read only when a fallback is needed (maybe inside
     // the deferred job): a mistake in it is told now.
-    if let Err(e) = crate::archive::ArchiveConfig::load(root, None) {
+    if let Err(e) = &facts.archives {
         notes.push(Note {
             kind: NoteKind::ArchiveConfig,
             kernel: None,
@@ -315,93 +205,125 @@ pub fn diagnose(opts: &DoctorOptions) -> Result<Report> {
             ),
         });
     }
-    let pending = crate::state::pending(root).unwrap_or_else(|e| {
-        notes.push(Note {
+    match &facts.pending {
+        Err(e) => notes.push(Note {
             kind: NoteKind::Deferred,
             kernel: None,
             message: format!(
                 "{e:#}: deferred work may be recorded there; fix or remove the file, then run \
                  `connector-installer install`"
             ),
-        });
-        Vec::new()
-    });
-    for item in pending {
-        notes.push(Note {
-            kind: NoteKind::Deferred,
-            kernel: item.strip_prefix("headers ").map(String::from),
-            message: format!(
-                "a package hook deferred \"{item}\" until after its transaction; if no \
-                 connector-setup job is running, run `connector-installer install`"
-            ),
-        });
+        }),
+        Ok(pending) => {
+            for item in pending {
+                notes.push(Note {
+                    kind: NoteKind::Deferred,
+                    kernel: item.strip_prefix("headers ").map(String::from),
+                    message: format!(
+                        "a package hook deferred \"{item}\" until after its transaction; if no \
+                         connector-setup job is running, run `connector-installer install`"
+                    ),
+                });
+            }
+        }
     }
-    let healthy = faults.is_empty() && os.support() == Support::Supported;
-    Ok(Report {
+    let healthy = faults.is_empty() && facts.supported();
+    Report {
         schema_version: SCHEMA_VERSION,
         root: root.path().display().to_string(),
         live: root.is_live(),
-        os_info: os.clone(),
         os: OsReport {
             family: os.family(),
             package_manager: os.pkg_tool(),
             support: os.support(),
-            id: os.id,
-            version_id: os.version_id,
-            pretty_name: os.pretty_name,
-            id_like: os.id_like,
-            source: os.source,
+            id: os.id.clone(),
+            version_id: os.version_id.clone(),
+            pretty_name: os.pretty_name.clone(),
+            id_like: os.id_like.clone(),
+            source: os.source.clone(),
             distro: os.distro,
         },
-        running_kernel: inv.running.clone(),
-        kernels,
+        running_kernel: facts.inventory.running.clone(),
+        kernels: facts.kernels.clone(),
         faults,
         notes,
-        selinux: sel,
+        selinux: facts.selinux.as_ref().ok().cloned(),
         connector_status,
         healthy,
-    })
+    }
+}
+
+/// What the package database said, as notes.
+fn database_notes(seen: &[DatabaseObservation], notes: &mut Vec<Note>) {
+    for o in seen {
+        notes.push(match o {
+            DatabaseObservation::OwnersUnknown(e) => Note {
+                kind: NoteKind::PackageDatabase,
+                kernel: None,
+                message: format!(
+                    "the package database could not say which package owns each kernel \
+                     (the release rules name the header packages): {e}"
+                ),
+            },
+            DatabaseObservation::Renamed {
+                release,
+                owner,
+                by_rules,
+            } => Note {
+                kind: NoteKind::HeaderPackage,
+                kernel: Some(release.clone()),
+                message: format!(
+                    "{release} is owned by the package {} ({}): its headers are {}; the \
+                     release rules would have said {}; the package database wins",
+                    owner.package,
+                    owner.file,
+                    owner.header_package.as_deref().unwrap_or("(no package)"),
+                    by_rules.as_deref().unwrap_or("(no package)")
+                ),
+            },
+            DatabaseObservation::QueryFailed(e) => Note {
+                kind: NoteKind::PackageDatabase,
+                kernel: None,
+                message: format!(
+                    "the package database could not be asked; the diagnosis rests on the \
+                     files alone: {e}"
+                ),
+            },
+        });
+    }
 }
 
 /// The connector's `status.json`, and a note for each fault it reports
 /// (its view, from inside its own domain, complements ours).
-fn read_connector_status(root: &Root, notes: &mut Vec<Note>) -> Option<serde_json::Value> {
-    let text = match root.read_to_string_optional(connector_host::layout::STATUS) {
-        Ok(t) => t?,
-        Err(e) => {
-            // The error names the file.
-            notes.push(Note {
-                kind: NoteKind::ConnectorStatus,
-                kernel: None,
-                message: format!("the connector's status is unreadable: {e}"),
-            });
-            return None;
-        }
-    };
-    let v: serde_json::Value = match serde_json::from_str(&text) {
-        Ok(v) => v,
+fn connector_notes(
+    status: &Result<Option<Status>, StatusError>,
+    notes: &mut Vec<Note>,
+) -> Option<Status> {
+    let status = match status {
+        Ok(s) => s.as_ref()?,
         Err(e) => {
             notes.push(Note {
                 kind: NoteKind::ConnectorStatus,
                 kernel: None,
-                message: format!("{} is unreadable: {e}", connector_host::layout::STATUS),
+                message: format!(
+                    "the connector's status is unreadable: {}",
+                    connector_host::cmd::chain(e)
+                ),
             });
             return None;
         }
     };
-    for f in v["faults"].as_array().into_iter().flatten() {
+    for f in &status.faults {
         notes.push(Note {
             kind: NoteKind::ConnectorStatus,
-            kernel: v["kernel"].as_str().map(String::from),
+            kernel: Some(status.kernel.clone()),
             message: format!(
                 "the connector reports fault {} ({}): {}",
-                f["id"],
-                f["message"].as_str().unwrap_or(""),
-                f["detail"].as_str().unwrap_or("")
+                f.id, f.message, f.detail
             ),
         });
     }
-    Some(v)
+    Some(status.clone())
 }
 
 /// The SELinux cause of fault 11: SELinux on, the connector installed, and
@@ -558,145 +480,8 @@ fn rights_summary(sel: &SelinuxReport) -> String {
     s
 }
 
-/// Asks the package database, in two queries run side by side: which
-/// package owns each eBPF kernel's files (its name names the header
-/// package), and whether the header packages the release rules name are
-/// installed. Where the owner's name and the rules agree (the common case)
-/// that is all; a name only the database gave is asked about once more.
-/// A healthy root costs one process's wall time.
-fn ask_database(backend: &dyn PackageBackend, kernels: &mut [KernelReport], notes: &mut Vec<Note>) {
-    let files: Vec<KernelFiles> = kernels
-        .iter()
-        .filter(|k| k.headers.required)
-        .map(|k| KernelFiles::of(&k.release))
-        .collect();
-    let wanted: Vec<String> = kernels
-        .iter()
-        .filter(|k| k.headers.required)
-        .filter_map(|k| k.headers.package.clone())
-        .collect();
-    let (owners, answer) = std::thread::scope(|s| {
-        let owners = (!files.is_empty()).then(|| s.spawn(|| backend.kernel_owners(&files)));
-        let answer = (!wanted.is_empty()).then(|| backend.query_installed(&wanted));
-        let owners = owners.map(|h| h.join().expect("the owner query does not panic"));
-        (owners, answer)
-    });
-    let renamed = owners.map_or_else(Vec::new, |o| apply_owners(o, kernels, notes));
-    let answer = match (answer, renamed.is_empty()) {
-        (a, true) => a,
-        (Some(Ok(DbQuery::Answer(mut a))), false) => {
-            Some(match backend.query_installed(&renamed) {
-                Ok(DbQuery::Answer(more)) => {
-                    a.extend(more);
-                    Ok(DbQuery::Answer(a))
-                }
-                other => other,
-            })
-        }
-        (None, false) => Some(backend.query_installed(&renamed)),
-        (a, false) => a,
-    };
-    if let Some(answer) = answer {
-        apply_answer(answer, kernels, notes);
-    }
-}
-
-/// Names each kernel's header package after its owner's name, when it is a
-/// kernel package's; where that differs from the release rules the
-/// database wins and a note says so. Returns the names that changed.
-fn apply_owners(
-    owners: Result<
-        Option<std::collections::BTreeMap<String, connector_host::pkg::KernelOwner>>,
-        connector_host::pkg::BackendError,
-    >,
-    kernels: &mut [KernelReport],
-    notes: &mut Vec<Note>,
-) -> Vec<String> {
-    let owners = match owners {
-        Ok(Some(o)) => o,
-        Ok(None) => return Vec::new(),
-        Err(e) => {
-            notes.push(Note {
-                kind: NoteKind::PackageDatabase,
-                kernel: None,
-                message: format!(
-                    "the package database could not say which package owns each kernel \
-                     (the release rules name the header packages): {e}"
-                ),
-            });
-            return Vec::new();
-        }
-    };
-    let mut renamed = Vec::new();
-    for k in kernels.iter_mut() {
-        let Some(owner) = owners.get(&k.release) else {
-            continue;
-        };
-        if let Some(derived) = &owner.header_package {
-            if k.headers.package.as_ref() != Some(derived) {
-                notes.push(Note {
-                    kind: NoteKind::HeaderPackage,
-                    kernel: Some(k.release.clone()),
-                    message: format!(
-                        "{} is owned by the package {} ({}): its headers are {derived}; the \
-                         release rules would have said {}; the package database wins",
-                        k.release,
-                        owner.package,
-                        owner.file,
-                        k.headers.package.as_deref().unwrap_or("(no package)")
-                    ),
-                });
-                k.headers.package = Some(derived.clone());
-                renamed.push(derived.clone());
-            }
-            k.headers.decided_by = Some(DecidedBy::PackageDatabase);
-        }
-        k.headers.owner = Some(owner.clone());
-    }
-    renamed
-}
-
-/// Largest kernel config read (they are about 250 KiB).
-const KERNEL_CONFIG_CAP: u64 = 4 * 1024 * 1024;
-
-/// BTF of one kernel: the running kernel's `/sys/kernel/btf/vmlinux` on a
-/// live root, else `CONFIG_DEBUG_INFO_BTF` in its config file.
-fn btf(root: &Root, release: &str, running_live: bool) -> Btf {
-    if running_live && std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
-        return Btf {
-            state: BtfState::Yes,
-            source: Some("/sys/kernel/btf/vmlinux".into()),
-        };
-    }
-    for path in [
-        format!("/boot/config-{release}"),
-        format!("/lib/modules/{release}/config"),
-    ] {
-        let Ok(Some(host)) = root.resolve_optional(&path) else {
-            continue;
-        };
-        // Regular files only: a FIFO or a device there says nothing.
-        let Ok(f) = connector_host::root::open_regular(&host) else {
-            continue;
-        };
-        use std::io::{BufRead, Read};
-        let yes = std::io::BufReader::new(f.take(KERNEL_CONFIG_CAP))
-            .split(b'\n')
-            .map_while(Result::ok)
-            .any(|l| l == b"CONFIG_DEBUG_INFO_BTF=y");
-        return Btf {
-            state: if yes { BtfState::Yes } else { BtfState::No },
-            source: Some(path),
-        };
-    }
-    Btf {
-        state: BtfState::Unknown,
-        source: None,
-    }
-}
-
 /// One note for the eBPF kernels that carry BTF.
-fn btf_note(kernels: &[KernelReport], notes: &mut Vec<Note>) {
+fn btf_note(kernels: &[KernelFacts], notes: &mut Vec<Note>) {
     let with: Vec<&str> = kernels
         .iter()
         .filter(|k| k.headers.required && k.btf.state == BtfState::Yes)
@@ -717,45 +502,7 @@ fn btf_note(kernels: &[KernelReport], notes: &mut Vec<Note>) {
     });
 }
 
-/// The database's answer for the header packages.
-fn apply_answer(
-    answer: Result<DbQuery, connector_host::pkg::BackendError>,
-    kernels: &mut [KernelReport],
-    notes: &mut Vec<Note>,
-) {
-    match answer {
-        Ok(DbQuery::Answer(answer)) => {
-            for k in kernels.iter_mut() {
-                if let Some(p) = &k.headers.package {
-                    if let Some(is) = answer.get(p) {
-                        k.headers.installed = Some(*is);
-                        k.headers.database = "answered";
-                    }
-                }
-            }
-        }
-        Ok(DbQuery::NoDatabase) => {
-            for k in kernels.iter_mut().filter(|k| k.headers.package.is_some()) {
-                k.headers.database = "no-database";
-            }
-        }
-        Err(e) => {
-            for k in kernels.iter_mut().filter(|k| k.headers.package.is_some()) {
-                k.headers.database = "unavailable";
-            }
-            notes.push(Note {
-                kind: NoteKind::PackageDatabase,
-                kernel: None,
-                message: format!(
-                    "the package database could not be asked; the diagnosis rests on the \
-                     files alone: {e}"
-                ),
-            });
-        }
-    }
-}
-
-fn kernel_notes(inv: &Inventory, kernels: &[KernelReport], notes: &mut Vec<Note>) {
+fn kernel_notes(inv: &Inventory, kernels: &[KernelFacts], notes: &mut Vec<Note>) {
     for k in kernels {
         if k.running && !k.installed {
             notes.push(Note {
@@ -814,7 +561,11 @@ fn kernel_notes(inv: &Inventory, kernels: &[KernelReport], notes: &mut Vec<Note>
     }
 }
 
-fn fault_11(k: &KernelReport, os: &OsInfo, backend: Option<&dyn PackageBackend>) -> Fault {
+pub(crate) fn fault_11(
+    k: &KernelFacts,
+    os: &OsInfo,
+    backend: Option<&dyn PackageBackend>,
+) -> Fault {
     let where_looked = headers::candidate_paths(&k.release)
         .iter()
         .map(|p| p.display().to_string())
@@ -918,8 +669,9 @@ pub fn render_text(r: &Report) -> String {
         let db = match (k.headers.installed, k.headers.database) {
             (Some(true), _) => "package installed".to_string(),
             (Some(false), _) => "package not installed".to_string(),
-            (None, "no-database") => "no package database in root".to_string(),
-            (None, other) => format!("package database {other}"),
+            (None, DatabaseAnswer::NoDatabase) => "no package database in root".to_string(),
+            (None, DatabaseAnswer::Unavailable) => "package database unavailable".to_string(),
+            (None, _) => "package database not queried".to_string(),
         };
         let how = match k.headers.decided_by {
             Some(DecidedBy::PackageDatabase) => " (named by the package database)",

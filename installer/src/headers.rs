@@ -25,14 +25,15 @@ use anyhow::{Context, Result};
 use connector_host::headers;
 use connector_host::kernel::Probe;
 use connector_host::lock::{self, TransactionSign};
-use connector_host::os::{OsInfo, Support};
+use connector_host::os::OsInfo;
 use connector_host::pkg::{InstallError, InstallPlan, PackageBackend};
 use connector_host::Root;
 use serde::Serialize;
 
 use crate::archive::{self, ArchiveBackend, ArchiveConfig, ArchiveFailure};
 use crate::backend;
-use crate::doctor::{self, DoctorOptions, KernelReport};
+use crate::doctor;
+use crate::facts::{Facts, KernelFacts};
 
 /// What `headers` was asked to do.
 #[derive(Debug, Clone)]
@@ -160,189 +161,231 @@ impl HeadersReport {
 pub enum HeadersError {
     #[error("{0} is not a system the connector supports; no headers installed")]
     Unsupported(String),
+    #[error("no package backend for {0}")]
+    NoBackend(String),
 }
 
-/// The package family's two sides, as `run` acts through them: chosen
-/// for the root's OS by `backend` (the real ones), or injected by the
-/// orchestration tests (a fake that needs no dnf or apt).
-pub type BackendsFor<'a> = dyn Fn(&OsInfo, &Root) -> Backends + 'a;
-
-/// The package manager and the vendor-archive access of one root.
-pub struct Backends {
-    pub packages: Option<Box<dyn PackageBackend>>,
-    pub archive: Option<Box<dyn ArchiveBackend>>,
+/// What the headers step will do, decided from the facts without acting:
+/// the backend's own install plan for the kernels that lack headers, or
+/// why it waits for after the enclosing package transaction. `--dry-run`
+/// prints it; [`execute`] carries it out.
+#[derive(Debug, Clone)]
+pub struct HeadersPlan {
+    /// Kernels that need nothing, or that no package can help.
+    settled: Vec<KernelResult>,
+    /// The kernels whose header packages are to be installed.
+    wanted: Vec<KernelFacts>,
+    /// Header packages, meta packages and repositories to enable, as the
+    /// package family's backend takes them.
+    pub install: InstallPlan,
+    /// The meta packages among `install.packages`.
+    pub tracking: BTreeSet<String>,
+    notes: Vec<String>,
+    /// Inside a package transaction: why nothing runs now.
+    pub deferred: Option<String>,
+    /// The backend's command for `install`, as it would run.
+    pub command: Option<String>,
 }
 
-/// The real backends of `os` in `root`.
-pub fn real_backends(os: &OsInfo, root: &Root) -> Backends {
-    Backends {
-        packages: backend::for_os(os, root),
-        archive: backend::archive_for_os(os, root),
+impl HeadersPlan {
+    /// Nothing to install.
+    pub fn is_empty(&self) -> bool {
+        self.wanted.is_empty()
     }
-}
 
-/// Runs `headers`. Progress lines go to stderr through `progress`.
-pub fn run(opts: &HeadersOptions, progress: &mut dyn FnMut(&str)) -> Result<HeadersReport> {
-    run_with(opts, &real_backends, progress)
-}
-
-/// [`run`] through the backends `backends` gives for the root's OS.
-pub fn run_with(
-    opts: &HeadersOptions,
-    backends: &BackendsFor<'_>,
-    progress: &mut dyn FnMut(&str),
-) -> Result<HeadersReport> {
-    let diag = doctor::diagnose(&DoctorOptions {
-        root: opts.root.clone(),
-        kernel: opts.kernel.clone(),
-        running: opts.running.clone(),
-    })?;
-    run_on(opts, &diag, backends, progress)
-}
-
-/// [`run_with`] on a diagnosis already made (by `install`'s plan, which
-/// diagnoses once): the same kernels, the same root.
-pub fn run_on(
-    opts: &HeadersOptions,
-    diag: &doctor::Report,
-    backends: &BackendsFor<'_>,
-    progress: &mut dyn FnMut(&str),
-) -> Result<HeadersReport> {
-    if diag.os.support != Support::Supported {
-        return Err(HeadersError::Unsupported(diag.os.pretty_name.clone()).into());
+    /// The header packages to install, one per wanted kernel.
+    pub fn packages(&self) -> Vec<String> {
+        self.wanted
+            .iter()
+            .filter_map(|k| k.headers.package.clone())
+            .collect()
     }
-    let os = diag.os_info.clone();
-    let Backends {
-        packages: backend,
-        archive,
-    } = backends(&os, &opts.root);
-    let backend = backend.context("no package backend for this system")?;
-    let mut report = HeadersReport {
-        schema_version: 1,
-        root: diag.root.clone(),
-        dry_run: opts.dry_run,
-        kernels: Vec::new(),
-        tracking: Vec::new(),
-        commands: Vec::new(),
-        notes: Vec::new(),
-        deferred: None,
-    };
 
-    // 1. What needs doing.
-    let mut wanted: Vec<&KernelReport> = Vec::new();
-    for k in &diag.kernels {
-        let outcome = if k.probe != Probe::Ebpf {
-            Some(Outcome::NotNeeded)
-        } else if let Some(path) = &k.headers.path {
-            Some(Outcome::AlreadyPresent { path: path.clone() })
-        } else if k.headers.package.is_none() {
-            let reason = diag
-                .faults
-                .iter()
-                .find(|f| f.kernel == k.release)
-                .map(|f| format!("{}; {}", f.detail, f.fix))
-                .unwrap_or_else(|| "no distribution package provides its headers".into());
-            Some(Outcome::Failed {
-                package: None,
-                reason,
-            })
-        } else {
-            wanted.push(k);
-            None
-        };
-        if let Some(outcome) = outcome {
-            report.kernels.push(KernelResult {
-                release: k.release.clone(),
-                running: k.running,
-                package: k.headers.package.clone(),
-                outcome,
-            });
+    /// The releases whose header packages are to be installed.
+    pub fn kernels(&self) -> impl Iterator<Item = &str> {
+        self.wanted.iter().map(|k| k.release.as_str())
+    }
+
+    /// Why kernels are left without headers that no package can supply.
+    pub fn unfixable(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.settled.iter().filter_map(|k| match &k.outcome {
+            Outcome::Failed { reason, .. } => Some((k.release.as_str(), reason.as_str())),
+            _ => None,
+        })
+    }
+
+    /// The notes the plan made (repositories enabled for the call).
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    /// The report of the plan not carried out: `--dry-run`, or deferred.
+    pub fn report(&self, root: &Root, dry_run: bool) -> HeadersReport {
+        let mut r = self.empty_report(root, dry_run);
+        r.commands.extend(self.command.clone());
+        r.deferred = self.deferred.clone();
+        for k in &self.wanted {
+            let package = k.headers.package.clone().unwrap_or_default();
+            r.kernels.push(result(
+                k,
+                match &self.deferred {
+                    Some(reason) => Outcome::Deferred {
+                        package,
+                        reason: reason.clone(),
+                    },
+                    None => Outcome::WouldInstall { package },
+                },
+            ));
+        }
+        r
+    }
+
+    fn empty_report(&self, root: &Root, dry_run: bool) -> HeadersReport {
+        HeadersReport {
+            schema_version: 1,
+            root: root.path().display().to_string(),
+            dry_run,
+            kernels: self.settled.clone(),
+            tracking: self.tracking.iter().cloned().collect(),
+            commands: Vec::new(),
+            notes: self.notes.clone(),
+            deferred: None,
         }
     }
-    if wanted.is_empty() {
-        return Ok(report);
-    }
+}
 
-    let packages: Vec<String> = wanted
-        .iter()
-        .filter_map(|k| k.headers.package.clone())
-        .collect();
-    let mut tracking = BTreeSet::new();
-    for k in &wanted {
+/// Runs `headers`: facts, plan, then (unless `--dry-run` or deferred) the
+/// installation. Progress lines go to stderr through `progress`.
+pub fn run(opts: &HeadersOptions, progress: &mut dyn FnMut(&str)) -> Result<HeadersReport> {
+    let facts = Facts::gather(&opts.root, opts.running.as_deref(), opts.kernel.as_deref())?;
+    let archive = backend::archive_for_os(&facts.os, &facts.root);
+    run_on(opts, &facts, archive.as_deref(), progress)
+}
+
+/// [`run`] on facts already gathered, through `archive` for what the
+/// repositories lack.
+pub fn run_on(
+    opts: &HeadersOptions,
+    facts: &Facts,
+    archive: Option<&dyn ArchiveBackend>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<HeadersReport> {
+    let plan = plan(opts, facts)?;
+    if opts.dry_run || plan.deferred.is_some() || plan.is_empty() {
+        return Ok(plan.report(&opts.root, opts.dry_run));
+    }
+    execute(plan, opts, facts, archive, progress)
+}
+
+/// Plans the headers step from the facts. Read-only: the package
+/// database was asked while gathering, and the only new question is
+/// whether we run inside a package transaction.
+pub fn plan(opts: &HeadersOptions, facts: &Facts) -> Result<HeadersPlan> {
+    if !facts.supported() {
+        return Err(HeadersError::Unsupported(facts.os.pretty_name.clone()).into());
+    }
+    let backend = facts
+        .backend
+        .as_deref()
+        .ok_or_else(|| HeadersError::NoBackend(facts.os.pretty_name.clone()))?;
+    let mut plan = HeadersPlan {
+        settled: Vec::new(),
+        wanted: Vec::new(),
+        install: InstallPlan::default(),
+        tracking: BTreeSet::new(),
+        notes: Vec::new(),
+        deferred: None,
+        command: None,
+    };
+    for k in &facts.kernels {
+        let outcome = if k.probe != Probe::Ebpf {
+            Outcome::NotNeeded
+        } else if let Some(path) = &k.headers.path {
+            Outcome::AlreadyPresent { path: path.clone() }
+        } else if k.headers.package.is_none() {
+            let f = doctor::fault_11(k, &facts.os, Some(backend));
+            Outcome::Failed {
+                package: None,
+                reason: format!("{}; {}", f.detail, f.fix),
+            }
+        } else {
+            plan.wanted.push(k.clone());
+            continue;
+        };
+        plan.settled.push(result(k, outcome));
+    }
+    if plan.wanted.is_empty() {
+        return Ok(plan);
+    }
+    let mut enable: BTreeSet<String> = BTreeSet::new();
+    for k in &plan.wanted {
         match backend.tracking_packages(&k.flavor) {
-            Ok(t) => tracking.extend(t),
-            Err(e) => report
+            Ok(t) => plan.tracking.extend(t),
+            Err(e) => plan
                 .notes
                 .push(format!("could not look up the kernel meta packages: {e}")),
         }
-    }
-    let mut enable: BTreeSet<String> = BTreeSet::new();
-    for k in &wanted {
         enable.extend(backend.repos_to_enable(&k.series_repos));
     }
-    let mut plan = InstallPlan {
-        packages: packages
-            .iter()
-            .cloned()
-            .chain(tracking.iter().cloned())
+    plan.install = InstallPlan {
+        packages: plan
+            .packages()
+            .into_iter()
+            .chain(plan.tracking.iter().cloned())
             .collect(),
         local_files: Vec::new(),
         enable_repos: enable.into_iter().collect(),
     };
-    report.tracking = tracking.iter().cloned().collect();
-    for r in &plan.enable_repos {
-        report.notes.push(format!(
+    for r in &plan.install.enable_repos {
+        plan.notes.push(format!(
             "repository {r} is configured but disabled; enabled for this call only"
         ));
     }
-
-    // 2. Inside a package transaction: defer.
-    let locks = backend.lock_files();
-    if let Some(sign) = lock::enclosing_transaction(opts.in_transaction, &locks)
+    plan.command = Some(backend.install_cmd(&plan.install).cmdline());
+    if let Some(sign) = lock::enclosing_transaction(opts.in_transaction, &backend.lock_files())
         .context("checking for an enclosing package transaction")?
     {
-        let reason = deferral_reason(&sign);
-        for k in &wanted {
-            report.kernels.push(result(
-                k,
-                Outcome::Deferred {
-                    package: k.headers.package.clone().unwrap_or_default(),
-                    reason: reason.clone(),
-                },
-            ));
-        }
-        report.commands.push(backend.install_cmd(&plan).cmdline());
-        report.deferred = Some(reason);
-        return Ok(report);
+        plan.deferred = Some(deferral_reason(&sign));
     }
+    Ok(plan)
+}
 
-    // 3. Dry run: the exact command, nothing else.
-    if opts.dry_run {
-        report.commands.push(backend.install_cmd(&plan).cmdline());
-        for k in &wanted {
-            report.kernels.push(result(
-                k,
-                Outcome::WouldInstall {
-                    package: k.headers.package.clone().unwrap_or_default(),
-                },
-            ));
-        }
-        return Ok(report);
+/// Carries out a plan that is not deferred: waits for the package lock,
+/// installs (refreshing the metadata once when a package is not found),
+/// takes what the repositories lack from the vendor archive or `--from`,
+/// and checks every kernel's tree on disk.
+pub fn execute(
+    mut planned: HeadersPlan,
+    opts: &HeadersOptions,
+    facts: &Facts,
+    archive: Option<&dyn ArchiveBackend>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<HeadersReport> {
+    if let Some(reason) = &planned.deferred {
+        anyhow::bail!("the header installation is deferred: {reason}");
     }
+    let backend = facts
+        .backend
+        .as_deref()
+        .ok_or_else(|| HeadersError::NoBackend(facts.os.pretty_name.clone()))?;
+    let mut report = planned.empty_report(&opts.root, false);
+    let wanted = std::mem::take(&mut planned.wanted);
+    let tracking = &planned.tracking;
+    let plan = &mut planned.install;
 
-    // 4. The tools resolve the root's paths with the host's kernel: a link
+    // The tools resolve the root's paths with the host's kernel: a link
     // planted in an image must not take them out of it.
     opts.root.check_tool_paths(backend.tool_paths())?;
 
-    // 5. Someone else's lock: wait, bounded.
-    wait_for_lock(backend.as_ref(), opts.lock_timeout, progress)?;
+    // Someone else's lock: wait, bounded.
+    wait_for_lock(backend, opts.lock_timeout, progress)?;
 
-    // 6. Install; refresh once on "not found"; drop what is still missing.
+    // Install; refresh once on "not found"; drop what is still missing.
     let mut missing: Vec<String> = Vec::new();
     let mut refreshed = false;
     let mut failure: Option<String> = None;
     while !plan.packages.is_empty() {
-        let cmd = backend.install_cmd(&plan);
+        let cmd = backend.install_cmd(plan);
         progress(&format!(
             "installing {} with {}",
             plan.packages.join(" "),
@@ -353,7 +396,7 @@ pub fn run_on(
         if out.status.success() {
             break;
         }
-        match backend.install_failure(&cmd, &out, &plan) {
+        match backend.install_failure(&cmd, &out, plan) {
             InstallError::NotFound { missing: gone, .. } if !refreshed => {
                 refreshed = true;
                 if let Some(refresh) = backend.refresh_cmd() {
@@ -396,8 +439,8 @@ pub fn run_on(
         }
     }
 
-    // 7. What the repositories lack: the vendor archive (or --from DIR),
-    //    verified end to end, then installed as local files.
+    // What the repositories lack: the vendor archive (or --from DIR),
+    // verified end to end, then installed as local files.
     let mut came_from: BTreeMap<String, (String, String)> = BTreeMap::new();
     let mut fallback_failed: BTreeMap<String, String> = BTreeMap::new();
     let download_dir = tempfile::Builder::new()
@@ -405,7 +448,11 @@ pub fn run_on(
         .tempdir()
         .context("creating a private download directory")?;
     if !missing.is_empty() && failure.is_none() {
-        let cfg = ArchiveConfig::load(&opts.root, opts.archives.as_deref())?;
+        let cfg = match (&opts.archives, &facts.archives) {
+            (Some(file), _) => ArchiveConfig::load(&opts.root, Some(file))?,
+            (None, Ok(cfg)) => cfg.clone(),
+            (None, Err(e)) => anyhow::bail!("{e:#}"),
+        };
         let mut local = InstallPlan {
             enable_repos: plan.enable_repos.clone(),
             ..InstallPlan::default()
@@ -417,14 +464,14 @@ pub fn run_on(
             else {
                 continue;
             };
-            let got = match &archive {
+            let got = match archive {
                 None => Err(format!(
                     "{pkg} is not in the configured repositories, and this system's package family has no \
                      archive fallback yet; install it by hand or update the kernel"
                 )),
                 Some(a) => match &opts.from {
-                    Some(dir) => from_dir(a.as_ref(), dir, pkg, &archive::local_keys(&os, &cfg)),
-                    None => from_archives(a.as_ref(), &os, k, &cfg, pkg, download_dir.path(), opts, progress),
+                    Some(dir) => from_dir(a, dir, pkg, &archive::local_keys(&facts.os, &cfg)),
+                    None => from_archives(a, &facts.os, k, &cfg, pkg, download_dir.path(), opts, progress),
                 },
             };
             match got {
@@ -458,7 +505,7 @@ pub fn run_on(
         }
     }
 
-    // 8. Verify on disk.
+    // Verify on disk: success is a usable tree, not an exit status.
     for k in &wanted {
         let pkg = k.headers.package.clone().unwrap_or_default();
         let outcome = if let Some(reason) = fallback_failed.get(&pkg) {
@@ -517,7 +564,7 @@ fn from_dir(
 fn from_archives(
     a: &dyn ArchiveBackend,
     os: &OsInfo,
-    k: &KernelReport,
+    k: &KernelFacts,
     cfg: &ArchiveConfig,
     pkg: &str,
     dir: &Path,
@@ -639,7 +686,7 @@ impl DownloadProgress {
     }
 }
 
-fn result(k: &KernelReport, outcome: Outcome) -> KernelResult {
+fn result(k: &KernelFacts, outcome: Outcome) -> KernelResult {
     KernelResult {
         release: k.release.clone(),
         running: k.running,
@@ -762,7 +809,6 @@ mod orchestration {
     use connector_host::pkg::{BackendError, DbQuery, KernelFiles, KernelOwner};
     use connector_host::Cmd;
     use connector_tests::{Fixture, Kernel, Layout};
-    use std::sync::{Arc, Mutex};
 
     const K: &str = "5.14.0-362.8.1.el9_3.x86_64";
 
@@ -776,8 +822,8 @@ mod orchestration {
         /// Available after `refresh_cmd` ran.
         after_refresh: Vec<String>,
         tracking: Vec<String>,
-        /// Every command handed out, in order.
-        log: Arc<Mutex<Vec<String>>>,
+        /// Every command that ran, one line each, in order.
+        log: PathBuf,
     }
 
     impl Fake {
@@ -816,12 +862,14 @@ mod orchestration {
                 self.stage.join("tree").display(),
                 self.root.display()
             ));
-            let cmd = Cmd::new("sh", "fake install").args(["-c", &script]);
-            self.log
-                .lock()
-                .unwrap()
-                .push(format!("install {}", plan.packages.join(" ")));
-            cmd
+            // What ran is logged by the command itself: asking for a
+            // command (the plan shows it) is not running it.
+            let log = format!(
+                "echo 'install {}' >> '{}'\n",
+                plan.packages.join(" "),
+                self.log.display()
+            );
+            Cmd::new("sh", "fake install").args(["-c", &format!("{log}{script}")])
         }
         fn install_failure(&self, cmd: &Cmd, out: &Output, _: &InstallPlan) -> InstallError {
             let missing: Vec<String> = out
@@ -840,8 +888,14 @@ mod orchestration {
             }
         }
         fn refresh_cmd(&self) -> Option<Cmd> {
-            self.log.lock().unwrap().push("refresh".into());
-            Some(Cmd::new("touch", "fake refresh").arg(self.marker()))
+            Some(Cmd::new("sh", "fake refresh").args([
+                "-c",
+                &format!(
+                    "echo refresh >> '{}' && touch '{}'",
+                    self.log.display(),
+                    self.marker().display()
+                ),
+            ]))
         }
         fn tool_paths(&self) -> &'static [&'static str] {
             &[]
@@ -882,7 +936,7 @@ mod orchestration {
             now: owned(now),
             after_refresh: owned(after_refresh),
             tracking: owned(tracking),
-            log: Arc::new(Mutex::new(Vec::new())),
+            log: stage.path().join("ran.log"),
         };
         std::mem::forget(tree);
         (root, stage, fake)
@@ -906,12 +960,16 @@ mod orchestration {
     /// asked to do.
     fn run_fake(o: &HeadersOptions, fake: Fake) -> (HeadersReport, Vec<String>) {
         let log = fake.log.clone();
-        let backends = move |_: &OsInfo, _: &Root| Backends {
-            packages: Some(Box::new(fake.clone())),
-            archive: None,
+        let backend_for = move |_: &OsInfo, _: &Root| -> Option<Box<dyn PackageBackend>> {
+            Some(Box::new(fake.clone()))
         };
-        let r = run_with(o, &backends, &mut |_| {}).unwrap();
-        let log = log.lock().unwrap().clone();
+        let facts = Facts::gather_with(&o.root, None, None, &backend_for).unwrap();
+        let r = run_on(o, &facts, None, &mut |_| {}).unwrap();
+        let log = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect();
         (r, log)
     }
 

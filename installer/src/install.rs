@@ -19,6 +19,7 @@ use connector_host::Root;
 use connector_policy::{live_mode, LiveMode, Store, LABELED_PATHS};
 use serde::Serialize;
 
+use crate::facts::Facts;
 use crate::headers::{self, HeadersOptions, Outcome};
 use crate::laydown::{self, Labeler};
 use crate::selinux;
@@ -94,12 +95,12 @@ impl InstallOptions {
         }
     }
 
-    fn headers_options(&self, dry_run: bool) -> HeadersOptions {
+    fn headers_options(&self) -> HeadersOptions {
         HeadersOptions {
             root: self.root.clone(),
             kernel: self.kernel.clone(),
             running: self.running.clone(),
-            dry_run,
+            dry_run: self.dry_run,
             in_transaction: self.in_transaction,
             lock_timeout: self.lock_timeout,
             archives: self.archives.clone(),
@@ -233,13 +234,25 @@ pub const PER_HOST_STATE: &[&str] = connector_host::layout::PER_HOST_STATE;
 pub const LOG_DIR: &str = connector_host::layout::LOG_DIR;
 
 /// Everything `plan` found out, for `execute`.
+/// What `install` will do, with everything its steps need to do it: the
+/// facts it was planned from, the checked lay-down and the backend's own
+/// header plan. Execution consumes it and looks nothing up again.
 pub struct Plan {
     pub report: InstallReport,
     laydown: Option<laydown::Prepared>,
+    headers: Option<headers::HeadersPlan>,
+    facts: Facts,
 }
 
-/// Computes the plan. Read-only.
+/// Gathers the facts of the root and plans from them. Read-only.
 pub fn plan(opts: &InstallOptions) -> Result<Plan> {
+    let facts = Facts::gather(&opts.root, opts.running.as_deref(), opts.kernel.as_deref())?;
+    plan_from(opts, facts)
+}
+
+/// Plans from facts already gathered (`repair` gathers them first).
+/// Read-only.
+pub fn plan_from(opts: &InstallOptions, facts: Facts) -> Result<Plan> {
     let start = Instant::now();
     let root = &opts.root;
     let mut report = InstallReport {
@@ -284,19 +297,10 @@ pub fn plan(opts: &InstallOptions) -> Result<Plan> {
     }
     let laying_down = steps.iter().any(|s| s.step == StepKind::Laydown);
 
-    // SELinux: the module, then labels.
-    // One diagnosis for the whole plan: the SELinux state and the kernels'
-    // headers both come from it (the audit log is read once).
-    let diag = crate::doctor::diagnose(&crate::doctor::DoctorOptions {
-        root: root.clone(),
-        kernel: opts.kernel.clone(),
-        running: opts.running.clone(),
-    })?;
-    let sel = match &diag.selinux {
-        Some(s) => s.clone(),
-        // doctor made the failure a note; the plan needs it as an error.
-        None => selinux::status(root)?,
-    };
+    // SELinux: the module, then labels, from the facts gathered once (the
+    // audit log is read once); a root whose SELinux state could not be
+    // inspected is refused here.
+    let sel = facts.selinux()?;
     let mut module_planned = false;
     if sel.module_missing() {
         if let Ok(store) = Store::open(root)? {
@@ -340,55 +344,38 @@ pub fn plan(opts: &InstallOptions) -> Result<Plan> {
     }
 
     // Headers of every kernel that will run (every installed kernel: any of
-    // them can be chosen at boot).
-    // (headers' own diagnosis is the one doctor makes: no second one here)
-    let h = match headers::run_on(
-        &opts.headers_options(true),
-        &diag,
-        &headers::real_backends,
-        &mut |_| {},
-    ) {
+    // them can be chosen at boot): the backend's own install plan.
+    let h = match headers::plan(&opts.headers_options(), &facts) {
         Ok(h) => h,
         Err(e) => {
             return Err(match e.downcast::<headers::HeadersError>() {
                 Ok(headers::HeadersError::Unsupported(name)) => {
                     InstallError::Unsupported(name).into()
                 }
+                Ok(other) => other.into(),
                 Err(e) => e,
             })
         }
     };
-    report.kernels = h.kernels.iter().map(|k| k.release.clone()).collect();
-    let mut packages = Vec::new();
-    let mut deferred = false;
-    for k in &h.kernels {
-        match &k.outcome {
-            Outcome::WouldInstall { package } => packages.push(package.clone()),
-            Outcome::Deferred { package, .. } => {
-                deferred = true;
-                packages.push(package.clone());
-            }
-            Outcome::Failed { reason, .. } => {
-                report.notes.push(format!("kernel {}: {reason}", k.release))
-            }
-            _ => {}
-        }
+    report.kernels = facts.kernels.iter().map(|k| k.release.clone()).collect();
+    for (release, reason) in h.unfixable() {
+        report.notes.push(format!("kernel {release}: {reason}"));
     }
-    if !packages.is_empty() {
+    if !h.is_empty() {
         steps.push(Step {
             step: StepKind::Headers,
-            what: if deferred {
-                format!(
+            what: match (&h.deferred, &h.command) {
+                (Some(_), _) => format!(
                     "install {} after the package transaction (deferred)",
-                    packages.join(" ")
-                )
-            } else {
-                format!("install {}", h.commands.join("; "))
+                    h.packages().join(" ")
+                ),
+                (None, Some(cmd)) => format!("install {cmd}"),
+                (None, None) => format!("install {}", h.packages().join(" ")),
             },
             writes: vec!["the package database and the header trees".into()],
         });
     }
-    report.notes.extend(h.notes);
+    report.notes.extend(h.notes().iter().cloned());
 
     // The unit.
     let unit_there = service::unit_installed(root, UNIT)
@@ -468,6 +455,8 @@ pub fn plan(opts: &InstallOptions) -> Result<Plan> {
     Ok(Plan {
         report,
         laydown: prepared,
+        headers: (!h.is_empty()).then_some(h),
+        facts,
     })
 }
 
@@ -521,31 +510,50 @@ fn check_tool_paths(root: &Root, steps: &[Step]) -> Result<()> {
 
 /// `install`: plan, then (unless `--dry-run`) run it.
 pub fn run(opts: &InstallOptions, progress: &mut dyn FnMut(&str)) -> Result<InstallReport> {
-    let start = Instant::now();
-    if opts.dry_run {
-        return Ok(plan(opts)?.report);
-    }
     if opts.after_transaction {
         wait_for_package_lock(opts, progress)?;
     }
+    let facts = Facts::gather(&opts.root, opts.running.as_deref(), opts.kernel.as_deref())?;
+    run_from(opts, facts, progress)
+}
+
+/// [`run`] on facts already gathered.
+pub fn run_from(
+    opts: &InstallOptions,
+    facts: Facts,
+    progress: &mut dyn FnMut(&str),
+) -> Result<InstallReport> {
+    let start = Instant::now();
     // Planned first without the lock: bad input is refused before anything
     // (even the lock file) is written, and a healthy root, with no journal
     // to close, is done here.
-    let first = plan(opts)?;
-    let stale_pending = !opts.in_transaction && !state::pending(&opts.root)?.is_empty();
+    let before = state::lock_generation(&opts.root);
+    let first = plan_from(opts, facts)?;
+    if opts.dry_run {
+        return Ok(first.report);
+    }
+    let stale_pending =
+        !opts.in_transaction && first.facts.pending.as_ref().is_ok_and(|p| !p.is_empty());
     if first.report.plan.is_empty() && first.report.resumed.is_none() && !stale_pending {
         let mut report = first.report;
         report.elapsed_ms = start.elapsed().as_millis() as u64;
         return Ok(report);
     }
-    drop(first);
-    // One installer at a time; the plan is made again under the lock so
-    // that it is what runs.
-    let _lock = InstallerLock::acquire(&opts.root)?;
+    // One installer at a time. The plan stands when no other installer
+    // took the lock since we read its generation; otherwise the root may
+    // have changed under us, and it is made again under the lock.
+    let lock = InstallerLock::acquire(&opts.root)?;
     let Plan {
         mut report,
         laydown: prepared,
-    } = plan(opts)?;
+        headers: mut headers_plan,
+        facts,
+    } = if lock.previous == before {
+        first
+    } else {
+        log::debug!("another installer ran since planning: planning again");
+        plan(opts)?
+    };
     if let Some(prev) = &report.resumed {
         progress(&format!(
             "a previous install stopped {}; resuming",
@@ -586,7 +594,12 @@ pub fn run(opts: &InstallOptions, progress: &mut dyn FnMut(&str)) -> Result<Inst
         }
         journal.begin(name)?;
         progress(&step.what);
-        match run_step(opts, prepared.as_ref(), step, progress) {
+        let planned = Planned {
+            facts: &facts,
+            laydown: prepared.as_ref(),
+            headers: &mut headers_plan,
+        };
+        match run_step(opts, planned, step, progress) {
             Ok(r) => {
                 if r.state == StepState::Deferred {
                     report.deferred = Some(r.detail.clone());
@@ -620,6 +633,13 @@ pub fn run(opts: &InstallOptions, progress: &mut dyn FnMut(&str)) -> Result<Inst
     Ok(report)
 }
 
+/// What a step carries out: the parts of the plan made for it.
+struct Planned<'a> {
+    facts: &'a Facts,
+    laydown: Option<&'a laydown::Prepared>,
+    headers: &'a mut Option<headers::HeadersPlan>,
+}
+
 fn kill_self() -> ! {
     // SAFETY: signalling ourselves.
     unsafe {
@@ -630,7 +650,7 @@ fn kill_self() -> ! {
 
 fn run_step(
     opts: &InstallOptions,
-    prepared: Option<&laydown::Prepared>,
+    planned: Planned<'_>,
     step: &Step,
     progress: &mut dyn FnMut(&str),
 ) -> Result<StepResult> {
@@ -643,7 +663,7 @@ fn run_step(
     };
     match step.step {
         StepKind::Laydown => {
-            let prepared = prepared.context("no payload")?;
+            let prepared = planned.laydown.context("no payload")?;
             let labels: Box<dyn Labeler> = match laydown::FileContexts::open(root)? {
                 Some(fc) => Box::new(fc),
                 None => Box::new(laydown::NoLabels),
@@ -674,13 +694,11 @@ fn run_step(
             Ok(ok("labeled".into(), cmds))
         }
         StepKind::Headers => {
-            let r = headers::run(&opts.headers_options(false), progress)?;
-            if let Some(reason) = &r.deferred {
+            let h = planned.headers.take().context("no header plan")?;
+            if let Some(reason) = &h.deferred {
                 let how = defer(root)?;
-                for k in &r.kernels {
-                    if matches!(k.outcome, Outcome::Deferred { .. }) {
-                        state::record_pending(root, &format!("headers {}", k.release))?;
-                    }
+                for release in h.kernels() {
+                    state::record_pending(root, &format!("headers {release}"))?;
                 }
                 return Ok(StepResult {
                     step: step.step,
@@ -689,6 +707,15 @@ fn run_step(
                     commands: vec![],
                 });
             }
+            let facts = planned.facts;
+            let archive = crate::backend::archive_for_os(&facts.os, &facts.root);
+            let r = headers::execute(
+                h,
+                &opts.headers_options(),
+                facts,
+                archive.as_deref(),
+                progress,
+            )?;
             let failed: Vec<String> = r
                 .kernels
                 .iter()

@@ -11,6 +11,7 @@ pub mod backend;
 pub mod cli;
 pub mod doctor;
 pub mod exit;
+pub mod facts;
 pub mod headers;
 pub mod hook;
 pub mod install;

@@ -9,7 +9,10 @@ use anyhow::Result;
 use connector_host::fault::Fault;
 use serde::Serialize;
 
+use connector_host::status::{self, Status};
+
 use crate::doctor::{self, DoctorOptions};
+use crate::facts::Facts;
 use crate::install::{self, InstallOptions, InstallReport};
 
 /// Where connectord publishes its state, inside the root.
@@ -33,7 +36,7 @@ pub struct RepairReport {
     pub error: Option<String>,
     /// Waiting for the connector: how long, and its last word.
     pub waited_ms: u64,
-    pub connector_status: Option<serde_json::Value>,
+    pub connector_status: Option<Status>,
     /// Faults left afterwards (doctor's and the connector's own).
     pub left: Vec<String>,
     pub healthy: bool,
@@ -58,14 +61,10 @@ pub fn run(
     wait: Duration,
     progress: &mut dyn FnMut(&str),
 ) -> Result<RepairReport> {
-    let diag = |root: &connector_host::Root| {
-        doctor::diagnose(&DoctorOptions {
-            root: root.clone(),
-            kernel: None,
-            running: opts.running.clone(),
-        })
-    };
-    let before = diag(&opts.root)?;
+    // One gathering of facts: the faults shown first and the install plan
+    // both come from it.
+    let facts = Facts::gather(&opts.root, opts.running.as_deref(), None)?;
+    let before = doctor::report(&facts);
     let mut report = RepairReport {
         schema_version: 1,
         root: opts.root.path().display().to_string(),
@@ -84,7 +83,7 @@ pub fn run(
     let since = now();
     let mut o = opts.clone();
     o.restart = true;
-    match install::run(&o, progress) {
+    match install::run_from(&o, facts, progress) {
         Ok(r) => report.install = Some(r),
         Err(e) => report.error = Some(format!("{e:#}")),
     }
@@ -106,15 +105,11 @@ pub fn run(
         ));
         let start = Instant::now();
         loop {
-            let status = read_status(&opts.root);
-            let fresh = status
-                .as_ref()
-                .and_then(|s| s["updated_at"].as_u64())
-                .is_some_and(|t| t >= since);
-            let clear = status
-                .as_ref()
-                .and_then(|s| s["faults"].as_array().map(|a| a.is_empty()))
-                .unwrap_or(false);
+            // Unreadable (mid-write by a non-atomic writer, or garbage):
+            // not fresh, asked again.
+            let status = status::read(&opts.root).ok().flatten();
+            let fresh = status.as_ref().is_some_and(|s| s.updated_at >= since);
+            let clear = status.as_ref().is_some_and(|s| s.faults.is_empty());
             report.connector_status = status;
             if fresh && clear {
                 break;
@@ -139,7 +134,12 @@ pub fn run(
         report.waited_ms = start.elapsed().as_millis() as u64;
     }
 
-    let after = diag(&opts.root)?;
+    // After the fix: a new look, not the facts the fix was planned from.
+    let after = doctor::diagnose(&DoctorOptions {
+        root: opts.root.clone(),
+        kernel: None,
+        running: opts.running.clone(),
+    })?;
     for f in &after.faults {
         report.left.push(format!(
             "fault {} on {}: {}; {}",
@@ -158,12 +158,8 @@ pub fn run(
         }
     }
     if let Some(s) = &report.connector_status {
-        for f in s["faults"].as_array().into_iter().flatten() {
-            let line = format!(
-                "the connector reports fault {}: {}",
-                f["id"],
-                f["detail"].as_str().unwrap_or("")
-            );
+        for f in &s.faults {
+            let line = format!("the connector reports fault {}: {}", f.id, f.detail);
             if !report.left.contains(&line) && !wait.is_zero() {
                 report.left.push(line);
             }
@@ -178,11 +174,6 @@ fn now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-fn read_status(root: &connector_host::Root) -> Option<serde_json::Value> {
-    let text = root.read_to_string_optional(STATUS).ok()??;
-    serde_json::from_str(&text).ok()
 }
 
 /// The report for people.

@@ -2,7 +2,9 @@
 //!
 //! - `installer.lock`: one installer at a time. A POSIX record lock, so
 //!   the kernel names the holder (`F_GETLK`) and releases it when the
-//!   holder dies; the file itself stays empty.
+//!   holder dies. The file holds the lock's generation, a counter every
+//!   holder increments, so that a run that planned before taking the lock
+//!   knows whether another installer ran in between.
 //! - `install.journal`: the plan and every step's start and end, appended
 //!   and synced one line at a time. It exists only while an install runs
 //!   (or after one was killed or failed): the next run reads it, says what
@@ -80,6 +82,27 @@ pub fn state_dir(root: &Root) -> Result<PathBuf> {
 pub struct InstallerLock {
     _file: File,
     pub path: PathBuf,
+    /// The generation found when the lock was taken (`None`: never taken
+    /// before, or unreadable).
+    pub previous: Option<u64>,
+}
+
+/// Largest lock file read (it holds one number).
+const GENERATION_CAP: u64 = 32;
+
+fn parse_generation(text: &str) -> Option<u64> {
+    text.trim().parse().ok()
+}
+
+/// The installer lock's generation, read without taking the lock; `None`
+/// when no installer has taken it (or it is unreadable, which makes the
+/// caller plan again under the lock: the safe side).
+pub fn lock_generation(root: &Root) -> Option<u64> {
+    let host = root.resolve_optional(LOCK).ok()??;
+    let f = connector_host::root::open_regular(&host).ok()?;
+    let mut text = String::new();
+    io::Read::read_to_string(&mut io::Read::take(f, GENERATION_CAP), &mut text).ok()?;
+    parse_generation(&text)
 }
 
 impl InstallerLock {
@@ -128,7 +151,22 @@ impl InstallerLock {
             }
             return Err(err).with_context(|| format!("locking {}", path.display()));
         }
-        Ok(InstallerLock { _file: file, path })
+        let mut text = String::new();
+        io::Read::read_to_string(&mut io::Read::take(&file, GENERATION_CAP), &mut text)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let previous = parse_generation(&text);
+        let next = previous.unwrap_or(0).wrapping_add(1);
+        {
+            use std::os::unix::fs::FileExt;
+            file.set_len(0)
+                .and_then(|()| file.write_all_at(format!("{next}\n").as_bytes(), 0))
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        Ok(InstallerLock {
+            _file: file,
+            path,
+            previous,
+        })
     }
 }
 

@@ -80,6 +80,10 @@ fn every_subcommand_keeps_the_exit_code_table_with_one_json_document() {
     let r = ok.path().to_str().unwrap();
     let u = bad.path().to_str().unwrap();
     let e = empty.path().to_str().unwrap();
+    // A system root without the connector.
+    let bare = Fixture::new();
+    bare.os_release("rhel-9.3");
+    let b = bare.path().to_str().unwrap();
     let missing = "/nonexistent/connector-root";
     let good = payload("");
     let hostile = payload(
@@ -121,6 +125,11 @@ fn every_subcommand_keeps_the_exit_code_table_with_one_json_document() {
         (vec!["install", "--root", u], 3, Some("unsupported")),
         (
             vec!["install", "--root", e, "--dry-run"],
+            2,
+            Some("bad-root"),
+        ),
+        (
+            vec!["install", "--root", b, "--dry-run"],
             2,
             Some("not-laid-down"),
         ),

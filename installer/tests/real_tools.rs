@@ -66,7 +66,10 @@ fn rpm_database_confirms_installed_headers() {
     );
     assert!(kr.headers.present);
     assert_eq!(kr.headers.installed, Some(true));
-    assert_eq!(kr.headers.database, "answered");
+    assert_eq!(
+        kr.headers.database,
+        connector_installer::doctor::DatabaseAnswer::Answered
+    );
     assert!(r.faults.is_empty());
     assert!(r.healthy);
 }
@@ -120,7 +123,10 @@ fn unreadable_rpm_database_is_a_note_not_a_crash() {
     f.file("/var/lib/rpm/rpmdb.sqlite", "this is not a database");
     let r = diagnose(&f);
     assert_eq!(r.kernels[0].headers.installed, None);
-    assert_eq!(r.kernels[0].headers.database, "unavailable");
+    assert_eq!(
+        r.kernels[0].headers.database,
+        connector_installer::doctor::DatabaseAnswer::Unavailable
+    );
     assert!(r
         .notes
         .iter()
@@ -335,7 +341,10 @@ fn without_a_database_the_release_rules_name_al2023_series() {
         Some("kernel6.12-devel-6.12.37-61.105.amzn2023.aarch64")
     );
     assert_eq!(kr.headers.decided_by, Some(DecidedBy::ReleaseRules));
-    assert_eq!(kr.headers.database, "no-database");
+    assert_eq!(
+        kr.headers.database,
+        connector_installer::doctor::DatabaseAnswer::NoDatabase
+    );
     assert!(kr.headers.owner.is_none());
 }
 

@@ -1,0 +1,404 @@
+//! Facts about a root, gathered once by [`Facts::gather`] and read by
+//! every later stage: doctor's faults and report, and the plans of
+//! `install`, `headers`, `selinux install`, `repair` and the hooks. Nothing
+//! here acts, and nothing after it looks at the root again for what is here
+//! (docs/ARCHITECTURE.md, "The pipeline").
+//!
+//! What could not be found out is a fact too: each source that can fail
+//! (SELinux, the connector's status, the pending record, archives.conf)
+//! keeps its error, and each stage decides what that means for it (doctor
+//! notes it, install refuses).
+
+use anyhow::{Context, Result};
+use connector_host::headers::{self, Candidate};
+use connector_host::inventory::{self, Inventory};
+use connector_host::kernel::{self, Probe, Variant};
+use connector_host::os::{OsInfo, Support};
+use connector_host::pkg::{BackendError, DbQuery, KernelFiles, KernelOwner, PackageBackend};
+use connector_host::status::{self, Status, StatusError};
+use connector_host::Root;
+use serde::Serialize;
+
+use crate::archive::ArchiveConfig;
+use crate::backend;
+use crate::selinux::{self, SelinuxReport};
+
+/// Everything the stages after this one know about a root.
+pub struct Facts {
+    pub root: Root,
+    pub os: OsInfo,
+    /// The kernels as listed (running first), with the stale directories.
+    pub inventory: Inventory,
+    /// Each kernel of the inventory (or the one `--kernel` named), with
+    /// its class and its headers on disk and in the package database.
+    pub kernels: Vec<KernelFacts>,
+    /// The package family's backend, when the OS has one.
+    pub backend: Option<Box<dyn PackageBackend>>,
+    /// What the package database said beyond yes and no.
+    pub database: Vec<DatabaseObservation>,
+    /// SELinux: configuration, module, rights, denials (docs/selinux.md).
+    pub selinux: Result<SelinuxReport>,
+    /// The connector's own published state.
+    pub connector: Result<Option<Status>, StatusError>,
+    /// Work a package hook deferred (the pending record).
+    pub pending: Result<Vec<String>>,
+    /// The root's `/etc/connector/archives.conf` (empty when absent).
+    pub archives: Result<ArchiveConfig>,
+}
+
+/// Chooses the package backend of a root's OS.
+pub type BackendFor<'a> = dyn Fn(&OsInfo, &Root) -> Option<Box<dyn PackageBackend>> + 'a;
+
+/// What the package database said that changes the picture.
+#[derive(Debug)]
+pub enum DatabaseObservation {
+    /// Which package owns each kernel could not be asked.
+    OwnersUnknown(BackendError),
+    /// The owner's name names another header package than the release
+    /// rules do; the database wins.
+    Renamed {
+        release: String,
+        owner: KernelOwner,
+        by_rules: Option<String>,
+    },
+    /// Whether the header packages are installed could not be asked.
+    QueryFailed(BackendError),
+}
+
+impl Facts {
+    /// Gathers the facts of `root`. `running` is the running kernel (`None`
+    /// for an image), `only` a `--kernel` release. Fails only when the root
+    /// cannot be looked at (its OS, its kernels).
+    pub fn gather(root: &Root, running: Option<&str>, only: Option<&str>) -> Result<Facts> {
+        Facts::gather_with(root, running, only, &backend::for_os)
+    }
+
+    /// [`Facts::gather`] through the package backend `backend_for` gives
+    /// for the root's OS (the real one, or the orchestration tests' fake).
+    pub fn gather_with(
+        root: &Root,
+        running: Option<&str>,
+        only: Option<&str>,
+        backend_for: &BackendFor<'_>,
+    ) -> Result<Facts> {
+        // Counted by scripts/bench-install (a healthy install gathers once).
+        log::debug!("diagnosing {}", root.path().display());
+        let os = OsInfo::detect(root).context("detecting the operating system")?;
+        let inventory = inventory::inventory(root, running, only)
+            .with_context(|| format!("listing the kernels in {}", root.path().display()))?;
+        let mut kernels: Vec<KernelFacts> = inventory
+            .kernels
+            .iter()
+            .map(|entry| {
+                let class = kernel::classify(&os, &entry.release);
+                let on_disk = headers::check(root, &entry.release);
+                KernelFacts {
+                    btf: btf(root, &entry.release, entry.running && root.is_live()),
+                    release: entry.release.clone(),
+                    running: entry.running,
+                    installed: entry.installed,
+                    probe: class.probe,
+                    flavor: class.flavor,
+                    uek: class.uek,
+                    arch: class.arch,
+                    variant: class.variant,
+                    distro_built: class.distro_built,
+                    series_repos: class.series_repos,
+                    headers: HeaderFacts {
+                        decided_by: class
+                            .header_package
+                            .as_ref()
+                            .map(|_| DecidedBy::ReleaseRules),
+                        owner: None,
+                        package: class.header_package,
+                        required: class.probe == Probe::Ebpf,
+                        present: on_disk.present,
+                        path: on_disk.path,
+                        rejected: on_disk.rejected,
+                        installed: None,
+                        database: DatabaseAnswer::NotQueried,
+                    },
+                }
+            })
+            .collect();
+        let backend = backend_for(&os, root);
+        let mut database = Vec::new();
+        if let Some(b) = &backend {
+            ask_database(b.as_ref(), &mut kernels, &mut database);
+        }
+        Ok(Facts {
+            selinux: selinux::status(root),
+            connector: status::read(root),
+            pending: crate::state::pending(root),
+            archives: ArchiveConfig::load(root, None),
+            root: root.clone(),
+            os,
+            inventory,
+            kernels,
+            backend,
+            database,
+        })
+    }
+
+    /// The OS is one the connector supports.
+    pub fn supported(&self) -> bool {
+        self.os.support() == Support::Supported
+    }
+
+    /// The running kernel (the live root only).
+    pub fn running(&self) -> Option<&str> {
+        self.inventory.running.as_deref()
+    }
+
+    /// The SELinux state, or the reason it could not be inspected as an
+    /// error (for the stages that must not act without it).
+    pub fn selinux(&self) -> Result<&SelinuxReport> {
+        self.selinux
+            .as_ref()
+            .map_err(|e| anyhow::anyhow!("SELinux could not be inspected: {e:#}"))
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KernelFacts {
+    pub release: String,
+    pub running: bool,
+    /// Its files are installed in the root (false: running without a
+    /// `/lib/modules` entry, or asked for with --kernel).
+    pub installed: bool,
+    pub probe: Probe,
+    pub flavor: String,
+    pub uek: Option<u32>,
+    pub arch: Option<String>,
+    pub variant: Option<Variant>,
+    /// The release follows the distribution's naming.
+    pub distro_built: bool,
+    /// Repositories that carry this kernel series' packages (enabled for
+    /// the call when configured but off).
+    pub series_repos: Vec<String>,
+    /// Whether the kernel carries BTF type information.
+    pub btf: Btf,
+    pub headers: HeaderFacts,
+}
+
+/// BTF type information of one kernel: `yes`, `no` or `unknown`, and the
+/// file that said so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Btf {
+    pub state: BtfState,
+    pub source: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BtfState {
+    Yes,
+    No,
+    Unknown,
+}
+
+/// Whether the package database answered for a header package.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatabaseAnswer {
+    /// It said installed or not (`installed`).
+    Answered,
+    /// The root has no package database (an unpacked tree).
+    NoDatabase,
+    /// Not asked: no package to ask about, or no backend for this system.
+    NotQueried,
+    /// Asking failed (see the observation).
+    Unavailable,
+}
+
+/// How the header package's name was decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DecidedBy {
+    /// From the package that owns the kernel's files.
+    PackageDatabase,
+    /// From the release string and the OS (support matrix).
+    ReleaseRules,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HeaderFacts {
+    /// The exact package; null on the kmod path, on an unsupported system and
+    /// for a kernel no distribution package exists for.
+    pub package: Option<String>,
+    /// Headers are required for this kernel (eBPF path).
+    pub required: bool,
+    /// A usable tree for exactly this release is on disk.
+    pub present: bool,
+    /// That tree, inside the root.
+    pub path: Option<String>,
+    /// Trees that exist but were rejected, with the reason.
+    pub rejected: Vec<Candidate>,
+    /// The package database's answer: null when it could not be asked (see
+    /// `database`).
+    pub installed: Option<bool>,
+    /// Whether the package database answered for `package`.
+    pub database: DatabaseAnswer,
+    /// How `package` was named (null when there is none).
+    pub decided_by: Option<DecidedBy>,
+    /// The package that owns the kernel's files, when the database says.
+    pub owner: Option<connector_host::pkg::KernelOwner>,
+}
+
+/// The database's answer for the header packages.
+fn apply_answer(
+    answer: Result<DbQuery, connector_host::pkg::BackendError>,
+    kernels: &mut [KernelFacts],
+    seen: &mut Vec<DatabaseObservation>,
+) {
+    match answer {
+        Ok(DbQuery::Answer(answer)) => {
+            for k in kernels.iter_mut() {
+                if let Some(p) = &k.headers.package {
+                    if let Some(is) = answer.get(p) {
+                        k.headers.installed = Some(*is);
+                        k.headers.database = DatabaseAnswer::Answered;
+                    }
+                }
+            }
+        }
+        Ok(DbQuery::NoDatabase) => {
+            for k in kernels.iter_mut().filter(|k| k.headers.package.is_some()) {
+                k.headers.database = DatabaseAnswer::NoDatabase;
+            }
+        }
+        Err(e) => {
+            for k in kernels.iter_mut().filter(|k| k.headers.package.is_some()) {
+                k.headers.database = DatabaseAnswer::Unavailable;
+            }
+            seen.push(DatabaseObservation::QueryFailed(e));
+        }
+    }
+}
+
+/// Asks the package database, in two queries run side by side: which
+/// package owns each eBPF kernel's files (its name names the header
+/// package), and whether the header packages the release rules name are
+/// installed. Where the owner's name and the rules agree (the common case)
+/// that is all; a name only the database gave is asked about once more.
+/// A healthy root costs one process's wall time.
+fn ask_database(
+    backend: &dyn PackageBackend,
+    kernels: &mut [KernelFacts],
+    seen: &mut Vec<DatabaseObservation>,
+) {
+    let files: Vec<KernelFiles> = kernels
+        .iter()
+        .filter(|k| k.headers.required)
+        .map(|k| KernelFiles::of(&k.release))
+        .collect();
+    let wanted: Vec<String> = kernels
+        .iter()
+        .filter(|k| k.headers.required)
+        .filter_map(|k| k.headers.package.clone())
+        .collect();
+    let (owners, answer) = std::thread::scope(|s| {
+        let owners = (!files.is_empty()).then(|| s.spawn(|| backend.kernel_owners(&files)));
+        let answer = (!wanted.is_empty()).then(|| backend.query_installed(&wanted));
+        let owners = owners.map(|h| h.join().expect("the owner query does not panic"));
+        (owners, answer)
+    });
+    let renamed = owners.map_or_else(Vec::new, |o| apply_owners(o, kernels, seen));
+    let answer = match (answer, renamed.is_empty()) {
+        (a, true) => a,
+        (Some(Ok(DbQuery::Answer(mut a))), false) => {
+            Some(match backend.query_installed(&renamed) {
+                Ok(DbQuery::Answer(more)) => {
+                    a.extend(more);
+                    Ok(DbQuery::Answer(a))
+                }
+                other => other,
+            })
+        }
+        (None, false) => Some(backend.query_installed(&renamed)),
+        (a, false) => a,
+    };
+    if let Some(answer) = answer {
+        apply_answer(answer, kernels, seen);
+    }
+}
+
+/// Names each kernel's header package after its owner's name, when it is a
+/// kernel package's; where that differs from the release rules the
+/// database wins and a note says so. Returns the names that changed.
+fn apply_owners(
+    owners: Result<
+        Option<std::collections::BTreeMap<String, connector_host::pkg::KernelOwner>>,
+        connector_host::pkg::BackendError,
+    >,
+    kernels: &mut [KernelFacts],
+    seen: &mut Vec<DatabaseObservation>,
+) -> Vec<String> {
+    let owners = match owners {
+        Ok(Some(o)) => o,
+        Ok(None) => return Vec::new(),
+        Err(e) => {
+            seen.push(DatabaseObservation::OwnersUnknown(e));
+            return Vec::new();
+        }
+    };
+    let mut renamed = Vec::new();
+    for k in kernels.iter_mut() {
+        let Some(owner) = owners.get(&k.release) else {
+            continue;
+        };
+        if let Some(derived) = &owner.header_package {
+            if k.headers.package.as_ref() != Some(derived) {
+                seen.push(DatabaseObservation::Renamed {
+                    release: k.release.clone(),
+                    owner: owner.clone(),
+                    by_rules: k.headers.package.clone(),
+                });
+                k.headers.package = Some(derived.clone());
+                renamed.push(derived.clone());
+            }
+            k.headers.decided_by = Some(DecidedBy::PackageDatabase);
+        }
+        k.headers.owner = Some(owner.clone());
+    }
+    renamed
+}
+
+/// Largest kernel config read (they are about 250 KiB).
+const KERNEL_CONFIG_CAP: u64 = 4 * 1024 * 1024;
+
+/// BTF of one kernel: the running kernel's `/sys/kernel/btf/vmlinux` on a
+/// live root, else `CONFIG_DEBUG_INFO_BTF` in its config file.
+fn btf(root: &Root, release: &str, running_live: bool) -> Btf {
+    if running_live && std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+        return Btf {
+            state: BtfState::Yes,
+            source: Some("/sys/kernel/btf/vmlinux".into()),
+        };
+    }
+    for path in [
+        format!("/boot/config-{release}"),
+        format!("/lib/modules/{release}/config"),
+    ] {
+        let Ok(Some(host)) = root.resolve_optional(&path) else {
+            continue;
+        };
+        // Regular files only: a FIFO or a device there says nothing.
+        let Ok(f) = connector_host::root::open_regular(&host) else {
+            continue;
+        };
+        use std::io::{BufRead, Read};
+        let yes = std::io::BufReader::new(f.take(KERNEL_CONFIG_CAP))
+            .split(b'\n')
+            .map_while(Result::ok)
+            .any(|l| l == b"CONFIG_DEBUG_INFO_BTF=y");
+        return Btf {
+            state: if yes { BtfState::Yes } else { BtfState::No },
+            source: Some(path),
+        };
+    }
+    Btf {
+        state: BtfState::Unknown,
+        source: None,
+    }
+}
