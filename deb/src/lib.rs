@@ -140,6 +140,18 @@ impl PackageBackend for DebBackend {
         Ok(DbQuery::Answer(answer))
     }
 
+    fn remove_command(&self, package: &str, purge: bool) -> String {
+        let mut words: Vec<String> = Vec::new();
+        if !self.root.is_live() {
+            words.push("chroot".into());
+            words.push(self.root.path().display().to_string());
+        }
+        words.push("apt-get".into());
+        words.push(if purge { "purge" } else { "remove" }.into());
+        words.push(package.into());
+        shell_join(&words)
+    }
+
     fn install_command(&self, packages: &[String], reinstall: bool) -> String {
         let mut words: Vec<String> = Vec::new();
         if !self.root.is_live() {
@@ -344,6 +356,25 @@ impl PackageBackend for DebBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remove_commands() {
+        let live = DebBackend::new(Root::live());
+        assert_eq!(
+            live.remove_command("connector", false),
+            "apt-get remove connector"
+        );
+        assert_eq!(
+            live.remove_command("connector", true),
+            "apt-get purge connector"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let image = DebBackend::new(Root::new(dir.path()).unwrap());
+        assert_eq!(
+            image.remove_command("connector", true),
+            format!("chroot {} apt-get purge connector", dir.path().display())
+        );
+    }
 
     #[test]
     fn install_commands() {

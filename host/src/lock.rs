@@ -14,6 +14,12 @@
 //!
 //! Locks are tested with `fcntl(F_GETLK)`, which never takes them and never
 //! creates the lock file.
+//!
+//! Every lock the installer meets is here, in its two kinds: POSIX record
+//! locks (rpm, dpkg, apt and our own `installer.lock`, taken with
+//! [`try_record_lock`]) and BSD `flock(2)` locks (libsemanage's policy
+//! store), with one [`Holder`] type naming who holds either and one
+//! bounded [`wait_for_locks`].
 
 use std::fs::File;
 use std::io;
@@ -46,7 +52,82 @@ impl std::fmt::Display for Holder {
     }
 }
 
-/// Tests whether someone holds a write-conflicting lock on `path`.
+/// The two kinds of lock on Linux.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `fcntl(2)` record locks: rpm, dpkg, apt, the installer's own.
+    Record,
+    /// `flock(2)` locks: libsemanage's policy store.
+    Flock,
+}
+
+/// Who holds a lock of `kind` on `path`; `None` when it is free or the file
+/// is missing.
+pub fn holder_of(path: &Path, kind: Kind) -> io::Result<Option<Holder>> {
+    match kind {
+        Kind::Record => holder(path),
+        Kind::Flock => flock_holder(path),
+    }
+}
+
+/// Takes an exclusive record lock on `file` (opened for writing) without
+/// waiting; `Ok(Err(holder))` when someone else has it. Released when the
+/// file is closed (and by the kernel when the process dies).
+pub fn try_record_lock(file: &File, path: &Path) -> io::Result<Result<(), Holder>> {
+    // SAFETY: a zeroed flock is a valid argument.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    // SAFETY: fd is open for the duration of the call; fl is a valid flock.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &fl) };
+    if rc == 0 {
+        return Ok(Ok(()));
+    }
+    let err = io::Error::last_os_error();
+    if !matches!(err.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)) {
+        return Err(err);
+    }
+    Ok(Err(holder(path)?.unwrap_or(Holder {
+        path: path.to_path_buf(),
+        pid: None,
+        comm: None,
+    })))
+}
+
+/// Who holds a `flock(2)` lock on `path`: found by trying the lock without
+/// waiting (and releasing it at once), and named from /proc/locks.
+pub fn flock_holder(path: &Path) -> io::Result<Option<Holder>> {
+    use std::os::unix::fs::MetadataExt;
+    let f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    // SAFETY: flock on an fd we own; LOCK_NB never blocks.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        // SAFETY: releasing the lock we just took.
+        unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_UN) };
+        return Ok(None);
+    }
+    let ino = f.metadata()?.ino();
+    let locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
+    let pid = locks.lines().find_map(|l| {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        // "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"
+        let ino_field = w.get(5)?.rsplit(':').next()?.parse::<u64>().ok()?;
+        (w.get(1) == Some(&"FLOCK") && ino_field == ino)
+            .then(|| w.get(4)?.parse::<u32>().ok())
+            .flatten()
+    });
+    Ok(Some(Holder {
+        path: path.to_path_buf(),
+        pid,
+        comm: pid.and_then(comm_of),
+    }))
+}
+
+/// Tests whether someone holds a write-conflicting record lock on `path`.
 /// A missing file is not locked.
 pub fn holder(path: &Path) -> io::Result<Option<Holder>> {
     let file = match File::open(path) {
@@ -179,11 +260,12 @@ pub fn enclosing_transaction(
     Ok(None)
 }
 
-/// Waits until none of `lock_files` is held, at most `timeout`. Calls
-/// `progress` about every `every` while waiting. Returns the holder when the
-/// wait timed out.
+/// Waits until none of `lock_files` (locks of `kind`) is held, at most
+/// `timeout`. Calls `progress` about every `every` while waiting. Returns
+/// the holder when the wait timed out.
 pub fn wait_for_locks(
     lock_files: &[PathBuf],
+    kind: Kind,
     timeout: std::time::Duration,
     every: std::time::Duration,
     mut progress: impl FnMut(&Holder, std::time::Duration),
@@ -193,7 +275,7 @@ pub fn wait_for_locks(
     loop {
         let mut held = None;
         for p in lock_files {
-            if let Some(h) = holder(p)? {
+            if let Some(h) = holder_of(p, kind)? {
                 held = Some(h);
                 break;
             }
@@ -278,6 +360,7 @@ mod tests {
         let start = Instant::now();
         let res = wait_for_locks(
             std::slice::from_ref(&p),
+            Kind::Record,
             Duration::from_millis(700),
             Duration::from_millis(300),
             |_, _| reports += 1,
@@ -295,6 +378,7 @@ mod tests {
         child.wait().unwrap();
         let res = wait_for_locks(
             &[p],
+            Kind::Record,
             Duration::from_secs(5),
             Duration::from_secs(1),
             |_, _| {},
@@ -317,5 +401,42 @@ mod tests {
             enclosing_transaction(true, &[]).unwrap(),
             Some(TransactionSign::Flag)
         );
+    }
+
+    #[test]
+    fn a_held_flock_is_seen_with_its_holder_and_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("semanage.trans.LOCK");
+        std::fs::write(&p, "").unwrap();
+        assert_eq!(flock_holder(&p).unwrap(), None);
+        assert_eq!(flock_holder(&dir.path().join("missing")).unwrap(), None);
+        let mut child = Command::new("flock")
+            .arg(&p)
+            .args(["sleep", "30"])
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        let mut seen = None;
+        while start.elapsed() < Duration::from_secs(5) && seen.is_none() {
+            seen = flock_holder(&p).unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let seen = seen.expect("lock seen");
+        // A record-lock test does not see a flock: the kinds are apart.
+        assert_eq!(holder(&p).unwrap(), None);
+        let res = wait_for_locks(
+            std::slice::from_ref(&p),
+            Kind::Flock,
+            Duration::from_millis(500),
+            Duration::from_millis(200),
+            |_, _| {},
+        )
+        .unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(res.is_err(), "the wait timed out on the held lock");
+        assert!(seen.pid.is_some(), "{seen}");
+        let comm = seen.comm.clone().unwrap_or_default();
+        assert!(comm == "sleep" || comm == "flock", "{seen}");
     }
 }

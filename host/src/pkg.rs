@@ -157,6 +157,10 @@ pub trait PackageBackend: Sync {
     /// are gone).
     fn install_command(&self, packages: &[String], reinstall: bool) -> String;
 
+    /// The command line an administrator runs to remove `package` from this
+    /// root (`purge`: its configuration too, where the family keeps it).
+    fn remove_command(&self, package: &str, purge: bool) -> String;
+
     /// The command that carries out `plan` (the same one `--dry-run` prints).
     fn install_cmd(&self, plan: &InstallPlan) -> Cmd;
 

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use connector_fetch::Fetcher;
-use connector_host::os::{Distro, OsInfo};
+use connector_host::os::OsInfo;
+use connector_host::vendor;
 use connector_host::Root;
 use connector_rpm::archive as rpm_archive;
 
@@ -172,16 +173,7 @@ impl ArchiveConfig {
     }
 }
 
-/// What a URL template may use.
-struct Vars<'a> {
-    arch: &'a str,
-    major: u32,
-    minor: Option<u32>,
-    uek: Option<u32>,
-    kver: (u32, u32, u32),
-}
-
-fn expand(template: &str, v: &Vars<'_>) -> Option<String> {
+fn expand(template: &str, v: &vendor::Vars<'_>) -> Option<String> {
     let mut s = template
         .replace("{arch}", v.arch)
         .replace("{major}", &v.major.to_string());
@@ -197,171 +189,10 @@ fn expand(template: &str, v: &Vars<'_>) -> Option<String> {
     Some(s)
 }
 
-/// The minor release a kernel was built for, from its dist tag
-/// (`…el8_5.x86_64` -> 5), else the OS's.
-fn kernel_minor(release: &str, os: &OsInfo) -> Option<u32> {
-    release
-        .split('.')
-        .find_map(|seg| {
-            seg.strip_prefix("el")
-                .and_then(|r| r.split_once('_'))
-                .map(|(_, m)| m)
-        })
-        .and_then(|m| {
-            m.chars()
-                .take_while(|c| c.is_ascii_digit())
-                .collect::<String>()
-                .parse()
-                .ok()
-        })
-        .or(os.minor)
-}
-
-/// CentOS 8's vault directories by minor release.
-const CENTOS8_VAULT: &[(u32, &str)] = &[
-    (0, "8.0.1905"),
-    (1, "8.1.1911"),
-    (2, "8.2.2004"),
-    (3, "8.3.2011"),
-    (4, "8.4.2105"),
-    (5, "8.5.2111"),
-];
-
-/// The built-in table: archive URL templates per distribution, version and
-/// kernel flavour (field-notes §7).
-fn builtin(os: &OsInfo, k: &KernelFacts, v: &Vars<'_>) -> Vec<(String, Option<String>)> {
-    let Some(distro) = os.distro else {
-        return Vec::new();
-    };
-    let mut t: Vec<String> = Vec::new();
-    let code = os.codename.clone().unwrap_or_default();
-    let deb = |url: &str, suites: &[String]| -> Vec<(String, Option<String>)> {
-        suites
-            .iter()
-            .map(|s| (url.to_string(), Some(s.clone())))
-            .collect()
-    };
-    match distro {
-        Distro::CentOs if v.major == 8 => {
-            if let Some(dir) = v
-                .minor
-                .and_then(|m| CENTOS8_VAULT.iter().find(|(n, _)| *n == m))
-            {
-                for repo in ["BaseOS", "AppStream"] {
-                    t.push(format!(
-                        "https://vault.centos.org/{}/{repo}/{{arch}}/os/",
-                        dir.1
-                    ));
-                }
-            }
-        }
-        Distro::Rocky => {
-            for repo in ["BaseOS", "AppStream"] {
-                t.push(format!(
-                    "https://dl.rockylinux.org/vault/rocky/{{major}}.{{minor}}/{repo}/{{arch}}/os/"
-                ));
-                t.push(format!(
-                    "https://dl.rockylinux.org/pub/rocky/{{major}}/{repo}/{{arch}}/os/"
-                ));
-            }
-        }
-        Distro::Alma => {
-            for repo in ["BaseOS", "AppStream"] {
-                t.push(format!(
-                    "https://vault.almalinux.org/{{major}}.{{minor}}/{repo}/{{arch}}/os/"
-                ));
-                t.push(format!(
-                    "https://repo.almalinux.org/almalinux/{{major}}/{repo}/{{arch}}/os/"
-                ));
-            }
-        }
-        Distro::Oracle if k.uek.is_some() => {
-            t.push("https://yum.oracle.com/repo/OracleLinux/OL{major}/UEKR{uek}/{arch}/".into());
-        }
-        Distro::Oracle => {
-            t.push(
-                "https://yum.oracle.com/repo/OracleLinux/OL{major}/baseos/latest/{arch}/".into(),
-            );
-            t.push("https://yum.oracle.com/repo/OracleLinux/OL{major}/appstream/{arch}/".into());
-        }
-        Distro::Amazon if v.major == 2 => {
-            if v.kver >= (5, 4, 0) {
-                t.push("https://cdn.amazonlinux.com/2/extras/kernel-{kmajmin}/latest/{arch}/mirror.list".into());
-            }
-            t.push("https://cdn.amazonlinux.com/2/core/latest/{arch}/mirror.list".into());
-        }
-        Distro::Amazon => {
-            t.push(
-                "https://cdn.amazonlinux.com/al2023/core/mirrors/latest/{arch}/mirror.list".into(),
-            );
-        }
-        // Debian: the main archive and security; these serve the current
-        // builds (useful when the root's sources are stale or incomplete).
-        // Older builds: point archives.conf at a snapshot.debian.org date.
-        Distro::Debian if !code.is_empty() => {
-            let mut out = deb(
-                "https://deb.debian.org/debian/",
-                &[code.clone(), format!("{code}-updates")],
-            );
-            out.extend(deb(
-                "https://security.debian.org/debian-security/",
-                &[format!("{code}-security")],
-            ));
-            return out;
-        }
-        Distro::Ubuntu if !code.is_empty() => {
-            let base = if v.arch == "x86_64" || v.arch == "i686" {
-                "https://archive.ubuntu.com/ubuntu/"
-            } else {
-                "https://ports.ubuntu.com/ubuntu-ports/"
-            };
-            return deb(
-                base,
-                &[
-                    code.clone(),
-                    format!("{code}-updates"),
-                    format!("{code}-security"),
-                ],
-            );
-        }
-        // RHEL has no public archive: its CDN needs a subscription.
-        _ => {}
-    }
-    t.into_iter().map(|u| (u, None)).collect()
-}
-
-/// The signing keys of a distribution's own archives, as the distribution
-/// installs them (paths inside the root; a trailing `*` matches the rest of
-/// a name). Only these are trusted for the built-in archives, and for
-/// archives.conf entries that name no `key=`.
-pub fn builtin_keys(os: &OsInfo) -> Vec<String> {
-    let keys: &[&str] = match os.distro {
-        Some(Distro::Rhel) => &["/etc/pki/rpm-gpg/RPM-GPG-KEY-redhat-release"],
-        Some(Distro::CentOs) => &["/etc/pki/rpm-gpg/RPM-GPG-KEY-centosofficial"],
-        Some(Distro::Rocky) => &[
-            "/etc/pki/rpm-gpg/RPM-GPG-KEY-Rocky-*",
-            "/etc/pki/rpm-gpg/RPM-GPG-KEY-rockyofficial",
-        ],
-        Some(Distro::Alma) => &["/etc/pki/rpm-gpg/RPM-GPG-KEY-AlmaLinux*"],
-        Some(Distro::Oracle) => &["/etc/pki/rpm-gpg/RPM-GPG-KEY-oracle"],
-        Some(Distro::Amazon) => &["/etc/pki/rpm-gpg/RPM-GPG-KEY-amazon-linux-2*"],
-        Some(Distro::Debian) => &[
-            "/usr/share/keyrings/debian-archive-keyring.gpg",
-            "/etc/apt/trusted.gpg.d/debian-archive-*",
-        ],
-        Some(Distro::Ubuntu) => &[
-            "/usr/share/keyrings/ubuntu-archive-keyring.gpg",
-            "/etc/apt/trusted.gpg.d/ubuntu-keyring-*",
-        ],
-        None => &[],
-    };
-    keys.iter().map(|k| k.to_string()).collect()
-}
-
 /// The keys `--from DIR` packages may be signed with: the distribution's
 /// (built-in) and every `key=` archives.conf names for this distribution.
 pub fn local_keys(os: &OsInfo, cfg: &ArchiveConfig) -> Vec<String> {
-    let mut keys = builtin_keys(os);
+    let mut keys = vendor::archive_keys(os);
     for e in &cfg.entries {
         if e.distro == "*" || e.distro == os.id {
             keys.extend(e.keys.iter().cloned());
@@ -373,10 +204,10 @@ pub fn local_keys(os: &OsInfo, cfg: &ArchiveConfig) -> Vec<String> {
 /// Every archive root to try for kernel `k`, in order: configuration first.
 pub fn roots_for(os: &OsInfo, k: &KernelFacts, cfg: &ArchiveConfig) -> Vec<ArchiveRoot> {
     let arch = k.arch.clone().unwrap_or_else(|| "x86_64".into());
-    let vars = Vars {
+    let vars = vendor::Vars {
         arch: &arch,
         major: os.major.unwrap_or(0),
-        minor: kernel_minor(&k.release, os),
+        minor: vendor::kernel_minor(&k.release, os),
         uek: k.uek,
         kver: connector_host::kernel::upstream_version(&k.release),
     };
@@ -401,7 +232,7 @@ pub fn roots_for(os: &OsInfo, k: &KernelFacts, cfg: &ArchiveConfig) -> Vec<Archi
                     suite: e.suite.clone(),
                     component: e.component.clone(),
                     keys: if e.keys.is_empty() {
-                        builtin_keys(os)
+                        vendor::archive_keys(os)
                     } else {
                         e.keys.clone()
                     },
@@ -410,7 +241,7 @@ pub fn roots_for(os: &OsInfo, k: &KernelFacts, cfg: &ArchiveConfig) -> Vec<Archi
         }
     }
     if !cfg.replace_builtin {
-        for (t, suite) in builtin(os, k, &vars) {
+        for (t, suite) in vendor::archives(os, &vars) {
             if let Some(url) = expand(&t, &vars) {
                 out.push(ArchiveRoot {
                     mirrorlist: url.ends_with("mirror.list"),
@@ -419,7 +250,7 @@ pub fn roots_for(os: &OsInfo, k: &KernelFacts, cfg: &ArchiveConfig) -> Vec<Archi
                     origin: "built-in".into(),
                     suite,
                     component: None,
-                    keys: builtin_keys(os),
+                    keys: vendor::archive_keys(os),
                 });
             }
         }
@@ -646,22 +477,5 @@ mod tests {
         assert!(ArchiveConfig::parse("rhel 8 * https://m/ bogus\n")
             .unwrap_err()
             .contains("bogus"));
-    }
-
-    #[test]
-    fn minors_from_dist_tags() {
-        let os = OsInfo {
-            id: "centos".into(),
-            version_id: "8".into(),
-            pretty_name: String::new(),
-            id_like: vec![],
-            source: String::new(),
-            distro: Some(Distro::CentOs),
-            major: Some(8),
-            minor: None,
-            codename: None,
-        };
-        assert_eq!(kernel_minor("4.18.0-348.7.1.el8_5.x86_64", &os), Some(5));
-        assert_eq!(kernel_minor("4.18.0-80.el8.x86_64", &os), None);
     }
 }

@@ -728,6 +728,7 @@ pub(crate) fn wait_for_lock(
 ) -> Result<()> {
     let waited = lock::wait_for_locks(
         &backend.lock_files(),
+        lock::Kind::Record,
         timeout,
         Duration::from_secs(5),
         |h, t| {
@@ -841,6 +842,9 @@ mod orchestration {
         }
         fn install_command(&self, packages: &[String], _: bool) -> String {
             format!("fake install {}", packages.join(" "))
+        }
+        fn remove_command(&self, package: &str, _: bool) -> String {
+            format!("fake remove {package}")
         }
         fn install_cmd(&self, plan: &InstallPlan) -> Cmd {
             // Each package: installed when available (now, or after a

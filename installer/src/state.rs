@@ -16,7 +16,6 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -134,22 +133,10 @@ impl InstallerLock {
                 .into());
             }
         }
-        // SAFETY: zeroed flock is valid; fd is open.
-        let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-        fl.l_type = libc::F_WRLCK as libc::c_short;
-        fl.l_whence = libc::SEEK_SET as libc::c_short;
-        let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &fl) };
-        if rc != 0 {
-            let err = io::Error::last_os_error();
-            if matches!(err.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)) {
-                let holder = lock::holder(&path)?.unwrap_or(Holder {
-                    path: path.clone(),
-                    pid: None,
-                    comm: None,
-                });
-                return Err(StateError::Busy(holder).into());
-            }
-            return Err(err).with_context(|| format!("locking {}", path.display()));
+        if let Err(holder) = lock::try_record_lock(&file, &path)
+            .with_context(|| format!("locking {}", path.display()))?
+        {
+            return Err(StateError::Busy(holder).into());
         }
         let mut text = String::new();
         io::Read::read_to_string(&mut io::Read::take(&file, GENERATION_CAP), &mut text)

@@ -62,12 +62,8 @@ pub fn run(
     if let Some(b) = backend::for_os(&os, root) {
         match b.query_installed(&["connector".to_string()]) {
             Ok(DbQuery::Answer(a)) if a.get("connector") == Some(&true) => {
-                let cmd = match os.family() {
-                    Some(connector_host::os::Family::Deb) if purge => "apt-get purge connector",
-                    Some(connector_host::os::Family::Deb) => "apt-get remove connector",
-                    _ => "rpm -e connector",
-                };
-                return Err(UninstallError::PackageOwned(cmd.into()).into());
+                let cmd = b.remove_command("connector", purge);
+                return Err(UninstallError::PackageOwned(cmd).into());
             }
             // Not installed, or no database of this family: nothing owns it.
             Ok(_) => {}

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use connector_host::cmd::{Cmd, CmdError};
+use connector_host::lock;
 use connector_host::Root;
 use serde::Serialize;
 
@@ -77,8 +78,11 @@ pub enum PolicyError {
          Debian/Ubuntu: `apt-get install semodule-utils policycoreutils`"
     )]
     SemoduleMissing,
-    #[error("the SELinux policy store is locked by {holder} for more than {}s; let it finish and run this again", waited.as_secs())]
-    StoreLocked { holder: String, waited: Duration },
+    #[error("the SELinux policy store is locked: {holder} for more than {}s; let it finish and run this again", waited.as_secs())]
+    StoreLocked {
+        holder: connector_host::lock::Holder,
+        waited: Duration,
+    },
     #[error("SELINUXTYPE={policy_type} in {root}/etc/selinux/config, but there is no policy store for it ({store}); install that policy or fix SELINUXTYPE")]
     UnknownType {
         policy_type: String,
@@ -362,20 +366,24 @@ impl Store {
         ]
     }
 
-    /// Waits (bounded) until no other process holds the store.
+    /// Waits (bounded) until no other process holds the store (its locks
+    /// are flocks).
     fn wait_unlocked(&self, timeout: Duration) -> Result<(), PolicyError> {
-        let start = std::time::Instant::now();
-        loop {
-            let held = self.lock_files().iter().find_map(|p| flock_holder(p));
-            let Some(holder) = held else { return Ok(()) };
-            if start.elapsed() >= timeout {
-                return Err(PolicyError::StoreLocked {
-                    holder,
-                    waited: timeout,
-                });
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        let waited = lock::wait_for_locks(
+            &self.lock_files(),
+            lock::Kind::Flock,
+            timeout,
+            Duration::from_secs(5),
+            |h, t| log::info!("waiting for the policy store: {h}, {}s", t.as_secs()),
+        )
+        .map_err(|error| PolicyError::Io {
+            path: self.dir.display().to_string(),
+            error,
+        })?;
+        waited.map_err(|holder| PolicyError::StoreLocked {
+            holder,
+            waited: timeout,
+        })
     }
 
     /// When the store last received the connector's module (seconds since
@@ -664,38 +672,6 @@ fn read_maybe_bz2(path: &Path) -> io::Result<String> {
     }
 }
 
-/// Who holds a `flock(2)` lock on `path` (libsemanage's locks are flocks):
-/// found by trying the lock without waiting, and named from /proc/locks.
-fn flock_holder(path: &Path) -> Option<String> {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::fs::MetadataExt;
-    let f = fs::File::open(path).ok()?;
-    // SAFETY: flock on an fd we own; LOCK_NB never blocks.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc == 0 {
-        // SAFETY: releasing the lock we just took.
-        unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_UN) };
-        return None;
-    }
-    let ino = f.metadata().ok()?.ino();
-    let locks = fs::read_to_string("/proc/locks").unwrap_or_default();
-    let pid = locks.lines().find_map(|l| {
-        let w: Vec<&str> = l.split_whitespace().collect();
-        // "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"
-        let dev_ino = w.get(5)?;
-        (w.get(1) == Some(&"FLOCK") && dev_ino.rsplit(':').next()?.parse::<u64>().ok()? == ino)
-            .then(|| w.get(4).map(|p| p.to_string()))
-            .flatten()
-    });
-    Some(match pid {
-        Some(pid) => {
-            let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            format!("{} (pid {pid}) on {}", comm.trim(), path.display())
-        }
-        None => format!("another process on {}", path.display()),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
@@ -767,29 +743,5 @@ mod tests {
         let err = Store::open(&root).unwrap_err();
         assert!(matches!(err, PolicyError::UnknownType { .. }), "{err}");
         assert!(err.to_string().contains("SELINUXTYPE=nosuch"));
-    }
-
-    #[test]
-    fn a_held_store_lock_is_seen_with_its_holder() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("semanage.trans.LOCK");
-        fs::write(&p, "").unwrap();
-        assert_eq!(flock_holder(&p), None);
-        let mut child = std::process::Command::new("flock")
-            .arg(&p)
-            .args(["sleep", "30"])
-            .spawn()
-            .unwrap();
-        let start = std::time::Instant::now();
-        let mut seen = None;
-        while start.elapsed() < Duration::from_secs(5) && seen.is_none() {
-            seen = flock_holder(&p);
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        child.kill().unwrap();
-        child.wait().unwrap();
-        let seen = seen.expect("lock seen");
-        assert!(seen.contains("sleep") || seen.contains("flock"), "{seen}");
-        assert!(seen.contains("pid"), "{seen}");
     }
 }

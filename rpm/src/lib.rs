@@ -250,6 +250,16 @@ impl PackageBackend for RpmBackend {
         shell_join(&words)
     }
 
+    fn remove_command(&self, package: &str, _purge: bool) -> String {
+        // rpm keeps no configuration apart from the package: erase is all.
+        let mut words = vec!["rpm".to_string()];
+        if !self.root.is_live() {
+            words.push(format!("--root={}", self.root.path().display()));
+        }
+        words.extend(["-e".to_string(), package.to_string()]);
+        shell_join(&words)
+    }
+
     fn install_cmd(&self, plan: &InstallPlan) -> Cmd {
         let mut cmd = self.front_end("Installing kernel headers");
         for repo in &plan.enable_repos {
@@ -423,6 +433,18 @@ impl PackageBackend for RpmBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remove_commands() {
+        let live = RpmBackend::new(Root::live(), PkgTool::Dnf);
+        assert_eq!(live.remove_command("connector", true), "rpm -e connector");
+        let dir = tempfile::tempdir().unwrap();
+        let image = RpmBackend::new(Root::new(dir.path()).unwrap(), PkgTool::Yum);
+        assert_eq!(
+            image.remove_command("connector", false),
+            format!("rpm --root={} -e connector", dir.path().display())
+        );
+    }
 
     #[test]
     fn install_commands() {
