@@ -42,8 +42,9 @@ pub struct Status {
 /// Why the status could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
-    #[error("reading {PATH}")]
-    Read(#[source] std::io::Error),
+    /// The read error names the file.
+    #[error(transparent)]
+    Read(std::io::Error),
     #[error("{PATH} is not the connector's status document")]
     Parse(#[source] serde_json::Error),
 }

@@ -275,18 +275,49 @@ pub trait ArchiveBackend {
     /// The file `--from DIR` holds for `package`, verified as far as the
     /// family allows without repository metadata (RPM: signed by one of
     /// `keys`, paths inside the root).
-    fn local_package(&self, dir: &Path, package: &str, keys: &[String]) -> Result<PathBuf, String>;
+    fn local_package(
+        &self,
+        dir: &Path,
+        package: &str,
+        keys: &[String],
+    ) -> Result<PathBuf, ArchiveCause>;
 }
 
 /// Why one archive root did not supply the package.
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveFailure {
     /// Not there: try the next root.
-    #[error("{0}")]
-    NotThere(String),
+    #[error("not there")]
+    NotThere(#[source] ArchiveCause),
     /// There but unusable (verification, transport): reported, next root tried.
-    #[error("{0}")]
-    Rejected(String),
+    #[error("REFUSED")]
+    Rejected(#[source] ArchiveCause),
+}
+
+/// What an archive (or a `--from` directory) said, from the family's own
+/// error down to the leaf.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveCause {
+    #[error(transparent)]
+    Fetch(#[from] connector_fetch::FetchError),
+    #[error(transparent)]
+    Rpm(#[from] rpm_archive::ArchiveError),
+    #[error(transparent)]
+    RpmVerify(#[from] rpm_archive::VerifyError),
+    #[error(transparent)]
+    Deb(#[from] connector_deb::archive::DebArchiveError),
+    #[error("{0} is not a name-version-release.arch")]
+    NotNevra(String),
+    #[error("{0}: empty mirror list")]
+    EmptyMirrorList(String),
+    #[error("{0}: no suite configured and the root's os-release names no codename")]
+    NoSuite(String),
+    #[error("{} does not exist", .0.display())]
+    NoFile(PathBuf),
+    #[error("no {pattern} in {}", dir.display())]
+    NoMatch { pattern: String, dir: PathBuf },
+    #[error("reading {}", .0.display())]
+    ReadDir(PathBuf, #[source] std::io::Error),
 }
 
 /// The RPM family's archive access.
@@ -303,13 +334,12 @@ impl ArchiveBackend for RpmArchive {
         dir: &Path,
         progress: &mut dyn FnMut(u64, Option<u64>),
     ) -> Result<Vec<PathBuf>, ArchiveFailure> {
-        let want = rpm_archive::Nevra::parse(package).ok_or_else(|| {
-            ArchiveFailure::Rejected(format!("{package} is not a name-version-release.arch"))
-        })?;
+        let want = rpm_archive::Nevra::parse(package)
+            .ok_or_else(|| ArchiveFailure::Rejected(ArchiveCause::NotNevra(package.into())))?;
         let base = if root.mirrorlist {
             let list = fetcher
                 .get(&root.url, 1024 * 1024)
-                .map_err(|e| ArchiveFailure::NotThere(e.to_string()))?;
+                .map_err(|e| ArchiveFailure::NotThere(e.into()))?;
             let text = String::from_utf8_lossy(&list);
             let first = text
                 .lines()
@@ -318,9 +348,8 @@ impl ArchiveBackend for RpmArchive {
             match first {
                 Some(first) => first.to_string(),
                 None => {
-                    return Err(ArchiveFailure::NotThere(format!(
-                        "{}: empty mirror list",
-                        root.url
+                    return Err(ArchiveFailure::NotThere(ArchiveCause::EmptyMirrorList(
+                        root.url.clone(),
                     )))
                 }
             }
@@ -328,32 +357,36 @@ impl ArchiveBackend for RpmArchive {
             root.url.clone()
         };
         let found = rpm_archive::find_in_repo(fetcher, &base, &want).map_err(|e| match e {
-            rpm_archive::ArchiveError::NotInRepo { .. } => ArchiveFailure::NotThere(e.to_string()),
+            rpm_archive::ArchiveError::NotInRepo { .. } => ArchiveFailure::NotThere(e.into()),
             rpm_archive::ArchiveError::Fetch(connector_fetch::FetchError::Status {
                 status: 404,
                 ..
-            }) => ArchiveFailure::NotThere(e.to_string()),
-            other => ArchiveFailure::Rejected(other.to_string()),
+            }) => ArchiveFailure::NotThere(e.into()),
+            other => ArchiveFailure::Rejected(other.into()),
         })?;
         let mut paths = root.keys.clone();
         paths.extend(rpm_archive::repo_gpgkeys(&self.root));
         let keys = rpm_archive::keys_at(&self.root, &paths);
         rpm_archive::fetch_verified(fetcher, &found, &want, &keys, dir, progress)
             .map(|p| vec![p])
-            .map_err(|e| ArchiveFailure::Rejected(e.to_string()))
+            .map_err(|e| ArchiveFailure::Rejected(e.into()))
     }
 
-    fn local_package(&self, dir: &Path, package: &str, keys: &[String]) -> Result<PathBuf, String> {
+    fn local_package(
+        &self,
+        dir: &Path,
+        package: &str,
+        keys: &[String],
+    ) -> Result<PathBuf, ArchiveCause> {
         let want = rpm_archive::Nevra::parse(package)
-            .ok_or_else(|| format!("{package} is not a NEVRA"))?;
+            .ok_or_else(|| ArchiveCause::NotNevra(package.into()))?;
         let file = dir.join(format!("{package}.rpm"));
         if !file.is_file() {
-            return Err(format!("{} does not exist", file.display()));
+            return Err(ArchiveCause::NoFile(file));
         }
         let mut paths = keys.to_vec();
         paths.extend(rpm_archive::repo_gpgkeys(&self.root));
-        rpm_archive::verify_rpm(&file, &want, &rpm_archive::keys_at(&self.root, &paths))
-            .map_err(|e| format!("{} was refused: {e}", file.display()))?;
+        rpm_archive::verify_rpm(&file, &want, &rpm_archive::keys_at(&self.root, &paths))?;
         Ok(file)
     }
 }
@@ -394,9 +427,8 @@ impl ArchiveBackend for DebArchiveBackend {
     ) -> Result<Vec<PathBuf>, ArchiveFailure> {
         use connector_deb::archive as deb;
         let Some(suite) = root.suite.clone().or_else(|| self.codename.clone()) else {
-            return Err(ArchiveFailure::NotThere(format!(
-                "{}: no suite configured and the root's os-release names no codename",
-                root.url
+            return Err(ArchiveFailure::NotThere(ArchiveCause::NoSuite(
+                root.url.clone(),
             )));
         };
         let a = deb::DebArchive {
@@ -412,15 +444,15 @@ impl ArchiveBackend for DebArchiveBackend {
             deb::DebArchiveError::Fetch(connector_fetch::FetchError::Status {
                 status: 404,
                 ..
-            }) => ArchiveFailure::NotThere(e.to_string()),
-            other => ArchiveFailure::Rejected(other.to_string()),
+            }) => ArchiveFailure::NotThere(e.into()),
+            other => ArchiveFailure::Rejected(other.into()),
         })?;
-        let pkgs = deb::closure(&index, &a, package)
-            .map_err(|e| ArchiveFailure::NotThere(e.to_string()))?;
+        let pkgs =
+            deb::closure(&index, &a, package).map_err(|e| ArchiveFailure::NotThere(e.into()))?;
         let mut files = Vec::new();
         for p in &pkgs {
             let f = deb::fetch_verified(fetcher, p, dir, progress)
-                .map_err(|e| ArchiveFailure::Rejected(e.to_string()))?;
+                .map_err(|e| ArchiveFailure::Rejected(e.into()))?;
             files.push(f);
         }
         Ok(files)
@@ -431,10 +463,10 @@ impl ArchiveBackend for DebArchiveBackend {
         dir: &Path,
         package: &str,
         _keys: &[String],
-    ) -> Result<PathBuf, String> {
+    ) -> Result<PathBuf, ArchiveCause> {
         let prefix = format!("{package}_");
         let file = std::fs::read_dir(dir)
-            .map_err(|e| format!("{}: {e}", dir.display()))?
+            .map_err(|e| ArchiveCause::ReadDir(dir.to_path_buf(), e))?
             .flatten()
             .map(|e| e.path())
             .find(|p| {
@@ -444,9 +476,11 @@ impl ArchiveBackend for DebArchiveBackend {
                     .unwrap_or_default();
                 n.starts_with(&prefix) && n.ends_with(".deb")
             })
-            .ok_or_else(|| format!("no {prefix}*.deb in {}", dir.display()))?;
-        connector_deb::archive::check_control(&file, package, None, &self.arch())
-            .map_err(|e| format!("{} was refused: {e}", file.display()))?;
+            .ok_or_else(|| ArchiveCause::NoMatch {
+                pattern: format!("{prefix}*.deb"),
+                dir: dir.to_path_buf(),
+            })?;
+        connector_deb::archive::check_control(&file, package, None, &self.arch())?;
         Ok(file)
     }
 }
@@ -477,5 +511,40 @@ mod tests {
         assert!(ArchiveConfig::parse("rhel 8 * https://m/ bogus\n")
             .unwrap_err()
             .contains("bogus"));
+    }
+
+    #[test]
+    fn from_dir_refusals_are_typed() {
+        let root_dir = tempfile::tempdir().unwrap();
+        let root = Root::new(root_dir.path()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let rpm = RpmArchive { root: root.clone() };
+        assert!(matches!(
+            rpm.local_package(dir.path(), "kernel-devel", &[]),
+            Err(ArchiveCause::NotNevra(_))
+        ));
+        let want = "kernel-devel-5.14.0-362.8.1.el9_3.x86_64";
+        assert!(matches!(
+            rpm.local_package(dir.path(), want, &[]),
+            Err(ArchiveCause::NoFile(p)) if p == dir.path().join(format!("{want}.rpm"))
+        ));
+        // A file that is not an RPM: the verifier's own error, as the source.
+        std::fs::write(dir.path().join(format!("{want}.rpm")), b"not an rpm").unwrap();
+        assert!(matches!(
+            rpm.local_package(dir.path(), want, &[]),
+            Err(ArchiveCause::RpmVerify(_))
+        ));
+        let deb = DebArchiveBackend {
+            root,
+            codename: None,
+        };
+        assert!(matches!(
+            deb.local_package(dir.path(), "linux-headers-6.1.0-18-amd64", &[]),
+            Err(ArchiveCause::NoMatch { .. })
+        ));
+        assert!(matches!(
+            deb.local_package(&dir.path().join("missing"), "x", &[]),
+            Err(ArchiveCause::ReadDir(..))
+        ));
     }
 }

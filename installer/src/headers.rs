@@ -30,7 +30,7 @@ use connector_host::pkg::{InstallError, InstallPlan, PackageBackend};
 use connector_host::Root;
 use serde::Serialize;
 
-use crate::archive::{self, ArchiveBackend, ArchiveConfig, ArchiveFailure};
+use crate::archive::{self, ArchiveBackend, ArchiveConfig};
 use crate::backend;
 use crate::doctor;
 use crate::facts::{Facts, KernelFacts};
@@ -552,9 +552,13 @@ fn from_dir(
     pkg: &str,
     keys: &[String],
 ) -> Result<(Vec<PathBuf>, String, String), String> {
-    let file = a
-        .local_package(dir, pkg, keys)
-        .map_err(|e| format!("{pkg} is not in the configured repositories; --from: {e}"))?;
+    let file = a.local_package(dir, pkg, keys).map_err(|e| {
+        format!(
+            "{pkg} is not in the configured repositories; --from {}: {}",
+            dir.display(),
+            connector_host::cmd::chain(&e)
+        )
+    })?;
     let shown = file.display().to_string();
     Ok((vec![file], "local".into(), shown))
 }
@@ -606,13 +610,14 @@ fn from_archives(
                 progress(&format!("{pkg}: downloaded and verified from {}", r.url));
                 return Ok((files, "archive".into(), r.url.clone()));
             }
-            Err(ArchiveFailure::NotThere(why)) => {
+            Err(failure) => {
                 bar.finish();
-                tried.push(format!("{} ({}): not there: {why}", r.url, r.origin));
-            }
-            Err(ArchiveFailure::Rejected(why)) => {
-                bar.finish();
-                tried.push(format!("{} ({}): REFUSED: {why}", r.url, r.origin));
+                tried.push(format!(
+                    "{} ({}): {}",
+                    r.url,
+                    r.origin,
+                    connector_host::cmd::chain(&failure)
+                ));
             }
         }
     }

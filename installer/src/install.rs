@@ -532,8 +532,13 @@ pub fn run_from(
     if opts.dry_run {
         return Ok(first.report);
     }
-    let stale_pending =
-        !opts.in_transaction && first.facts.pending.as_ref().is_ok_and(|p| !p.is_empty());
+    // Deferred work that is done by now is cleared at the end; a record
+    // that cannot be read is refused (never rewritten: it may hold work).
+    let stale_pending = !opts.in_transaction
+        && match &first.facts.pending {
+            Ok(p) => !p.is_empty(),
+            Err(e) => anyhow::bail!("{e:#}"),
+        };
     if first.report.plan.is_empty() && first.report.resumed.is_none() && !stale_pending {
         let mut report = first.report;
         report.elapsed_ms = start.elapsed().as_millis() as u64;

@@ -219,6 +219,8 @@ const PM_NOISE: &[&str] = &[
     "var/lib/dpkg/lock",
     "var/lib/dpkg/lock-frontend",
     "var/lib/selinux/default/active/commit_num",
+    // Counts the runs that took it (checked apart below).
+    "var/lib/connector/installer.lock",
 ];
 
 #[test]
@@ -278,6 +280,13 @@ fn killed_at_every_step_boundary_converges_to_the_same_tree() {
             &f.contents(PM_NOISE),
             &format!("kill at {n}: the trees differ"),
         );
+        // Two runs took the lock (the killed one and the one that resumed
+        // it); the reference's single run once.
+        let generation = |f: &Fixture| {
+            std::fs::read_to_string(f.host("/var/lib/connector/installer.lock")).unwrap()
+        };
+        assert_eq!(generation(&f), "2\n", "kill at {n}");
+        assert_eq!(generation(&reference), "1\n");
     }
 }
 
