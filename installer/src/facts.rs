@@ -9,6 +9,8 @@
 //! keeps its error, and each stage decides what that means for it (doctor
 //! notes it, install refuses).
 
+use std::sync::Arc;
+
 use anyhow::{Context, Result};
 use connector_host::headers::{self, Candidate};
 use connector_host::inventory::{self, Inventory};
@@ -44,10 +46,22 @@ pub struct Facts {
     pub pending: Result<Vec<String>>,
     /// The root's `/etc/connector/archives.conf` (empty when absent).
     pub archives: Result<ArchiveConfig>,
+    /// The installer lock's generation when gathering began: a plan made
+    /// from these facts stands only while no installer has taken the lock
+    /// since (state.rs).
+    pub generation: Option<u64>,
+    asked: Asked,
 }
 
 /// Chooses the package backend of a root's OS.
-pub type BackendFor<'a> = dyn Fn(&OsInfo, &Root) -> Option<Box<dyn PackageBackend>> + 'a;
+pub type BackendFor = dyn Fn(&OsInfo, &Root) -> Option<Box<dyn PackageBackend>> + Send + Sync;
+
+/// What the facts were gathered with, to gather them again.
+struct Asked {
+    running: Option<String>,
+    only: Option<String>,
+    backend_for: Arc<BackendFor>,
+}
 
 /// What the package database said that changes the picture.
 #[derive(Debug)]
@@ -70,7 +84,17 @@ impl Facts {
     /// for an image), `only` a `--kernel` release. Fails only when the root
     /// cannot be looked at (its OS, its kernels).
     pub fn gather(root: &Root, running: Option<&str>, only: Option<&str>) -> Result<Facts> {
-        Facts::gather_with(root, running, only, &backend::for_os)
+        Facts::gather_with(root, running, only, Arc::new(backend::for_os))
+    }
+
+    /// The same questions asked again (the root may have changed).
+    pub fn again(&self) -> Result<Facts> {
+        Facts::gather_with(
+            &self.root,
+            self.asked.running.as_deref(),
+            self.asked.only.as_deref(),
+            self.asked.backend_for.clone(),
+        )
     }
 
     /// [`Facts::gather`] through the package backend `backend_for` gives
@@ -79,8 +103,11 @@ impl Facts {
         root: &Root,
         running: Option<&str>,
         only: Option<&str>,
-        backend_for: &BackendFor<'_>,
+        backend_for: Arc<BackendFor>,
     ) -> Result<Facts> {
+        // First: anything an installer does after this is seen as a new
+        // generation.
+        let generation = crate::state::lock_generation(root);
         // Counted by scripts/bench-install (a healthy install gathers once).
         log::debug!("diagnosing {}", root.path().display());
         let os = OsInfo::detect(root).context("detecting the operating system")?;
@@ -131,6 +158,12 @@ impl Facts {
             connector: status::read(root),
             pending: crate::state::pending(root),
             archives: ArchiveConfig::load(root, None),
+            generation,
+            asked: Asked {
+                running: running.map(String::from),
+                only: only.map(String::from),
+                backend_for,
+            },
             root: root.clone(),
             os,
             inventory,

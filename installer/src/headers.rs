@@ -811,145 +811,8 @@ pub fn render_text(r: &HeadersReport) -> String {
 #[cfg(test)]
 mod orchestration {
     use super::*;
-    use connector_host::cmd::Output;
-    use connector_host::pkg::{BackendError, DbQuery, KernelFiles, KernelOwner};
-    use connector_host::Cmd;
-    use connector_tests::{Fixture, Kernel, Layout};
-
-    const K: &str = "5.14.0-362.8.1.el9_3.x86_64";
-
-    /// What the fake repository holds, before and after a refresh.
-    #[derive(Clone)]
-    struct Fake {
-        root: PathBuf,
-        stage: PathBuf,
-        /// Available at once.
-        now: Vec<String>,
-        /// Available after `refresh_cmd` ran.
-        after_refresh: Vec<String>,
-        tracking: Vec<String>,
-        /// Every command that ran, one line each, in order.
-        log: PathBuf,
-    }
-
-    impl Fake {
-        fn marker(&self) -> PathBuf {
-            self.stage.join(".refreshed")
-        }
-    }
-
-    impl PackageBackend for Fake {
-        fn family(&self) -> connector_host::os::Family {
-            connector_host::os::Family::Rpm
-        }
-        fn query_installed(&self, _: &[String]) -> Result<DbQuery, BackendError> {
-            Ok(DbQuery::NoDatabase)
-        }
-        fn install_command(&self, packages: &[String], _: bool) -> String {
-            format!("fake install {}", packages.join(" "))
-        }
-        fn remove_command(&self, package: &str, _: bool) -> String {
-            format!("fake remove {package}")
-        }
-        fn install_cmd(&self, plan: &InstallPlan) -> Cmd {
-            // Each package: installed when available (now, or after a
-            // refresh), else dnf's own words for a missing one.
-            let mut script = String::from("set -e\nmissing=''\n");
-            for p in &plan.packages {
-                let later = self.after_refresh.contains(p);
-                let now = self.now.contains(p) || self.tracking.contains(p);
-                script.push_str(&format!(
-                    "if [ {now} = true ] || {{ [ {later} = true ] && [ -e '{m}' ]; }}; then :; \
-                     else missing=\"$missing {p}\"; fi\n",
-                    m = self.marker().display()
-                ));
-            }
-            script.push_str(&format!(
-                "if [ -n \"$missing\" ]; then for p in $missing; do \
-                 echo \"No match for argument: $p\" >&2; done; exit 1; fi\n\
-                 cp -a '{}/.' '{}/'\n",
-                self.stage.join("tree").display(),
-                self.root.display()
-            ));
-            // What ran is logged by the command itself: asking for a
-            // command (the plan shows it) is not running it.
-            let log = format!(
-                "echo 'install {}' >> '{}'\n",
-                plan.packages.join(" "),
-                self.log.display()
-            );
-            Cmd::new("sh", "fake install").args(["-c", &format!("{log}{script}")])
-        }
-        fn install_failure(&self, cmd: &Cmd, out: &Output, _: &InstallPlan) -> InstallError {
-            let missing: Vec<String> = out
-                .stderr
-                .lines()
-                .filter_map(|l| l.strip_prefix("No match for argument: "))
-                .map(String::from)
-                .collect();
-            if missing.is_empty() {
-                InstallError::Failed(cmd.failed(out))
-            } else {
-                InstallError::NotFound {
-                    missing,
-                    source: cmd.failed(out),
-                }
-            }
-        }
-        fn refresh_cmd(&self) -> Option<Cmd> {
-            Some(Cmd::new("sh", "fake refresh").args([
-                "-c",
-                &format!(
-                    "echo refresh >> '{}' && touch '{}'",
-                    self.log.display(),
-                    self.marker().display()
-                ),
-            ]))
-        }
-        fn tool_paths(&self) -> &'static [&'static str] {
-            &[]
-        }
-        fn lock_files(&self) -> Vec<PathBuf> {
-            Vec::new()
-        }
-        fn tracking_packages(&self, _: &str) -> Result<Vec<String>, BackendError> {
-            Ok(self.tracking.clone())
-        }
-        fn repos_to_enable(&self, _: &[String]) -> Vec<String> {
-            Vec::new()
-        }
-        fn kernel_owners(
-            &self,
-            _: &[KernelFiles],
-        ) -> Result<Option<BTreeMap<String, KernelOwner>>, BackendError> {
-            Ok(None)
-        }
-    }
-
-    /// A RHEL 9.3 root with kernel K and no headers, and a stage holding
-    /// K's header tree for the fake to "install".
-    fn setup(now: &[&str], after_refresh: &[&str], tracking: &[&str]) -> (Fixture, Fixture, Fake) {
-        let root = Fixture::new();
-        root.os_release("rhel-9.3");
-        let k = Kernel::new(K, Layout::El8);
-        root.kernel(&k);
-        let stage = Fixture::new();
-        std::fs::create_dir_all(stage.host("/tree")).unwrap();
-        let tree = Fixture::at(stage.path());
-        tree.headers(&k);
-        std::fs::rename(tree.path(), stage.host("/tree")).unwrap();
-        let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
-        let fake = Fake {
-            root: root.path().to_path_buf(),
-            stage: stage.path().to_path_buf(),
-            now: owned(now),
-            after_refresh: owned(after_refresh),
-            tracking: owned(tracking),
-            log: stage.path().join("ran.log"),
-        };
-        std::mem::forget(tree);
-        (root, stage, fake)
-    }
+    use crate::fake::{devel, setup, Fake, FakeArchive, K};
+    use connector_tests::Fixture;
 
     fn opts(root: &Fixture) -> HeadersOptions {
         HeadersOptions {
@@ -968,22 +831,9 @@ mod orchestration {
     /// Runs `run_with` on the fake; returns the report and what it was
     /// asked to do.
     fn run_fake(o: &HeadersOptions, fake: Fake) -> (HeadersReport, Vec<String>) {
-        let log = fake.log.clone();
-        let backend_for = move |_: &OsInfo, _: &Root| -> Option<Box<dyn PackageBackend>> {
-            Some(Box::new(fake.clone()))
-        };
-        let facts = Facts::gather_with(&o.root, None, None, &backend_for).unwrap();
+        let facts = Facts::gather_with(&o.root, None, None, fake.backend_for()).unwrap();
         let r = run_on(o, &facts, None, &mut |_| {}).unwrap();
-        let log = std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .lines()
-            .map(String::from)
-            .collect();
-        (r, log)
-    }
-
-    fn devel() -> String {
-        format!("kernel-devel-{K}")
+        (r, fake.ran())
     }
 
     #[test]
@@ -1069,5 +919,82 @@ mod orchestration {
             !root.host(&format!("/usr/src/kernels/{K}")).exists(),
             "nothing installed"
         );
+    }
+
+    #[test]
+    fn what_no_repository_has_comes_from_the_first_archive_that_verifies() {
+        let (root, _stage, fake) = setup(&[], &[], &["kernel-devel-matched"]);
+        root.file(
+            archive::CONFIG_PATH,
+            "rhel * * https://a.example/missing/\n\
+             rhel * * https://b.example/tampered/\n\
+             rhel * * https://c.example/good/\n\
+             rhel * * https://d.example/never/\n",
+        );
+        let o = opts(&root);
+        let facts = Facts::gather_with(&o.root, None, None, fake.backend_for()).unwrap();
+        let archive = FakeArchive::default();
+        let r = run_on(&o, &facts, Some(&archive), &mut |_| {}).unwrap();
+        // In order, stopping at the first verified copy.
+        assert_eq!(
+            *archive.asked.lock().unwrap(),
+            [
+                "https://a.example/missing/",
+                "https://b.example/tampered/",
+                "https://c.example/good/"
+            ]
+        );
+        // The repositories were tried (refreshed once); what they have
+        // (the meta package) is installed without what they lack; then the
+        // verified file as a local package.
+        assert_eq!(
+            fake.ran(),
+            [
+                format!("install {} kernel-devel-matched", devel()),
+                "refresh".to_string(),
+                format!("install {} kernel-devel-matched", devel()),
+                "install kernel-devel-matched".to_string(),
+                format!("install-local {}.rpm", devel()),
+            ]
+        );
+        match &r.kernels[0].outcome {
+            Outcome::Installed { source, from, .. } => {
+                assert_eq!(source, "archive");
+                assert_eq!(from.as_deref(), Some("https://c.example/good/"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(r.tracking, ["kernel-devel-matched"]);
+        assert_eq!(r.exit_code(), exit::OK);
+    }
+
+    #[test]
+    fn when_every_archive_fails_each_is_named_with_its_reason() {
+        let (root, _stage, fake) = setup(&[], &[], &[]);
+        root.file(
+            archive::CONFIG_PATH,
+            "rhel * * https://a.example/missing/\nrhel * * https://b.example/tampered/\n",
+        );
+        let o = opts(&root);
+        let facts = Facts::gather_with(&o.root, None, None, fake.backend_for()).unwrap();
+        let r = run_on(&o, &facts, Some(&FakeArchive::default()), &mut |_| {}).unwrap();
+        match &r.kernels[0].outcome {
+            Outcome::Failed { reason, .. } => {
+                assert!(
+                    reason.contains("https://a.example/missing/ (archives.conf:1): not there"),
+                    "{reason}"
+                );
+                assert!(
+                    reason.contains("https://b.example/tampered/ (archives.conf:2): REFUSED"),
+                    "{reason}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            !fake.ran().iter().any(|l| l.starts_with("install-local")),
+            "nothing unverified is installed"
+        );
+        assert_eq!(r.exit_code(), exit::NOT_DONE);
     }
 }

@@ -527,7 +527,6 @@ pub fn run_from(
     // Planned first without the lock: bad input is refused before anything
     // (even the lock file) is written, and a healthy root, with no journal
     // to close, is done here.
-    let before = state::lock_generation(&opts.root);
     let first = plan_from(opts, facts)?;
     if opts.dry_run {
         return Ok(first.report);
@@ -553,11 +552,11 @@ pub fn run_from(
         laydown: prepared,
         headers: mut headers_plan,
         facts,
-    } = if lock.previous == before {
+    } = if lock.previous == first.facts.generation {
         first
     } else {
-        log::debug!("another installer ran since planning: planning again");
-        plan(opts)?
+        log::debug!("another installer ran since the facts were gathered: planning again");
+        plan_from(opts, first.facts.again()?)?
     };
     if let Some(prev) = &report.resumed {
         progress(&format!(
@@ -859,4 +858,126 @@ pub fn render_text(r: &InstallReport) -> String {
         let _ = writeln!(s, "deferred: {d}");
     }
     s
+}
+
+/// The pipeline without dnf or apt: facts gathered once through a fake
+/// package family, a plan carrying the backend's own install plan, and an
+/// execution that consumes it without looking again.
+#[cfg(test)]
+mod pipeline {
+    use super::*;
+    use crate::fake::{devel, setup, Fake, K};
+    use connector_tests::Fixture;
+
+    /// A RHEL 9.3 root with the connector laid down (no SELinux, no unit)
+    /// and kernel K without headers.
+    fn root(now: &[&str], tracking: &[&str]) -> (Fixture, Fixture, Fake) {
+        let (root, stage, fake) = setup(now, &[], tracking);
+        root.file(selinux::CONNECTOR_BINARY, "#!/bin/sh\n");
+        (root, stage, fake)
+    }
+
+    fn opts(root: &Fixture) -> InstallOptions {
+        InstallOptions {
+            start: false,
+            lock_timeout: Duration::from_secs(1),
+            ..InstallOptions::new(root.root(), None)
+        }
+    }
+
+    fn facts(o: &InstallOptions, fake: &Fake) -> Facts {
+        Facts::gather_with(&o.root, None, None, fake.backend_for()).unwrap()
+    }
+
+    #[test]
+    fn the_headers_step_carries_the_backends_plan_and_runs_it_without_a_second_look() {
+        let (root, _stage, fake) = root(&[&devel()], &["kernel-devel-matched"]);
+        let o = opts(&root);
+        let f = facts(&o, &fake);
+        assert_eq!(fake.queries(), 1, "one gathering, one database question");
+        let p = plan_from(&o, f).unwrap();
+        let steps: Vec<StepKind> = p.report.plan.iter().map(|s| s.step).collect();
+        assert_eq!(steps, [StepKind::Headers]);
+        let h = p
+            .headers
+            .as_ref()
+            .expect("the backend's plan travels with the step");
+        assert_eq!(
+            h.install.packages,
+            [devel(), "kernel-devel-matched".to_string()]
+        );
+        // The step shows the backend's command for that plan, as it will run.
+        let cmd = h.command.as_deref().expect("a command");
+        assert_eq!(p.report.plan[0].what, format!("install {cmd}"));
+        assert!(
+            cmd.contains(&format!("install {} kernel-devel-matched", devel())),
+            "{cmd}"
+        );
+        assert!(fake.ran().is_empty(), "planning runs nothing");
+
+        let r = run_from(&o, facts(&o, &fake), &mut |_| {}).unwrap();
+        assert_eq!(
+            r.results.iter().map(|x| x.state).collect::<Vec<_>>(),
+            [StepState::Done],
+            "{r:?}"
+        );
+        assert_eq!(
+            fake.ran(),
+            [format!("install {} kernel-devel-matched", devel())]
+        );
+        // Two gatherings in this test (one per call), none by execution:
+        // the plan made before the lock stood (no other installer ran).
+        assert_eq!(fake.queries(), 2);
+        assert!(root
+            .host(&format!("/usr/src/kernels/{K}/Makefile"))
+            .exists());
+        assert_eq!(crate::state::lock_generation(&o.root), Some(1));
+    }
+
+    #[test]
+    fn facts_gathered_before_another_installer_ran_are_gathered_again_under_the_lock() {
+        let (root, _stage, fake) = root(&[&devel()], &[]);
+        let o = opts(&root);
+        let f = facts(&o, &fake);
+        assert_eq!(f.generation, None);
+        // Another installer takes the lock (and lets it go) after these
+        // facts were gathered.
+        drop(InstallerLock::acquire(&o.root).unwrap());
+        let r = run_from(&o, f, &mut |_| {}).unwrap();
+        assert_eq!(fake.queries(), 2, "gathered again under the lock");
+        assert_eq!(r.results.len(), 1, "{r:?}");
+        assert_eq!(crate::state::lock_generation(&o.root), Some(2));
+    }
+
+    #[test]
+    fn inside_a_package_transaction_the_headers_step_is_deferred_and_recorded() {
+        let (root, _stage, fake) = root(&[&devel()], &[]);
+        let o = InstallOptions {
+            in_transaction: true,
+            ..opts(&root)
+        };
+        let r = run_from(&o, facts(&o, &fake), &mut |_| {}).unwrap();
+        assert_eq!(
+            r.results.iter().map(|x| x.state).collect::<Vec<_>>(),
+            [StepState::Deferred],
+            "{r:?}"
+        );
+        assert!(fake.ran().is_empty(), "nothing ran inside the transaction");
+        assert_eq!(
+            crate::state::pending(&o.root).unwrap(),
+            [format!("headers {K}")]
+        );
+    }
+
+    #[test]
+    fn a_healthy_root_plans_nothing_and_takes_no_lock() {
+        let (root, _stage, fake) = root(&[&devel()], &[]);
+        let o = opts(&root);
+        run_from(&o, facts(&o, &fake), &mut |_| {}).unwrap();
+        let generation = crate::state::lock_generation(&o.root);
+        let r = run_from(&o, facts(&o, &fake), &mut |_| {}).unwrap();
+        assert!(r.plan.is_empty(), "{r:?}");
+        assert_eq!(fake.ran().len(), 1, "the second run installed nothing");
+        assert_eq!(crate::state::lock_generation(&o.root), generation);
+    }
 }

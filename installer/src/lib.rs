@@ -12,6 +12,8 @@ pub mod cli;
 pub mod doctor;
 pub mod exit;
 pub mod facts;
+#[cfg(test)]
+mod fake;
 pub mod headers;
 pub mod hook;
 pub mod install;
