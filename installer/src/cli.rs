@@ -140,10 +140,10 @@ pub fn error_kind(e: &anyhow::Error) -> &'static str {
         {
             return "bad-root";
         }
-        if let Some(i) = cause.downcast_ref::<install::InstallError>() {
+        if let Some(i) = cause.downcast_ref::<install::PlanError>() {
             return match i {
-                install::InstallError::Unsupported(_) => "unsupported",
-                install::InstallError::NotLaidDown(_) => "not-laid-down",
+                install::PlanError::Unsupported(_) => "unsupported",
+                install::PlanError::NotLaidDown(_) => "not-laid-down",
             };
         }
         if cause.downcast_ref::<uninstall::UninstallError>().is_some() {
@@ -585,8 +585,8 @@ pub fn run(cli: Cli) -> Result<i32> {
             let report = match install::run(&opts, &mut |l| say(l)) {
                 Ok(r) => r,
                 Err(e)
-                    if e.downcast_ref::<install::InstallError>()
-                        .is_some_and(|e| matches!(e, install::InstallError::Unsupported(_))) =>
+                    if e.downcast_ref::<install::PlanError>()
+                        .is_some_and(|e| matches!(e, install::PlanError::Unsupported(_))) =>
                 {
                     return Ok(unsupported(&e, args.json));
                 }

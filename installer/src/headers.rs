@@ -77,6 +77,18 @@ impl Default for DownloadLimits {
     }
 }
 
+/// Where an installed header package came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    /// The root's own configured repositories.
+    Repository,
+    /// A vendor archive (built-in or archives.conf), verified end to end.
+    Archive,
+    /// `--from DIR`.
+    Local,
+}
+
 /// Per-kernel result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "kebab-case")]
@@ -91,7 +103,7 @@ pub enum Outcome {
         /// Shown once, as the kernel entry's `package`.
         #[serde(skip_serializing)]
         package: String,
-        source: String,
+        source: Source,
         from: Option<String>,
         path: String,
     },
@@ -163,6 +175,65 @@ pub enum HeadersError {
     Unsupported(String),
     #[error("no package backend for {0}")]
     NoBackend(String),
+}
+
+/// Why the vendor-archive fallback left a kernel without its package.
+#[derive(Debug, thiserror::Error)]
+pub enum FallbackError {
+    #[error(
+        "{0} is not in the configured repositories, and this system's package family has no \
+         archive fallback yet; install it by hand or update the kernel"
+    )]
+    NoArchiveBackend(String),
+    #[error(
+        "{package} is not in the configured repositories, and no vendor archive is known for \
+         {distro} {version}; add one to {config} (see docs/headers.md) or update the kernel",
+        config = archive::CONFIG_PATH
+    )]
+    NoArchiveKnown {
+        package: String,
+        distro: String,
+        version: String,
+    },
+    #[error("{package} is not in the configured repositories; --from {}", dir.display())]
+    FromDir {
+        package: String,
+        dir: PathBuf,
+        #[source]
+        cause: Box<archive::ArchiveCause>,
+    },
+    #[error("setting up the downloads")]
+    Fetcher(#[source] connector_fetch::FetchError),
+    #[error(
+        "{package} is not in the configured repositories, and no archive supplied a verified \
+         copy. Tried:\n  {}\nEither point {config} at a mirror that has it, download it and pass \
+         --from DIR, or update the kernel to one the distribution still supports",
+        tried.iter().map(Tried::to_string).collect::<Vec<_>>().join("\n  "),
+        config = archive::CONFIG_PATH
+    )]
+    NoneVerified { package: String, tried: Vec<Tried> },
+    #[error("installing the verified package failed")]
+    Install(#[source] Box<InstallError>),
+}
+
+/// One archive root the fallback asked, and what it said.
+#[derive(Debug)]
+pub struct Tried {
+    pub url: String,
+    pub origin: String,
+    pub failure: archive::ArchiveFailure,
+}
+
+impl std::fmt::Display for Tried {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({}): {}",
+            self.url,
+            self.origin,
+            connector_host::cmd::chain(&self.failure)
+        )
+    }
 }
 
 /// What the headers step will do, decided from the facts without acting:
@@ -441,8 +512,8 @@ pub fn execute(
 
     // What the repositories lack: the vendor archive (or --from DIR),
     // verified end to end, then installed as local files.
-    let mut came_from: BTreeMap<String, (String, String)> = BTreeMap::new();
-    let mut fallback_failed: BTreeMap<String, String> = BTreeMap::new();
+    let mut came_from: BTreeMap<String, (Source, String)> = BTreeMap::new();
+    let mut fallback_failed: BTreeMap<String, FallbackError> = BTreeMap::new();
     let download_dir = tempfile::Builder::new()
         .prefix("connector-download-")
         .tempdir()
@@ -465,13 +536,19 @@ pub fn execute(
                 continue;
             };
             let got = match archive {
-                None => Err(format!(
-                    "{pkg} is not in the configured repositories, and this system's package family has no \
-                     archive fallback yet; install it by hand or update the kernel"
-                )),
+                None => Err(FallbackError::NoArchiveBackend(pkg.clone())),
                 Some(a) => match &opts.from {
                     Some(dir) => from_dir(a, dir, pkg, &archive::local_keys(&facts.os, &cfg)),
-                    None => from_archives(a, &facts.os, k, &cfg, pkg, download_dir.path(), opts, progress),
+                    None => from_archives(
+                        a,
+                        &facts.os,
+                        k,
+                        &cfg,
+                        pkg,
+                        download_dir.path(),
+                        opts,
+                        progress,
+                    ),
                 },
             };
             match got {
@@ -493,11 +570,12 @@ pub fn execute(
             report.commands.push(cmd.cmdline());
             let out = cmd.output()?;
             if !out.status.success() {
-                let err = backend.install_failure(&cmd, &out, &local).to_string();
                 for pkg in came_from.keys() {
                     fallback_failed.insert(
                         pkg.clone(),
-                        format!("installing the verified package failed: {err}"),
+                        FallbackError::Install(Box::new(
+                            backend.install_failure(&cmd, &out, &local),
+                        )),
                     );
                 }
                 came_from.clear();
@@ -508,10 +586,10 @@ pub fn execute(
     // Verify on disk: success is a usable tree, not an exit status.
     for k in &wanted {
         let pkg = k.headers.package.clone().unwrap_or_default();
-        let outcome = if let Some(reason) = fallback_failed.get(&pkg) {
+        let outcome = if let Some(e) = fallback_failed.get(&pkg) {
             Outcome::Failed {
                 package: Some(pkg.clone()),
-                reason: reason.clone(),
+                reason: connector_host::cmd::chain(e),
             }
         } else if let Some(f) = &failure {
             Outcome::Failed {
@@ -521,8 +599,8 @@ pub fn execute(
         } else {
             let on_disk = headers::check(&opts.root, &k.release);
             let (source, from) = match came_from.get(&pkg) {
-                Some((s, f)) => (s.clone(), Some(f.clone())),
-                None => ("repository".to_string(), None),
+                Some((s, f)) => (*s, Some(f.clone())),
+                None => (Source::Repository, None),
             };
             match on_disk.path {
                 Some(path) => Outcome::Installed {
@@ -551,16 +629,16 @@ fn from_dir(
     dir: &Path,
     pkg: &str,
     keys: &[String],
-) -> Result<(Vec<PathBuf>, String, String), String> {
-    let file = a.local_package(dir, pkg, keys).map_err(|e| {
-        format!(
-            "{pkg} is not in the configured repositories; --from {}: {}",
-            dir.display(),
-            connector_host::cmd::chain(&e)
-        )
-    })?;
+) -> Result<(Vec<PathBuf>, Source, String), FallbackError> {
+    let file = a
+        .local_package(dir, pkg, keys)
+        .map_err(|cause| FallbackError::FromDir {
+            package: pkg.into(),
+            dir: dir.to_path_buf(),
+            cause: Box::new(cause),
+        })?;
     let shown = file.display().to_string();
-    Ok((vec![file], "local".into(), shown))
+    Ok((vec![file], Source::Local, shown))
 }
 
 /// Tries every archive root for `pkg`; the first verified download wins.
@@ -574,16 +652,14 @@ fn from_archives(
     dir: &Path,
     opts: &HeadersOptions,
     progress: &mut dyn FnMut(&str),
-) -> Result<(Vec<PathBuf>, String, String), String> {
+) -> Result<(Vec<PathBuf>, Source, String), FallbackError> {
     let roots = archive::roots_for(os, k, cfg);
     if roots.is_empty() {
-        return Err(format!(
-            "{pkg} is not in the configured repositories, and no vendor archive is known for {} {}; \
-             add one to {} (see docs/headers.md) or update the kernel",
-            os.id,
-            os.version_id,
-            archive::CONFIG_PATH
-        ));
+        return Err(FallbackError::NoArchiveKnown {
+            package: pkg.into(),
+            distro: os.id.clone(),
+            version: os.version_id.clone(),
+        });
     }
     let fetcher = connector_fetch::Fetcher::new(connector_fetch::FetchPolicy {
         allow_http: roots
@@ -597,7 +673,7 @@ fn from_archives(
         max_time: opts.downloads.max_time,
         ..connector_fetch::FetchPolicy::default()
     })
-    .map_err(|e| e.to_string())?;
+    .map_err(FallbackError::Fetcher)?;
     let mut tried = Vec::new();
     for r in &roots {
         progress(&format!("looking for {pkg} in {} ({})", r.url, r.origin));
@@ -608,26 +684,22 @@ fn from_archives(
             Ok(files) => {
                 bar.finish();
                 progress(&format!("{pkg}: downloaded and verified from {}", r.url));
-                return Ok((files, "archive".into(), r.url.clone()));
+                return Ok((files, Source::Archive, r.url.clone()));
             }
             Err(failure) => {
                 bar.finish();
-                tried.push(format!(
-                    "{} ({}): {}",
-                    r.url,
-                    r.origin,
-                    connector_host::cmd::chain(&failure)
-                ));
+                tried.push(Tried {
+                    url: r.url.clone(),
+                    origin: r.origin.clone(),
+                    failure,
+                });
             }
         }
     }
-    Err(format!(
-        "{pkg} is not in the configured repositories, and no archive supplied a verified copy. Tried:\n  {}\n\
-         Either point {} at a mirror that has it, download it and pass --from DIR, or update the kernel \
-         to one the distribution still supports",
-        tried.join("\n  "),
-        archive::CONFIG_PATH
-    ))
+    Err(FallbackError::NoneVerified {
+        package: pkg.into(),
+        tried,
+    })
 }
 
 /// Download progress on stderr: a bar on a terminal, two plain lines
@@ -959,7 +1031,7 @@ mod orchestration {
         );
         match &r.kernels[0].outcome {
             Outcome::Installed { source, from, .. } => {
-                assert_eq!(source, "archive");
+                assert_eq!(*source, Source::Archive);
                 assert_eq!(from.as_deref(), Some("https://c.example/good/"));
             }
             other => panic!("{other:?}"),

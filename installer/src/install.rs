@@ -217,7 +217,7 @@ impl InstallReport {
 
 /// Errors a caller branches on.
 #[derive(Debug, thiserror::Error)]
-pub enum InstallError {
+pub enum PlanError {
     #[error("{0} is not a system the connector supports; nothing installed")]
     Unsupported(String),
     #[error(
@@ -293,7 +293,7 @@ pub fn plan_from(opts: &InstallOptions, facts: Facts) -> Result<Plan> {
         }
         prepared = Some(p);
     } else if !root.exists(selinux::CONNECTOR_BINARY)? {
-        return Err(InstallError::NotLaidDown(root.path().display().to_string()).into());
+        return Err(PlanError::NotLaidDown(root.path().display().to_string()).into());
     }
     let laying_down = steps.iter().any(|s| s.step == StepKind::Laydown);
 
@@ -349,9 +349,7 @@ pub fn plan_from(opts: &InstallOptions, facts: Facts) -> Result<Plan> {
         Ok(h) => h,
         Err(e) => {
             return Err(match e.downcast::<headers::HeadersError>() {
-                Ok(headers::HeadersError::Unsupported(name)) => {
-                    InstallError::Unsupported(name).into()
-                }
+                Ok(headers::HeadersError::Unsupported(name)) => PlanError::Unsupported(name).into(),
                 Ok(other) => other.into(),
                 Err(e) => e,
             })

@@ -52,12 +52,9 @@ pub struct Payload {
     pub source_date: u32,
 }
 
-/// The family a payload is shaped for (unit directory, doc conventions).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    Rpm,
-    Deb,
-}
+/// The family a payload is shaped for (unit directory, doc conventions):
+/// the host model's one family enum.
+pub use connector_host::os::Family;
 
 /// The shipped configuration file.
 pub const CONFIG: &str = "\
