@@ -2,14 +2,18 @@
 //! every kernel on the eBPF path that lacks usable headers, through the
 //! distribution's own package manager, in one transaction.
 //!
-//! Order of business (docs/headers.md):
-//! 1. diagnose (the same code as `doctor`); kernels that are fine need no
-//!    transaction at all;
+//! Order of business (docs/headers.md), also the headers step of `install`:
+//! 1. from the facts (`facts.rs`, the same as `doctor`'s), [`plan`]: the
+//!    kernels that are fine need no transaction at all; the rest become the
+//!    backend's own `InstallPlan` (header packages, meta packages riding
+//!    along, disabled repositories of the kernel's series enabled for the
+//!    call);
 //! 2. inside a package transaction (our scriptlet's flag, dpkg's environment,
-//!    or an ancestor holding the rpm/dpkg lock): defer, never call the
-//!    package manager;
-//! 3. `--dry-run`: print the exact command, change nothing;
-//! 4. wait for a lock held by someone else, bounded, with progress lines;
+//!    or an ancestor holding the rpm/dpkg lock): the plan is deferred, the
+//!    package manager never called;
+//! 3. `--dry-run`: print the plan's exact command, change nothing;
+//! 4. [`execute`]: wait for a lock held by someone else, bounded, with
+//!    progress lines;
 //! 5. install; on "not in the repositories" refresh the metadata once and
 //!    retry; what is still missing is reported per kernel (the vendor-archive
 //!    fallback takes it from there);

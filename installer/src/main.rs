@@ -1,3 +1,7 @@
+//! The `connector-installer` binary: parses the command line, sets up
+//! logging and dispatches to `cli`; every exit goes through `exit`'s table
+//! (a bad command line is 64), and with `--json` through one document.
+
 use clap::Parser;
 use connector_installer::cli::{self, ErrorDocument};
 use connector_installer::{exit, logging};
