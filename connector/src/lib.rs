@@ -10,6 +10,7 @@
 //! itself once its cause is gone. Its state is published atomically in
 //! `/var/lib/connector/status.json`.
 
+pub mod cli;
 pub mod probe;
 
 use std::fs;

@@ -3,45 +3,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use connector_host::{inventory, Root};
+use connectord::cli::{Cli, Command};
 use connectord::{
     agent_id, check, now, publish, read_status, AgentFault, INTERVAL_SECS, STATUS_PATH,
 };
-
-/// The reference connector daemon: checks the running kernel's headers and
-/// loads its eBPF probe every 30 s, publishing faults in status.json.
-#[derive(Debug, Parser)]
-#[command(name = "connectord", version, max_term_width = 80)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Run the agent (what the systemd unit starts)
-    Run {
-        /// System root (tests); default /
-        #[arg(long, value_name = "DIR", default_value = "/")]
-        root: PathBuf,
-        /// One round, then exit (0 without faults, 1 with)
-        #[arg(long)]
-        once: bool,
-        /// Seconds between rounds
-        #[arg(long, value_name = "SECS", default_value_t = INTERVAL_SECS)]
-        interval: u64,
-        /// Check this kernel release instead of the running one (a root
-        /// whose kernel is not the one running: tests, images)
-        #[arg(long, value_name = "VER")]
-        kernel: Option<String>,
-    },
-    /// Print the published status; exit 1 when it holds a fault
-    Status {
-        #[arg(long, value_name = "DIR", default_value = "/")]
-        root: PathBuf,
-    },
-}
 
 /// A line for the journal: sd-daemon priority prefix, then the text.
 fn log(priority: u8, msg: &str) {

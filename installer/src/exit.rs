@@ -20,6 +20,34 @@ pub const DEFERRED: i32 = 4;
 /// `sysexits.h`'s `EX_USAGE`, so a script can tell it from [`ERROR`].
 pub const USAGE: i32 = 64;
 
+/// Every code, its name and what it means: the table docs/exit-codes.md
+/// and the manual page print.
+pub const TABLE: &[(i32, &str)] = &[
+    (OK, "done: nothing is wrong or left"),
+    (
+        NOT_DONE,
+        "the command ran and something is not right (a fault found, a kernel left without \
+         headers, a step failed, a fault not cleared); the output says which",
+    ),
+    (
+        ERROR,
+        "the command could not run (bad --root, bad input, a held lock, a missing tool); \
+         nothing was changed",
+    ),
+    (
+        UNSUPPORTED,
+        "the system is not one the connector supports; nothing was done",
+    ),
+    (
+        DEFERRED,
+        "inside a package transaction: the work follows after it (connector-setup.service)",
+    ),
+    (
+        USAGE,
+        "the command line is wrong (unknown option, missing value)",
+    ),
+];
+
 /// The name of a code, for JSON documents and the docs.
 pub fn name(code: i32) -> &'static str {
     match code {

@@ -8,6 +8,8 @@
 //! (`%config(noreplace)`, `conffiles`), docs, and scriptlets that hand over
 //! to `connector-installer hook …`.
 
+pub mod manual;
+
 use connector_host::layout;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -236,6 +238,25 @@ pub fn connector_payload(
             contents: gzip(changelog.as_bytes(), source_date())?,
             config: false,
             doc: true,
+        });
+    }
+    // Generated from the clap definitions now, never checked in.
+    for g in manual::manual_pages(source_date())? {
+        items.push(Item::File {
+            path: g.path,
+            mode: 0o644,
+            contents: g.contents,
+            config: false,
+            doc: true,
+        });
+    }
+    for g in manual::completions(family) {
+        items.push(Item::File {
+            path: g.path,
+            mode: 0o644,
+            contents: g.contents,
+            config: false,
+            doc: false,
         });
     }
     items.sort_by(|a, b| a.path().cmp(b.path()));

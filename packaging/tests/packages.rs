@@ -382,6 +382,8 @@ fn rpmlint_and_lintian_are_clean() {
     )
     .unwrap();
     let r = Command::new("rpmlint")
+        .arg("-c")
+        .arg(repo().join("packaging/rpmlint.toml"))
         .arg("-r")
         .arg(repo().join("packaging/connector.rpmlintrc"))
         .arg(&rpm)
@@ -406,4 +408,140 @@ fn rpmlint_and_lintian_are_clean() {
             .any(|l| l.starts_with("E: ") || l.starts_with("W: ")),
         "lintian:\n{text}"
     );
+}
+
+/// The manual pages and completions, as the packages ship them: listed by
+/// `rpm -qlp` and `dpkg -c`, every page rendered by `man -l` without a
+/// warning, and the bash completion loaded (`complete -p`).
+#[test]
+#[cfg_attr(
+    not(feature = "real-tools"),
+    ignore = "real tools: cargo test --features connector-packaging/real-tools (scripts/test)"
+)]
+fn manual_pages_and_completions_are_shipped_and_load() {
+    require_tool("man");
+    require_tool("rpm");
+    require_tool("dpkg-deb");
+    let out = tempfile::tempdir().unwrap();
+    let b = bins();
+    let rpm_file = build_rpm(
+        &connector_payload(Family::Rpm, "1.0.0", "1", b.path(), &repo()).unwrap(),
+        out.path(),
+    )
+    .unwrap();
+    let deb_file = build_deb(
+        &connector_payload(Family::Deb, "1.0.0", "1", b.path(), &repo()).unwrap(),
+        out.path(),
+    )
+    .unwrap();
+    let rpm_list = ok(
+        Command::new("rpm")
+            .arg("-qlp")
+            .arg(&rpm_file)
+            .output()
+            .unwrap(),
+        "rpm -qlp",
+    );
+    let deb_list = ok(
+        Command::new("dpkg-deb")
+            .arg("-c")
+            .arg(&deb_file)
+            .output()
+            .unwrap(),
+        "dpkg -c",
+    );
+    for (list, zsh) in [
+        (
+            &rpm_list,
+            "/usr/share/zsh/site-functions/_connector-installer",
+        ),
+        (
+            &deb_list,
+            "/usr/share/zsh/vendor-completions/_connector-installer",
+        ),
+    ] {
+        for want in [
+            "/usr/share/man/man8/connector-installer.8.gz",
+            "/usr/share/man/man8/connector-installer-doctor.8.gz",
+            "/usr/share/man/man8/connector-installer-repair.8.gz",
+            "/usr/share/man/man8/connectord.8.gz",
+            "/usr/share/bash-completion/completions/connector-installer",
+            "/usr/share/fish/vendor_completions.d/connector-installer.fish",
+            zsh,
+        ] {
+            // rpm lists /usr/…, dpkg-deb usr/….
+            let want = want.trim_start_matches('/');
+            assert!(list.contains(want), "{want} not in\n{list}");
+        }
+    }
+    // Unpack the .deb and read what it carries.
+    let tree = tempfile::tempdir().unwrap();
+    ok(
+        Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(&deb_file)
+            .arg(tree.path())
+            .output()
+            .unwrap(),
+        "dpkg-deb -x",
+    );
+    let man8 = tree.path().join("usr/share/man/man8");
+    let mut pages: Vec<PathBuf> = std::fs::read_dir(&man8)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    pages.sort();
+    assert!(pages.len() >= 10, "{pages:?}");
+    // man formats bold and underline with backspaces when not on a tty.
+    let plain = |s: &str| {
+        let mut out = String::new();
+        for c in s.chars() {
+            if c == '\u{8}' {
+                out.pop();
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    };
+    for page in &pages {
+        let out = Command::new("man")
+            .args(["--warnings", "-E", "UTF-8", "-l"])
+            .arg(page)
+            .env("MANWIDTH", "80")
+            .env("MAN_KEEP_FORMATTING", "0")
+            .output()
+            .unwrap();
+        let text = plain(&ok(out, &format!("man -l {}", page.display())));
+        let name = page.file_name().unwrap().to_string_lossy();
+        let title = name.trim_end_matches(".8.gz");
+        assert!(text.contains("NAME"), "{name}: {text}");
+        assert!(text.contains(title), "{name}: {text}");
+        // groff's warnings go to stderr, which ok() folded into text.
+        assert!(!text.contains("warning:"), "{name}: {text}");
+    }
+    let top = Command::new("man")
+        .arg("-l")
+        .arg(man8.join("connector-installer.8.gz"))
+        .env("MANWIDTH", "80")
+        .output()
+        .unwrap();
+    let top = plain(&ok(top, "man -l connector-installer.8.gz"));
+    assert!(
+        top.contains("EXIT STATUS") && top.contains("FILES"),
+        "{top}"
+    );
+    let bash = tree
+        .path()
+        .join("usr/share/bash-completion/completions/connector-installer");
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source '{}' && complete -p connector-installer",
+            bash.display()
+        ))
+        .output()
+        .unwrap();
+    let text = ok(out, "bash complete -p");
+    assert!(text.contains("connector-installer"), "{text}");
 }
