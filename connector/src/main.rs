@@ -6,9 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 use connector_host::{inventory, Root};
 use connectord::cli::{Cli, Command};
-use connectord::{
-    agent_id, check, now, publish, read_status, AgentFault, INTERVAL_SECS, STATUS_PATH,
-};
+use connectord::{agent_id, check, now, publish, read_status, AgentFault, STATUS_PATH};
 
 /// A line for the journal: sd-daemon priority prefix, then the text.
 fn log(priority: u8, msg: &str) {
