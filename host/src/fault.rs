@@ -30,6 +30,33 @@ pub enum FaultCause {
     Selinux,
 }
 
+/// The administrator's troubleshooting page, as the packages ship it.
+pub const TROUBLESHOOTING: &str = "/usr/share/doc/connector/troubleshooting.md";
+
+impl FaultCause {
+    /// Every cause (the docs are checked against it).
+    pub const ALL: [FaultCause; 4] = [
+        FaultCause::HeadersMissing,
+        FaultCause::HeadersBroken,
+        FaultCause::NoHeaderPackage,
+        FaultCause::Selinux,
+    ];
+
+    /// The section of [`TROUBLESHOOTING`] that explains this cause (its
+    /// heading, word for word).
+    pub fn doc_section(self) -> &'static str {
+        match self {
+            FaultCause::HeadersMissing => "Fault 11: headers missing",
+            FaultCause::HeadersBroken => "Fault 11: headers broken",
+            FaultCause::NoHeaderPackage => "Fault 11: no header package",
+            FaultCause::Selinux => "Fault 11: SELinux",
+        }
+    }
+}
+
+/// The section of [`TROUBLESHOOTING`] on the connector's own fault 12.
+pub const FAULT_12_SECTION: &str = "Fault 12: probe refused";
+
 /// One fault, with the exact command that fixes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Fault {

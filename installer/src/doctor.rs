@@ -722,6 +722,12 @@ pub fn render_text(r: &Report) -> String {
         let _ = writeln!(s, "FAULT {} on {}: {}", f.id, f.kernel, f.message);
         let _ = writeln!(s, "  cause: {}", f.detail);
         let _ = writeln!(s, "  fix:   {}", f.fix);
+        let _ = writeln!(
+            s,
+            "  read:  {}, \"{}\"",
+            connector_host::fault::TROUBLESHOOTING,
+            f.cause.doc_section()
+        );
     }
     let verdict = match r.exit_code() {
         exit::OK => "healthy".to_string(),

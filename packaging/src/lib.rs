@@ -188,6 +188,21 @@ pub fn connector_payload(
             path: layout::LOG_DIR.into(),
             mode: 0o750,
         },
+        // The administrator's guide and troubleshooting page (docs/admin).
+        Item::File {
+            path: "/usr/share/doc/connector/guide.md".into(),
+            mode: 0o644,
+            contents: read(repo.join("docs/admin/guide.md"))?,
+            config: false,
+            doc: true,
+        },
+        Item::File {
+            path: connector_host::fault::TROUBLESHOOTING.into(),
+            mode: 0o644,
+            contents: read(repo.join("docs/admin/troubleshooting.md"))?,
+            config: false,
+            doc: true,
+        },
         Item::File {
             path: "/usr/share/doc/connector/README".into(),
             mode: 0o644,
@@ -542,6 +557,36 @@ fn rfc2822(t: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The shipped troubleshooting page explains every fault cause doctor
+    /// can name (under the heading doctor points at), fault 12, every exit
+    /// code with its name, and the deferred job's states.
+    #[test]
+    fn the_troubleshooting_page_covers_every_fault_and_exit_code() {
+        use connector_host::fault::{FaultCause, FAULT_12_SECTION};
+        let page = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/admin/troubleshooting.md"),
+        )
+        .unwrap();
+        let headings: Vec<&str> = page
+            .lines()
+            .filter_map(|l| l.strip_prefix("### "))
+            .collect();
+        for cause in FaultCause::ALL {
+            assert!(
+                headings.contains(&cause.doc_section()),
+                "{cause:?}: {headings:?}"
+            );
+        }
+        assert!(headings.contains(&FAULT_12_SECTION), "{headings:?}");
+        for (code, _) in connector_installer::exit::TABLE {
+            let row = format!("| {code} | {} |", connector_installer::exit::name(*code));
+            assert!(page.contains(&row), "no row {row}");
+        }
+        for state in ["activating", "inactive (dead)", "failed", "never started"] {
+            assert!(page.contains(state), "deferred-job state {state}");
+        }
+    }
 
     #[test]
     fn changelog_dates() {

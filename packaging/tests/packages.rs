@@ -410,7 +410,8 @@ fn rpmlint_and_lintian_are_clean() {
     );
 }
 
-/// The manual pages and completions, as the packages ship them: listed by
+/// The manual pages, completions and the administrator's docs, as the
+/// packages ship them: listed by
 /// `rpm -qlp` and `dpkg -c`, every page rendered by `man -l` without a
 /// warning, and the bash completion loaded (`complete -p`).
 #[test]
@@ -467,6 +468,8 @@ fn manual_pages_and_completions_are_shipped_and_load() {
             "/usr/share/man/man8/connectord.8.gz",
             "/usr/share/bash-completion/completions/connector-installer",
             "/usr/share/fish/vendor_completions.d/connector-installer.fish",
+            "/usr/share/doc/connector/guide.md",
+            "/usr/share/doc/connector/troubleshooting.md",
             zsh,
         ] {
             // rpm lists /usr/…, dpkg-deb usr/….
