@@ -5,10 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::INTERVAL_SECS;
-
 /// The reference connector daemon: checks the running kernel's headers and
-/// loads its eBPF probe every 30 s, publishing faults in status.json.
+/// loads its eBPF probe every 30 s (`interval` in
+/// /etc/connector/connector.conf), publishing faults in status.json.
 #[derive(Debug, Parser)]
 #[command(name = "connectord", version, max_term_width = 80)]
 pub struct Cli {
@@ -26,9 +25,10 @@ pub enum Command {
         /// One round, then exit (0 without faults, 1 with)
         #[arg(long)]
         once: bool,
-        /// Seconds between rounds
-        #[arg(long, value_name = "SECS", default_value_t = INTERVAL_SECS)]
-        interval: u64,
+        /// Seconds between rounds [default: `interval` of
+        /// /etc/connector/connector.conf, else 30]
+        #[arg(long, value_name = "SECS")]
+        interval: Option<u64>,
         /// Check this kernel release instead of the running one (a root
         /// whose kernel is not the one running: tests, images)
         #[arg(long, value_name = "VER")]

@@ -11,6 +11,7 @@
 //! `/var/lib/connector/status.json`.
 
 pub mod cli;
+pub mod config;
 pub mod probe;
 
 use std::fs;
@@ -116,6 +117,7 @@ pub fn check(root: &Root, release: &str, previous: &[AgentFault], now: u64) -> i
             .iter()
             .find_map(|s| s.error.as_ref().map(|e| format!("{}: {e}", s.name))),
         faults,
+        config_problems: Vec::new(),
     })
 }
 
@@ -281,6 +283,7 @@ mod tests {
             probe_loaded: true,
             probe_error: None,
             faults: vec![],
+            config_problems: vec![],
         };
         publish(&path, &s).unwrap();
         assert_eq!(read_status(&path).unwrap(), s);

@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 use connector_host::{inventory, Root};
 use connectord::cli::{Cli, Command};
+use connectord::config;
 use connectord::{agent_id, check, now, publish, read_status, AgentFault, STATUS_PATH};
 
 /// A line for the journal: sd-daemon priority prefix, then the text.
@@ -46,7 +47,7 @@ fn main() {
     });
 }
 
-fn run(root: PathBuf, once: bool, interval: u64, kernel: Option<String>) -> i32 {
+fn run(root: PathBuf, once: bool, interval: Option<u64>, kernel: Option<String>) -> i32 {
     let root = match Root::new(&root) {
         Ok(r) => r,
         Err(e) => {
@@ -54,6 +55,14 @@ fn run(root: PathBuf, once: bool, interval: u64, kernel: Option<String>) -> i32 
             return 2;
         }
     };
+    // Read at start (systemctl restart connectord after a change); what
+    // cannot be used is logged and published, never silently ignored.
+    let (config, config_problems) = config::load(&root);
+    for p in &config_problems {
+        let at = p.line.map(|l| format!(":{l}")).unwrap_or_default();
+        log(4, &format!("{}{at}: {}", config::PATH, p.problem));
+    }
+    let interval = interval.unwrap_or(config.interval);
     let release = match kernel.map(Ok).unwrap_or_else(inventory::running_release) {
         Ok(r) => r,
         Err(e) => {
@@ -82,6 +91,7 @@ fn run(root: PathBuf, once: bool, interval: u64, kernel: Option<String>) -> i32 
         match check(&root, &release, &faults, now()) {
             Ok(mut status) => {
                 status.agent_id = id.clone();
+                status.config_problems = config_problems.clone();
                 for f in &status.faults {
                     if !before.contains(&f.id) {
                         log(3, &format!("fault {}: {} — {}", f.id, f.message, f.detail));

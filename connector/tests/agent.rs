@@ -60,3 +60,46 @@ fn fault_11_clears_by_itself_when_headers_arrive() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("\"faults\": []"));
 }
+
+/// connector.conf is read at start: its interval is used, and what cannot
+/// be used is published in the status (and logged), not ignored.
+#[test]
+fn the_configuration_is_used_and_its_problems_are_published() {
+    let f = Fixture::new();
+    f.os_release("debian-12");
+    f.file(
+        connectord::config::PATH,
+        "interval = 7\ncolour = blue\ninterval = 99999\n",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_connectord"))
+        .args(["run", "--once", "--root"])
+        .arg(f.path())
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    let s = read_status(&f.host(STATUS_PATH)).unwrap();
+    let problems: Vec<(Option<u32>, &str)> = s
+        .config_problems
+        .iter()
+        .map(|p| (p.line, p.problem.as_str()))
+        .collect();
+    assert_eq!(problems.len(), 3, "{problems:?}");
+    assert_eq!(problems[0].0, Some(2));
+    assert!(
+        problems[0].1.contains("unknown key `colour`"),
+        "{problems:?}"
+    );
+    assert_eq!(problems[1].0, Some(3), "set again");
+    assert!(problems[2].1.contains("outside"), "{problems:?}");
+    assert!(log.contains("connector.conf:2: unknown key"), "{log}");
+
+    // A clean file: no problem published.
+    f.file(connectord::config::PATH, "interval = 7\n");
+    Command::new(env!("CARGO_BIN_EXE_connectord"))
+        .args(["run", "--once", "--root"])
+        .arg(f.path())
+        .output()
+        .unwrap();
+    let s = read_status(&f.host(STATUS_PATH)).unwrap();
+    assert!(s.config_problems.is_empty(), "{:?}", s.config_problems);
+}

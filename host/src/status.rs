@@ -19,6 +19,14 @@ pub struct AgentFault {
     pub since: u64,
 }
 
+/// A line of `/etc/connector/connector.conf` the connector could not use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigProblem {
+    /// 1-based; `None` when the file as a whole is the problem.
+    pub line: Option<u32>,
+    pub problem: String,
+}
+
 /// The published status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
@@ -37,6 +45,9 @@ pub struct Status {
     pub probe_loaded: bool,
     pub probe_error: Option<String>,
     pub faults: Vec<AgentFault>,
+    /// What in connector.conf was not used, and why (empty: all of it was).
+    #[serde(default)]
+    pub config_problems: Vec<ConfigProblem>,
 }
 
 /// Why the status could not be read.
@@ -110,6 +121,10 @@ mod tests {
                 message: "m".into(),
                 detail: "d".into(),
                 since: 3,
+            }],
+            config_problems: vec![ConfigProblem {
+                line: Some(2),
+                problem: "unknown key `x`".into(),
             }],
         };
         let (_d, root) = root_with(Some(&serde_json::to_string(&s).unwrap()));

@@ -323,6 +323,18 @@ fn connector_notes(
             ),
         });
     }
+    for p in &status.config_problems {
+        notes.push(Note {
+            kind: NoteKind::ConnectorStatus,
+            kernel: None,
+            message: format!(
+                "the connector did not use {}{}: {}",
+                connector_host::layout::CONNECTOR_CONF,
+                p.line.map(|l| format!(":{l}")).unwrap_or_default(),
+                p.problem
+            ),
+        });
+    }
     Some(status.clone())
 }
 

@@ -64,7 +64,11 @@ pub const CONFIG: &str = "\
 # Changes here are kept across upgrades (the new default is installed
 # beside this file as .rpmnew / .dpkg-dist).
 
-# Seconds between the agent's checks of headers and probes.
+# Read by connectord at start (systemctl restart connectord after a
+# change). A key it does not know or a value it cannot use is reported in
+# its status (connector-installer doctor shows it) and the default used.
+
+# Seconds between the agent's checks of headers and probes (5 to 3600).
 interval = 30
 ";
 
@@ -585,6 +589,26 @@ mod tests {
         }
         for state in ["activating", "inactive (dead)", "failed", "never started"] {
             assert!(page.contains(state), "deferred-job state {state}");
+        }
+    }
+
+    /// The shipped connector.conf is read without a problem, and it and the
+    /// guide document every key connectord knows.
+    #[test]
+    fn the_shipped_configuration_is_clean_and_every_key_is_documented() {
+        let (cfg, problems) = connectord::config::parse(CONFIG);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(cfg, connectord::config::Config::default());
+        let guide = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/admin/guide.md"),
+        )
+        .unwrap();
+        for (key, _) in connectord::config::KEYS {
+            assert!(
+                CONFIG.contains(&format!("\n{key} = ")),
+                "{key} in the shipped file"
+            );
+            assert!(guide.contains(&format!("`{key}`")), "{key} in the guide");
         }
     }
 
