@@ -33,6 +33,12 @@ pub const JOURNAL: &str = "/var/lib/connector/install.journal";
 pub const PENDING: &str = "/var/lib/connector/pending";
 /// A rejection of the SELinux module by the base policy.
 pub const MODULE_FAILURE: &str = "/var/lib/connector/selinux-module.failed";
+/// The last installer run that changed something (the audit trail's).
+pub const LAST_RUN: &str = "/var/lib/connector/last-run.json";
+
+/// The installer's own bookkeeping in the state directory: written and
+/// read by the (unconfined) installer only, so their labels do not matter.
+pub const BOOKKEEPING: &[&str] = &[INSTALLER_LOCK, JOURNAL, PENDING, LAST_RUN, MODULE_FAILURE];
 
 /// Logs.
 pub const LOG_DIR: &str = "/var/log/connector";
@@ -72,6 +78,7 @@ mod tests {
             JOURNAL,
             PENDING,
             MODULE_FAILURE,
+            LAST_RUN,
         ] {
             assert!(p.starts_with(&format!("{STATE_DIR}/")), "{p}");
         }

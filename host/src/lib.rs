@@ -16,6 +16,7 @@ pub mod os;
 pub mod pkg;
 pub mod root;
 pub mod status;
+pub mod time;
 pub mod vendor;
 pub mod vercmp;
 

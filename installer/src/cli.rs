@@ -567,6 +567,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Install(args) => {
             let root = open_root_to_act(&root_arg)?;
+            crate::audit::begin("install", &root);
             let running = running_for(&root)?;
             if args.prepare_image && root.is_live() {
                 anyhow::bail!(
@@ -601,6 +602,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Repair(args) => {
             let root = open_root_to_act(&root_arg)?;
+            crate::audit::begin("repair", &root);
             let running = running_for(&root)?;
             let wait = args.wait.unwrap_or(if root.is_live() { 60 } else { 0 });
             let mut opts = install::InstallOptions::new(root, running);
@@ -616,6 +618,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Uninstall(args) => {
             let root = open_root_to_act(&root_arg)?;
+            crate::audit::begin("uninstall", &root);
             let report = uninstall::run(
                 &root,
                 args.purge,
@@ -648,6 +651,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Headers(args) => {
             let root = open_root_to_act(&root_arg)?;
+            crate::audit::begin("headers", &root);
             let running = running_for(&root)?;
             let opts = headers::HeadersOptions {
                 root,
@@ -691,7 +695,10 @@ pub fn run(cli: Cli) -> Result<i32> {
                 return Ok(0);
             }
             match open_root_to_act(&root_arg) {
-                Ok(root) => Ok(crate::hook::run(&args.name, &args.args, &root)),
+                Ok(root) => {
+                    crate::audit::begin(&format!("hook {}", args.name), &root);
+                    Ok(crate::hook::run(&args.name, &args.args, &root))
+                }
                 Err(e) => {
                     eprintln!("connector-installer: warning: hook {}: {e:#}", args.name);
                     Ok(0)
@@ -700,6 +707,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Laydown(args) => {
             let root = open_root_to_act(&root_arg)?;
+            crate::audit::begin("laydown", &root);
             let labels: Box<dyn laydown::Labeler> = match laydown::FileContexts::open(&root)? {
                 Some(fc) => Box::new(fc),
                 None => Box::new(laydown::NoLabels),
@@ -769,6 +777,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             } else {
                 open_root_to_act(&root_arg)?
             };
+            crate::audit::begin(&format!("selinux {which}"), &root);
             let timeout = std::time::Duration::from_secs(opts.lock_timeout);
             let report = match which {
                 "install" => selinux::install(&root, timeout, opts.dry_run)?,

@@ -55,6 +55,9 @@ pub struct Report {
     /// The connector's own published state (`/var/lib/connector/status.json`),
     /// when it is there.
     pub connector_status: Option<Status>,
+    /// The last installer run that changed this root
+    /// (`/var/lib/connector/last-run.json`; the journal has every change).
+    pub last_run: Option<crate::audit::LastRun>,
     pub healthy: bool,
 }
 
@@ -112,6 +115,8 @@ pub enum NoteKind {
     ArchiveConfig,
     /// Kernels that carry BTF: CO-RE probes need no headers there.
     Btf,
+    /// The installer's last-run record cannot be read.
+    LastRun,
 }
 
 impl Report {
@@ -227,6 +232,17 @@ pub fn report(facts: &Facts) -> Report {
             }
         }
     }
+    let last_run = match &facts.last_run {
+        Ok(r) => r.clone(),
+        Err(e) => {
+            notes.push(Note {
+                kind: NoteKind::LastRun,
+                kernel: None,
+                message: format!("{e:#}"),
+            });
+            None
+        }
+    };
     let healthy = faults.is_empty() && facts.supported();
     Report {
         schema_version: SCHEMA_VERSION,
@@ -249,6 +265,7 @@ pub fn report(facts: &Facts) -> Report {
         notes,
         selinux: facts.selinux.as_ref().ok().cloned(),
         connector_status,
+        last_run,
         healthy,
     }
 }
@@ -739,6 +756,17 @@ pub fn render_text(r: &Report) -> String {
             "  read:  {}, \"{}\"",
             connector_host::fault::TROUBLESHOOTING,
             f.cause.doc_section()
+        );
+    }
+    if let Some(l) = &r.last_run {
+        let kinds: Vec<String> = l.changes.iter().map(|c| c.message.clone()).collect();
+        let _ = writeln!(
+            s,
+            "Last run: {} at {}: {} ({})",
+            l.subcommand,
+            connector_host::time::utc(l.finished_at),
+            l.outcome,
+            kinds.join("; ")
         );
     }
     let verdict = match r.exit_code() {

@@ -46,6 +46,8 @@ pub struct Facts {
     pub pending: Result<Vec<String>>,
     /// The root's `/etc/connector/archives.conf` (empty when absent).
     pub archives: Result<ArchiveConfig>,
+    /// The last installer run that changed something (audit.rs).
+    pub last_run: Result<Option<crate::audit::LastRun>>,
     /// The installer lock's generation when gathering began: a plan made
     /// from these facts stands only while no installer has taken the lock
     /// since (state.rs).
@@ -158,6 +160,7 @@ impl Facts {
             connector: status::read(root),
             pending: crate::state::pending(root),
             archives: ArchiveConfig::load(root, None),
+            last_run: crate::audit::last_run(root),
             generation,
             asked: Asked {
                 running: running.map(String::from),

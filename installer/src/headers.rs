@@ -607,12 +607,19 @@ pub fn execute(
                 None => (Source::Repository, None),
             };
             match on_disk.path {
-                Some(path) => Outcome::Installed {
-                    package: pkg.clone(),
-                    source,
-                    from,
-                    path,
-                },
+                Some(path) => {
+                    crate::audit::record(
+                        crate::audit::Kind::PackageInstalled,
+                        format!("installed {pkg} (headers of kernel {})", k.release),
+                        vec![pkg.clone()],
+                    );
+                    Outcome::Installed {
+                        package: pkg.clone(),
+                        source,
+                        from,
+                        path,
+                    }
+                }
                 None => Outcome::Failed {
                     package: Some(pkg.clone()),
                     reason: format!(

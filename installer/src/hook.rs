@@ -104,6 +104,7 @@ pub fn run(name: &str, args: &[String], root: &Root) -> i32 {
         // Before the files go (postrm/%postun run without them): stop,
         // disable, then remove the module the stopped service needed.
         Phase::BeforeRemove => {
+            crate::audit::leave_no_record();
             match service::stop_and_disable(root) {
                 Ok(c) => say(&format!("ran: {c}")),
                 Err(e) => warn(&format!("{e:#}")),
@@ -120,6 +121,7 @@ pub fn run(name: &str, args: &[String], root: &Root) -> i32 {
         // Only reached where the binary outlives its package (a copy run
         // by hand): the packages' own postrm/%postun need no installer.
         Phase::AfterRemove { purge } => {
+            crate::audit::leave_no_record();
             if purge {
                 for dir in [state::STATE_DIR, install::LOG_DIR] {
                     if let Err(e) = state::remove_in_root(root, dir) {

@@ -692,7 +692,7 @@ fn run_step(
         StepKind::Labels => {
             let store = Store::open(root)?
                 .map_err(|na| anyhow::anyhow!("SELinux is not applicable: {na:?}"))?;
-            let cmds = store.relabel()?;
+            let cmds = selinux::relabel(&store)?;
             Ok(ok("labeled".into(), cmds))
         }
         StepKind::Headers => {
@@ -747,6 +747,11 @@ fn run_step(
             for path in &step.writes {
                 state::remove_in_root(root, path)?;
             }
+            crate::audit::record(
+                crate::audit::Kind::FilesRemoved,
+                "cleared the connector's per-host state (image)",
+                step.writes.clone(),
+            );
             Ok(ok(format!("removed {}", step.writes.join(" ")), vec![]))
         }
         StepKind::Start | StepKind::Restart => {
@@ -762,6 +767,15 @@ fn run_step(
             }
             args.push(UNIT);
             let cmd = service::systemctl(root, &args, &format!("{verb}ing the connector"))?;
+            crate::audit::record(
+                if step.step == StepKind::Start {
+                    crate::audit::Kind::ServiceStarted
+                } else {
+                    crate::audit::Kind::ServiceRestarted
+                },
+                format!("{verb}ed {UNIT}"),
+                vec![UNIT.to_string()],
+            );
             Ok(ok(format!("{verb}ed {UNIT}"), vec![cmd]))
         }
     }

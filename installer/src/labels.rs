@@ -128,8 +128,7 @@ pub fn mislabeled(root: &Root) -> Option<Vec<String>> {
             use std::os::unix::fs::MetadataExt;
             let want = fc.label_for(&inside, meta.mode() & libc::S_IFMT);
             // The installer's own bookkeeping is read by nothing confined.
-            let bookkeeping = [layout::INSTALLER_LOCK, layout::JOURNAL, layout::PENDING]
-                .contains(&inside.as_str());
+            let bookkeeping = layout::BOOKKEEPING.contains(&inside.as_str());
             if want.is_some() && !bookkeeping && of_path(&host) != want {
                 wrong.push(inside.clone());
             }

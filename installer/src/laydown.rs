@@ -208,6 +208,25 @@ const ALLOWED: &[Allowed] = &[
     Allowed::Named("/usr/sbin/", &["connector-installer"]),
     Allowed::Named("/usr/share/lintian/overrides/", &["connector"]),
     Allowed::Named("/usr/share/selinux/packages/", &["connectord.cil"]),
+    // The manual pages (one per subcommand) and the shell completions.
+    Allowed::Pages(
+        "/usr/share/man/man8/",
+        &["connector-installer", "connectord"],
+        ".8.gz",
+    ),
+    Allowed::Named(
+        "/usr/share/bash-completion/completions/",
+        &["connector-installer"],
+    ),
+    Allowed::Named(
+        "/usr/share/zsh/vendor-completions/",
+        &["_connector-installer"],
+    ),
+    Allowed::Named("/usr/share/zsh/site-functions/", &["_connector-installer"]),
+    Allowed::Named(
+        "/usr/share/fish/vendor_completions.d/",
+        &["connector-installer.fish"],
+    ),
 ];
 
 /// The installer's own bookkeeping: never shipped.
@@ -217,6 +236,8 @@ const RESERVED: &[&str] = &[
     crate::state::JOURNAL,
     crate::state::PENDING,
     layout::STATUS,
+    layout::LAST_RUN,
+    layout::MODULE_FAILURE,
 ];
 
 enum Allowed {
@@ -224,6 +245,9 @@ enum Allowed {
     Below(&'static str),
     /// These names in that directory (files only).
     Named(&'static str, &'static [&'static str]),
+    /// Manual pages in that directory: a name that is one of these, or
+    /// one of these and `-SUBCOMMAND`, then the suffix (files only).
+    Pages(&'static str, &'static [&'static str], &'static str),
 }
 
 /// Whether `p` is strictly below `dir`.
@@ -238,6 +262,25 @@ fn check_entry(e: &Entry) -> Result<(), String> {
         Allowed::Below(d) => e.path == *d || is_below(&e.path, d),
         Allowed::Named(d, names) => {
             e.kind != Kind::Dir && e.path.strip_prefix(d).is_some_and(|n| names.contains(&n))
+        }
+        Allowed::Pages(d, names, suffix) => {
+            e.kind != Kind::Dir
+                && e.path
+                    .strip_prefix(d)
+                    .and_then(|n| n.strip_suffix(suffix))
+                    .is_some_and(|stem| {
+                        names.iter().any(|name| {
+                            stem.strip_prefix(name).is_some_and(|rest| {
+                                rest.is_empty()
+                                    || rest.strip_prefix('-').is_some_and(|sub| {
+                                        !sub.is_empty()
+                                            && sub
+                                                .chars()
+                                                .all(|c| c.is_ascii_lowercase() || c == '-')
+                                    })
+                            })
+                        })
+                    })
         }
     });
     if !allowed {
@@ -548,6 +591,18 @@ impl Prepared {
                 path: e.path.clone(),
                 action,
             });
+        }
+        let changed: Vec<String> = done
+            .iter()
+            .filter(|d| d.action != Action::Unchanged)
+            .map(|d| d.path.clone())
+            .collect();
+        if !changed.is_empty() {
+            crate::audit::record(
+                crate::audit::Kind::FilesLaidDown,
+                format!("laid down {} connector file(s)", changed.len()),
+                changed,
+            );
         }
         // Remember what was shipped.
         let rec = &self.record;
@@ -880,5 +935,39 @@ mod tests {
         assert!(
             parse_manifest(&format!("conf 0640 {sum} /etc/connector/connector.conf\n")).is_ok()
         );
+    }
+
+    #[test]
+    fn manual_pages_and_completions_are_allowed_by_name_only() {
+        let sum = "a".repeat(64);
+        let one = |p: &str| parse_manifest(&format!("file 0644 {sum} {p}\n"));
+        for good in [
+            "/usr/share/man/man8/connector-installer.8.gz",
+            "/usr/share/man/man8/connector-installer-selinux-install.8.gz",
+            "/usr/share/man/man8/connectord.8.gz",
+            "/usr/share/man/man8/connectord-run.8.gz",
+            "/usr/share/bash-completion/completions/connector-installer",
+            "/usr/share/zsh/vendor-completions/_connector-installer",
+            "/usr/share/zsh/site-functions/_connector-installer",
+            "/usr/share/fish/vendor_completions.d/connector-installer.fish",
+        ] {
+            assert!(one(good).is_ok(), "refused {good}");
+        }
+        for bad in [
+            // Another program's page, or ours in another form or place.
+            "/usr/share/man/man8/semodule.8.gz",
+            "/usr/share/man/man8/connector-installerx.8.gz",
+            "/usr/share/man/man8/connector-installer-.8.gz",
+            "/usr/share/man/man8/connector-installer-../x.8.gz",
+            "/usr/share/man/man8/connector-installer-X.8.gz",
+            "/usr/share/man/man8/connector-installer.8",
+            "/usr/share/man/man1/connector-installer.1.gz",
+            "/usr/share/bash-completion/completions/apt",
+            "/usr/share/zsh/site-functions/_dnf",
+        ] {
+            assert!(one(bad).is_err(), "accepted {bad}");
+        }
+        // The directories themselves are the system's, never ours.
+        assert!(parse_manifest("dir 0755 /usr/share/man/man8/connectord.8.gz\n").is_err());
     }
 }

@@ -7,6 +7,7 @@
 //! runner) is the `connector-host` crate, shared with the connector daemon.
 
 pub mod archive;
+pub mod audit;
 pub mod backend;
 pub mod cli;
 pub mod doctor;

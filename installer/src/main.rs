@@ -4,7 +4,7 @@
 
 use clap::Parser;
 use connector_installer::cli::{self, ErrorDocument};
-use connector_installer::{exit, logging};
+use connector_installer::{audit, exit, logging};
 
 fn main() {
     let cli = match cli::Cli::try_parse() {
@@ -26,15 +26,18 @@ fn main() {
     };
     logging::init(cli.verbose);
     let json = cli.json();
-    match cli::run(cli) {
-        Ok(code) => std::process::exit(code),
+    let code = match cli::run(cli) {
+        Ok(code) => code,
         Err(e) => {
             let message = format!("{e:#}");
             eprintln!("connector-installer: error: {message}");
             if json {
                 ErrorDocument::new(cli::error_kind(&e), message, exit::ERROR).print();
             }
-            std::process::exit(exit::ERROR);
+            exit::ERROR
         }
-    }
+    };
+    // What the run changed is on record, failures included.
+    audit::finish(code);
+    std::process::exit(code);
 }

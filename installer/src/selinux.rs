@@ -225,6 +225,16 @@ pub fn install_module(
 ) -> Result<Option<Vec<String>>> {
     match store.install(lock_timeout) {
         Ok(ran) => {
+            if ran.is_some() {
+                crate::audit::record(
+                    crate::audit::Kind::ModuleInstalled,
+                    format!(
+                        "installed the SELinux module connectord {}",
+                        module_version()
+                    ),
+                    vec![format!("connectord {}", module_version())],
+                );
+            }
             if root.exists(MODULE_FAILURE).unwrap_or(false) {
                 crate::state::remove_in_root(root, MODULE_FAILURE)?;
             }
@@ -251,6 +261,22 @@ pub fn install_module(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Labels the connector's files (setfiles), recorded in the audit trail.
+pub fn relabel(store: &Store) -> Result<Vec<String>> {
+    let cmds = store.relabel()?;
+    if !cmds.is_empty() {
+        crate::audit::record(
+            crate::audit::Kind::LabelsSet,
+            "labeled the connector's files",
+            connector_policy::LABELED_PATHS
+                .iter()
+                .map(|p| p.to_string())
+                .collect(),
+        );
+    }
+    Ok(cmds)
 }
 
 /// `selinux status`.
@@ -282,7 +308,7 @@ pub fn install(root: &Root, lock_timeout: Duration, dry_run: bool) -> Result<Sel
         }
         None => r.action = ModuleAction::Unchanged,
     }
-    r.commands.extend(store.relabel()?);
+    r.commands.extend(relabel(&store)?);
     r.module = Some(store.module_state()?);
     r.module_installed_at = store.module_installed_at();
     r.module_failure = None;
@@ -307,6 +333,11 @@ pub fn remove(root: &Root, lock_timeout: Duration, dry_run: bool) -> Result<Seli
     }
     match store.remove(lock_timeout)? {
         Some(cmds) => {
+            crate::audit::record(
+                crate::audit::Kind::ModuleRemoved,
+                "removed the SELinux module connectord",
+                vec!["connectord".into()],
+            );
             r.commands.extend(cmds);
             r.action = ModuleAction::Removed;
         }

@@ -100,5 +100,10 @@ pub fn enable_unit(root: &Root, unit: &str) -> Result<Option<String>> {
     }
     let cmd = cmd.args(["enable", unit]);
     cmd.run()?;
+    crate::audit::record(
+        crate::audit::Kind::ServiceEnabled,
+        format!("enabled {unit}"),
+        vec![unit.to_string()],
+    );
     Ok(Some(cmd.cmdline()))
 }

@@ -155,6 +155,8 @@ pub fn run(
         }
         return Ok(r);
     }
+    // The record of the last run goes with the connector.
+    crate::audit::leave_no_record();
     if purge {
         for d in [
             connector_host::layout::CONF_DIR,
@@ -181,6 +183,13 @@ pub fn run(
                 .warnings
                 .push(format!("{path} is not empty: kept (remove it by hand)")),
         }
+    }
+    if !r.removed.is_empty() {
+        crate::audit::record(
+            crate::audit::Kind::FilesRemoved,
+            format!("removed {} connector path(s)", r.removed.len()),
+            r.removed.clone(),
+        );
     }
     Ok(r)
 }

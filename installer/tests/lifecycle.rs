@@ -636,3 +636,171 @@ fn prepare_image_removes_a_planted_link_not_what_it_points_to() {
         "the link's target is untouched"
     );
 }
+
+/// Datagrams a test socket received, each as its fields (the journal's
+/// native protocol: KEY=value lines; the binary form is not used by these).
+fn received(sock: &std::os::unix::net::UnixDatagram) -> Vec<Vec<u8>> {
+    sock.set_nonblocking(true).unwrap();
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    while let Ok(n) = sock.recv(&mut buf) {
+        out.push(buf[..n].to_vec());
+    }
+    out
+}
+
+fn fields(entry: &[u8]) -> Vec<(String, String)> {
+    String::from_utf8_lossy(entry)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Every change an install makes goes to the journal as one structured
+/// entry (a stable MESSAGE_ID per kind, the subcommand, the root); doctor
+/// shows the run from its last-run record; a run that changes nothing
+/// sends nothing; without a journal the same goes to syslog.
+#[test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs the test-only socket switch: cargo test --features connector-installer/fault-injection (scripts/test does)"
+)]
+fn every_change_goes_to_the_journal_and_doctor_shows_the_last_run() {
+    use connector_installer::audit::{Kind, TEST_JOURNAL_ENV, TEST_SYSLOG_ENV};
+    use std::os::unix::net::UnixDatagram;
+    require_tool("semodule");
+    let p = payload(Family::Deb);
+    let pay = p.path().to_str().unwrap();
+    let (f, _repo) = debian_root(selinux_root("default"));
+    let socks = tempfile::tempdir().unwrap();
+    let journal_path = socks.path().join("journal");
+    let syslog_path = socks.path().join("syslog");
+    let journal = UnixDatagram::bind(&journal_path).unwrap();
+    let syslog = UnixDatagram::bind(&syslog_path).unwrap();
+    let run = |args: &[&str], sub: &[&str]| {
+        let out = Command::new(BIN)
+            .args(sub)
+            .arg("--root")
+            .arg(f.path())
+            .arg("--json")
+            .args(args)
+            .env(TEST_JOURNAL_ENV, &journal_path)
+            .env(TEST_SYSLOG_ENV, &syslog_path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{sub:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&["--payload", pay], &["install"]);
+    let entries: Vec<Vec<(String, String)>> =
+        received(&journal).iter().map(|e| fields(e)).collect();
+    let get = |e: &[(String, String)], k: &str| -> Vec<String> {
+        e.iter()
+            .filter(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    let kinds: Vec<String> = entries
+        .iter()
+        .map(|e| get(e, "CONNECTOR_CHANGE").concat())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "files-laid-down",
+            "module-installed",
+            "labels-set",
+            "package-installed",
+            "service-enabled"
+        ],
+        "{entries:?}"
+    );
+    let root = f.path().display().to_string();
+    for e in &entries {
+        assert_eq!(get(e, "SYSLOG_IDENTIFIER"), ["connector-installer"]);
+        assert_eq!(get(e, "CONNECTOR_SUBCOMMAND"), ["install"]);
+        assert_eq!(get(e, "CONNECTOR_ROOT"), std::slice::from_ref(&root));
+        assert_eq!(get(e, "PRIORITY"), ["5"]);
+        assert!(!get(e, "MESSAGE").concat().is_empty());
+        assert!(!get(e, "CONNECTOR_OBJECT").is_empty(), "{e:?}");
+    }
+    let ids: Vec<String> = entries
+        .iter()
+        .map(|e| get(e, "MESSAGE_ID").concat())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            Kind::FilesLaidDown,
+            Kind::ModuleInstalled,
+            Kind::LabelsSet,
+            Kind::PackageInstalled,
+            Kind::ServiceEnabled
+        ]
+        .map(|k| k.message_id().to_string())
+    );
+    assert_eq!(
+        get(&entries[3], "CONNECTOR_OBJECT"),
+        [format!("linux-headers-{DEB_K1}")]
+    );
+    assert!(received(&syslog).is_empty(), "the journal took them");
+
+    // doctor shows the run.
+    let (_, v) = run_json(&mut installer(f.path(), "doctor", &["--json"]));
+    let last = &v["last_run"];
+    assert_eq!(last["subcommand"], "install", "{v:#}");
+    assert_eq!(last["outcome"], "ok");
+    let recorded: Vec<&str> = last["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(recorded, kinds);
+    let text =
+        String::from_utf8_lossy(&installer(f.path(), "doctor", &[]).output().unwrap().stdout)
+            .into_owned();
+    assert!(text.contains("Last run: install at "), "{text}");
+
+    // A run that changes nothing sends nothing and keeps the record.
+    let before = std::fs::read(f.host("/var/lib/connector/last-run.json")).unwrap();
+    run(&["--payload", pay], &["install"]);
+    let again: Vec<String> = received(&journal)
+        .iter()
+        .map(|e| String::from_utf8_lossy(e).into_owned())
+        .collect();
+    assert!(
+        again.is_empty(),
+        "a healthy re-run changes nothing: {again:?}"
+    );
+    assert_eq!(
+        std::fs::read(f.host("/var/lib/connector/last-run.json")).unwrap(),
+        before
+    );
+
+    // No journal: the same to syslog, one line per change.
+    drop(journal);
+    std::fs::remove_file(&journal_path).unwrap();
+    run(&[], &["selinux", "remove"]);
+    let lines: Vec<String> = received(&syslog)
+        .iter()
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("<29>connector-installer["),
+        "{lines:?}"
+    );
+    assert!(
+        lines[0].contains(&format!("MESSAGE_ID={}", Kind::ModuleRemoved.message_id())),
+        "{lines:?}"
+    );
+    assert!(
+        lines[0].contains("CONNECTOR_SUBCOMMAND=selinux remove"),
+        "{lines:?}"
+    );
+}

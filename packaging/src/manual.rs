@@ -20,22 +20,6 @@ pub struct Generated {
     pub contents: Vec<u8>,
 }
 
-/// `YYYY-MM-DD` of a Unix time (UTC), for the pages' date line.
-fn date(t: u32) -> String {
-    // Days since 1970-01-01 to a civil date (proleptic Gregorian).
-    let days = i64::from(t) / 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
 /// gzip -9n: what lintian expects of a manual page, reproducible.
 fn gzip9(bytes: &[u8]) -> Result<Vec<u8>> {
     let mut e = flate2::GzBuilder::new()
@@ -140,7 +124,13 @@ fn pages(cmd: clap::Command, top: &str, source_date: u32, out: &mut Vec<Generate
     let version = cmd.get_version().unwrap_or_default().to_string();
     let mut cmd = cmd.disable_help_subcommand(true);
     cmd.build();
-    walk(cmd, top, &date(source_date), &version, out)
+    walk(
+        cmd,
+        top,
+        &connector_host::time::date(u64::from(source_date)),
+        &version,
+        out,
+    )
 }
 
 /// Every manual page of the package, gzipped, sorted by path.
@@ -197,13 +187,6 @@ pub fn completions(family: Family) -> Vec<Generated> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates_are_civil_utc() {
-        assert_eq!(date(0), "1970-01-01");
-        assert_eq!(date(1_700_000_000), "2023-11-14");
-        assert_eq!(date(951_782_400), "2000-02-29");
-    }
 
     #[test]
     fn every_subcommand_has_a_page_and_the_top_page_has_the_exit_table() {
