@@ -124,7 +124,7 @@ impl Output {
 
 /// A command to run, built up like [`std::process::Command`] but with a
 /// human description and a timeout.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Cmd {
     program: OsString,
     args: Vec<OsString>,
@@ -134,6 +134,22 @@ pub struct Cmd {
     desc: String,
     timeout: Duration,
     hint: Option<String>,
+    lines: Option<LineSink>,
+}
+
+/// Where a command's output lines go as they come (stdout and stderr
+/// alike), besides being captured.
+pub type LineSink = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
+
+impl fmt::Debug for Cmd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cmd")
+            .field("cmdline", &self.cmdline())
+            .field("desc", &self.desc)
+            .field("timeout", &self.timeout)
+            .field("streams", &self.lines.is_some())
+            .finish()
+    }
 }
 
 impl Cmd {
@@ -149,7 +165,16 @@ impl Cmd {
             desc: desc.into(),
             timeout: QUERY_TIMEOUT,
             hint: None,
+            lines: None,
         }
+    }
+
+    /// Hands every line of output to `sink` as it is written (a package
+    /// manager's progress, shown while it runs); the output is still
+    /// captured whole for the caller.
+    pub fn stream_lines(mut self, sink: LineSink) -> Self {
+        self.lines = Some(sink);
+        self
     }
 
     pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
@@ -282,9 +307,13 @@ impl Cmd {
         let (tx, rx) = mpsc::channel::<(bool, io::Result<Vec<u8>>)>();
         let spawn_reader = |mut pipe: Box<dyn Read + Send>, is_stdout: bool| {
             let tx = tx.clone();
+            let sink = self.lines.clone();
             thread::spawn(move || {
                 let mut buf = Vec::new();
-                let res = pipe.read_to_end(&mut buf).map(|_| buf);
+                let res = match sink {
+                    None => pipe.read_to_end(&mut buf).map(|_| buf),
+                    Some(sink) => read_lines(pipe.as_mut(), &mut buf, sink.as_ref()).map(|_| buf),
+                };
                 let _ = tx.send((is_stdout, res));
             });
         };
@@ -381,6 +410,34 @@ impl fmt::Display for Cmd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.cmdline())
     }
+}
+
+/// Reads `pipe` to the end into `buf`, handing each complete line (and a
+/// last one without its newline) to `sink` as it arrives.
+fn read_lines(
+    pipe: &mut dyn Read,
+    buf: &mut Vec<u8>,
+    sink: &(dyn Fn(&str) + Send + Sync),
+) -> io::Result<()> {
+    let mut chunk = [0u8; 8192];
+    let mut start = 0;
+    loop {
+        let n = match pipe.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        while let Some(nl) = buf[start..].iter().position(|b| *b == b'\n') {
+            sink(&String::from_utf8_lossy(&buf[start..start + nl]));
+            start += nl + 1;
+        }
+    }
+    if start < buf.len() {
+        sink(&String::from_utf8_lossy(&buf[start..]));
+    }
+    Ok(())
 }
 
 fn kill_group(pid: u32) {
@@ -603,5 +660,23 @@ mod tests {
         struct Outer(#[source] std::io::Error);
         let e = Outer(std::io::Error::other("inner"));
         assert_eq!(chain(&e), "outer: inner");
+    }
+
+    #[test]
+    fn streamed_lines_arrive_as_written_and_are_still_captured() {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let sink = seen.clone();
+        let out = Cmd::new("sh", "streaming")
+            .args(["-c", "echo one; echo two >&2; printf 'three'"])
+            .stream_lines(std::sync::Arc::new(move |l: &str| {
+                sink.lock().unwrap().push(l.to_string())
+            }))
+            .run()
+            .unwrap();
+        let mut seen = seen.lock().unwrap().clone();
+        seen.sort();
+        assert_eq!(seen, ["one", "three", "two"]);
+        assert_eq!(out.stdout, "one\nthree");
+        assert_eq!(out.stderr, "two\n");
     }
 }

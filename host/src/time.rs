@@ -32,6 +32,18 @@ pub fn utc(t: u64) -> String {
     )
 }
 
+/// RFC 3339 in UTC (`2026-12-02T04:31:00Z`): log lines.
+pub fn rfc3339(t: u64) -> String {
+    let s = t % 86_400;
+    format!(
+        "{}T{:02}:{:02}:{:02}Z",
+        date(t),
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
 /// RFC 2822 (`Thu, 01 Jan 1970 00:00:00 +0000`) of a Unix time: Debian
 /// changelogs.
 pub fn rfc2822(t: u64) -> String {
@@ -60,6 +72,7 @@ mod tests {
         assert_eq!(date(1_700_000_000), "2023-11-14");
         assert_eq!(date(951_782_400), "2000-02-29");
         assert_eq!(utc(1_700_000_000), "2023-11-14 22:13:20 UTC");
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
         assert_eq!(rfc2822(0), "Thu, 01 Jan 1970 00:00:00 +0000");
         assert_eq!(rfc2822(1_700_000_000), "Tue, 14 Nov 2023 22:13:20 +0000");
     }

@@ -495,13 +495,10 @@ impl SourceArgs {
 }
 
 /// `-q`: progress lines are not printed (errors and warnings still are).
-static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// A progress line on stderr, unless `-q`.
 fn say(line: &str) {
-    if !QUIET.load(std::sync::atomic::Ordering::Relaxed) {
-        eprintln!("connector-installer: {line}");
-    }
+    crate::output::say(line);
 }
 
 /// Opens `--root`, with a message that names the flag.
@@ -562,7 +559,7 @@ fn print_json(value: &impl serde::Serialize) -> Result<()> {
 
 /// Runs the parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
-    QUIET.store(cli.quiet, std::sync::atomic::Ordering::Relaxed);
+    crate::output::set_quiet(cli.quiet);
     let root_arg = RootArg { root: cli.root };
     match cli.command {
         Command::Install(args) => {

@@ -460,7 +460,7 @@ pub fn execute(
     let mut refreshed = false;
     let mut failure: Option<String> = None;
     while !plan.packages.is_empty() {
-        let cmd = backend.install_cmd(plan);
+        let cmd = streamed(backend.install_cmd(plan));
         progress(&format!(
             "installing {} with {}",
             plan.packages.join(" "),
@@ -474,7 +474,7 @@ pub fn execute(
         match backend.install_failure(&cmd, &out, plan) {
             InstallError::NotFound { missing: gone, .. } if !refreshed => {
                 refreshed = true;
-                if let Some(refresh) = backend.refresh_cmd() {
+                if let Some(refresh) = backend.refresh_cmd().map(streamed) {
                     progress(&format!(
                         "{} not found; refreshing the repository metadata",
                         gone.join(" ")
@@ -566,7 +566,7 @@ pub fn execute(
             }
         }
         if !local.local_files.is_empty() {
-            let cmd = backend.install_cmd(&local);
+            let cmd = streamed(backend.install_cmd(&local));
             progress(&format!(
                 "installing the verified package(s) with {}",
                 cmd.program().to_string_lossy()
@@ -724,8 +724,7 @@ struct DownloadProgress {
 
 impl DownloadProgress {
     fn new(name: &str) -> Self {
-        // SAFETY: isatty has no memory-safety preconditions.
-        let tty = unsafe { libc::isatty(2) } == 1;
+        let tty = crate::output::is_tty();
         DownloadProgress {
             name: name.to_string(),
             tty,
@@ -740,16 +739,16 @@ impl DownloadProgress {
             self.started = true;
             if !self.tty {
                 match total {
-                    Some(t) => eprintln!(
-                        "connector-installer: downloading {} ({:.1} MiB)",
+                    Some(t) => crate::output::say(&format!(
+                        "downloading {} ({:.1} MiB)",
                         self.name,
                         mib(t)
-                    ),
-                    None => eprintln!("connector-installer: downloading {}", self.name),
+                    )),
+                    None => crate::output::say(&format!("downloading {}", self.name)),
                 }
             }
         }
-        if self.tty {
+        if self.tty && !crate::output::is_quiet() {
             let pct = total.filter(|t| *t > 0).map(|t| (done * 100 / t).min(100));
             if pct != self.last_pct || pct.is_none() {
                 self.last_pct = pct;
@@ -768,7 +767,7 @@ impl DownloadProgress {
     }
 
     fn finish(&mut self) {
-        if self.tty && self.started {
+        if self.tty && self.started && !crate::output::is_quiet() {
             eprintln!();
         }
     }
@@ -809,22 +808,38 @@ fn deferral_reason(sign: &TransactionSign) -> String {
     )
 }
 
+/// The package manager's own output streams through while it runs.
+fn streamed(cmd: connector_host::Cmd) -> connector_host::Cmd {
+    let tool = std::path::Path::new(cmd.program())
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    cmd.stream_lines(crate::output::tool_sink(&tool))
+}
+
 pub(crate) fn wait_for_lock(
     backend: &dyn PackageBackend,
     timeout: Duration,
     progress: &mut dyn FnMut(&str),
 ) -> Result<()> {
+    // A terminal gets a spinner redrawn in place; a log a line every 5 s.
+    let tty = crate::output::is_tty();
     let waited = lock::wait_for_locks(
         &backend.lock_files(),
         lock::Kind::Record,
         timeout,
-        Duration::from_secs(5),
+        Duration::from_millis(if tty { 200 } else { 5000 }),
         |h, t| {
-            progress(&format!(
+            let what = format!(
                 "waiting for the package manager: {h}, {}s of at most {}s",
                 t.as_secs(),
                 timeout.as_secs()
-            ))
+            );
+            if tty {
+                crate::output::waiting(&what)
+            } else {
+                progress(&what)
+            }
         },
     )
     .context("checking the package manager's lock")?;

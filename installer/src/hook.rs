@@ -83,7 +83,7 @@ fn warn(msg: &str) {
 }
 
 fn say(msg: &str) {
-    eprintln!("connector-installer: {msg}");
+    crate::output::say(msg);
 }
 
 /// Runs a hook; always returns 0.

@@ -804,3 +804,74 @@ fn every_change_goes_to_the_journal_and_doctor_shows_the_last_run() {
         "{lines:?}"
     );
 }
+
+/// `headers` on a terminal (a pseudo-terminal from script(1)): dnf's own
+/// output streams through, indented and prefixed; through a pipe the same
+/// run is plain timestamped lines without a single control character.
+#[test]
+fn headers_shows_the_package_managers_progress_on_a_terminal_and_plain_lines_in_a_pipe() {
+    require_tool("script");
+    let (tty_root, _repo1) = el_root(Fixture::new(), &[EL_K1]);
+    let cmd = format!(
+        "{BIN} headers --root {}",
+        shell_words(tty_root.path().to_str().unwrap())
+    );
+    let out = Command::new("script")
+        .args(["-q", "-e", "-c", &cmd, "/dev/null"])
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{screen}");
+    let streamed: Vec<&str> = screen
+        .lines()
+        .filter(|l| l.starts_with("    dnf: "))
+        .collect();
+    assert!(
+        streamed
+            .iter()
+            .any(|l| l.contains(&format!("kernel-devel-{EL_K1}"))),
+        "dnf's output streams through on a terminal:\n{screen}"
+    );
+    assert!(
+        screen.contains("connector-installer: installing kernel-devel"),
+        "{screen}"
+    );
+
+    let (pipe_root, _repo2) = el_root(Fixture::new(), &[EL_K1]);
+    let out = installer(pipe_root.path(), "headers", &[])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !log.chars().any(|c| c.is_control() && c != '\n'),
+        "control characters in a pipe: {log:?}"
+    );
+    let dnf_lines: Vec<&str> = log.lines().filter(|l| l.contains(" dnf: ")).collect();
+    assert!(!dnf_lines.is_empty(), "{log}");
+    for line in log.lines() {
+        // 2026-12-02T04:31:00Z, then who said it.
+        let (stamp, rest) = line.split_once(' ').unwrap_or(("", line));
+        assert!(
+            stamp.len() == 20 && stamp.ends_with('Z') && stamp.as_bytes()[10] == b'T',
+            "not timestamped: {line}"
+        );
+        assert!(
+            rest.starts_with("connector-installer: ") || rest.starts_with("dnf: "),
+            "{line}"
+        );
+    }
+
+    // -q: nothing but errors.
+    let (quiet_root, _repo3) = el_root(Fixture::new(), &[EL_K1]);
+    let out = installer(quiet_root.path(), "headers", &["-q"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
+
+/// A path as one shell word.
+fn shell_words(p: &str) -> String {
+    format!("'{}'", p.replace('\'', "'\\''"))
+}
