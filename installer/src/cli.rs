@@ -494,8 +494,6 @@ impl SourceArgs {
     }
 }
 
-/// `-q`: progress lines are not printed (errors and warnings still are).
-
 /// A progress line on stderr, unless `-q`.
 fn say(line: &str) {
     crate::output::say(line);

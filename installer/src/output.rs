@@ -53,20 +53,30 @@ pub fn plain(line: &str) -> String {
     let mut chars = line.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
-            '\u{1b}' => {
-                // CSI: ESC [ parameters… final byte (@ to ~); other
-                // escapes: ESC and one more character.
-                if chars.peek() == Some(&'[') {
-                    chars.next();
+            '\u{1b}' => match chars.next() {
+                // CSI: ESC [ parameters… final byte (@ to ~).
+                Some('[') => {
                     for c in chars.by_ref() {
                         if ('@'..='~').contains(&c) {
                             break;
                         }
                     }
-                } else {
+                }
+                // OSC: ESC ] text, ended by BEL or ESC \.
+                Some(']') => {
+                    while let Some(c) = chars.next() {
+                        if c == '\u{7}' || (c == '\u{1b}' && chars.next_if_eq(&'\\').is_some()) {
+                            break;
+                        }
+                    }
+                }
+                // Others: ESC, intermediate bytes (space to /), a final byte.
+                Some(c) if (' '..='/').contains(&c) => {
+                    while chars.next_if(|c| (' '..='/').contains(c)).is_some() {}
                     chars.next();
                 }
-            }
+                _ => {}
+            },
             '\t' => out.push(' '),
             c if c.is_control() => {}
             c => out.push(c),
@@ -153,7 +163,8 @@ mod tests {
         assert_eq!(plain("  10%\r  50%\r 100% done"), " 100% done");
         assert_eq!(plain("a\tb\u{7}c"), "a bc");
         assert_eq!(plain("\u{1b}(Bplain"), "plain");
-        for s in ["\u{1b}[K", "x\r\n", "\u{1b}]0;title\u{7}ok"] {
+        assert_eq!(plain("\u{1b}]0;title\u{7}ok"), "ok");
+        for s in ["\u{1b}[K", "x\r\n", "\u{1b}]0;title\u{1b}\\ok", "\u{1b}"] {
             assert!(!plain(s).chars().any(|c| c.is_control()), "{s:?}");
         }
     }
