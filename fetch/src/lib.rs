@@ -4,7 +4,10 @@
 //!   provider and the platform verifier); `http://` is refused unless the URL
 //!   starts with a prefix the administrator allowed (an internal mirror), and
 //!   a redirect may never lead to a plain-http URL outside those prefixes.
-//! - Proxies come from the environment (`https_proxy`, `no_proxy`, …).
+//! - The proxy is the caller's choice ([`Proxy`]): one named (the
+//!   installer resolves it from archives.conf and the package manager's own
+//!   configuration), none, or the environment's (`https_proxy`,
+//!   `no_proxy`, …).
 //! - sha256 is computed while the bytes are written; a broken transfer is
 //!   resumed with `Range` (restarted when the server ignores it) and retried;
 //!   a finished file whose size or digest differs from what the repository
@@ -40,6 +43,25 @@ pub struct FetchPolicy {
     pub rate_window: Duration,
     /// The longest one file may take, every attempt included.
     pub max_time: Duration,
+    /// Which proxy the requests go through.
+    pub proxy: Proxy,
+}
+
+/// The proxy of a download.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Proxy {
+    /// The environment's (`https_proxy`, `http_proxy`, `all_proxy`,
+    /// `no_proxy`).
+    #[default]
+    Environment,
+    /// No proxy at all (apt's `DIRECT`, dnf's `_none_`).
+    Direct,
+    /// This one, for every request.
+    Url {
+        url: String,
+        username: Option<String>,
+        password: Option<String>,
+    },
 }
 
 impl Default for FetchPolicy {
@@ -52,6 +74,7 @@ impl Default for FetchPolicy {
             min_rate: 1000,
             rate_window: Duration::from_secs(30),
             max_time: Duration::from_secs(30 * 60),
+            proxy: Proxy::Environment,
         }
     }
 }
@@ -156,7 +179,27 @@ impl Fetcher {
                 attempt.follow()
             }
         });
-        let client = reqwest::blocking::Client::builder()
+        let mut builder = reqwest::blocking::Client::builder();
+        match &policy.proxy {
+            Proxy::Environment => {}
+            Proxy::Direct => builder = builder.no_proxy(),
+            Proxy::Url {
+                url,
+                username,
+                password,
+            } => {
+                let mut p =
+                    reqwest::Proxy::all(url.as_str()).map_err(|e| FetchError::Transport {
+                        url: url.clone(),
+                        detail: format!("not a proxy URL: {e}"),
+                    })?;
+                if let Some(user) = username {
+                    p = p.basic_auth(user, password.as_deref().unwrap_or(""));
+                }
+                builder = builder.proxy(p);
+            }
+        }
+        let client = builder
             .connect_timeout(policy.connect_timeout)
             // The blocking client applies this to the request and then to
             // each read of the body: an idle timeout, not a total one.

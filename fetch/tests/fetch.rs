@@ -220,6 +220,7 @@ fn paced(server: &TestServer, min_rate: u64, window_ms: u64, max_time_ms: u64) -
         min_rate,
         rate_window: Duration::from_millis(window_ms),
         max_time: Duration::from_millis(max_time_ms),
+        ..FetchPolicy::default()
     })
     .unwrap()
 }

@@ -41,6 +41,8 @@ pub struct ArchiveRoot {
     /// built-in table. The family adds the root's own trust for the same
     /// source (`gpgkey=` of its repositories; apt's `Signed-By`).
     pub keys: Vec<String>,
+    /// archives.conf's `proxy=` for it (proxy.rs decides the rest).
+    pub proxy: Option<String>,
 }
 
 /// One line of archives.conf.
@@ -56,6 +58,9 @@ pub struct ConfigEntry {
     pub component: Option<String>,
     /// `key=PATH` (repeatable): the keys trusted for this archive.
     pub keys: Vec<String>,
+    /// `proxy=URL` or `proxy=DIRECT`: the proxy for this archive, before
+    /// the package manager's and the environment's.
+    pub proxy: Option<String>,
     pub line: usize,
 }
 
@@ -105,6 +110,7 @@ impl ArchiveConfig {
                 suite: None,
                 component: None,
                 keys: Vec::new(),
+                proxy: None,
                 line: i + 1,
             };
             for opt in &words[4..] {
@@ -126,6 +132,21 @@ impl ArchiveConfig {
                             ));
                         }
                         entry.keys.push(path.to_string());
+                    }
+                    o if o.starts_with("proxy=") => {
+                        let p = &o["proxy=".len()..];
+                        let lower = p.to_ascii_lowercase();
+                        if !(p == "DIRECT"
+                            || lower.starts_with("http://")
+                            || lower.starts_with("https://")
+                            || lower.starts_with("socks5://"))
+                        {
+                            return Err(format!(
+                                "line {}: proxy={p}: give http://HOST:PORT/ (or https://, socks5://) or DIRECT",
+                                i + 1
+                            ));
+                        }
+                        entry.proxy = Some(p.to_string());
                     }
                     other => return Err(format!("line {}: unknown option {other:?}", i + 1)),
                 }
@@ -236,6 +257,7 @@ pub fn roots_for(os: &OsInfo, k: &KernelFacts, cfg: &ArchiveConfig) -> Vec<Archi
                     } else {
                         e.keys.clone()
                     },
+                    proxy: e.proxy.clone(),
                 });
             }
         }
@@ -251,6 +273,7 @@ pub fn roots_for(os: &OsInfo, k: &KernelFacts, cfg: &ArchiveConfig) -> Vec<Archi
                     suite,
                     component: None,
                     keys: vendor::archive_keys(os),
+                    proxy: None,
                 });
             }
         }

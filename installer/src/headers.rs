@@ -672,22 +672,35 @@ fn from_archives(
             version: os.version_id.clone(),
         });
     }
-    let fetcher = connector_fetch::Fetcher::new(connector_fetch::FetchPolicy {
-        allow_http: roots
-            .iter()
-            .filter(|r| r.allow_http)
-            .map(|r| r.url.clone())
-            .collect(),
-        idle_timeout: opts.downloads.timeout,
-        rate_window: opts.downloads.timeout,
-        min_rate: opts.downloads.min_rate,
-        max_time: opts.downloads.max_time,
-        ..connector_fetch::FetchPolicy::default()
-    })
-    .map_err(FallbackError::Fetcher)?;
     let mut tried = Vec::new();
     for r in &roots {
-        progress(&format!("looking for {pkg} in {} ({})", r.url, r.origin));
+        // Each archive through the proxy the host has for it (proxy.rs).
+        let via = crate::proxy::for_url(&opts.root, os.family(), r.proxy.as_deref(), &r.url);
+        let fetcher = connector_fetch::Fetcher::new(connector_fetch::FetchPolicy {
+            allow_http: roots
+                .iter()
+                .filter(|r| r.allow_http)
+                .map(|r| r.url.clone())
+                .collect(),
+            idle_timeout: opts.downloads.timeout,
+            rate_window: opts.downloads.timeout,
+            min_rate: opts.downloads.min_rate,
+            max_time: opts.downloads.max_time,
+            proxy: via.proxy.clone(),
+            ..connector_fetch::FetchPolicy::default()
+        })
+        .map_err(FallbackError::Fetcher)?;
+        let through = match &via.proxy {
+            connector_fetch::Proxy::Environment => String::new(),
+            connector_fetch::Proxy::Direct => format!(", no proxy ({})", via.source),
+            connector_fetch::Proxy::Url { url, .. } => {
+                format!(", through {} ({})", redact(url), via.source)
+            }
+        };
+        progress(&format!(
+            "looking for {pkg} in {} ({}{through})",
+            r.url, r.origin
+        ));
         let mut bar = DownloadProgress::new(pkg);
         match a.fetch_verified(&fetcher, r, pkg, dir, &mut |done, total| {
             bar.update(done, total)
@@ -711,6 +724,20 @@ fn from_archives(
         package: pkg.into(),
         tried,
     })
+}
+
+/// A proxy URL without the password it may carry (`user:pw@`).
+fn redact(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((auth, host)) if !auth.contains('/') => {
+                let user = auth.split(':').next().unwrap_or("");
+                format!("{scheme}://{user}:***@{host}")
+            }
+            _ => url.to_string(),
+        },
+        None => url.to_string(),
+    }
 }
 
 /// Download progress on stderr: a bar on a terminal, two plain lines

@@ -22,6 +22,7 @@ pub mod labels;
 pub mod laydown;
 pub mod logging;
 pub mod output;
+pub mod proxy;
 pub mod repair;
 pub mod selinux;
 pub mod service;

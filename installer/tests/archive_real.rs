@@ -557,3 +557,158 @@ fn the_gpgkey_of_the_roots_own_repositories_is_trusted() {
     assert_eq!(out.status.code(), Some(0), "{v}");
     assert!(s.devel_installed());
 }
+
+/// The archive's proxy, from each place the host keeps one, and in that
+/// order: archives.conf's `proxy=`, then the package manager's own
+/// configuration (a repository on the archive's host, then dnf.conf's
+/// [main] with its credentials), then the environment. The archive is on
+/// a name that does not resolve, so only a request through the loopback
+/// proxy (which records what passed through it) can reach it.
+#[test]
+fn the_archive_is_reached_through_the_proxy_the_host_configured() {
+    const HOST: &str = "http://archive.invalid/";
+    let dead = "http://127.0.0.1:9/"; // discard: nothing listens
+    let proxy_envs = [
+        "http_proxy",
+        "HTTP_PROXY",
+        "https_proxy",
+        "HTTPS_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
+        "no_proxy",
+        "NO_PROXY",
+    ];
+    // (case, archives.conf option, files in the root, environment, expect
+    // the proxy to carry the request, expected Proxy-Authorization)
+    struct Case {
+        name: &'static str,
+        option: String,
+        files: Vec<(&'static str, String)>,
+        env: Option<String>,
+        through: bool,
+        auth: Option<&'static str>,
+    }
+    let run_case = |c: Case| {
+        let s = Setup::new();
+        let url = format!("{HOST}{}/", VAULT.replace("x86_64", "{arch}"));
+        let option = c.option.replace("PROXY", &s.server.proxy_url());
+        s.root.file(
+            "/etc/connector/archives.conf",
+            &format!("centos 8 * {url} allow-http key={TEST_KEY}{option}\nreplace-builtin\n"),
+        );
+        for (path, text) in &c.files {
+            s.root
+                .file(path, &text.replace("PROXY", &s.server.proxy_url()));
+        }
+        s.publish(&[s.devel(Some("test-archive"))]);
+        let mut cmd = Command::new(BIN);
+        cmd.args(["headers", "--json", "--download-timeout", "2", "--root"])
+            .arg(s.root.path());
+        for e in proxy_envs {
+            cmd.env_remove(e);
+        }
+        if let Some(e) = &c.env {
+            cmd.env("http_proxy", e.replace("PROXY", &s.server.proxy_url()));
+        }
+        let (out, v) = connector_tests::run_json(&mut cmd);
+        let proxied = s.server.proxied();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        if c.through {
+            assert_eq!(out.status.code(), Some(0), "{}: {v}\n{err}", c.name);
+            assert!(s.devel_installed(), "{}", c.name);
+            assert!(
+                proxied
+                    .iter()
+                    .any(|(u, _)| u.starts_with(HOST) && u.ends_with("repodata/repomd.xml")),
+                "{}: {proxied:?}",
+                c.name
+            );
+            assert!(
+                proxied.iter().all(|(u, _)| u.starts_with(HOST)),
+                "{proxied:?}"
+            );
+            let auth = proxied.iter().find_map(|(_, a)| a.clone());
+            assert_eq!(auth.as_deref(), c.auth, "{}", c.name);
+        } else {
+            assert_eq!(out.status.code(), Some(1), "{}: {v}\n{err}", c.name);
+            assert!(proxied.is_empty(), "{}: {proxied:?}", c.name);
+            assert!(!s.devel_installed());
+        }
+        err
+    };
+    let dnf_main = |proxy: &str, auth: bool| {
+        (
+            "/etc/dnf/dnf.conf",
+            format!(
+                "[main]\ngpgcheck=1\nproxy={proxy}\n{}",
+                if auth {
+                    "proxy_username=fleet\nproxy_password=s3cret\n"
+                } else {
+                    ""
+                }
+            ),
+        )
+    };
+    // 1. archives.conf's proxy=, over a dead one in dnf.conf.
+    let err = run_case(Case {
+        name: "archives.conf",
+        option: " proxy=PROXY".into(),
+        files: vec![dnf_main(dead, false)],
+        env: Some(dead.into()),
+        through: true,
+        auth: None,
+    });
+    assert!(
+        err.contains("archives.conf proxy="),
+        "the source is said: {err}"
+    );
+    // 2. dnf.conf's [main], with its credentials, over the environment.
+    let err = run_case(Case {
+        name: "dnf.conf",
+        option: String::new(),
+        files: vec![dnf_main("PROXY", true)],
+        env: Some(dead.into()),
+        through: true,
+        // base64("fleet:s3cret")
+        auth: Some("Basic ZmxlZXQ6czNjcmV0"),
+    });
+    assert!(err.contains("/etc/dnf/dnf.conf [main]"), "{err}");
+    assert!(
+        !err.contains("s3cret"),
+        "the password is never shown: {err}"
+    );
+    // 3. A repository on the archive's host, over [main].
+    run_case(Case {
+        name: "repo file",
+        option: String::new(),
+        files: vec![
+            dnf_main(dead, false),
+            (
+                "/etc/yum.repos.d/archive.repo",
+                format!("[archive]\nbaseurl={HOST}8.5.2111/\nenabled=0\nproxy=PROXY\n"),
+            ),
+        ],
+        env: None,
+        through: true,
+        auth: None,
+    });
+    // 4. The environment, when nothing else names one.
+    run_case(Case {
+        name: "environment",
+        option: String::new(),
+        files: vec![],
+        env: Some("PROXY".into()),
+        through: true,
+        auth: None,
+    });
+    // archives.conf's DIRECT wins over everything: no proxy, and the name
+    // does not resolve.
+    run_case(Case {
+        name: "DIRECT",
+        option: " proxy=DIRECT".into(),
+        files: vec![dnf_main("PROXY", false)],
+        env: Some("PROXY".into()),
+        through: false,
+        auth: None,
+    });
+}

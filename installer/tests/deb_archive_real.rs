@@ -258,3 +258,77 @@ fn a_signed_by_for_another_uri_is_not_trusted_for_this_one() {
     let (out, v) = s.run();
     assert_eq!(out.status.code(), Some(0), "{v}");
 }
+
+/// apt's own proxy configuration in the root carries the archive request
+/// (`Acquire::http::Proxy`, nested form, and the per-host form, which wins
+/// over it); its `DIRECT` for the archive's host goes without one. The
+/// archive is on a name that does not resolve: only the loopback proxy can
+/// reach it.
+#[test]
+fn the_archive_is_reached_through_apts_proxy() {
+    let cases: [(&str, &str, bool); 3] = [
+        (
+            "general, nested",
+            "Acquire {\n  http {\n    Proxy \"PROXY\";\n  };\n};\n",
+            true,
+        ),
+        (
+            "per host over general",
+            "Acquire::http::Proxy \"http://127.0.0.1:9/\";\n\
+             Acquire::http::Proxy::archive.invalid \"PROXY\";\n",
+            true,
+        ),
+        (
+            "DIRECT for the host",
+            "Acquire::http::Proxy \"PROXY\";\nAcquire::http::Proxy::archive.invalid \"DIRECT\";\n",
+            false,
+        ),
+    ];
+    for (name, conf, through) in cases {
+        let s = Setup::new("test-archive");
+        s.root.file(
+            "/etc/connector/archives.conf",
+            &format!(
+                "debian 12 * http://archive.invalid/debian/ allow-http suite=bookworm key={TEST_KEY}\n\
+                 replace-builtin\n"
+            ),
+        );
+        s.root.file(
+            "/etc/apt/apt.conf.d/80proxy",
+            &conf.replace("PROXY", &s.server.proxy_url()),
+        );
+        let mut cmd = Command::new(BIN);
+        cmd.args(["headers", "--json", "--download-timeout", "2", "--root"])
+            .arg(s.root.path());
+        for e in [
+            "http_proxy",
+            "HTTP_PROXY",
+            "https_proxy",
+            "HTTPS_PROXY",
+            "all_proxy",
+            "ALL_PROXY",
+        ] {
+            cmd.env_remove(e);
+        }
+        let (out, v) = connector_tests::run_json(&mut cmd);
+        let proxied = s.server.proxied();
+        if through {
+            assert_eq!(out.status.code(), Some(0), "{name}: {v}");
+            assert!(s.installed("linux-headers-6.1.0-18-amd64"), "{name}");
+            assert!(
+                proxied
+                    .iter()
+                    .any(|(u, _)| u == "http://archive.invalid/debian/dists/bookworm/InRelease"),
+                "{name}: {proxied:?}"
+            );
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains("80proxy (acquire::http::proxy"),
+                "{name}: {err}"
+            );
+        } else {
+            assert_eq!(out.status.code(), Some(1), "{name}: {v}");
+            assert!(proxied.is_empty(), "{name}: {proxied:?}");
+        }
+    }
+}

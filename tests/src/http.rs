@@ -2,6 +2,12 @@
 //! directory (with `Range` support, so resumed downloads can be tested) and
 //! misbehaves on request — hangs, cuts a transfer short, redirects, corrupts
 //! bytes — the way real mirrors and proxies do. Only 127.0.0.1 is used.
+//!
+//! It is also the archive's proxy for tests that need one: a request in
+//! proxy form (`GET http://archive.invalid/x HTTP/1.1`) is recorded with
+//! its whole URL and its `Proxy-Authorization`, and served from the same
+//! directory, so an archive on a name that does not resolve is reached
+//! only through it.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -36,6 +42,8 @@ struct State {
     faults: HashMap<String, Fault>,
     /// Every request: (path, Range header).
     log: Vec<(String, Option<String>)>,
+    /// Requests in proxy form: (the URL asked for, Proxy-Authorization).
+    proxied: Vec<(String, Option<String>)>,
 }
 
 /// The running server; stops when dropped.
@@ -86,6 +94,16 @@ impl TestServer {
     pub fn requests(&self) -> Vec<(String, Option<String>)> {
         self.state.lock().unwrap().log.clone()
     }
+
+    /// The requests that came as to a proxy: (URL, Proxy-Authorization).
+    pub fn proxied(&self) -> Vec<(String, Option<String>)> {
+        self.state.lock().unwrap().proxied.clone()
+    }
+
+    /// `http://127.0.0.1:PORT/`, for use as a proxy.
+    pub fn proxy_url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
 }
 
 impl Drop for TestServer {
@@ -105,6 +123,7 @@ fn serve(
     let mut request = String::new();
     reader.read_line(&mut request)?;
     let mut range = None;
+    let mut proxy_auth = None;
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line)? == 0 || line == "\r\n" {
@@ -113,17 +132,28 @@ fn serve(
         if let Some((k, v)) = line.split_once(':') {
             if k.eq_ignore_ascii_case("range") {
                 range = Some(v.trim().to_string());
+            } else if k.eq_ignore_ascii_case("proxy-authorization") {
+                proxy_auth = Some(v.trim().to_string());
             }
         }
     }
-    let path = request
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or("/")
-        .trim_start_matches('/')
-        .to_string();
+    let target = request.split_whitespace().nth(1).unwrap_or("/").to_string();
+    // Proxy form: scheme://host[:port]/path; the path is what is served.
+    let absolute = target.contains("://");
+    let path = if absolute {
+        let rest = target.split_once("://").map(|(_, r)| r).unwrap_or("");
+        rest.split_once('/')
+            .map(|(_, p)| p)
+            .unwrap_or("")
+            .to_string()
+    } else {
+        target.trim_start_matches('/').to_string()
+    };
     let fault = {
         let mut s = state.lock().unwrap();
+        if absolute {
+            s.proxied.push((target.clone(), proxy_auth.clone()));
+        }
         s.log.push((path.clone(), range.clone()));
         let f = s.faults.get(&path).cloned();
         if let Some(Fault::Truncate { after, times }) = &f {
