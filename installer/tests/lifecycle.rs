@@ -221,6 +221,8 @@ const PM_NOISE: &[&str] = &[
     "var/lib/selinux/default/active/commit_num",
     // Counts the runs that took it (checked apart below).
     "var/lib/connector/installer.lock",
+    // When the last run finished (checked apart below).
+    "var/lib/connector/last-run.json",
 ];
 
 #[test]
@@ -287,6 +289,17 @@ fn killed_at_every_step_boundary_converges_to_the_same_tree() {
         };
         assert_eq!(generation(&f), "2\n", "kill at {n}");
         assert_eq!(generation(&reference), "1\n");
+        // The run that finished the work is the one on record; a killed
+        // run never gets to write one (its changes are in the journal), so
+        // after a kill behind the last step nothing is on record.
+        let record = f.host("/var/lib/connector/last-run.json");
+        if n < planned.len() {
+            let last: Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+            assert_eq!(last["subcommand"], "install", "kill at {n}: {last}");
+            assert_eq!(last["outcome"], "ok", "kill at {n}: {last}");
+        } else {
+            assert!(!record.exists(), "kill at {n}: nothing changed after it");
+        }
     }
 }
 
