@@ -568,18 +568,8 @@ fn the_gpgkey_of_the_roots_own_repositories_is_trusted() {
 fn the_archive_is_reached_through_the_proxy_the_host_configured() {
     const HOST: &str = "http://archive.invalid/";
     let dead = "http://127.0.0.1:9/"; // discard: nothing listens
-    let proxy_envs = [
-        "http_proxy",
-        "HTTP_PROXY",
-        "https_proxy",
-        "HTTPS_PROXY",
-        "all_proxy",
-        "ALL_PROXY",
-        "no_proxy",
-        "NO_PROXY",
-    ];
-    // (case, archives.conf option, files in the root, environment, expect
-    // the proxy to carry the request, expected Proxy-Authorization)
+                                      // (case, archives.conf option, files in the root, environment, expect
+                                      // the proxy to carry the request, expected Proxy-Authorization)
     struct Case {
         name: &'static str,
         option: String,
@@ -604,9 +594,7 @@ fn the_archive_is_reached_through_the_proxy_the_host_configured() {
         let mut cmd = Command::new(BIN);
         cmd.args(["headers", "--json", "--download-timeout", "2", "--root"])
             .arg(s.root.path());
-        for e in proxy_envs {
-            cmd.env_remove(e);
-        }
+        connector_tests::without_proxy_env(&mut cmd);
         if let Some(e) = &c.env {
             cmd.env("http_proxy", e.replace("PROXY", &s.server.proxy_url()));
         }

@@ -300,16 +300,7 @@ fn the_archive_is_reached_through_apts_proxy() {
         let mut cmd = Command::new(BIN);
         cmd.args(["headers", "--json", "--download-timeout", "2", "--root"])
             .arg(s.root.path());
-        for e in [
-            "http_proxy",
-            "HTTP_PROXY",
-            "https_proxy",
-            "HTTPS_PROXY",
-            "all_proxy",
-            "ALL_PROXY",
-        ] {
-            cmd.env_remove(e);
-        }
+        connector_tests::without_proxy_env(&mut cmd);
         let (out, v) = connector_tests::run_json(&mut cmd);
         let proxied = s.server.proxied();
         if through {

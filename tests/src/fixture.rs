@@ -425,3 +425,21 @@ pub(crate) fn run(cmd: &mut Command) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Clears every proxy variable from `cmd`'s environment, so that a proxy
+/// test sees only the proxy it configured.
+pub fn without_proxy_env(cmd: &mut Command) -> &mut Command {
+    for e in [
+        "http_proxy",
+        "HTTP_PROXY",
+        "https_proxy",
+        "HTTPS_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
+        "no_proxy",
+        "NO_PROXY",
+    ] {
+        cmd.env_remove(e);
+    }
+    cmd
+}
