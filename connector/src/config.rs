@@ -12,10 +12,16 @@ pub const PATH: &str = connector_host::layout::CONNECTOR_CONF;
 
 /// Every key, with what it means (the shipped file and the guide say the
 /// same).
-pub const KEYS: &[(&str, &str)] = &[(
-    "interval",
-    "seconds between the agent's checks of headers and probes (5 to 3600; default 30)",
-)];
+pub const KEYS: &[(&str, &str)] = &[
+    (
+        "interval",
+        "seconds between the agent's checks of headers and probes (5 to 3600; default 30)",
+    ),
+    (
+        "clang",
+        "the compiler of the eBPF probe, an absolute path (default: clang, else the newest clang-N, on PATH)",
+    ),
+];
 
 /// The bounds of `interval`.
 pub const INTERVAL_RANGE: std::ops::RangeInclusive<u64> = 5..=3600;
@@ -24,12 +30,14 @@ pub const INTERVAL_RANGE: std::ops::RangeInclusive<u64> = 5..=3600;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub interval: u64,
+    pub clang: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             interval: crate::INTERVAL_SECS,
+            clang: None,
         }
     }
 }
@@ -76,6 +84,10 @@ pub fn parse(text: &str) -> (Config, Vec<ConfigProblem>) {
                     cfg.interval
                 )),
             },
+            "clang" if value.starts_with('/') => cfg.clang = Some(value.into()),
+            "clang" => problem(format!(
+                "clang = `{value}` is not an absolute path; looking for clang on PATH"
+            )),
             _ => {
                 let known: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
                 problem(format!("unknown key `{key}` (known: {})", known.join(", ")));
@@ -110,7 +122,21 @@ mod tests {
     #[test]
     fn the_shipped_file_has_no_problem_and_every_key_is_known() {
         let shipped = "# comment\n\ninterval = 30\n";
-        assert_eq!(parse(shipped), (Config { interval: 30 }, vec![]));
+        assert_eq!(
+            parse(shipped),
+            (
+                Config {
+                    interval: 30,
+                    clang: None
+                },
+                vec![]
+            )
+        );
+        let (cfg, p) = parse("clang = /usr/bin/clang-15\n");
+        assert_eq!((cfg.clang, p.len()), (Some("/usr/bin/clang-15".into()), 0));
+        let (cfg, p) = parse("clang = clang-15\n");
+        assert_eq!(cfg.clang, None);
+        assert!(p[0].problem.contains("not an absolute path"), "{p:?}");
         let (cfg, p) = parse("interval=120   # two minutes\n");
         assert_eq!((cfg.interval, p.len()), (120, 0));
     }

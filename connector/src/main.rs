@@ -7,7 +7,7 @@ use clap::Parser;
 use connector_host::{inventory, Root};
 use connectord::cli::{Cli, Command};
 use connectord::config;
-use connectord::{agent_id, check, now, publish, read_status, AgentFault, STATUS_PATH};
+use connectord::{agent_id, now, publish, read_status, Agent, AgentFault, STATUS_PATH};
 
 /// A line for the journal: sd-daemon priority prefix, then the text.
 fn log(priority: u8, msg: &str) {
@@ -78,7 +78,7 @@ fn run(root: PathBuf, once: bool, interval: Option<u64>, kernel: Option<String>)
             String::new()
         }
     };
-    let mut faults: Vec<AgentFault> = Vec::new();
+    let mut agent = Agent::new(root, release.clone(), config.clang.clone());
     log(
         6,
         &format!(
@@ -86,29 +86,56 @@ fn run(root: PathBuf, once: bool, interval: Option<u64>, kernel: Option<String>)
             env!("CARGO_PKG_VERSION")
         ),
     );
+    let mut compiled: Option<String> = None;
+    let mut last_error: Option<String> = None;
     loop {
-        let before: Vec<u32> = faults.iter().map(|f| f.id).collect();
-        match check(&root, &release, &faults, now()) {
-            Ok(mut status) => {
-                status.agent_id = id.clone();
-                status.config_problems = config_problems.clone();
-                for f in &status.faults {
-                    if !before.contains(&f.id) {
-                        log(3, &format!("fault {}: {} — {}", f.id, f.message, f.detail));
-                    }
-                }
-                for id in &before {
-                    if !status.faults.iter().any(|f| f.id == *id) {
-                        log(5, &format!("fault {id} cleared"));
-                    }
-                }
-                if let Err(e) = publish(&path, &status) {
-                    log(3, &format!("writing {}: {e}", path.display()));
-                }
-                faults = status.faults;
+        let before: Vec<AgentFault> = agent.faults.clone();
+        let mut status = agent.round(now());
+        status.agent_id = id.clone();
+        status.config_problems = config_problems.clone();
+        for f in &status.faults {
+            if !before.iter().any(|b| b.id == f.id) {
+                log(3, &format!("fault {}: {} — {}", f.id, f.message, f.detail));
             }
-            Err(e) => log(3, &format!("checking the headers of {release}: {e}")),
         }
+        for b in &before {
+            if !status.faults.iter().any(|f| f.id == b.id) {
+                log(5, &format!("fault {} cleared", b.id));
+            }
+        }
+        if let Some(c) = &status.compile {
+            if c.object.is_some() && compiled != c.object {
+                log(
+                    6,
+                    &format!(
+                        "probe {} against {} ({} ms){}",
+                        if c.cached {
+                            "from the cache, compiled earlier"
+                        } else {
+                            "compiled"
+                        },
+                        c.tree.as_deref().unwrap_or("?"),
+                        c.millis,
+                        if status.probe_loaded {
+                            "; attached"
+                        } else {
+                            ""
+                        }
+                    ),
+                );
+                compiled = c.object.clone();
+            }
+        }
+        if status.probe_error != last_error {
+            if let Some(e) = &status.probe_error {
+                log(4, &format!("probe: {e}"));
+            }
+            last_error = status.probe_error.clone();
+        }
+        if let Err(e) = publish(&path, &status) {
+            log(3, &format!("writing {}: {e}", path.display()));
+        }
+        let faults = &agent.faults;
         if once {
             return i32::from(!faults.is_empty());
         }

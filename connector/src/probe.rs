@@ -1,189 +1,166 @@
-//! The connector's eBPF probe, reduced to what matters for the installer:
-//! the same syscalls, checked by the same kernel and SELinux hooks, as the
-//! real module — without a compiler. Built in-process:
-//! - an array map (`BPF_MAP_CREATE`);
-//! - a socket-filter program and a kprobe program, each `r0 = 0; exit`
-//!   (`BPF_PROG_LOAD`);
-//! - a system-wide software perf event (`perf_event_open`), the call a
-//!   kprobe attachment goes through.
+//! The connector's eBPF probe, loaded from the object [`crate::compile`]
+//! made: aya reads the ELF, creates its map (`BPF_MAP_CREATE`), applies the
+//! map relocations, loads the tracepoint program (`BPF_PROG_LOAD`, through
+//! the verifier) and attaches it to `sched/sched_process_exec` through
+//! `perf_event_open` — the syscalls, kernel checks and SELinux hooks of the
+//! real module.
 //!
-//! Each step's errno is kept: EPERM/EACCES with headers present is the
-//! SELinux (or lockdown) cause the installer must tell apart from missing
-//! headers.
+//! A refusal keeps its errno and the verifier's words: EPERM/EACCES, or a
+//! verifier log, with headers present is the kernel refusing the program
+//! (SELinux, lockdown, the verifier: fault 12), which the installer must
+//! tell apart from missing headers (fault 11).
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
 
+use aya::maps::Array;
+use aya::programs::{ProgramError, TracePoint};
+use aya::{Ebpf, EbpfError};
 use serde::Serialize;
 
-const BPF_MAP_CREATE: libc::c_long = 0;
-const BPF_PROG_LOAD: libc::c_long = 5;
-const BPF_MAP_TYPE_ARRAY: u32 = 2;
-const BPF_PROG_TYPE_SOCKET_FILTER: u32 = 1;
-const BPF_PROG_TYPE_KPROBE: u32 = 2;
-/// `PERF_FLAG_FD_CLOEXEC` of linux/perf_event.h.
-const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 8;
+/// The program's name in the object (its function).
+pub const PROGRAM: &str = "connector_exec";
+/// The map counting events.
+pub const MAP: &str = "connector_events";
+/// Where it attaches.
+pub const TRACEPOINT: (&str, &str) = ("sched", "sched_process_exec");
 
-/// `union bpf_attr`, as large as any kernel's (it only reads its size).
-#[repr(C, align(8))]
-struct BpfAttr([u8; 128]);
-
-impl BpfAttr {
-    fn new() -> Self {
-        BpfAttr([0; 128])
-    }
-    fn put_u32(&mut self, off: usize, v: u32) {
-        self.0[off..off + 4].copy_from_slice(&v.to_ne_bytes());
-    }
-    fn put_u64(&mut self, off: usize, v: u64) {
-        self.0[off..off + 8].copy_from_slice(&v.to_ne_bytes());
-    }
-}
-
-fn bpf(cmd: libc::c_long, attr: &mut BpfAttr) -> io::Result<OwnedFd> {
-    // SAFETY: attr points at a zero-initialised buffer large enough for the
-    // command; the kernel reads only `size` bytes of it.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            attr as *mut BpfAttr,
-            std::mem::size_of::<BpfAttr>(),
-        )
-    };
-    if fd < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        // SAFETY: the kernel returned a new file descriptor we now own.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-    }
-}
-
-/// `r0 = 0; exit`.
-const RETURN_ZERO: [u64; 2] = [
-    // BPF_ALU64 | BPF_MOV | BPF_K, dst r0, imm 0
-    0x0000_0000_0000_00b7,
-    // BPF_JMP | BPF_EXIT
-    0x0000_0000_0000_0095,
-];
-
-fn load_prog(prog_type: u32, kern_version: u32) -> io::Result<OwnedFd> {
-    let license = c"GPL";
-    let mut attr = BpfAttr::new();
-    attr.put_u32(0, prog_type);
-    attr.put_u32(4, RETURN_ZERO.len() as u32);
-    attr.put_u64(8, RETURN_ZERO.as_ptr() as u64);
-    attr.put_u64(16, license.as_ptr() as u64);
-    // log_level, log_size, log_buf: 0.
-    attr.put_u32(40, kern_version);
-    bpf(BPF_PROG_LOAD, &mut attr)
-}
-
-fn create_map() -> io::Result<OwnedFd> {
-    let mut attr = BpfAttr::new();
-    attr.put_u32(0, BPF_MAP_TYPE_ARRAY);
-    attr.put_u32(4, 4); // key_size
-    attr.put_u32(8, 8); // value_size
-    attr.put_u32(12, 1); // max_entries
-    bpf(BPF_MAP_CREATE, &mut attr)
-}
-
-/// A software cpu-clock event on CPU 0 for all processes: the permission
-/// checks (`perf_event_paranoid`, CAP_PERFMON, SELinux `perf_event`) of a
-/// kprobe attachment, without needing tracefs.
-fn open_perf_event() -> io::Result<OwnedFd> {
-    // SAFETY: a zeroed perf_event_attr is valid; we set size and type.
-    let mut attr: [u8; 128] = [0; 128];
-    attr[4..8].copy_from_slice(&128u32.to_ne_bytes()); // size
-                                                       // type PERF_TYPE_SOFTWARE (1) at offset 0, config PERF_COUNT_SW_CPU_CLOCK (0) at 8
-    attr[0..4].copy_from_slice(&1u32.to_ne_bytes());
-    // flags (offset 40): disabled(bit 0)
-    attr[40] = 1;
-    // SAFETY: attr is a valid perf_event_attr of the size it declares.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_perf_event_open,
-            attr.as_ptr(),
-            -1 as libc::pid_t,
-            0 as libc::c_int,
-            -1 as libc::c_int,
-            PERF_FLAG_FD_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        // SAFETY: a new descriptor we own.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-    }
-}
-
-/// LINUX_VERSION_CODE of a release (`4.18.0-…` -> 0x041200), which kprobe
-/// programs must state on kernels before 5.0.
-pub fn kernel_version_code(release: &str) -> u32 {
-    let (a, b, c) = connector_host::kernel::upstream_version(release);
-    (a << 16) | (b << 8) | c.min(255)
-}
-
-/// One step of the probe.
+/// Why the kernel did not take the probe.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Step {
-    pub name: &'static str,
-    pub ok: bool,
-    /// errno name and text when it failed.
-    pub error: Option<String>,
+pub struct Refusal {
+    /// What was being done: "bpf map_create", "bpf prog_load tracepoint",
+    /// "perf_event_open tracepoint", …
+    pub step: String,
     pub errno: Option<i32>,
+    /// The error, with the verifier's last words when it spoke.
+    pub reason: String,
+    /// The verifier rejected the program (a log came back).
+    pub verifier: bool,
 }
 
-/// The probe's outcome.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ProbeResult {
-    pub steps: Vec<Step>,
-}
-
-impl ProbeResult {
-    pub fn loaded(&self) -> bool {
-        self.steps.iter().all(|s| s.ok)
-    }
-
-    /// A step refused with EPERM or EACCES: a permission, not a bug.
-    pub fn refused(&self) -> Option<&Step> {
-        self.steps
-            .iter()
-            .find(|s| matches!(s.errno, Some(libc::EPERM) | Some(libc::EACCES)))
+impl Refusal {
+    /// A refusal by the kernel's policy or the verifier (fault 12), not a
+    /// missing facility (no tracefs) or a bug.
+    pub fn is_refusal(&self) -> bool {
+        self.verifier || matches!(self.errno, Some(libc::EPERM) | Some(libc::EACCES))
     }
 }
 
-/// Runs the probe; every object is released before it returns.
-pub fn run(release: &str) -> ProbeResult {
-    let step = |name: &'static str, r: io::Result<OwnedFd>| match r {
-        Ok(_fd) => Step {
-            name,
-            ok: true,
-            error: None,
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.step, self.reason)
+    }
+}
+
+/// A loaded, attached probe; dropping it detaches and unloads everything.
+pub struct Loaded {
+    ebpf: Ebpf,
+    /// The cache key of the object it came from.
+    pub key: String,
+}
+
+impl std::fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loaded").field("key", &self.key).finish()
+    }
+}
+
+impl Loaded {
+    /// Events counted so far.
+    pub fn events(&self) -> Option<u64> {
+        let map = self.ebpf.map(MAP)?;
+        let array: Array<_, u64> = Array::try_from(map).ok()?;
+        array.get(&0, 0).ok()
+    }
+}
+
+/// The first `io::Error` in an error's chain, and the chain as text.
+fn errno_of(e: &(dyn std::error::Error + 'static)) -> (Option<i32>, String) {
+    let mut errno = None;
+    let mut text = e.to_string();
+    let mut cur = e.source();
+    if let Some(io) = e.downcast_ref::<io::Error>() {
+        errno = io.raw_os_error();
+    }
+    while let Some(s) = cur {
+        if errno.is_none() {
+            if let Some(io) = s.downcast_ref::<io::Error>() {
+                errno = io.raw_os_error();
+            }
+        }
+        let t = s.to_string();
+        if !text.contains(&t) {
+            text.push_str(": ");
+            text.push_str(&t);
+        }
+        cur = s.source();
+    }
+    (errno, text)
+}
+
+fn refusal(step: &str, e: &(dyn std::error::Error + 'static)) -> Refusal {
+    let (errno, reason) = errno_of(e);
+    Refusal {
+        step: step.to_string(),
+        errno,
+        reason,
+        verifier: false,
+    }
+}
+
+fn program_refusal(step: &str, e: ProgramError) -> Refusal {
+    if let ProgramError::LoadError {
+        io_error,
+        verifier_log,
+    } = &e
+    {
+        let log = verifier_log.to_string();
+        let last = log
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty() && !l.starts_with("processed "))
+            .map(|l| l.trim().to_string());
+        return Refusal {
+            step: step.to_string(),
+            errno: io_error.raw_os_error(),
+            reason: match &last {
+                Some(l) => format!("{io_error}; the verifier said: {l}"),
+                None => io_error.to_string(),
+            },
+            verifier: last.is_some(),
+        };
+    }
+    refusal(step, &e)
+}
+
+/// Loads and attaches the probe from `object`.
+pub fn load(object: &[u8], key: &str) -> Result<Loaded, Refusal> {
+    let mut ebpf = Ebpf::load(object).map_err(|e| {
+        let step = match &e {
+            EbpfError::MapError(_) => "bpf map_create",
+            _ => "reading the probe object",
+        };
+        refusal(step, &e)
+    })?;
+    let program: &mut TracePoint = ebpf
+        .program_mut(PROGRAM)
+        .ok_or_else(|| Refusal {
+            step: "reading the probe object".into(),
             errno: None,
-        },
-        Err(e) => Step {
-            name,
-            ok: false,
-            errno: e.raw_os_error(),
-            error: Some(e.to_string()),
-        },
-    };
-    ProbeResult {
-        steps: vec![
-            step("bpf map_create", create_map()),
-            step(
-                "bpf prog_load socket_filter",
-                load_prog(BPF_PROG_TYPE_SOCKET_FILTER, 0),
-            ),
-            step(
-                "bpf prog_load kprobe",
-                load_prog(BPF_PROG_TYPE_KPROBE, kernel_version_code(release)),
-            ),
-            step("perf_event_open", open_perf_event()),
-        ],
-    }
+            reason: format!("the object has no program {PROGRAM}"),
+            verifier: false,
+        })?
+        .try_into()
+        .map_err(|e: ProgramError| refusal("reading the probe object", &e))?;
+    program
+        .load()
+        .map_err(|e| program_refusal("bpf prog_load tracepoint", e))?;
+    program
+        .attach(TRACEPOINT.0, TRACEPOINT.1)
+        .map_err(|e| program_refusal("attaching to sched/sched_process_exec", e))?;
+    Ok(Loaded {
+        ebpf,
+        key: key.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -191,28 +168,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn version_codes() {
-        assert_eq!(kernel_version_code("4.18.0-513.5.1.el8_9.x86_64"), 0x041200);
-        assert_eq!(
-            kernel_version_code("5.4.17-2136.324.5.3.el7uek.x86_64"),
-            0x050411
-        );
-        assert_eq!(kernel_version_code("4.14.300-1.amzn2.x86_64"), 0x040eff);
+    fn refusals_are_permissions_or_the_verifier() {
+        let mk = |errno, verifier| Refusal {
+            step: "x".into(),
+            errno: Some(errno),
+            reason: "e".into(),
+            verifier,
+        };
+        assert!(mk(libc::EPERM, false).is_refusal());
+        assert!(mk(libc::EACCES, false).is_refusal());
+        assert!(mk(libc::EINVAL, true).is_refusal());
+        assert!(!mk(libc::EINVAL, false).is_refusal());
+        assert!(!mk(libc::ENOENT, false).is_refusal());
     }
 
     #[test]
-    fn refused_is_eperm_or_eacces_only() {
-        let mk = |errno| ProbeResult {
-            steps: vec![Step {
-                name: "x",
-                ok: false,
-                error: Some("e".into()),
-                errno: Some(errno),
-            }],
-        };
-        assert!(mk(libc::EPERM).refused().is_some());
-        assert!(mk(libc::EACCES).refused().is_some());
-        assert!(mk(libc::EINVAL).refused().is_none());
-        assert!(!mk(libc::EINVAL).loaded());
+    fn an_object_that_is_not_elf_is_refused_with_a_reason() {
+        let r = load(b"not an object", "k").unwrap_err();
+        assert_eq!(r.step, "reading the probe object");
+        assert!(!r.is_refusal());
+        assert!(!r.reason.is_empty());
     }
 }

@@ -1,19 +1,33 @@
-//! Are the kernel headers for one release usable by kbuild, on disk?
+//! Are the kernel headers for one release usable by the connector's probe
+//! build, on disk?
 //!
 //! "Present" means a tree the connector's compile step can use for *that exact*
 //! release, found where kbuild and the distributions put it:
 //! `lib/modules/K/build` (a symlink, usually absolute), `usr/src/kernels/K`
 //! (RPM family) or `usr/src/linux-headers-K` (Debian family), all resolved
-//! inside the root. A usable tree has:
-//! - a `Makefile` — and when it is Debian's one-line wrapper
-//!   (`include /usr/src/linux-headers-V-common/Makefile`), the included file;
-//! - `include/generated/autoconf.h` (the configured kernel);
-//! - a `scripts` directory (Debian links it to linux-kbuild-V);
-//! - the release it was built for, where recorded, equal to K. `UTS_RELEASE`
-//!   in `include/generated/utsrelease.h` is authoritative: Debian's
-//!   `include/config/kernel.release` holds the *upstream* version
-//!   ("6.1.192" for 6.1.0-56-amd64), so it is read only when the former is
-//!   absent.
+//! inside the root. The compile (connectord's `clang -target bpf`, see
+//! `connector/src/compile.rs`) reads two trees:
+//! - the **build tree** (the candidate): `include/generated/autoconf.h`,
+//!   `include/generated/utsrelease.h`, `include/generated/uapi/linux/version.h`
+//!   and `arch/<arch>/include/generated`;
+//! - the **source tree**: the same directory on the RPM family; Debian's
+//!   `linux-headers-V-common`, named by the build tree's one-line Makefile
+//!   (`include /usr/src/linux-headers-V-common/Makefile`) or by
+//!   `lib/modules/K/source`. It must hold `include/linux/kconfig.h`,
+//!   `include/uapi/linux/types.h`, `include/uapi/linux/bpf.h`,
+//!   `arch/<arch>/include/asm` and `arch/<arch>/include/uapi/asm`.
+//!
+//! The release the tree was configured for, where recorded, must equal K:
+//! `UTS_RELEASE` in `include/generated/utsrelease.h` is authoritative
+//! (Debian's `include/config/kernel.release` holds the *upstream* version,
+//! "6.1.192" for 6.1.0-56-amd64, so it is read only when the former is
+//! absent).
+//!
+//! kbuild's `scripts` (Debian's linux-kbuild package) and the Makefile itself
+//! are not needed by the compile, so they are not required: the
+//! doctor-versus-compiler matrix (`connector/tests/compile_matrix.rs`) runs
+//! the real compile against real header packages and holds this verdict to
+//! it.
 //!
 //! A dangling `build` link (kernel-core without kernel-devel), a partial tree
 //! and a tree of another release are all "not present", each with its reason.
@@ -79,6 +93,9 @@ pub struct HeadersOnDisk {
     pub present: bool,
     /// The usable tree, inside the root.
     pub path: Option<String>,
+    /// Its source tree, inside the root (the same as `path` but on Debian,
+    /// where it is the `-common` tree).
+    pub source: Option<String>,
     /// Every existing candidate that was rejected, with its reason.
     pub rejected: Vec<Candidate>,
 }
@@ -138,19 +155,20 @@ pub fn check(root: &Root, release: &str) -> HeadersOnDisk {
         let tree_shown = tree.display().to_string();
         let problem = match check_tree(root, &tree, release) {
             Ok(p) => p,
-            Err(e) => Some(TreeProblem::Unreadable {
+            Err(e) => Err(TreeProblem::Unreadable {
                 error: e.to_string(),
             }),
         };
         match problem {
-            None => {
+            Ok(source) => {
                 return HeadersOnDisk {
                     present: true,
                     path: Some(tree_shown),
+                    source: Some(source.display().to_string()),
                     rejected,
                 }
             }
-            Some(p) => rejected.push(Candidate {
+            Err(p) => rejected.push(Candidate {
                 path: shown,
                 tree: Some(tree_shown),
                 problem: Some(p),
@@ -160,48 +178,116 @@ pub fn check(root: &Root, release: &str) -> HeadersOnDisk {
     HeadersOnDisk {
         present: false,
         path: None,
+        source: None,
         rejected,
     }
 }
 
-fn check_tree(root: &Root, tree: &Path, release: &str) -> io::Result<Option<TreeProblem>> {
+/// The kernel's name for this machine's architecture (`arch/<arch>/`).
+pub fn kernel_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" | "x86" => "x86",
+        "aarch64" => "arm64",
+        "arm" => "arm",
+        "powerpc64" | "powerpc" => "powerpc",
+        "s390x" => "s390",
+        "riscv64" => "riscv",
+        "loongarch64" => "loongarch",
+        other => other,
+    }
+}
+
+/// The files of the build tree the probe's compile reads (`{arch}` is
+/// [`kernel_arch`]); `true` for a directory.
+pub const BUILD_TREE_NEEDS: &[(&str, bool)] = &[
+    ("include/generated/autoconf.h", false),
+    ("include/generated/utsrelease.h", false),
+    ("include/generated/uapi/linux/version.h", false),
+    ("arch/{arch}/include/generated", true),
+];
+
+/// The files of the source tree the probe's compile reads.
+pub const SOURCE_TREE_NEEDS: &[(&str, bool)] = &[
+    ("include/linux/kconfig.h", false),
+    // Not include/linux/types.h: without it `<linux/types.h>` is found in
+    // include/uapi, and the probe still compiles (the matrix's "cut off
+    // halfway" row).
+    ("include/uapi/linux/types.h", false),
+    ("include/uapi/linux/bpf.h", false),
+    ("arch/{arch}/include/asm", true),
+    ("arch/{arch}/include/uapi/asm", true),
+];
+
+/// The source tree of the build tree `tree` (both inside the root): the
+/// directory Debian's one-line Makefile includes from, else
+/// `lib/modules/K/source` when it resolves, else the tree itself. Err: the
+/// Makefile names a file that is not there (Debian's -common missing).
+pub fn source_tree(
+    root: &Root,
+    tree: &Path,
+    release: &str,
+) -> io::Result<Result<PathBuf, TreeProblem>> {
+    if let Some(text) = root.read_to_string_optional(tree.join("Makefile"))? {
+        if let Some(include) = wrapper_include(&text) {
+            if !root.is_file(include)? {
+                return Ok(Err(TreeProblem::BrokenInclude {
+                    include: include.to_string(),
+                }));
+            }
+            let dir = Path::new(include).parent().unwrap_or(Path::new("/"));
+            return Ok(Ok(root.resolve_in_root(dir)?));
+        }
+    }
+    // A `source` link that does not resolve (missing, a loop, outside the
+    // root) leaves the tree as its own source: the compile finds what it
+    // finds there.
+    match root.resolve_in_root(format!("/lib/modules/{release}/source")) {
+        Ok(s) if root.is_dir(&s).unwrap_or(false) => Ok(Ok(s)),
+        Ok(_) | Err(_) => Ok(Ok(tree.to_path_buf())),
+    }
+}
+
+fn check_tree(root: &Root, tree: &Path, release: &str) -> io::Result<Result<PathBuf, TreeProblem>> {
     if !root.is_dir(tree)? {
-        return Ok(Some(TreeProblem::Missing {
+        return Ok(Err(TreeProblem::Missing {
             file: tree.display().to_string(),
         }));
     }
-    let makefile = tree.join("Makefile");
-    let Some(text) = root.read_to_string_optional(&makefile)? else {
-        return Ok(Some(TreeProblem::Missing {
-            file: makefile.display().to_string(),
-        }));
+    let source = match source_tree(root, tree, release)? {
+        Ok(s) => s,
+        Err(p) => return Ok(Err(p)),
     };
-    if let Some(include) = wrapper_include(&text) {
-        if !root.is_file(include)? {
-            return Ok(Some(TreeProblem::BrokenInclude {
-                include: include.to_string(),
-            }));
-        }
-    }
-    for (rel, want_dir) in [("include/generated/autoconf.h", false), ("scripts", true)] {
-        let p = tree.join(rel);
-        let ok = if want_dir {
-            root.is_dir(&p)?
-        } else {
-            root.is_file(&p)?
-        };
-        if !ok {
-            return Ok(Some(TreeProblem::Missing {
-                file: p.display().to_string(),
-            }));
+    let arch = kernel_arch();
+    for (base, needs) in [
+        (tree, BUILD_TREE_NEEDS),
+        (source.as_path(), SOURCE_TREE_NEEDS),
+    ] {
+        for (rel, want_dir) in needs {
+            let p = base.join(rel.replace("{arch}", arch));
+            let ok = if *want_dir {
+                root.is_dir(&p)?
+            } else {
+                root.is_file(&p)?
+            };
+            if !ok {
+                // There but not a regular file (a FIFO, a device): say so.
+                if !*want_dir {
+                    if let Some(host) = root.resolve_optional(&p)? {
+                        crate::root::open_regular(&host)?;
+                    }
+                }
+                return Ok(Err(TreeProblem::Missing {
+                    file: p.display().to_string(),
+                }));
+            }
         }
     }
     if let Some(found) = recorded_release(root, tree)? {
         if found != release {
-            return Ok(Some(TreeProblem::OtherRelease { found }));
+            return Ok(Err(TreeProblem::OtherRelease { found }));
         }
     }
-    Ok(None)
+    Ok(Ok(source))
 }
 
 /// Debian's flavour Makefile is one line: `include /usr/src/…-common/Makefile`.

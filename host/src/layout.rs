@@ -23,6 +23,9 @@ pub const STATE_DIR: &str = "/var/lib/connector";
 pub const STATUS: &str = "/var/lib/connector/status.json";
 /// The daemon's identity (per host: cleared in golden images).
 pub const AGENT_ID: &str = "/var/lib/connector/agent-id";
+/// The daemon's compiled eBPF probes: one object per kernel release and
+/// probe source, with the list of files it was compiled from.
+pub const PROBE_CACHE: &str = "/var/lib/connector/probe";
 /// What the last lay-down shipped (the manifest).
 pub const INSTALL_RECORD: &str = "/var/lib/connector/installed.manifest";
 /// One installer at a time.

@@ -27,6 +27,21 @@ pub struct ConfigProblem {
     pub problem: String,
 }
 
+/// The connector's compile of its probe, as it went this round.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompileReport {
+    /// The build tree compiled against (inside the root), when one was.
+    pub tree: Option<String>,
+    /// The object, in the probe cache, when there is one.
+    pub object: Option<String>,
+    /// Taken from the cache, every input unchanged.
+    pub cached: bool,
+    /// Milliseconds the cache check or the compile took.
+    pub millis: u64,
+    /// The compiler's first error (or why it could not run).
+    pub error: Option<String>,
+}
+
 /// The published status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
@@ -48,6 +63,12 @@ pub struct Status {
     /// What in connector.conf was not used, and why (empty: all of it was).
     #[serde(default)]
     pub config_problems: Vec<ConfigProblem>,
+    /// The probe's compile (absent from connectors before the compile).
+    #[serde(default)]
+    pub compile: Option<CompileReport>,
+    /// Events the attached probe has counted.
+    #[serde(default)]
+    pub probe_events: Option<u64>,
 }
 
 /// Why the status could not be read.
@@ -126,6 +147,14 @@ mod tests {
                 line: Some(2),
                 problem: "unknown key `x`".into(),
             }],
+            compile: Some(CompileReport {
+                tree: Some("/usr/src/linux-headers-6.1.0-18-amd64".into()),
+                object: None,
+                cached: false,
+                millis: 310,
+                error: Some("x.c:1:10: fatal error: 'linux/types.h' file not found".into()),
+            }),
+            probe_events: None,
         };
         let (_d, root) = root_with(Some(&serde_json::to_string(&s).unwrap()));
         assert_eq!(read(&root).unwrap(), Some(s));

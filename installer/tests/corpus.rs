@@ -539,12 +539,31 @@ fn partial_tree_is_not_present() {
     );
     assert_eq!(r.faults.len(), 1);
 
-    // No scripts directory: also partial.
-    let f = Fixture::new();
-    f.os_release("ol-8.9");
-    f.kernel(&k).headers(&k);
-    f.remove("/usr/src/kernels/5.15.0-200.131.27.el8uek.x86_64/scripts");
-    assert!(!diagnose(&f, None, None).kernels[0].headers.present);
+    // Each file the probe's compile reads is needed; kbuild's scripts are
+    // not (connector/tests/compile_matrix.rs holds this to the compiler).
+    let t = "/usr/src/kernels/5.15.0-200.131.27.el8uek.x86_64";
+    for (gone, present) in [
+        ("scripts", true),
+        ("Makefile", true),
+        ("include/uapi/linux/bpf.h", false),
+        ("include/linux/kconfig.h", false),
+        ("include/generated/uapi/linux/version.h", false),
+        ("arch/x86/include/generated", false),
+        ("arch/x86/include/uapi/asm", false),
+    ] {
+        let f = Fixture::new();
+        f.os_release("ol-8.9");
+        f.kernel(&k).headers(&k);
+        f.remove(&format!("{t}/{gone}"));
+        let h = &diagnose(&f, None, None).kernels[0].headers;
+        assert_eq!(h.present, present, "without {gone}: {h:?}");
+        if !present {
+            assert!(
+                matches!(&h.rejected[0].problem, Some(connector_host::headers::TreeProblem::Missing { file }) if file.ends_with(gone)),
+                "without {gone}: {h:?}"
+            );
+        }
+    }
 }
 
 #[test]

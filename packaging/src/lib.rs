@@ -70,6 +70,10 @@ pub const CONFIG: &str = "\
 
 # Seconds between the agent's checks of headers and probes (5 to 3600).
 interval = 30
+
+# The compiler of the eBPF probe, an absolute path. Unset: clang, else the
+# newest clang-N, on PATH (the package depends on clang).
+# clang = /usr/bin/clang
 ";
 
 const README: &str = "\
@@ -373,6 +377,9 @@ pub fn build_rpm(p: &Payload, out: &Path) -> Result<PathBuf> {
         }
     }
     b.requires(rpm::Dependency::any("systemd"));
+    // connectord compiles its eBPF probe at start (AppStream on EL8/EL9,
+    // EPEL or llvm-toolset on EL7).
+    b.requires(rpm::Dependency::any("clang"));
     // semodule and restorecon in the scriptlets, as Fedora's SELinux
     // packaging requires them.
     // (the module is removed in %preun, while the installer is still there)
@@ -466,7 +473,7 @@ pub fn build_deb(p: &Payload, out: &Path) -> Result<PathBuf> {
     let control = format!(
         "Package: connector\nVersion: {}-{}\nArchitecture: amd64\n\
          Maintainer: connector-installer authors <connector@example.invalid>\n\
-         Installed-Size: {installed_size}\nDepends: libc6 (>= 2.17), libgcc-s1 | libgcc1, libselinux1, systemd\n\
+         Installed-Size: {installed_size}\nDepends: libc6 (>= 2.17), libgcc-s1 | libgcc1, libselinux1, systemd, clang\n\
          Recommends: policycoreutils, semodule-utils, selinux-utils\nSection: admin\nPriority: optional\n\
          Homepage: https://example.invalid/connector\n\
          Description: eBPF endpoint security agent and its SELinux-aware installer\n \
@@ -582,7 +589,8 @@ mod tests {
         .unwrap();
         for (key, _) in connectord::config::KEYS {
             assert!(
-                CONFIG.contains(&format!("\n{key} = ")),
+                CONFIG.contains(&format!("\n{key} = "))
+                    || CONFIG.contains(&format!("\n# {key} = ")),
                 "{key} in the shipped file"
             );
             assert!(guide.contains(&format!("`{key}`")), "{key} in the guide");

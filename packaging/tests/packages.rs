@@ -139,6 +139,8 @@ fn rpm_installs_upgrades_and_removes_with_its_scriptlets() {
         reqs.contains("policycoreutils") && reqs.contains("systemd"),
         "{reqs}"
     );
+    // connectord compiles its probe: the compiler is a dependency.
+    assert!(reqs.lines().any(|l| l.trim() == "clang"), "{reqs}");
     let cfg = ok(
         Command::new("rpm")
             .args(["-qpc"])
@@ -245,6 +247,14 @@ fn deb_installs_upgrades_removes_and_purges_with_its_scripts() {
     assert!(
         info.contains("Package: connector") && info.contains("Version: 1.0.0-1"),
         "{info}"
+    );
+    let depends = info
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Depends: "))
+        .unwrap_or("");
+    assert!(
+        depends.split(", ").any(|d| d == "clang"),
+        "the probe's compiler is a dependency: {depends}"
     );
     let contents = ok(
         Command::new("dpkg-deb")

@@ -697,7 +697,7 @@ mod tests {
     #[test]
     fn the_module_carries_its_version() {
         assert!(MODULE_CIL.starts_with("; connectord: SELinux policy module"));
-        assert_eq!(module_version(), "1.1.0");
+        assert_eq!(module_version(), "1.2.0");
         assert_eq!(
             version_of("; x\n; connectord-policy-version 2.1\n"),
             Some("2.1")

@@ -467,7 +467,7 @@ fn an_upgrade_from_1_0_0_reinstalls_once() {
     assert_eq!(ran.iter().filter(|c| c.starts_with("semodule")).count(), 1);
     assert!(matches!(
         store.module_state().unwrap(),
-        ModuleState::Installed { current: true, ref version, .. } if version.as_deref() == Some("1.1.0")
+        ModuleState::Installed { current: true, ref version, .. } if version.as_deref() == Some("1.2.0")
     ));
     assert_eq!(store.install(Duration::from_secs(30)).unwrap(), None);
 }

@@ -138,6 +138,43 @@ impl Kernel {
         e
     }
 
+    /// What the probe's compile reads from a build tree (`host::headers`).
+    fn build_tree_files(t: &str, k: &str) -> Vec<Entry> {
+        vec![
+            Entry::file(
+                format!("{t}/include/generated/uapi/linux/version.h"),
+                "#define LINUX_VERSION_CODE 0x041200\n",
+            ),
+            Entry::file(
+                format!("{t}/arch/x86/include/generated/uapi/asm/types.h"),
+                format!("/* {k} */\n"),
+            ),
+        ]
+    }
+
+    /// What the probe's compile reads from a source tree: small, but real
+    /// C, so connectord's real compile (clang -target bpf) succeeds against
+    /// a fixture tree as against a distribution's.
+    fn source_tree_files(t: &str) -> Vec<Entry> {
+        [
+            ("include/linux/kconfig.h", "#include <generated/autoconf.h>\n"),
+            (
+                "include/uapi/linux/types.h",
+                "typedef unsigned int __u32;\ntypedef unsigned long long __u64;\n",
+            ),
+            ("include/uapi/linux/limits.h", "#define PATH_MAX 4096\n"),
+            (
+                "include/uapi/linux/bpf.h",
+                "enum bpf_map_type { BPF_MAP_TYPE_ARRAY = 2 };\nenum bpf_func_id { BPF_FUNC_map_lookup_elem = 1 };\n",
+            ),
+            ("arch/x86/include/asm/posix_types.h", "/* header */\n"),
+            ("arch/x86/include/uapi/asm/posix_types_64.h", "/* header */\n"),
+        ]
+        .iter()
+        .map(|(f, body)| Entry::file(format!("{t}/{f}"), *body))
+        .collect()
+    }
+
     /// The files of the header package(s) for this kernel, as installed.
     pub fn header_files(&self) -> Vec<Entry> {
         let k = &self.release;
@@ -169,6 +206,10 @@ impl Kernel {
                     Entry::file(format!("{t}/scripts/Makefile.build"), "# kbuild\n"),
                     Entry::file(format!("{t}/arch/x86/Makefile"), "# arch\n"),
                 ]
+                .into_iter()
+                .chain(Self::build_tree_files(&t, k))
+                .chain(Self::source_tree_files(&t))
+                .collect()
             }
             Layout::Debian => {
                 let t = format!("/usr/src/linux-headers-{k}");
@@ -210,6 +251,10 @@ impl Kernel {
                     Entry::file(format!("{kb}/scripts/Makefile.build"), "# kbuild\n"),
                     Entry::dir(format!("{kb}/tools")),
                 ]
+                .into_iter()
+                .chain(Self::build_tree_files(&t, k))
+                .chain(Self::source_tree_files(&common))
+                .collect()
             }
             Layout::Ubuntu => {
                 let t = format!("/usr/src/linux-headers-{k}");
@@ -230,6 +275,11 @@ impl Kernel {
                     Entry::file(format!("{common}/Makefile"), "VERSION = 5\n"),
                     Entry::file(format!("{common}/include/linux/bpf.h"), "/* bpf */\n"),
                 ]
+                .into_iter()
+                .chain(Self::build_tree_files(&t, k))
+                // Ubuntu's flavour tree links the common tree's directories.
+                .chain(Self::source_tree_files(&t))
+                .collect()
             }
         }
     }

@@ -11,6 +11,7 @@
 //! `linux-image` + `linux-modules` + `linux-headers-K` + `linux-headers-V`
 //! (Ubuntu).
 
+pub mod debian_headers;
 pub mod fixture;
 pub mod http;
 pub mod json;

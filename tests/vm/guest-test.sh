@@ -7,14 +7,18 @@
 # Phases:
 #   control   the connector's binary, labelled connectord_exec_t, with a
 #             module that declares its domain but grants no eBPF rights:
-#             bpf() refused, AVC denials, our doctor names the SELinux cause
+#             without headers its compile fails (fault 11, the compiler's
+#             words); with them it compiles in connectord_t, and bpf() is
+#             refused, AVC denials, our doctor names the SELinux cause
 #   install   dpkg -i: the hook loads the module, lays down, enables, starts;
 #             the headers are deferred to connector-setup.service, which
 #             installs linux-headers-$(uname -r) from the share's repository
-#   healthy   within 60 s connectord reports no fault, its probe loaded in
-#             connectord_t; doctor --json healthy; no new AVC of connectord_t
-#   repair    headers package and module removed: fault 11; repair clears it
-#             within 60 s
+#   healthy   within 60 s connectord reports no fault, its probe compiled,
+#             loaded and attached in connectord_t and counting execs; a
+#             restart takes the object from the cache; doctor --json
+#             healthy; no new AVC of connectord_t
+#   repair    headers package and module removed: the compile fails, fault
+#             11; repair clears it within 60 s (the probe compiles again)
 #   purge     dpkg --purge: service, module and files gone
 
 set -u
@@ -87,12 +91,25 @@ Type=oneshot
 ExecStart=/opt/connector/bin/connectord run --once
 EOF
 systemctl daemon-reload
+# Without headers the compile fails: fault 11, in the compiler's words.
+systemctl start connectord-control.service
+cat $STATUS
+check "control: no headers, the compile fails: fault 11" status_fault 11
+check "control: the status says why the compile failed" grep -q 'no kernel header tree' $STATUS
+# With the headers (from the share's repository) it compiles in
+# connectord_t, and the kernel refuses what the compile made.
+t=$(now)
+apt-get install -y -q linux-headers-$K > "$R/control-headers.log" 2>&1
+check "control: headers installed for the compile" [ -e /lib/modules/$K/build ]
+echo "control: headers installed in $(( $(now) - t )) s"
 before=$(audit_size)
 systemctl start connectord-control.service
 audit_settle
 cat $STATUS
+check "control: the probe compiled in connectord_t" grep -q '"object": "/var/lib/connector/probe/' $STATUS
 check "control: the probe was refused" grep -q '"probe_loaded": false' $STATUS
 check "control: bpf() failed with EPERM" grep -q 'Operation not permitted' $STATUS
+check "control: fault 12, not 11" sh -c "grep -q '\"id\": 12' $STATUS && ! grep -q '\"id\": 11' $STATUS"
 avc_since "$before" > "$R/control-avc.txt"
 cat "$R/control-avc.txt"
 check "control: AVC denials of connectord_t" [ -s "$R/control-avc.txt" ]
@@ -104,6 +121,9 @@ check "control: the kernel's answer, bpf rights missing" grep -q 'the kernel wil
 rm -f /run/systemd/system/connectord-control.service
 systemctl daemon-reload
 rm -rf /opt/connector /var/lib/connector /var/log/connector
+# The install phase starts from a host without headers again.
+apt-get purge -y -q --autoremove linux-headers-$K > /dev/null 2>&1
+check "control: headers removed again" [ ! -e /lib/modules/$K/build ]
 phase_end
 
 # --- install ---------------------------------------------------------------
@@ -136,6 +156,14 @@ after_install=$(audit_size)
 wait_for 60 "connectord reports no fault" status_has_no_fault
 cat $STATUS
 check "probe loaded" grep -q '"probe_loaded": true' $STATUS
+check "probe compiled against the installed headers" grep -q "\"tree\": \"/usr/src/linux-headers-$K\"" $STATUS
+ms=$(sed -n 's/.*"millis": \([0-9]*\).*/\1/p' $STATUS | head -1)
+echo "the probe's compile took ${ms:-?} ms"; echo "compile-ms ${ms:-0}" >> "$R/waits"
+probe_counts() { grep -q '"probe_events": [1-9]' $STATUS; }
+wait_for 70 "the attached probe counts execs" probe_counts
+systemctl restart connectord.service
+from_cache() { status_has_no_fault && grep -q '"cached": true' $STATUS && grep -q '"probe_loaded": true' $STATUS; }
+wait_for 60 "after a restart the object comes from the cache" from_cache
 check "connectord runs in connectord_t" sh -c "ps -eZ | grep connectord | grep -q ':connectord_t:'"
 $CI doctor --json > "$R/doctor.json"; rc=$?
 check "doctor --json healthy (exit 0)" [ $rc = 0 ]
@@ -152,6 +180,7 @@ phase_start repair
 # running, raises fault 11 at its next check. Then the module goes too.
 dpkg -r linux-headers-amd64 linux-headers-$K > /dev/null 2>&1
 wait_for 60 "connectord raises fault 11" status_fault 11
+check "fault 11: the compile failed, in its own words" grep -q -e 'no kernel header tree' -e 'fatal error' $STATUS
 semodule -X 200 -r connectord
 $CI doctor --json > "$R/repair-doctor.json"
 check "doctor: fault 11, headers missing" grep -q '"cause": "headers-missing"' "$R/repair-doctor.json"

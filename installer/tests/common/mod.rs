@@ -113,7 +113,7 @@ pub fn el_root(
         .iter()
         .flat_map(|k| Kernel::new(k, Layout::El8).header_packages())
         .collect();
-    for name in ["systemd", "policycoreutils", "libselinux-utils"] {
+    for name in ["systemd", "policycoreutils", "libselinux-utils", "clang"] {
         pkgs.push(Pkg::new(name, "1", "1", "x86_64", vec![]));
     }
     let url = rpm_repo(repo.path(), &pkgs);
@@ -130,7 +130,7 @@ pub fn debian_root(f: Fixture, headers_in_repo: &[&str]) -> (Fixture, tempfile::
     f.os_release("debian-12");
     let repo = tempfile::tempdir().unwrap();
     apt_root(f.path(), repo.path());
-    for name in ["libc6", "libgcc-s1", "libselinux1", "systemd"] {
+    for name in ["libc6", "libgcc-s1", "libselinux1", "systemd", "clang"] {
         Pkg::new(name, "99", "", "amd64", vec![]).install(f.path());
     }
     Kernel::new(DEB_K1, Layout::Debian)
