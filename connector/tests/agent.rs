@@ -53,6 +53,10 @@ fn wait_for(status: &Path, pred: &dyn Fn(&Status) -> bool, what: &str) -> Status
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "real-tools"),
+    ignore = "real tools: cargo test --features connectord/real-tools (scripts/test)"
+)]
 fn fault_11_follows_the_compile_and_clears_by_itself_when_headers_arrive() {
     connector_tests::require_tool("clang");
     connector_tests::require_tool("unshare");
