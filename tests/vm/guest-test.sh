@@ -99,7 +99,7 @@ check "control: the status says why the compile failed" grep -q 'no kernel heade
 # With the headers (from the share's repository) it compiles in
 # connectord_t, and the kernel refuses what the compile made.
 t=$(now)
-apt-get install -y -q linux-headers-$K > "$R/control-headers.log" 2>&1
+{ apt-get update -q && apt-get install -y -q linux-headers-$K; } > "$R/control-headers.log" 2>&1
 check "control: headers installed for the compile" [ -e /lib/modules/$K/build ]
 echo "control: headers installed in $(( $(now) - t )) s"
 before=$(audit_size)
@@ -156,6 +156,7 @@ after_install=$(audit_size)
 wait_for 60 "connectord reports no fault" status_has_no_fault
 cat $STATUS
 check "probe loaded" grep -q '"probe_loaded": true' $STATUS
+check "the probe cache is labelled connectord_var_lib_t" sh -c "ls -Z /var/lib/connector/probe/*.o | grep -q connectord_var_lib_t"
 check "probe compiled against the installed headers" grep -q "\"tree\": \"/usr/src/linux-headers-$K\"" $STATUS
 ms=$(sed -n 's/.*"millis": \([0-9]*\).*/\1/p' $STATUS | head -1)
 echo "the probe's compile took ${ms:-?} ms"; echo "compile-ms ${ms:-0}" >> "$R/waits"
