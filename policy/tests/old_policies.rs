@@ -222,6 +222,7 @@ fn el7_and_amazon_linux_2_drop_exactly_what_they_cannot_name() {
         "connectord_t connectord_exec_t:file map",
         "connectord_t lib_t:file map",
         "connectord_t bin_t:file map",
+        "connectord_t src_t:file map",
         "connectord_t ld_so_t:file map",
         "connectord_t ld_so_cache_t:file map",
         "init_t connectord_t:process2 nnp_transition",
