@@ -59,6 +59,11 @@ pub const PER_HOST_STATE: &[&str] = &[AGENT_ID, STATUS, PENDING];
 /// The units.
 pub const UNIT: &str = "connectord.service";
 pub const SETUP_UNIT: &str = "connector-setup.service";
+/// The fleet metrics (docs/metrics.md): shipped, disabled.
+pub const METRICS_UNIT: &str = "connector-metrics.service";
+pub const METRICS_TIMER: &str = "connector-metrics.timer";
+/// Every unit the packages ship.
+pub const UNITS: &[&str] = &[UNIT, SETUP_UNIT, METRICS_UNIT, METRICS_TIMER];
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,14 @@
 //! Unix times as people and manual pages read them, in UTC, without a
 //! time-zone database.
 
+/// Now, in seconds since the epoch (0 on a clock before 1970).
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// The civil date (proleptic Gregorian) of a day count since 1970-01-01.
 fn civil(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;

@@ -180,10 +180,7 @@ pub fn finish(exit_code: i32) {
     let record = LastRun {
         schema_version: 1,
         subcommand: run.subcommand,
-        finished_at: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
+        finished_at: connector_host::time::now(),
         exit_code,
         outcome: crate::exit::name(exit_code).to_string(),
         changes: run.changes,

@@ -42,7 +42,7 @@ impl Cli {
     /// Whether the command asked for one JSON document on stdout.
     pub fn json(&self) -> bool {
         match &self.command {
-            Command::Doctor(a) => a.json,
+            Command::Doctor(a) => a.format() == DoctorFormat::Json && a.output.is_none(),
             Command::Headers(a) => a.json,
             Command::Selinux(a) => match &a.action {
                 SelinuxAction::Install(o) | SelinuxAction::Remove(o) | SelinuxAction::Status(o) => {
@@ -441,9 +441,39 @@ pub struct DoctorArgs {
     #[arg(long, value_name = "VER")]
     pub kernel: Option<String>,
 
-    /// Print one JSON document on stdout (schema: docs/doctor.md)
-    #[arg(long)]
+    /// Print one JSON document on stdout (schema: docs/doctor.md); the
+    /// same as --format json
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
+
+    /// text (for people), json (docs/doctor.md) or prometheus
+    /// (node_exporter textfile metrics, docs/metrics.md)
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<DoctorFormat>,
+
+    /// Write the report to FILE (replaced atomically: for node_exporter's
+    /// textfile directory) instead of stdout
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// How doctor prints its report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DoctorFormat {
+    Text,
+    Json,
+    Prometheus,
+}
+
+impl DoctorArgs {
+    /// The format asked for, `--json` included.
+    pub fn format(&self) -> DoctorFormat {
+        match (self.json, self.format) {
+            (true, _) => DoctorFormat::Json,
+            (false, Some(f)) => f,
+            (false, None) => DoctorFormat::Text,
+        }
+    }
 }
 
 /// Where header packages come from and how long to wait for them: shared
@@ -791,19 +821,46 @@ pub fn run(cli: Cli) -> Result<i32> {
             })
         }
         Command::Doctor(args) => {
-            let root = open_root(&root_arg)?;
-            let running = running_for(&root)?;
-            let report = doctor::diagnose(&DoctorOptions {
-                root,
-                kernel: args.kernel,
-                running,
-            })?;
-            if args.json {
-                print_json(&report)?;
-            } else {
-                let mut out = std::io::stdout().lock();
-                write!(out, "{}", doctor::render_text(&report))?;
-                out.flush()?;
+            let format = args.format();
+            let now = connector_host::time::now();
+            let diagnosed = open_root(&root_arg).and_then(|root| {
+                let running = running_for(&root)?;
+                doctor::diagnose(&DoctorOptions {
+                    root,
+                    kernel: args.kernel,
+                    running,
+                })
+            });
+            let report = match diagnosed {
+                Ok(r) => r,
+                Err(e) => {
+                    // A metrics file that stays behind would be read as
+                    // the truth: say that the diagnosis failed instead.
+                    if let (DoctorFormat::Prometheus, Some(file)) = (format, &args.output) {
+                        if let Err(w) = crate::metrics::write_atomically(
+                            file,
+                            &crate::metrics::render_failure(now),
+                        ) {
+                            log::warn!("{w:#}");
+                        }
+                    }
+                    return Err(e);
+                }
+            };
+            let text = match format {
+                DoctorFormat::Text => doctor::render_text(&report),
+                DoctorFormat::Json => {
+                    serde_json::to_string_pretty(&report).context("encoding the report")? + "\n"
+                }
+                DoctorFormat::Prometheus => crate::metrics::render(&report, now),
+            };
+            match &args.output {
+                Some(file) => crate::metrics::write_atomically(file, &text)?,
+                None => {
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(text.as_bytes())?;
+                    out.flush()?;
+                }
             }
             Ok(report.exit_code())
         }

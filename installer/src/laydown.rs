@@ -198,11 +198,8 @@ const ALLOWED: &[Allowed] = &[
     Allowed::Below(layout::STATE_DIR),
     Allowed::Below(layout::LOG_DIR),
     Allowed::Below("/usr/share/doc/connector"),
-    Allowed::Named(
-        "/usr/lib/systemd/system/",
-        &[layout::UNIT, layout::SETUP_UNIT],
-    ),
-    Allowed::Named("/lib/systemd/system/", &[layout::UNIT, layout::SETUP_UNIT]),
+    Allowed::Named("/usr/lib/systemd/system/", layout::UNITS),
+    Allowed::Named("/lib/systemd/system/", layout::UNITS),
     Allowed::Named("/etc/kernel/postinst.d/", &["connector"]),
     Allowed::Named("/usr/lib/kernel/install.d/", &["90-connector.install"]),
     Allowed::Named("/usr/sbin/", &["connector-installer"]),

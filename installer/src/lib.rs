@@ -21,6 +21,7 @@ pub mod install;
 pub mod labels;
 pub mod laydown;
 pub mod logging;
+pub mod metrics;
 pub mod output;
 pub mod proxy;
 pub mod repair;

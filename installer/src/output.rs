@@ -38,10 +38,7 @@ pub fn is_tty() -> bool {
 
 /// `2026-12-02T04:31:00Z`.
 fn timestamp() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = connector_host::time::now();
     connector_host::time::rfc3339(now)
 }
 

@@ -170,10 +170,7 @@ pub fn run(
 }
 
 fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    connector_host::time::now()
 }
 
 /// The report for people.

@@ -244,10 +244,7 @@ pub fn install_module(
             let record = ModuleFailure {
                 version: module_version().to_string(),
                 message: message.clone(),
-                at: std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0),
+                at: connector_host::time::now(),
             };
             // The rejection is the error either way; recording it is best effort.
             let recorded = crate::state::state_dir(root).and_then(|dir| {

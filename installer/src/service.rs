@@ -74,12 +74,14 @@ pub fn systemctl(root: &Root, args: &[&str], what: &str) -> Result<String> {
     Ok(cmd.cmdline())
 }
 
-/// Stops (on a running systemd) and disables the connector.
+/// Stops (on a running systemd) and disables the connector, and the
+/// metrics timer an administrator may have enabled (a no-op otherwise).
 pub fn stop_and_disable(root: &Root) -> Result<String> {
+    let timer = connector_host::layout::METRICS_TIMER;
     let args: &[&str] = if systemd_running(root) {
-        &["disable", "--now", UNIT]
+        &["disable", "--now", UNIT, timer]
     } else {
-        &["disable", UNIT]
+        &["disable", UNIT, timer]
     };
     systemctl(root, args, "Stopping and disabling the connector")
 }

@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use connector_packaging::Family;
@@ -18,7 +18,7 @@ use serde_json::Value;
 const BIN: &str = env!("CARGO_BIN_EXE_connector-installer");
 
 mod common;
-use common::{DEB_K1, EL_K1, EL_K2};
+use common::{assert_same, snapshot, DEB_K1, EL_K1, EL_K2};
 
 fn payload(family: Family) -> tempfile::TempDir {
     let b = common::bins(Path::new(BIN), None);
@@ -59,37 +59,6 @@ fn ok(out: &Output, v: &Value) {
         "{v:#}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// What differs between two snapshots (both directions), for messages.
-fn differences(a: &[(PathBuf, String)], b: &[(PathBuf, String)]) -> Vec<String> {
-    let mut out: Vec<String> = a
-        .iter()
-        .filter(|e| !b.contains(e))
-        .map(|(p, d)| format!("- {} {d}", p.display()))
-        .chain(
-            b.iter()
-                .filter(|e| !a.contains(e))
-                .map(|(p, d)| format!("+ {} {d}", p.display())),
-        )
-        .collect();
-    out.sort();
-    out
-}
-
-/// rpm's read-only queries touch its shared-memory index: not ours.
-const RPM_SHM: &str = "var/lib/rpm/rpmdb.sqlite-shm";
-
-fn snapshot(f: &Fixture) -> Vec<(PathBuf, String)> {
-    f.snapshot()
-        .into_iter()
-        .filter(|(p, _)| !p.starts_with(RPM_SHM))
-        .collect()
-}
-
-fn assert_same(before: &[(PathBuf, String)], after: &[(PathBuf, String)], what: &str) {
-    let d = differences(before, after);
-    assert!(d.is_empty(), "{what}:\n{}", d.join("\n"));
 }
 
 fn doctor_exit(root: &Path) -> (i32, String) {

@@ -159,6 +159,22 @@ pub fn connector_payload(
             config: false,
             doc: false,
         },
+        // node_exporter textfile metrics (docs/metrics.md), disabled until
+        // the administrator enables the timer.
+        Item::File {
+            path: format!("{unit_dir}/{}", layout::METRICS_UNIT),
+            mode: 0o644,
+            contents: read(repo.join("installer/dist/connector-metrics.service"))?,
+            config: false,
+            doc: false,
+        },
+        Item::File {
+            path: format!("{unit_dir}/{}", layout::METRICS_TIMER),
+            mode: 0o644,
+            contents: read(repo.join("installer/dist/connector-metrics.timer"))?,
+            config: false,
+            doc: false,
+        },
         // Kernel hooks: a new kernel's headers before the reboot into it.
         Item::File {
             path: "/etc/kernel/postinst.d/connector".into(),
@@ -208,6 +224,14 @@ pub fn connector_payload(
             path: connector_host::fault::TROUBLESHOOTING.into(),
             mode: 0o644,
             contents: read(repo.join("docs/admin/troubleshooting.md"))?,
+            config: false,
+            doc: true,
+        },
+        // Alert rules for the metrics (docs/metrics.md).
+        Item::File {
+            path: "/usr/share/doc/connector/connector-alerts.yml".into(),
+            mode: 0o644,
+            contents: read(repo.join("installer/dist/connector-alerts.yml"))?,
             config: false,
             doc: true,
         },

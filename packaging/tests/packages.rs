@@ -480,11 +480,17 @@ fn manual_pages_and_completions_are_shipped_and_load() {
             "/usr/share/fish/vendor_completions.d/connector-installer.fish",
             "/usr/share/doc/connector/guide.md",
             "/usr/share/doc/connector/troubleshooting.md",
+            "/usr/share/doc/connector/connector-alerts.yml",
             zsh,
         ] {
             // rpm lists /usr/…, dpkg-deb usr/….
             let want = want.trim_start_matches('/');
             assert!(list.contains(want), "{want} not in\n{list}");
+        }
+        // The units, where each family keeps them.
+        for unit in connector_host::layout::UNITS {
+            let want = format!("systemd/system/{unit}");
+            assert!(list.contains(&want), "{want} not in\n{list}");
         }
     }
     // Unpack the .deb and read what it carries.

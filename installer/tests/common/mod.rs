@@ -152,3 +152,34 @@ pub fn chroot_tools(root: &Path, installer: &Path) {
     copy_host_program(root, &b.path().join("connector-installer"));
     copy_host_program(root, Path::new("/usr/bin/systemctl"));
 }
+
+/// What differs between two snapshots (both directions), for messages.
+pub fn differences(a: &[(PathBuf, String)], b: &[(PathBuf, String)]) -> Vec<String> {
+    let mut out: Vec<String> = a
+        .iter()
+        .filter(|e| !b.contains(e))
+        .map(|(p, d)| format!("- {} {d}", p.display()))
+        .chain(
+            b.iter()
+                .filter(|e| !a.contains(e))
+                .map(|(p, d)| format!("+ {} {d}", p.display())),
+        )
+        .collect();
+    out.sort();
+    out
+}
+
+/// rpm's read-only queries touch its shared-memory index: not ours.
+pub const RPM_SHM: &str = "var/lib/rpm/rpmdb.sqlite-shm";
+
+pub fn snapshot(f: &Fixture) -> Vec<(PathBuf, String)> {
+    f.snapshot()
+        .into_iter()
+        .filter(|(p, _)| !p.starts_with(RPM_SHM))
+        .collect()
+}
+
+pub fn assert_same(before: &[(PathBuf, String)], after: &[(PathBuf, String)], what: &str) {
+    let d = differences(before, after);
+    assert!(d.is_empty(), "{what}:\n{}", d.join("\n"));
+}
