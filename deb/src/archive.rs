@@ -494,3 +494,46 @@ fn with_slash(s: &str) -> String {
         format!("{s}/")
     }
 }
+/// Verifies an armored detached signature over `data` with one of
+/// `trusted`; returns the name of the key file that verified it.
+pub fn verify_detached(
+    data: &[u8],
+    armored: &[u8],
+    trusted: &TrustedKeys,
+    what: &str,
+) -> Result<String, DebArchiveError> {
+    if trusted.keys.is_empty() {
+        return Err(DebArchiveError::NoKeys {
+            url: what.to_string(),
+            looked: if trusted.looked.is_empty() {
+                "no key is named for it".into()
+            } else {
+                trusted.looked.join(", ")
+            },
+        });
+    }
+    let (sig, _) =
+        pgp::StandaloneSignature::from_armor_single(Cursor::new(armored)).map_err(|e| {
+            DebArchiveError::Malformed {
+                url: what.to_string(),
+                what: "signature",
+                detail: e.to_string(),
+            }
+        })?;
+    for (name, key) in &trusted.keys {
+        if sig.verify(key, data).is_ok()
+            || key
+                .public_subkeys
+                .iter()
+                .any(|sub| sig.verify(sub, data).is_ok())
+        {
+            return Ok(name.clone());
+        }
+    }
+    let mut names: Vec<&str> = trusted.keys.iter().map(|(n, _)| n.as_str()).collect();
+    names.dedup();
+    Err(DebArchiveError::BadSignature {
+        url: what.to_string(),
+        keys: names.join(", "),
+    })
+}

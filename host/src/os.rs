@@ -54,7 +54,7 @@ impl Distro {
 }
 
 /// The package family, which picks the backend (`rpm/` or `deb/`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Family {
     Rpm,
@@ -161,6 +161,20 @@ impl OsInfo {
         Err(OsError::NotFound {
             root: root.path().display().to_string(),
         })
+    }
+
+    /// A system known by name only (a fleet's doctor document, a command
+    /// line): `debian`, `12`, and the codename when it is known.
+    pub fn named(id: &str, version_id: &str, codename: Option<&str>) -> OsInfo {
+        let mut info = Self::from_os_release(
+            &format!("ID={id}\nVERSION_ID={version_id}\n"),
+            "(named)",
+            // Read only for a Debian without a version, which callers refuse.
+            &Root::live(),
+        );
+        info.pretty_name = format!("{id} {version_id}");
+        info.codename = codename.map(String::from).filter(|c| !c.is_empty());
+        info
     }
 
     fn from_os_release(text: &str, source: &str, root: &Root) -> OsInfo {

@@ -70,6 +70,27 @@ pub struct ArchiveConfig {
     pub entries: Vec<ConfigEntry>,
     /// `replace-builtin`: the built-in table is not used.
     pub replace_builtin: bool,
+    /// `bundle-key PATH`: the site's key offline bundles are signed with
+    /// (`connector-installer bundle --sign-key`), absolute paths in the root.
+    pub bundle_keys: Vec<String>,
+    /// `bundle LOCATION [allow-http]`: offline bundles to take header
+    /// packages from before any archive (a path in the root, or the URL of
+    /// an internal mirror of one).
+    pub bundles: Vec<BundleSource>,
+}
+
+/// One `bundle` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleSource {
+    pub location: String,
+    pub allow_http: bool,
+    pub line: usize,
+}
+
+impl BundleSource {
+    pub fn is_url(&self) -> bool {
+        self.location.contains("://")
+    }
 }
 
 impl ArchiveConfig {
@@ -91,6 +112,49 @@ impl ArchiveConfig {
             }
             if line == "replace-builtin" {
                 cfg.replace_builtin = true;
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("bundle ") {
+                let words: Vec<&str> = rest.split_whitespace().collect();
+                let (location, opts) = words.split_first().unwrap_or((&"", &[]));
+                let allow_http = match opts {
+                    [] => false,
+                    ["allow-http"] => true,
+                    other => {
+                        return Err(format!(
+                            "line {}: bundle {location}: unknown option {:?} (only allow-http)",
+                            i + 1,
+                            other.join(" ")
+                        ))
+                    }
+                };
+                let lower = location.to_ascii_lowercase();
+                let ok = location.starts_with('/')
+                    || lower.starts_with("https://")
+                    || (lower.starts_with("http://") && allow_http);
+                if !ok {
+                    return Err(format!(
+                        "line {}: bundle {location}: give the bundle's absolute path in the root, or \
+                         its https:// URL (http:// with allow-http)",
+                        i + 1
+                    ));
+                }
+                cfg.bundles.push(BundleSource {
+                    location: location.to_string(),
+                    allow_http,
+                    line: i + 1,
+                });
+                continue;
+            }
+            if let Some(path) = line.strip_prefix("bundle-key ") {
+                let path = path.trim();
+                if !path.starts_with('/') || path.contains(char::is_whitespace) {
+                    return Err(format!(
+                        "line {}: bundle-key {path}: give the key file's absolute path in the root",
+                        i + 1
+                    ));
+                }
+                cfg.bundle_keys.push(path.to_string());
                 continue;
             }
             let words: Vec<&str> = line.split_whitespace().collect();
@@ -511,6 +575,30 @@ impl ArchiveBackend for DebArchiveBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bundle_lines() {
+        let cfg = ArchiveConfig::parse(
+            "bundle /srv/b\nbundle https://mirror.internal/b/\nbundle http://10.0.0.1/b allow-http\n\
+             bundle-key /etc/connector/site.asc\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.bundles.len(), 3);
+        assert!(!cfg.bundles[0].is_url());
+        assert!(cfg.bundles[2].allow_http);
+        assert_eq!(cfg.bundles[1].line, 2);
+        assert_eq!(cfg.bundle_keys, vec!["/etc/connector/site.asc".to_string()]);
+        for bad in [
+            "bundle srv/b",
+            "bundle http://10.0.0.1/b",
+            "bundle /srv/b mirrorlist",
+            "bundle-key site.asc",
+            "bundle",
+        ] {
+            let e = ArchiveConfig::parse(bad).unwrap_err();
+            assert!(e.starts_with("line 1: "), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn config_parsing() {

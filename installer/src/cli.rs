@@ -53,6 +53,7 @@ impl Cli {
             Command::Install(a) => a.json,
             Command::Repair(a) => a.json,
             Command::Uninstall(a) => a.json,
+            Command::Bundle(a) => a.json,
             Command::Hook(_) => false,
         }
     }
@@ -183,8 +184,61 @@ pub enum Command {
     #[command(long_about = UNINSTALL_ABOUT)]
     Uninstall(UninstallArgs),
 
+    /// Download the header packages a fleet needs into a verified bundle
+    #[command(long_about = BUNDLE_ABOUT)]
+    Bundle(BundleArgs),
+
     /// Called by the connector's package scriptlets (never fails them)
     Hook(HookArgs),
+}
+
+const BUNDLE_ABOUT: &str = "\
+Download, for sites that reach no vendor mirror, the exact header package of
+every kernel a fleet runs into DIR: the kernels come from doctor --json
+documents collected from the hosts (--doctor, any number) or from --kernel
+releases of the distribution --os names. Each package is found through the
+same archives as `headers` (archives.conf, then the vendor's) and verified
+end to end. The bundle holds per distribution the packages with metadata
+dnf and apt read (createrepo_c, a Packages index) and a manifest with every
+file's digest and origin, signed with --sign-key when the site gives one.
+Running it again over DIR downloads only what is missing.
+
+Use it with `headers --from DIR` (or `bundle DIR` in archives.conf, for the
+package hooks), which verify the manifest before using a file.
+
+Exit status: 0 every package is in the bundle, 1 some could not be found,
+2 the command could not run.";
+
+#[derive(Debug, Args)]
+pub struct BundleArgs {
+    /// The bundle directory (created; completed when it exists)
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// A doctor --json document of a host (the Ansible facts
+    /// connector_doctor); every eBPF kernel in it is covered
+    #[arg(long, value_name = "FILE")]
+    pub doctor: Vec<PathBuf>,
+
+    /// The distribution of the --kernel releases: ID:VERSION[:CODENAME] as
+    /// os-release says (rhel:8.9, debian:12:bookworm)
+    #[arg(long, value_name = "ID:VERSION", requires = "kernel")]
+    pub os: Option<String>,
+
+    /// A kernel release to cover (as `uname -r` prints it); needs --os
+    #[arg(long, value_name = "VER", requires = "os")]
+    pub kernel: Vec<String>,
+
+    /// The site's secret OpenPGP key (armored) to sign the manifest with
+    #[arg(long, value_name = "FILE")]
+    pub sign_key: Option<PathBuf>,
+
+    /// Print one JSON document on stdout
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub sources: SourceArgs,
 }
 
 const INSTALL_ABOUT: &str = "\
@@ -702,6 +756,74 @@ pub fn run(cli: Cli) -> Result<i32> {
                 print!("{}", headers::render_text(&report));
             }
             Ok(report.exit_code())
+        }
+        Command::Bundle(args) => {
+            let mut targets = Vec::new();
+            for f in &args.doctor {
+                let text = std::fs::read_to_string(f)
+                    .with_context(|| format!("reading {}", f.display()))?;
+                targets.extend(crate::bundle::targets_from_doctor(
+                    &text,
+                    &f.display().to_string(),
+                )?);
+            }
+            if let Some(os) = &args.os {
+                let os = crate::bundle::parse_os(os)?;
+                for k in &args.kernel {
+                    targets.push(crate::bundle::Target {
+                        os: os.clone(),
+                        release: k.clone(),
+                        package: None,
+                    });
+                }
+            }
+            if targets.is_empty() {
+                anyhow::bail!(
+                    "no kernel to cover: give --doctor FILE or --os ID:VERSION --kernel VER"
+                );
+            }
+            let opts = crate::bundle::BundleOptions {
+                out: args.out,
+                targets,
+                archives: args.sources.archives.clone(),
+                sign_key: args.sign_key,
+                headers: headers::HeadersOptions {
+                    root: Root::live(),
+                    kernel: None,
+                    running: None,
+                    dry_run: false,
+                    in_transaction: false,
+                    lock_timeout: std::time::Duration::from_secs(args.sources.lock_timeout),
+                    downloads: args.sources.limits(),
+                    archives: args.sources.archives,
+                    from: None,
+                },
+            };
+            let report = crate::bundle::build(&opts, &mut |line| say(line))?;
+            if args.json {
+                print_json(&report)?;
+            } else {
+                for p in &report.downloaded {
+                    println!("downloaded {p}");
+                }
+                for p in &report.present {
+                    println!("already in the bundle: {p}");
+                }
+                for m in &report.failed {
+                    println!("NOT FOUND {}: {}", m.package, m.reason);
+                }
+                println!(
+                    "{}: {} package(s){}",
+                    report.out,
+                    report.downloaded.len() + report.present.len(),
+                    if report.signed { ", signed" } else { "" }
+                );
+            }
+            Ok(if report.failed.is_empty() {
+                crate::exit::OK
+            } else {
+                crate::exit::NOT_DONE
+            })
         }
         Command::Hook(args) => {
             // A hook never fails the transaction, not even on a bad --root.

@@ -67,6 +67,9 @@ pub struct OsReport {
     pub version_id: String,
     pub pretty_name: String,
     pub id_like: Vec<String>,
+    /// `VERSION_CODENAME` (`bookworm`, `jammy`), when the system names one:
+    /// `bundle` takes it from fleet documents for the apt suite.
+    pub codename: Option<String>,
     /// The file the answer came from, inside the root.
     pub source: String,
     pub distro: Option<Distro>,
@@ -256,6 +259,7 @@ pub fn report(facts: &Facts) -> Report {
             version_id: os.version_id.clone(),
             pretty_name: os.pretty_name.clone(),
             id_like: os.id_like.clone(),
+            codename: os.codename.clone(),
             source: os.source.clone(),
             distro: os.distro,
         },

@@ -119,35 +119,15 @@ impl Facts {
             .kernels
             .iter()
             .map(|entry| {
-                let class = kernel::classify(&os, &entry.release);
                 let on_disk = headers::check(root, &entry.release);
-                KernelFacts {
-                    btf: btf(root, &entry.release, entry.running && root.is_live()),
-                    release: entry.release.clone(),
-                    running: entry.running,
-                    installed: entry.installed,
-                    probe: class.probe,
-                    flavor: class.flavor,
-                    uek: class.uek,
-                    arch: class.arch,
-                    variant: class.variant,
-                    distro_built: class.distro_built,
-                    series_repos: class.series_repos,
-                    headers: HeaderFacts {
-                        decided_by: class
-                            .header_package
-                            .as_ref()
-                            .map(|_| DecidedBy::ReleaseRules),
-                        owner: None,
-                        package: class.header_package,
-                        required: class.probe == Probe::Ebpf,
-                        present: on_disk.present,
-                        path: on_disk.path,
-                        rejected: on_disk.rejected,
-                        installed: None,
-                        database: DatabaseAnswer::NotQueried,
-                    },
-                }
+                let mut k = KernelFacts::named(&os, &entry.release);
+                k.btf = btf(root, &entry.release, entry.running && root.is_live());
+                k.running = entry.running;
+                k.installed = entry.installed;
+                k.headers.present = on_disk.present;
+                k.headers.path = on_disk.path;
+                k.headers.rejected = on_disk.rejected;
+                k
             })
             .collect();
         let backend = backend_for(&os, root);
@@ -215,6 +195,44 @@ pub struct KernelFacts {
     /// Whether the kernel carries BTF type information.
     pub btf: Btf,
     pub headers: HeaderFacts,
+}
+
+impl KernelFacts {
+    /// A kernel known by its release only (a fleet's list, `bundle`):
+    /// classified by the release rules, nothing on disk looked at.
+    pub fn named(os: &OsInfo, release: &str) -> KernelFacts {
+        let class = kernel::classify(os, release);
+        KernelFacts {
+            btf: Btf {
+                state: BtfState::Unknown,
+                source: None,
+            },
+            release: release.to_string(),
+            running: false,
+            installed: false,
+            probe: class.probe,
+            flavor: class.flavor,
+            uek: class.uek,
+            arch: class.arch,
+            variant: class.variant,
+            distro_built: class.distro_built,
+            series_repos: class.series_repos,
+            headers: HeaderFacts {
+                decided_by: class
+                    .header_package
+                    .as_ref()
+                    .map(|_| DecidedBy::ReleaseRules),
+                owner: None,
+                package: class.header_package,
+                required: class.probe == Probe::Ebpf,
+                present: false,
+                path: None,
+                rejected: Vec::new(),
+                installed: None,
+                database: DatabaseAnswer::NotQueried,
+            },
+        }
+    }
 }
 
 /// BTF type information of one kernel: `yes`, `no` or `unknown`, and the

@@ -206,6 +206,18 @@ pub enum FallbackError {
         #[source]
         cause: Box<archive::ArchiveCause>,
     },
+    #[error(
+        "{package} was taken from no configured bundle ({}); then the archives",
+        tried.join("; ")
+    )]
+    NotInBundles {
+        package: String,
+        tried: Vec<String>,
+        #[source]
+        then: Box<FallbackError>,
+    },
+    #[error("the offline bundle was refused")]
+    Bundle(#[source] Box<crate::bundle::BundleError>),
     #[error("setting up the downloads")]
     Fetcher(#[source] connector_fetch::FetchError),
     #[error(
@@ -542,17 +554,31 @@ pub fn execute(
             let got = match archive {
                 None => Err(FallbackError::NoArchiveBackend(pkg.clone())),
                 Some(a) => match &opts.from {
-                    Some(dir) => from_dir(a, dir, pkg, &archive::local_keys(&facts.os, &cfg)),
-                    None => from_archives(
-                        a,
-                        &facts.os,
-                        k,
-                        &cfg,
-                        pkg,
-                        download_dir.path(),
-                        opts,
-                        progress,
-                    ),
+                    Some(dir) => from_dir(a, &opts.root, &facts.os, &cfg, dir, pkg),
+                    None => {
+                        from_bundles(a, &facts.os, &cfg, pkg, download_dir.path(), opts, progress)
+                            .or_else(|bundles| {
+                                let archives = from_archives(
+                                    a,
+                                    &facts.os,
+                                    k,
+                                    &cfg,
+                                    pkg,
+                                    download_dir.path(),
+                                    opts,
+                                    progress,
+                                );
+                                match (archives, bundles) {
+                                    (Ok(got), _) => Ok(got),
+                                    (Err(e), None) => Err(e),
+                                    (Err(e), Some(tried)) => Err(FallbackError::NotInBundles {
+                                        package: pkg.clone(),
+                                        tried,
+                                        then: Box::new(e),
+                                    }),
+                                }
+                            })
+                    }
                 },
             };
             match got {
@@ -634,27 +660,125 @@ pub fn execute(
     Ok(report)
 }
 
-/// `--from DIR`: the package file must be there and verify.
+/// `--from DIR`: the package file must be there and verify. A bundle
+/// (`connector-installer bundle`) has its manifest verified first (its
+/// signature, when signed or when archives.conf names a `bundle-key`), then
+/// every file it lists for the package against its digest.
 fn from_dir(
     a: &dyn ArchiveBackend,
+    root: &connector_host::Root,
+    os: &OsInfo,
+    cfg: &archive::ArchiveConfig,
     dir: &Path,
     pkg: &str,
-    keys: &[String],
 ) -> Result<(Vec<PathBuf>, Source, String), FallbackError> {
-    let file = a
-        .local_package(dir, pkg, keys)
-        .map_err(|cause| FallbackError::FromDir {
-            package: pkg.into(),
-            dir: dir.to_path_buf(),
-            cause: Box::new(cause),
-        })?;
-    let shown = file.display().to_string();
-    Ok((vec![file], Source::Local, shown))
+    let keys = archive::local_keys(os, cfg);
+    let failed = |cause: archive::ArchiveCause| FallbackError::FromDir {
+        package: pkg.into(),
+        dir: dir.to_path_buf(),
+        cause: Box::new(cause),
+    };
+    if !crate::bundle::Bundle::is_bundle(dir) {
+        let file = a.local_package(dir, pkg, &keys).map_err(failed)?;
+        let shown = file.display().to_string();
+        return Ok((vec![file], Source::Local, shown));
+    }
+    // A bundle's signature is the site's: only its bundle-key is trusted.
+    let trusted = connector_deb::archive::keys_at(root, &cfg.bundle_keys);
+    let bundle = crate::bundle::Bundle::open(dir, &trusted, !cfg.bundle_keys.is_empty())
+        .map_err(|e| FallbackError::Bundle(Box::new(e)))?;
+    let files = bundle
+        .files_for(os, pkg)
+        .map_err(|e| FallbackError::Bundle(Box::new(e)))?;
+    // The family's own checks of the header package (RPM: its signature).
+    let own = files
+        .first()
+        .and_then(|f| f.parent())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| dir.to_path_buf());
+    a.local_package(&own, pkg, &keys).map_err(failed)?;
+    let shown = match &bundle.signed_by {
+        Some(k) => format!("{} (bundle signed by {k})", dir.display()),
+        None => format!("{} (bundle)", dir.display()),
+    };
+    Ok((files, Source::Local, shown))
+}
+
+/// The bundles archives.conf names (`bundle LOCATION`), in order, before
+/// any archive: the first that has `pkg` and verifies wins. `Err(None)`:
+/// none is configured; `Err(Some(tried))`: what each said.
+fn from_bundles(
+    a: &dyn ArchiveBackend,
+    os: &OsInfo,
+    cfg: &archive::ArchiveConfig,
+    pkg: &str,
+    dir: &Path,
+    opts: &HeadersOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(Vec<PathBuf>, Source, String), Option<Vec<String>>> {
+    if cfg.bundles.is_empty() {
+        return Err(None);
+    }
+    let mut tried = Vec::new();
+    for (n, b) in cfg.bundles.iter().enumerate() {
+        let origin = format!(
+            "bundle {} ({}:{})",
+            b.location,
+            archive::CONFIG_PATH,
+            b.line
+        );
+        progress(&format!("looking for {pkg} in {origin}"));
+        let local = if b.is_url() {
+            let copy = dir.join(format!("bundle-{n}"));
+            let via = crate::proxy::for_url(&opts.root, os.family(), None, &b.location);
+            let fetched = std::fs::create_dir_all(&copy)
+                .map_err(|e| e.to_string())
+                .and_then(|()| {
+                    connector_fetch::Fetcher::new(connector_fetch::FetchPolicy {
+                        allow_http: if b.allow_http {
+                            vec![b.location.clone()]
+                        } else {
+                            Vec::new()
+                        },
+                        idle_timeout: opts.downloads.timeout,
+                        rate_window: opts.downloads.timeout,
+                        min_rate: opts.downloads.min_rate,
+                        max_time: opts.downloads.max_time,
+                        proxy: via.proxy,
+                        ..connector_fetch::FetchPolicy::default()
+                    })
+                    .map_err(|e| connector_host::cmd::chain(&e))
+                })
+                .and_then(|fetcher| {
+                    crate::bundle::fetch_remote(&fetcher, &b.location, os, pkg, &copy)
+                        .map_err(|e| connector_host::cmd::chain(&e))
+                });
+            match fetched {
+                Ok(()) => Ok(copy),
+                Err(e) => Err(e),
+            }
+        } else {
+            opts.root
+                .resolve(&b.location)
+                .map_err(|e| format!("{}: {e}", b.location))
+        };
+        let got = local.and_then(|d| {
+            from_dir(a, &opts.root, os, cfg, &d, pkg).map_err(|e| connector_host::cmd::chain(&e))
+        });
+        match got {
+            Ok((files, source, _)) => {
+                progress(&format!("{pkg}: verified from {origin}"));
+                return Ok((files, source, origin));
+            }
+            Err(e) => tried.push(format!("{origin}: {e}")),
+        }
+    }
+    Err(Some(tried))
 }
 
 /// Tries every archive root for `pkg`; the first verified download wins.
 #[allow(clippy::too_many_arguments)]
-fn from_archives(
+pub(crate) fn from_archives(
     a: &dyn ArchiveBackend,
     os: &OsInfo,
     k: &KernelFacts,

@@ -9,6 +9,7 @@
 pub mod archive;
 pub mod audit;
 pub mod backend;
+pub mod bundle;
 pub mod cli;
 pub mod doctor;
 pub mod exit;

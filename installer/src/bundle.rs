@@ -1,0 +1,698 @@
+//! `connector-installer bundle`: the header packages a fleet needs, for
+//! sites that reach no vendor mirror (docs/bundle.md).
+//!
+//! The kernels come from doctor documents collected from the fleet, or
+//! from `--kernel` lists with the distribution. Each header package is
+//! found through the same archives as `headers` (archives.conf, then the
+//! built-in vendor archives) and verified end to end the same way. The
+//! bundle holds, per distribution, the packages and the metadata the
+//! distribution's own tools read (`createrepo_c` for RPM, a `Packages`
+//! index for apt), and at the top a manifest with every file's digest and
+//! where it came from, signed with the site's key when one is given.
+//!
+//! `headers --from DIR` (and the hooks' deferred job, through
+//! archives.conf `bundle DIR`) verify the manifest before using a file.
+
+use std::collections::BTreeSet;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use connector_host::os::{Family, OsInfo};
+use connector_host::{Cmd, Root};
+use serde::{Deserialize, Serialize};
+
+use crate::archive::{ArchiveBackend, ArchiveConfig};
+use crate::facts::KernelFacts;
+use crate::headers::HeadersOptions;
+
+/// The manifest, at the top of the bundle.
+pub const MANIFEST: &str = "manifest.json";
+/// Its detached, armored OpenPGP signature (when the site signs).
+pub const SIGNATURE: &str = "manifest.json.asc";
+/// The manifest's version.
+pub const SCHEMA_VERSION: u32 = 1;
+/// The largest manifest read (a fleet of thousands of kernels fits).
+const MANIFEST_CAP: u64 = 16 * 1024 * 1024;
+
+/// The bundle's table of contents.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub schema_version: u32,
+    pub packages: Vec<Entry>,
+}
+
+/// One package file in the bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The file, relative to the bundle (`debian-12/linux-headers-…deb`).
+    pub file: String,
+    /// The header package this file is, or is needed by.
+    pub serves: String,
+    /// The distribution (os-release `ID`, `VERSION_ID`) and kernel.
+    pub distro: String,
+    pub version: String,
+    pub kernel: String,
+    pub sha256: String,
+    pub size: u64,
+    /// The archive it was downloaded from and the configuration that
+    /// named it (`https://… (built-in)`).
+    pub source: String,
+}
+
+/// A kernel to cover.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub os: OsInfo,
+    pub release: String,
+    /// The header package, when the fleet's doctor named it (its package
+    /// database may know better than the release rules).
+    pub package: Option<String>,
+}
+
+/// Why a bundle was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("{}: {detail}", path.display())]
+    Manifest { path: PathBuf, detail: String },
+    #[error("{}: {detail}", path.display())]
+    Signature { path: PathBuf, detail: String },
+    #[error("{file} in the bundle {}: {detail}", dir.display())]
+    File {
+        dir: PathBuf,
+        file: String,
+        detail: String,
+    },
+    #[error("fetching {url}")]
+    Fetch {
+        url: String,
+        #[source]
+        source: connector_fetch::FetchError,
+    },
+    #[error("the bundle {} has no {package} for {distro} {version}", dir.display())]
+    Missing {
+        dir: PathBuf,
+        package: String,
+        distro: String,
+        version: String,
+    },
+}
+
+/// The kernels of a doctor document (`doctor --json`, or the
+/// `connector_doctor` fact of the Ansible collection) that need headers.
+pub fn targets_from_doctor(text: &str, source: &str) -> Result<Vec<Target>> {
+    let v: serde_json::Value = serde_json::from_str(text)
+        .with_context(|| format!("{source} is not a doctor --json document"))?;
+    let os = &v["os"];
+    let (Some(id), Some(version)) = (os["id"].as_str(), os["version_id"].as_str()) else {
+        anyhow::bail!("{source}: no os.id and os.version_id: not a doctor --json document");
+    };
+    let info = OsInfo::named(id, version, os["codename"].as_str());
+    let mut out = Vec::new();
+    for k in v["kernels"].as_array().into_iter().flatten() {
+        let Some(release) = k["release"].as_str() else {
+            anyhow::bail!("{source}: a kernel without a release");
+        };
+        if k["headers"]["required"].as_bool() != Some(true) {
+            continue;
+        }
+        out.push(Target {
+            os: info.clone(),
+            release: release.to_string(),
+            package: k["headers"]["package"].as_str().map(String::from),
+        });
+    }
+    Ok(out)
+}
+
+/// `ID:VERSION[:CODENAME]`, as `--os` takes it.
+pub fn parse_os(s: &str) -> Result<OsInfo> {
+    let mut parts = s.splitn(3, ':');
+    let id = parts.next().unwrap_or("");
+    let version = parts.next().unwrap_or("");
+    if id.is_empty() || version.is_empty() {
+        anyhow::bail!("--os {s}: expected ID:VERSION[:CODENAME], as os-release says (debian:12:bookworm, rhel:8.9)");
+    }
+    let os = OsInfo::named(id, version, parts.next());
+    if os.family().is_none() {
+        anyhow::bail!("--os {s}: {id} is not a distribution the connector supports");
+    }
+    Ok(os)
+}
+
+/// The directory of one distribution in the bundle: `debian-12`.
+fn os_dir(os: &OsInfo) -> String {
+    format!("{}-{}", os.id, os.version_id)
+}
+
+/// A relative path that stays inside the bundle: plain names, no `..`.
+fn safe_relative(file: &str) -> bool {
+    !file.is_empty()
+        && !file.starts_with('/')
+        && file
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..")
+}
+
+/// Reads at most `cap` bytes of a regular file (never a FIFO or device).
+fn read_capped(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
+    let f = connector_host::root::open_regular(path)?;
+    let mut bytes = Vec::new();
+    f.take(cap + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > cap {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{} is larger than {cap} bytes", path.display()),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// sha256 and size of a regular file inside the bundle.
+fn digest(path: &Path) -> std::io::Result<(String, u64)> {
+    use sha2::{Digest, Sha256};
+    let mut f = connector_host::root::open_regular(path)?;
+    let mut h = Sha256::new();
+    let size = std::io::copy(&mut f, &mut h)?;
+    Ok((format!("{:x}", h.finalize()), size))
+}
+
+impl Manifest {
+    fn parse(bytes: &[u8], path: &Path) -> Result<Manifest, BundleError> {
+        let m: Manifest = serde_json::from_slice(bytes).map_err(|e| BundleError::Manifest {
+            path: path.to_path_buf(),
+            detail: format!("not a bundle manifest: {e}"),
+        })?;
+        if m.schema_version != SCHEMA_VERSION {
+            return Err(BundleError::Manifest {
+                path: path.to_path_buf(),
+                detail: format!(
+                    "schema_version {} (this installer reads {SCHEMA_VERSION}): build the bundle \
+                     again with this installer",
+                    m.schema_version
+                ),
+            });
+        }
+        if let Some(e) = m.packages.iter().find(|e| !safe_relative(&e.file)) {
+            return Err(BundleError::Manifest {
+                path: path.to_path_buf(),
+                detail: format!("the file {:?} leaves the bundle", e.file),
+            });
+        }
+        Ok(m)
+    }
+}
+
+/// An opened bundle whose manifest was verified.
+#[derive(Debug)]
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+    /// The key that signed the manifest, when it is signed.
+    pub signed_by: Option<String>,
+}
+
+impl Bundle {
+    /// Whether `dir` is a bundle (has a manifest), not a plain directory of
+    /// packages.
+    pub fn is_bundle(dir: &Path) -> bool {
+        std::fs::symlink_metadata(dir.join(MANIFEST)).is_ok()
+    }
+
+    /// Opens the bundle at `dir`: the manifest is read (capped, a regular
+    /// file) and, when signed or when the site requires it (archives.conf
+    /// `bundle-key`), its signature verified with `keys` (those keys only).
+    pub fn open(
+        dir: &Path,
+        keys: &connector_deb::archive::TrustedKeys,
+        require_signature: bool,
+    ) -> Result<Bundle, BundleError> {
+        let path = dir.join(MANIFEST);
+        let bytes = read_capped(&path, MANIFEST_CAP).map_err(|e| BundleError::Manifest {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
+        let sig_path = dir.join(SIGNATURE);
+        let signed_by = match read_capped(&sig_path, 64 * 1024) {
+            Ok(_) if keys.keys.is_empty() => {
+                return Err(BundleError::Signature {
+                    path: sig_path,
+                    detail: format!(
+                        "the bundle is signed, but no key to check it is configured: put the \
+                         site's public key in the root and name it with `bundle-key PATH` in {}{}",
+                        crate::archive::CONFIG_PATH,
+                        if keys.looked.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (looked for {})", keys.looked.join(", "))
+                        }
+                    ),
+                })
+            }
+            Ok(sig) => Some(
+                connector_deb::archive::verify_detached(
+                    &bytes,
+                    &sig,
+                    keys,
+                    &sig_path.display().to_string(),
+                )
+                .map_err(|e| BundleError::Signature {
+                    path: sig_path.clone(),
+                    detail: connector_host::cmd::chain(&e),
+                })?,
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if require_signature {
+                    return Err(BundleError::Signature {
+                        path: sig_path,
+                        detail: "missing: archives.conf names a bundle-key, so bundles must be \
+                                 signed (bundle --sign-key)"
+                            .into(),
+                    });
+                }
+                None
+            }
+            Err(e) => {
+                return Err(BundleError::Signature {
+                    path: sig_path,
+                    detail: e.to_string(),
+                })
+            }
+        };
+        let manifest = Manifest::parse(&bytes, &path)?;
+        Ok(Bundle {
+            dir: dir.to_path_buf(),
+            manifest,
+            signed_by,
+        })
+    }
+
+    /// The files serving `package` on `os`, each checked against its
+    /// digest and size; the header package's own file first.
+    pub fn files_for(&self, os: &OsInfo, package: &str) -> Result<Vec<PathBuf>, BundleError> {
+        let entries: Vec<&Entry> = self
+            .manifest
+            .packages
+            .iter()
+            .filter(|e| e.serves == package && e.distro == os.id && e.version == os.version_id)
+            .collect();
+        if entries.is_empty() {
+            return Err(BundleError::Missing {
+                dir: self.dir.clone(),
+                package: package.to_string(),
+                distro: os.id.clone(),
+                version: os.version_id.clone(),
+            });
+        }
+        let mut out = Vec::new();
+        for e in entries {
+            let path = self.dir.join(&e.file);
+            let bad = |detail: String| BundleError::File {
+                dir: self.dir.clone(),
+                file: e.file.clone(),
+                detail,
+            };
+            // No component of the way may be a link out of the bundle.
+            let real = std::fs::canonicalize(&path).map_err(|err| bad(err.to_string()))?;
+            let top = std::fs::canonicalize(&self.dir).map_err(|err| bad(err.to_string()))?;
+            if !real.starts_with(&top) {
+                return Err(bad(format!(
+                    "leads out of the bundle, to {}",
+                    real.display()
+                )));
+            }
+            let (sha256, size) = digest(&real).map_err(|err| bad(err.to_string()))?;
+            if size != e.size || !sha256.eq_ignore_ascii_case(&e.sha256) {
+                return Err(bad(format!(
+                    "does not match the manifest (sha256 {sha256}, {size} bytes; the manifest \
+                     says {} and {} bytes): the bundle was changed after it was built",
+                    e.sha256, e.size
+                )));
+            }
+            out.push(real);
+        }
+        Ok(out)
+    }
+}
+
+/// Copies what a bundle mirrored at `url` holds for `package` on `os` into
+/// `dir`: its manifest and signature, then each of the package's files
+/// checked against the manifest's digest while it downloads. The copy is
+/// then opened and verified as a local bundle ([`Bundle::open`]).
+pub fn fetch_remote(
+    fetcher: &connector_fetch::Fetcher,
+    url: &str,
+    os: &OsInfo,
+    package: &str,
+    dir: &Path,
+) -> Result<(), BundleError> {
+    let base = url.trim_end_matches('/');
+    let get = |name: &str, cap: u64| {
+        let u = format!("{base}/{name}");
+        fetcher
+            .get(&u, cap)
+            .map_err(|source| BundleError::Fetch { url: u, source })
+    };
+    let manifest = get(MANIFEST, MANIFEST_CAP)?;
+    let parsed = Manifest::parse(&manifest, Path::new(&format!("{base}/{MANIFEST}")))?;
+    let write = |name: &str, bytes: &[u8]| {
+        std::fs::write(dir.join(name), bytes).map_err(|e| BundleError::File {
+            dir: dir.to_path_buf(),
+            file: name.to_string(),
+            detail: e.to_string(),
+        })
+    };
+    write(MANIFEST, &manifest)?;
+    match get(SIGNATURE, 64 * 1024) {
+        Ok(sig) => write(SIGNATURE, &sig)?,
+        Err(BundleError::Fetch {
+            source: connector_fetch::FetchError::Status { status: 404, .. },
+            ..
+        }) => {}
+        Err(e) => return Err(e),
+    }
+    for e in parsed
+        .packages
+        .iter()
+        .filter(|e| e.serves == package && e.distro == os.id && e.version == os.version_id)
+    {
+        let dest = dir.join(&e.file);
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(|err| BundleError::File {
+                dir: dir.to_path_buf(),
+                file: e.file.clone(),
+                detail: err.to_string(),
+            })?;
+        }
+        let u = format!("{base}/{}", e.file);
+        fetcher
+            .download(
+                &u,
+                &dest,
+                &connector_fetch::Expect {
+                    sha256: Some(e.sha256.to_ascii_lowercase()),
+                    size: Some(e.size),
+                },
+                &mut |_, _| {},
+            )
+            .map_err(|source| BundleError::Fetch { url: u, source })?;
+    }
+    Ok(())
+}
+
+/// What `bundle` did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BundleReport {
+    pub schema_version: u32,
+    pub out: String,
+    /// Header packages downloaded by this run.
+    pub downloaded: Vec<String>,
+    /// Header packages the bundle already had, verified.
+    pub present: Vec<String>,
+    /// Header packages no archive had, with the reason.
+    pub failed: Vec<Missing>,
+    pub signed: bool,
+}
+
+/// A header package the bundle lacks.
+#[derive(Debug, Clone, Serialize)]
+pub struct Missing {
+    pub package: String,
+    pub reason: String,
+}
+
+/// How `bundle` was asked.
+pub struct BundleOptions {
+    pub out: PathBuf,
+    pub targets: Vec<Target>,
+    /// archives.conf to use; default this host's.
+    pub archives: Option<PathBuf>,
+    /// The site's secret key (armored) to sign the manifest and the
+    /// repository metadata with.
+    pub sign_key: Option<PathBuf>,
+    /// Downloads: limits and the host's proxy (`root` is this host).
+    pub headers: HeadersOptions,
+}
+
+/// Builds or completes the bundle at `opts.out`.
+pub fn build(opts: &BundleOptions, progress: &mut dyn FnMut(&str)) -> Result<BundleReport> {
+    std::fs::create_dir_all(&opts.out)
+        .with_context(|| format!("creating {}", opts.out.display()))?;
+    let out = std::fs::canonicalize(&opts.out)?;
+    let host = Root::live();
+    let cfg = ArchiveConfig::load(&host, opts.archives.as_deref())?;
+    let mut manifest = match read_capped(&out.join(MANIFEST), MANIFEST_CAP) {
+        Ok(bytes) => Manifest::parse(&bytes, &out.join(MANIFEST))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Manifest {
+            schema_version: SCHEMA_VERSION,
+            packages: Vec::new(),
+        },
+        Err(e) => {
+            return Err(e).with_context(|| format!("reading {}", out.join(MANIFEST).display()))
+        }
+    };
+    // An entry whose file is gone or changed is downloaded again.
+    manifest.packages.retain(|e| {
+        digest(&out.join(&e.file))
+            .is_ok_and(|(sha, size)| size == e.size && sha.eq_ignore_ascii_case(&e.sha256))
+    });
+    let mut report = BundleReport {
+        schema_version: SCHEMA_VERSION,
+        out: out.display().to_string(),
+        ..BundleReport::default()
+    };
+    // The archives.conf keys are this host's files; so are the proxies.
+    let mut touched: BTreeSet<(String, Family)> = BTreeSet::new();
+    let mut seen = BTreeSet::new();
+    for t in &opts.targets {
+        let mut k = KernelFacts::named(&t.os, &t.release);
+        if let Some(p) = &t.package {
+            k.headers.package = Some(p.clone());
+        }
+        let Some(pkg) = k.headers.package.clone() else {
+            report.failed.push(Missing {
+                package: t.release.clone(),
+                reason: format!(
+                    "no distribution package carries the headers of {} on {}",
+                    t.release, t.os.id
+                ),
+            });
+            continue;
+        };
+        if !seen.insert((t.os.id.clone(), t.os.version_id.clone(), pkg.clone())) {
+            continue;
+        }
+        let dir_name = os_dir(&t.os);
+        if manifest
+            .packages
+            .iter()
+            .any(|e| e.serves == pkg && e.distro == t.os.id && e.version == t.os.version_id)
+        {
+            report.present.push(pkg);
+            continue;
+        }
+        let Some(family) = t.os.family() else {
+            report.failed.push(Missing {
+                package: pkg,
+                reason: format!("{} is not a supported distribution", t.os.id),
+            });
+            continue;
+        };
+        let archive: Box<dyn ArchiveBackend> =
+            crate::backend::archive_for_os(&t.os, &host).expect("a family has an archive");
+        let download = tempfile::Builder::new()
+            .prefix(".download-")
+            .tempdir_in(&out)
+            .context("creating a download directory in the bundle")?;
+        progress(&format!(
+            "{pkg} ({} {}, kernel {})",
+            t.os.id, t.os.version_id, t.release
+        ));
+        match crate::headers::from_archives(
+            archive.as_ref(),
+            &t.os,
+            &k,
+            &cfg,
+            &pkg,
+            download.path(),
+            &opts.headers,
+            progress,
+        ) {
+            Ok((files, _, from)) => {
+                let dest_dir = out.join(&dir_name);
+                std::fs::create_dir_all(&dest_dir)
+                    .with_context(|| format!("creating {}", dest_dir.display()))?;
+                for f in files {
+                    let name = f
+                        .file_name()
+                        .context("a downloaded file without a name")?
+                        .to_string_lossy()
+                        .into_owned();
+                    let dest = dest_dir.join(&name);
+                    std::fs::rename(&f, &dest)
+                        .with_context(|| format!("moving {name} into the bundle"))?;
+                    let (sha256, size) = digest(&dest)?;
+                    manifest.packages.push(Entry {
+                        file: format!("{dir_name}/{name}"),
+                        serves: pkg.clone(),
+                        distro: t.os.id.clone(),
+                        version: t.os.version_id.clone(),
+                        kernel: t.release.clone(),
+                        sha256,
+                        size,
+                        source: from.clone(),
+                    });
+                }
+                touched.insert((dir_name, family));
+                report.downloaded.push(pkg);
+            }
+            Err(e) => report.failed.push(Missing {
+                package: pkg,
+                reason: connector_host::cmd::chain(&e),
+            }),
+        }
+    }
+    // Every distribution directory gets metadata its own tools read, when
+    // something changed in it or it has none yet.
+    for e in &manifest.packages {
+        let fam = if e.file.ends_with(".rpm") {
+            Family::Rpm
+        } else {
+            Family::Deb
+        };
+        let d = e.file.split('/').next().unwrap_or_default().to_string();
+        let has = match fam {
+            Family::Rpm => out.join(&d).join("repodata/repomd.xml").exists(),
+            Family::Deb => out.join(&d).join("Packages").exists(),
+        };
+        if !has {
+            touched.insert((d, fam));
+        }
+    }
+    for (d, fam) in &touched {
+        repository_metadata(&out.join(d), *fam)?;
+    }
+    manifest
+        .packages
+        .sort_by(|a, b| (&a.distro, &a.version, &a.file).cmp(&(&b.distro, &b.version, &b.file)));
+    manifest.packages.dedup_by(|a, b| a.file == b.file);
+    let text = serde_json::to_string_pretty(&manifest)? + "\n";
+    crate::metrics::write_atomically(&out.join(MANIFEST), &text)?;
+    if let Some(key) = &opts.sign_key {
+        let mut files = vec![out.join(MANIFEST)];
+        for (d, fam) in touched.iter().filter(|(_, f)| *f == Family::Rpm) {
+            let _ = fam;
+            files.push(out.join(d).join("repodata/repomd.xml"));
+        }
+        sign(key, &files)?;
+        report.signed = true;
+    } else if !touched.is_empty() || !report.downloaded.is_empty() {
+        // An old signature no longer covers the new manifest.
+        let _ = std::fs::remove_file(out.join(SIGNATURE));
+    }
+    report.signed = report.signed || out.join(SIGNATURE).exists();
+    Ok(report)
+}
+
+/// createrepo_c for RPM, a flat `Packages` index for apt.
+fn repository_metadata(dir: &Path, family: Family) -> Result<()> {
+    match family {
+        Family::Rpm => {
+            Cmd::new(
+                "createrepo_c",
+                "Writing the bundle's RPM repository metadata",
+            )
+            .missing_hint("install createrepo_c (createrepo-c on Debian)")
+            .arg("--update")
+            .arg("--quiet")
+            .arg(dir)
+            .run()?;
+        }
+        Family::Deb => {
+            let out = Cmd::new(
+                "dpkg-scanpackages",
+                "Writing the bundle's apt Packages index",
+            )
+            .missing_hint("install dpkg-dev")
+            .current_dir(dir)
+            .args(["--multiversion", "."])
+            .run()?;
+            crate::metrics::write_atomically(&dir.join("Packages"), &out.stdout)?;
+        }
+    }
+    Ok(())
+}
+
+/// Detached, armored signatures (`FILE.asc`) with the site's secret key,
+/// by gpg in a private home.
+fn sign(key: &Path, files: &[PathBuf]) -> Result<()> {
+    let home = tempfile::tempdir().context("creating a private GnuPG home")?;
+    let gpg = |desc: &str| {
+        Cmd::new("gpg", desc)
+            .missing_hint("install gnupg")
+            .arg("--homedir")
+            .arg(home.path())
+            .args([
+                "--batch",
+                "--yes",
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase",
+                "",
+            ])
+    };
+    gpg("Importing the site's signing key")
+        .arg("--import")
+        .arg(key)
+        .run()
+        .with_context(|| format!("importing {}", key.display()))?;
+    for f in files {
+        let mut asc = f.clone().into_os_string();
+        asc.push(".asc");
+        gpg("Signing the bundle")
+            .args(["--armor", "--detach-sign", "--output"])
+            .arg(&asc)
+            .arg(f)
+            .run()
+            .with_context(|| format!("signing {}", f.display()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_that_leave_the_bundle_are_refused() {
+        for bad in ["/etc/passwd", "../x.rpm", "a/../../x", "a//b", "./a", ""] {
+            assert!(!safe_relative(bad), "{bad}");
+        }
+        assert!(safe_relative("debian-12/linux-headers_1_amd64.deb"));
+        let m = r#"{"schema_version":1,"packages":[{"file":"../../etc/shadow","serves":"p","distro":"debian","version":"12","kernel":"k","sha256":"00","size":1,"source":"s"}]}"#;
+        let e = Manifest::parse(m.as_bytes(), Path::new("m")).unwrap_err();
+        assert!(e.to_string().contains("leaves the bundle"), "{e}");
+    }
+
+    #[test]
+    fn doctor_documents_name_the_kernels_that_need_headers() {
+        let doc = r#"{"os":{"id":"debian","version_id":"12"},"kernels":[
+            {"release":"6.1.0-18-amd64","headers":{"required":true,"package":"linux-headers-6.1.0-18-amd64"}},
+            {"release":"3.10.0-1160.el7.x86_64","headers":{"required":false,"package":null}}]}"#;
+        let t = targets_from_doctor(doc, "d.json").unwrap();
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].release, "6.1.0-18-amd64");
+        assert_eq!(
+            t[0].package.as_deref(),
+            Some("linux-headers-6.1.0-18-amd64")
+        );
+        assert_eq!(t[0].os.id, "debian");
+        assert!(targets_from_doctor("{}", "d.json").is_err());
+        assert!(parse_os("debian").is_err());
+        assert!(parse_os("plan9:4").is_err());
+        assert_eq!(
+            parse_os("ubuntu:22.04:jammy").unwrap().codename.as_deref(),
+            Some("jammy")
+        );
+    }
+}
