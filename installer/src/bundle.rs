@@ -554,16 +554,10 @@ pub fn build(opts: &BundleOptions, progress: &mut dyn FnMut(&str)) -> Result<Bun
     }
     // Every distribution directory gets metadata its own tools read, when
     // something changed in it or it has none yet.
-    for e in &manifest.packages {
-        let fam = if e.file.ends_with(".rpm") {
-            Family::Rpm
-        } else {
-            Family::Deb
-        };
-        let d = e.file.split('/').next().unwrap_or_default().to_string();
+    for (d, fam) in dirs(&manifest) {
         let has = match fam {
             Family::Rpm => out.join(&d).join("repodata/repomd.xml").exists(),
-            Family::Deb => out.join(&d).join("Packages").exists(),
+            Family::Deb => out.join(&d).join("Release").exists(),
         };
         if !has {
             touched.insert((d, fam));
@@ -579,12 +573,19 @@ pub fn build(opts: &BundleOptions, progress: &mut dyn FnMut(&str)) -> Result<Bun
     let text = serde_json::to_string_pretty(&manifest)? + "\n";
     crate::metrics::write_atomically(&out.join(MANIFEST), &text)?;
     if let Some(key) = &opts.sign_key {
-        let mut files = vec![out.join(MANIFEST)];
-        for (d, fam) in touched.iter().filter(|(_, f)| *f == Family::Rpm) {
-            let _ = fam;
-            files.push(out.join(d).join("repodata/repomd.xml"));
+        // The manifest, and every distribution's metadata: repomd.xml.asc
+        // for dnf, InRelease for apt.
+        let mut detached = vec![out.join(MANIFEST)];
+        let mut clear = Vec::new();
+        for (d, fam) in &dirs(&manifest) {
+            match fam {
+                Family::Rpm => detached.push(out.join(d).join("repodata/repomd.xml")),
+                Family::Deb => {
+                    clear.push((out.join(d).join("Release"), out.join(d).join("InRelease")))
+                }
+            }
         }
-        sign(key, &files)?;
+        sign(key, &detached, &clear)?;
         report.signed = true;
     } else if !touched.is_empty() || !report.downloaded.is_empty() {
         // An old signature no longer covers the new manifest.
@@ -594,7 +595,27 @@ pub fn build(opts: &BundleOptions, progress: &mut dyn FnMut(&str)) -> Result<Bun
     Ok(report)
 }
 
-/// createrepo_c for RPM, a flat `Packages` index for apt.
+/// The distribution directories of a manifest, with their family.
+fn dirs(m: &Manifest) -> BTreeSet<(String, Family)> {
+    m.packages
+        .iter()
+        .map(|e| {
+            let fam = if e.file.ends_with(".rpm") {
+                Family::Rpm
+            } else {
+                Family::Deb
+            };
+            (
+                e.file.split('/').next().unwrap_or_default().to_string(),
+                fam,
+            )
+        })
+        .collect()
+}
+
+/// createrepo_c for RPM; for apt a flat repository: `Packages` and the
+/// `Release` that carries its digest (clear-signed into `InRelease` when
+/// the site signs).
 fn repository_metadata(dir: &Path, family: Family) -> Result<()> {
     match family {
         Family::Rpm => {
@@ -618,6 +639,14 @@ fn repository_metadata(dir: &Path, family: Family) -> Result<()> {
             .args(["--multiversion", "."])
             .run()?;
             crate::metrics::write_atomically(&dir.join("Packages"), &out.stdout)?;
+            let release = format!(
+                "Origin: connector-installer bundle\nLabel: connector headers\nDate: {}\n\
+                 SHA256:\n {} {} Packages\n",
+                connector_host::time::rfc2822(connector_host::time::now()),
+                connector_fetch::sha256_bytes(out.stdout.as_bytes()),
+                out.stdout.len()
+            );
+            crate::metrics::write_atomically(&dir.join("Release"), &release)?;
         }
     }
     Ok(())
@@ -625,7 +654,7 @@ fn repository_metadata(dir: &Path, family: Family) -> Result<()> {
 
 /// Detached, armored signatures (`FILE.asc`) with the site's secret key,
 /// by gpg in a private home.
-fn sign(key: &Path, files: &[PathBuf]) -> Result<()> {
+fn sign(key: &Path, files: &[PathBuf], clear: &[(PathBuf, PathBuf)]) -> Result<()> {
     let home = tempfile::tempdir().context("creating a private GnuPG home")?;
     let gpg = |desc: &str| {
         Cmd::new("gpg", desc)
@@ -655,6 +684,14 @@ fn sign(key: &Path, files: &[PathBuf]) -> Result<()> {
             .arg(f)
             .run()
             .with_context(|| format!("signing {}", f.display()))?;
+    }
+    for (input, output) in clear {
+        gpg("Signing the bundle's apt Release")
+            .args(["--armor", "--clearsign", "--output"])
+            .arg(output)
+            .arg(input)
+            .run()
+            .with_context(|| format!("signing {}", input.display()))?;
     }
     Ok(())
 }

@@ -322,7 +322,83 @@ fn tampered_packages_and_manifests_are_refused_with_nothing_changed() {
         &["--sign-key", key("test-archive.sec.asc").to_str().unwrap()],
     );
     assert!(b.path().join("manifest.json.asc").is_file());
+    // The distributions' metadata is signed too, as gpg itself checks.
+    let home = tempfile::tempdir().unwrap();
+    let gpg = |args: &[&str]| {
+        Command::new("gpg")
+            .arg("--homedir")
+            .arg(home.path())
+            .arg("--batch")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert!(
+        gpg(&["--import", key("test-archive.pub.asc").to_str().unwrap()])
+            .status
+            .success()
+    );
+    for (sig, data) in [
+        (
+            "centos-8/repodata/repomd.xml.asc",
+            Some("centos-8/repodata/repomd.xml"),
+        ),
+        ("debian-12/InRelease", None),
+        ("ubuntu-22.04/InRelease", None),
+        ("manifest.json.asc", Some("manifest.json")),
+    ] {
+        let sig = b.path().join(sig);
+        let mut args = vec!["--verify".to_string(), sig.display().to_string()];
+        if let Some(d) = data {
+            args.push(b.path().join(d).display().to_string());
+        }
+        let out = gpg(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(out.status.success(), "{}: {out:?}", sig.display());
+    }
+    let release = std::fs::read_to_string(b.path().join("debian-12/Release")).unwrap();
+    let packages = std::fs::read(b.path().join("debian-12/Packages")).unwrap();
+    assert!(
+        release.contains(&connector_tests::sha256_hex(&packages)),
+        "Release carries the Packages digest: {release}"
+    );
     let k = Kernel::new(DEB_K, Layout::Debian);
+
+    // apt and dnf take the bundle as a repository of their own, apt with
+    // the site's key (signed-by), not trusted=yes.
+    let (root, _s) = deb_root("debian-12", &k);
+    root.file(
+        "/etc/apt/keyrings/site.asc",
+        &std::fs::read_to_string(key("test-archive.pub.asc")).unwrap(),
+    );
+    root.file(
+        "/etc/apt/sources.list",
+        &format!(
+            "deb [signed-by={}] file:{}/debian-12 ./\n",
+            root.host("/etc/apt/keyrings/site.asc").display(),
+            b.path().display()
+        ),
+    );
+    let (o, v) = run_json(
+        Command::new(BIN)
+            .args(["headers", "--json", "--root"])
+            .arg(root.path()),
+    );
+    assert_eq!(o.status.code(), Some(0), "apt reads the bundle: {v:#}");
+    assert_eq!(v["kernels"][0]["source"], "repository", "{v:#}");
+    let (el, _repo) = el_root();
+    connector_tests::yum_repo_file(
+        el.path(),
+        "baseos",
+        &format!("file://{}/centos-8", b.path().display()),
+        true,
+    );
+    let (o, v) = run_json(
+        Command::new(BIN)
+            .args(["headers", "--json", "--root"])
+            .arg(el.path()),
+    );
+    assert_eq!(o.status.code(), Some(0), "dnf reads the bundle: {v:#}");
+    assert_eq!(v["kernels"][0]["source"], "repository", "{v:#}");
 
     // The site's key in a root, named in archives.conf.
     let site_root = || {
