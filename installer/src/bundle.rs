@@ -125,6 +125,15 @@ pub fn targets_from_doctor(text: &str, source: &str) -> Result<Vec<Target>> {
     Ok(out)
 }
 
+/// Reads a doctor document (a regular file, at most 16 MiB).
+pub fn read_doctor(path: &Path) -> Result<Vec<Target>> {
+    let bytes =
+        read_capped(path, MANIFEST_CAP).with_context(|| format!("reading {}", path.display()))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("{} is not UTF-8 text", path.display()))?;
+    targets_from_doctor(&text, &path.display().to_string())
+}
+
 /// `ID:VERSION[:CODENAME]`, as `--os` takes it.
 pub fn parse_os(s: &str) -> Result<OsInfo> {
     let mut parts = s.splitn(3, ':');

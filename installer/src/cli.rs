@@ -760,12 +760,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Bundle(args) => {
             let mut targets = Vec::new();
             for f in &args.doctor {
-                let text = std::fs::read_to_string(f)
-                    .with_context(|| format!("reading {}", f.display()))?;
-                targets.extend(crate::bundle::targets_from_doctor(
-                    &text,
-                    &f.display().to_string(),
-                )?);
+                targets.extend(crate::bundle::read_doctor(f)?);
             }
             if let Some(os) = &args.os {
                 let os = crate::bundle::parse_os(os)?;

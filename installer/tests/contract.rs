@@ -381,3 +381,73 @@ fn dry_run_on_every_acting_command_changes_nothing() {
         assert!(v["commands"].to_string().contains("semodule -r"), "{v:#}");
     });
 }
+
+#[test]
+fn bundle_keeps_the_contract() {
+    let out = tempfile::tempdir().unwrap();
+    let o = out.path().to_str().unwrap();
+    // Nothing to cover: could not run, an error document.
+    let (code, v) = json(&["bundle", "--json", "--out", o]);
+    assert_eq!(code, 2);
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("--doctor"),
+        "{v}"
+    );
+    // A document that is not doctor's, or a FIFO, is refused by name.
+    let bad = out.path().join("bad.json");
+    std::fs::write(&bad, "{\"kernels\": []}").unwrap();
+    let (code, v) = json(&[
+        "bundle",
+        "--json",
+        "--out",
+        o,
+        "--doctor",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{v}");
+    let fifo = out.path().join("fifo.json");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let (code, v) = json(&[
+        "bundle",
+        "--json",
+        "--out",
+        o,
+        "--doctor",
+        fifo.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("fifo.json"),
+        "{v}"
+    );
+    // A kernel no archive has (none configured): not done, one report.
+    let conf = out.path().join("archives.conf");
+    std::fs::write(&conf, "replace-builtin\n").unwrap();
+    let (code, v) = json(&[
+        "bundle",
+        "--json",
+        "--out",
+        o,
+        "--archives",
+        conf.to_str().unwrap(),
+        "--os",
+        "debian:12:bookworm",
+        "--kernel",
+        "6.1.0-18-amd64",
+    ]);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(
+        v["failed"][0]["package"], "linux-headers-6.1.0-18-amd64",
+        "{v}"
+    );
+    // --kernel without --os is a usage error.
+    let (code, _) = json(&["bundle", "--json", "--out", o, "--kernel", "6.1.0-18-amd64"]);
+    assert_eq!(code, 64);
+}
