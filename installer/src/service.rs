@@ -54,6 +54,7 @@ pub fn active(root: &Root, unit: &str) -> bool {
 /// `wants` links it writes, presets).
 pub const SYSTEMCTL_PATHS: &[&str] = &[
     "/etc/systemd/system/multi-user.target.wants",
+    "/etc/systemd/system/timers.target.wants",
     "/etc/systemd/system-preset",
     "/usr/lib/systemd/system",
     "/usr/lib/systemd/system-preset",
@@ -75,15 +76,29 @@ pub fn systemctl(root: &Root, args: &[&str], what: &str) -> Result<String> {
 }
 
 /// Stops (on a running systemd) and disables the connector, and the
-/// metrics timer an administrator may have enabled (a no-op otherwise).
+/// metrics timer when an administrator enabled it.
 pub fn stop_and_disable(root: &Root) -> Result<String> {
-    let timer = connector_host::layout::METRICS_TIMER;
-    let args: &[&str] = if systemd_running(root) {
-        &["disable", "--now", UNIT, timer]
+    let now = systemd_running(root);
+    let args: &[&str] = if now {
+        &["disable", "--now", UNIT]
     } else {
-        &["disable", UNIT, timer]
+        &["disable", UNIT]
     };
-    systemctl(root, args, "Stopping and disabling the connector")
+    let done = systemctl(root, args, "Stopping and disabling the connector")?;
+    let timer = connector_host::layout::METRICS_TIMER;
+    let wants = format!("/etc/systemd/system/timers.target.wants/{timer}");
+    if root.read_link_optional(&wants).ok().flatten().is_some() {
+        let args: &[&str] = if now {
+            &["disable", "--now", timer]
+        } else {
+            &["disable", timer]
+        };
+        // The metrics are not the connector: a failure is only a warning.
+        if let Err(e) = systemctl(root, args, "Disabling the connector's metrics timer") {
+            log::warn!("{e:#}");
+        }
+    }
+    Ok(done)
 }
 
 /// Enables the connector's unit without starting anything: `systemctl

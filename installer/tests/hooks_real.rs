@@ -237,9 +237,17 @@ fn dpkg_install_loads_the_module_defers_the_headers_and_purge_leaves_nothing() {
         "unchanged module not reloaded: {t}"
     );
 
+    // The administrator enabled the metrics timer; removal disables it.
+    let timer = f.host("/etc/systemd/system/timers.target.wants/connector-metrics.timer");
+    std::fs::create_dir_all(timer.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink("/lib/systemd/system/connector-metrics.timer", &timer).unwrap();
     ok(dpkg(f.path(), &["-r", "connector"]), "dpkg -r");
     assert!(!module_in_store(&f), "module removed");
     assert!(!enabled(&f));
+    assert!(
+        !timer.is_symlink(),
+        "the metrics timer is disabled with the connector"
+    );
     ok(dpkg(f.path(), &["-P", "connector"]), "dpkg -P");
     for gone in [
         "/opt/connector",
