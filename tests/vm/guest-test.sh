@@ -169,6 +169,13 @@ check "connectord runs in connectord_t" sh -c "ps -eZ | grep connectord | grep -
 $CI doctor --json > "$R/doctor.json"; rc=$?
 check "doctor --json healthy (exit 0)" [ $rc = 0 ]
 check "doctor: healthy true" grep -q '"healthy": true' "$R/doctor.json"
+# The shipped metrics unit, as the timer starts it (docs/metrics.md).
+systemctl start connector-metrics.service
+check "connector-metrics.service succeeded" sh -c "[ \"\$(systemctl show -p Result --value connector-metrics.service)\" = success ]"
+cp /var/lib/prometheus/node-exporter/connector.prom "$R/connector.prom" 2>/dev/null
+check "the textfile says healthy" grep -qx 'connector_healthy 1' "$R/connector.prom"
+check "the textfile: headers of $K present" grep -qx "connector_kernel_headers_present{kernel=\"$K\"} 1" "$R/connector.prom"
+check "the textfile: the probe is loaded" grep -qx "connector_probe_loaded{kernel=\"$K\"} 1" "$R/connector.prom"
 audit_settle
 avc_since "$after_install" > "$R/healthy-avc.txt"
 check "no AVC denial of connectord_t since the install" [ ! -s "$R/healthy-avc.txt" ]
