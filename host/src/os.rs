@@ -173,7 +173,10 @@ impl OsInfo {
             &Root::live(),
         );
         info.pretty_name = format!("{id} {version_id}");
-        info.codename = codename.map(String::from).filter(|c| !c.is_empty());
+        info.codename = codename
+            .filter(|c| !c.is_empty())
+            .or_else(|| release_codename(id, version_id))
+            .map(String::from);
         info
     }
 
@@ -366,6 +369,24 @@ fn unquote(raw: &str) -> String {
     raw.to_string()
 }
 
+/// The codename of a Debian or Ubuntu release, for systems known by name
+/// only (their apt suite): what their os-release says.
+pub fn release_codename(id: &str, version_id: &str) -> Option<&'static str> {
+    Some(match (id, version_id) {
+        ("debian", "9") => "stretch",
+        ("debian", "10") => "buster",
+        ("debian", "11") => "bullseye",
+        ("debian", "12") => "bookworm",
+        ("debian", "13") => "trixie",
+        ("ubuntu", "16.04") => "xenial",
+        ("ubuntu", "18.04") => "bionic",
+        ("ubuntu", "20.04") => "focal",
+        ("ubuntu", "22.04") => "jammy",
+        ("ubuntu", "24.04") => "noble",
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -451,5 +472,30 @@ mod tests {
         assert_eq!(os("ubuntu", "16.04").support(), Support::UnsupportedVersion);
         assert_eq!(os("debian", "trixie/sid").support(), Support::Supported);
         assert_eq!(os("rhel", "6.10").support(), Support::Supported);
+    }
+
+    #[test]
+    fn systems_known_by_name_get_their_codename() {
+        assert_eq!(
+            OsInfo::named("debian", "12", None).codename.as_deref(),
+            Some("bookworm")
+        );
+        assert_eq!(
+            OsInfo::named("ubuntu", "22.04", Some(""))
+                .codename
+                .as_deref(),
+            Some("jammy")
+        );
+        assert_eq!(
+            OsInfo::named("ubuntu", "22.04", Some("custom"))
+                .codename
+                .as_deref(),
+            Some("custom"),
+            "a codename given wins"
+        );
+        assert_eq!(OsInfo::named("rhel", "8.9", None).codename, None);
+        let d = OsInfo::named("debian", "12", None);
+        assert_eq!(d.major, Some(12));
+        assert_eq!(d.family(), Some(Family::Deb));
     }
 }

@@ -187,8 +187,9 @@ fn doctor_code(root: &Path) -> Option<i32> {
     Command::new(BIN)
         .args(["doctor", "--root"])
         .arg(root)
-        .status()
+        .output()
         .unwrap()
+        .status
         .code()
 }
 
