@@ -429,16 +429,20 @@ pub fn plan_from(opts: &InstallOptions, facts: Facts) -> Result<Plan> {
                 StepKind::Laydown | StepKind::Module | StepKind::Headers
             )
         });
-        if !service::active(root, UNIT) {
-            steps.push(Step {
-                step: StepKind::Start,
-                what: format!("start {UNIT}"),
-                writes: vec![],
-            });
-        } else if changed || opts.restart {
+        // After a change, a restart: `start` would leave alone a connector
+        // that systemd brings back while the plan runs (Restart=), with the
+        // policy and headers of before (the VM's repair phase saw it keep
+        // fault 12). `restart` starts a stopped unit too.
+        if changed || opts.restart {
             steps.push(Step {
                 step: StepKind::Restart,
                 what: format!("restart {UNIT}"),
+                writes: vec![],
+            });
+        } else if !service::active(root, UNIT) {
+            steps.push(Step {
+                step: StepKind::Start,
+                what: format!("start {UNIT}"),
                 writes: vec![],
             });
         }
