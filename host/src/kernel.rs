@@ -497,6 +497,28 @@ pub fn upstream_version(release: &str) -> (u32, u32, u32) {
     )
 }
 
+/// The highest SELinux policy version (`policy.N`) a kernel can load, as a
+/// lower bound read from its release: the mainline release that first
+/// loaded each version (29 in 3.14, 30 in 4.3, 31 in 4.13, 32 in 5.5, 33 in
+/// 5.7, 34 in 6.13). Vendors backport: Enterprise Linux 7's 3.10 kernels
+/// load 31 (RHEL 7's own policy is 30 and its libsepol stops there). A live
+/// kernel says its own in `/sys/fs/selinux/policyvers`; this is for kernels
+/// that are not running (an image's, the next boot's).
+pub fn selinux_policy_max(release: &str) -> u32 {
+    let v = upstream_version(release);
+    let (maj, min) = (v.0, v.1);
+    let el7 = release.contains(".el7") && !release.contains("uek");
+    match (maj, min) {
+        _ if (maj, min) >= (6, 13) => 34,
+        _ if (maj, min) >= (5, 7) => 33,
+        _ if (maj, min) >= (5, 5) => 32,
+        _ if (maj, min) >= (4, 13) || el7 => 31,
+        _ if (maj, min) >= (4, 3) => 30,
+        _ if (maj, min) >= (3, 14) => 29,
+        _ => 28,
+    }
+}
+
 /// Orders kernel releases the way the package managers do (rpmvercmp: the
 /// same order as dpkg's for every release string the distributions use).
 pub fn compare_releases(a: &str, b: &str) -> Ordering {
@@ -506,6 +528,31 @@ pub fn compare_releases(a: &str, b: &str) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn selinux_policy_versions_follow_the_release() {
+        for (release, want) in [
+            ("3.10.0-1160.el7.x86_64", 31),
+            ("3.10.0-1062.el7.x86_64", 31),
+            ("3.13.0-170-generic", 28),
+            ("4.1.12-124.48.6.el7uek.x86_64", 29),
+            ("4.14.355-275.582.amzn2.x86_64", 31),
+            ("4.14.35-2047.543.3.el7uek.x86_64", 31),
+            ("4.18.0-513.5.1.el8_9.x86_64", 31),
+            ("5.4.17-2136.329.3.1.el8uek.x86_64", 31),
+            ("5.4.0-150-generic", 31),
+            ("5.6.19-300.fc32.x86_64", 32),
+            ("5.10.215-203.850.amzn2.x86_64", 33),
+            ("5.14.0-362.8.1.el9_3.x86_64", 33),
+            ("5.15.0-200.131.27.el8uek.x86_64", 33),
+            ("6.1.0-18-amd64", 33),
+            ("6.13.2-200.fc41.x86_64", 34),
+            ("6.14.0-1-arm64", 34),
+            ("", 28),
+        ] {
+            assert_eq!(selinux_policy_max(release), want, "{release}");
+        }
+    }
 
     #[test]
     fn rpm_release_parts() {

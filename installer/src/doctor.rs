@@ -395,6 +395,37 @@ fn selinux_faults(s: &SelinuxReport, root: &Root, kernel: &str) -> Vec<Fault> {
             fix.clone(),
         ));
     }
+    let unloaded = s.module_not_loaded();
+    if installed && !unloaded.is_empty() {
+        let which: Vec<String> = unloaded
+            .iter()
+            .map(|l| {
+                let who = l.kernel.as_deref().unwrap_or("the root's kernels");
+                match &l.file {
+                    Some(f) => format!("{who} loads {f}, which lacks connectord_t"),
+                    None => format!("{who} finds no policy.N up to version {}", l.limit),
+                }
+            })
+            .collect();
+        let where_ = s
+            .policy
+            .as_ref()
+            .map(|p| {
+                p.present
+                    .iter()
+                    .map(|v| format!("policy.{v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        out.push(fault(
+            format!(
+                "the connector's policy module is in the SELinux store, but not in the binary policy the kernel loads at boot: {} (files present: {where_}; a semodule newer than this root's userspace wrote a version its loader never takes)",
+                which.join("; ")
+            ),
+            fix.clone(),
+        ));
+    }
     if let Some(f) = &s.module_failure {
         out.push(fault(
             format!(
@@ -408,9 +439,11 @@ fn selinux_faults(s: &SelinuxReport, root: &Root, kernel: &str) -> Vec<Fault> {
             ),
         ));
     }
-    // With the module missing the rights are missing too: that fault says it.
+    // With the module missing (or not in the file the kernel loads) the
+    // rights are missing too: that fault says it.
     let refused = s.refused_rights();
-    if installed && !refused.is_empty() && (!s.module_missing() || root.is_live()) {
+    let module_in_force = !s.module_missing() && unloaded.is_empty();
+    if installed && !refused.is_empty() && (module_in_force || root.is_live()) {
         let names: Vec<String> = refused.iter().map(|r| r.name()).collect();
         let undefined = refused.iter().any(|r| {
             matches!(

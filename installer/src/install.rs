@@ -302,7 +302,7 @@ pub fn plan_from(opts: &InstallOptions, facts: Facts) -> Result<Plan> {
     // inspected is refused here.
     let sel = facts.selinux()?;
     let mut module_planned = false;
-    if sel.module_missing() {
+    if sel.module_step_needed() {
         if let Ok(store) = Store::open(root)? {
             module_planned = true;
             steps.push(Step {

@@ -22,10 +22,11 @@ use crate::doctor::Report;
 pub const FAULT_PROBE_REFUSED: u32 = 12;
 
 /// Every state `connector_selinux_module_state` can be in (one-hot).
-pub const MODULE_STATES: [&str; 5] = [
+pub const MODULE_STATES: [&str; 6] = [
     "not-applicable",
     "not-installed",
     "outdated",
+    "not-loaded",
     "current",
     "unknown",
 ];
@@ -41,6 +42,9 @@ pub fn module_state(r: &Report) -> &'static str {
     match &s.module {
         None => "unknown",
         Some(ModuleState::NotInstalled) => "not-installed",
+        Some(ModuleState::Installed { current: true, .. }) if !s.module_not_loaded().is_empty() => {
+            "not-loaded"
+        }
         Some(ModuleState::Installed { current: true, .. }) => "current",
         Some(ModuleState::Installed { current: false, .. }) => "outdated",
     }

@@ -10,8 +10,8 @@ use connector_host::Root;
 use connector_policy::avc::{self, DeniedPermission};
 use connector_policy::rights::{self, Rights};
 use connector_policy::{
-    live_mode, module_version, LiveMode, ModuleState, NotApplicable, PolicyError, SelinuxConfig,
-    Store, DOMAIN,
+    live_mode, module_version, LiveMode, ModuleState, NotApplicable, PolicyError, PolicyVersions,
+    SelinuxConfig, Store, DOMAIN,
 };
 use serde::{Deserialize, Serialize};
 
@@ -50,6 +50,10 @@ pub struct SelinuxReport {
     /// The running kernel's mode (live root only).
     pub live_mode: Option<LiveMode>,
     pub module: Option<ModuleState>,
+    /// The binary policy each kernel of the root loads, the version its
+    /// userspace writes, stale newer files (docs/selinux.md "Policy
+    /// versions"). Null when SELinux is not configured.
+    pub policy: Option<PolicyVersions>,
     /// The module version this binary ships.
     pub shipped_version: String,
     /// What this run did: `installed`, `unchanged`, `removed`,
@@ -82,6 +86,29 @@ impl SelinuxReport {
             )
     }
 
+    /// The module is in the store, but a kernel of the root loads a binary
+    /// policy without the connector's domain (a newer semodule wrote it
+    /// into a file that kernel never loads).
+    pub fn module_not_loaded(&self) -> Vec<&connector_policy::KernelPolicy> {
+        if self.module_missing() {
+            return Vec::new();
+        }
+        self.policy
+            .iter()
+            .flat_map(|p| p.domain_not_loaded())
+            .collect()
+    }
+
+    /// `selinux install` has work: the module is missing or outdated, not
+    /// in the file a kernel loads, or (in an image) a newer stale file is
+    /// left for a kernel to prefer.
+    pub fn module_step_needed(&self) -> bool {
+        let stale =
+            self.live_mode.is_none() && self.policy.as_ref().is_some_and(|p| !p.stale.is_empty());
+        self.not_applicable.is_none()
+            && (self.module_missing() || !self.module_not_loaded().is_empty() || stale)
+    }
+
     /// The rights the kernel will refuse.
     pub fn refused_rights(&self) -> Vec<&rights::RightReport> {
         self.rights
@@ -106,6 +133,7 @@ impl SelinuxReport {
 
     pub fn healthy(&self) -> bool {
         !self.module_missing()
+            && self.module_not_loaded().is_empty()
             && self.refused_rights().is_empty()
             && self.module_failure.is_none()
             && self.enforced_denials().is_empty()
@@ -121,6 +149,7 @@ fn base(root: &Root, action: ModuleAction) -> Result<(SelinuxReport, Option<Stor
         not_applicable: None,
         live_mode: root.is_live().then(live_mode),
         module: None,
+        policy: None,
         shipped_version: module_version().to_string(),
         action,
         commands: Vec::new(),
@@ -138,6 +167,7 @@ fn base(root: &Root, action: ModuleAction) -> Result<(SelinuxReport, Option<Stor
             // elsewhere doctor reads no audit log and runs no journalctl.
             r.denials = audit_denials(root);
             r.module_failure = read_failure(root).filter(|_| !r.module_current());
+            r.policy = Some(s.versions());
             r.refresh_rights(root);
             Some(s)
         }
@@ -164,8 +194,19 @@ impl SelinuxReport {
         let got = if root.is_live() && self.live_mode != Some(LiveMode::Off) {
             rights::live()
         } else {
-            rights::read_store_policy(root, &config.policy_type).map(|(path, names)| {
-                rights::from_policy(&names, path.display().to_string(), self.module_current())
+            // The file the newest kernel loads (the first; else the newest file).
+            let version = self
+                .policy
+                .as_ref()
+                .and_then(|p| p.loads.first().and_then(|l| l.version))
+                .or_else(|| self.policy.as_ref().and_then(|p| p.present.last().copied()));
+            rights::read_store_policy(root, &config.policy_type, version).map(|(path, names)| {
+                let domain = names.types.contains(DOMAIN);
+                rights::from_policy(
+                    &names,
+                    path.display().to_string(),
+                    self.module_current() && domain,
+                )
             })
         };
         match got {
@@ -291,7 +332,7 @@ pub fn install(root: &Root, lock_timeout: Duration, dry_run: bool) -> Result<Sel
         // then only the verdict.
         store.check_tool_paths()?;
         r.dry_run = true;
-        r.action = if r.module_missing() {
+        r.action = if r.module_step_needed() {
             ModuleAction::WouldInstall
         } else {
             ModuleAction::WouldRelabel
@@ -307,6 +348,7 @@ pub fn install(root: &Root, lock_timeout: Duration, dry_run: bool) -> Result<Sel
     }
     r.commands.extend(relabel(&store)?);
     r.module = Some(store.module_state()?);
+    r.policy = Some(store.versions());
     r.module_installed_at = store.module_installed_at();
     r.module_failure = None;
     r.refresh_rights(root);
@@ -341,6 +383,7 @@ pub fn remove(root: &Root, lock_timeout: Duration, dry_run: bool) -> Result<Seli
         None => r.action = ModuleAction::NotInstalled,
     }
     r.module = Some(store.module_state()?);
+    r.policy = Some(store.versions());
     r.refresh_rights(root);
     Ok(r)
 }
@@ -402,6 +445,36 @@ pub fn render_rights(r: &SelinuxReport) -> String {
     s
 }
 
+/// Which binary policy each kernel loads, and whether it carries the
+/// connector's domain.
+pub fn render_policy(p: &PolicyVersions) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Policy:  version {} for this root ({}; store under {})",
+        p.target,
+        p.userspace.from,
+        p.layout.store_root()
+    );
+    for l in &p.loads {
+        let who = l.kernel.as_deref().unwrap_or("any kernel");
+        let what = match (&l.file, l.connector_domain) {
+            (None, _) => format!("no policy.N up to {}: nothing to load", l.limit),
+            (Some(f), Some(true)) => format!("{f} (has {DOMAIN})"),
+            (Some(f), Some(false)) => format!("{f} — WITHOUT {DOMAIN}"),
+            (Some(f), None) => format!("{f} (unreadable)"),
+        };
+        let _ = writeln!(s, "Loads:   {who}: {what}");
+    }
+    for v in &p.stale {
+        let _ = writeln!(
+            s,
+            "Stale:   policy.{v} is newer than this root's userspace writes (removed by selinux install)"
+        );
+    }
+    s
+}
+
 /// The report for people.
 pub fn render_text(r: &SelinuxReport) -> String {
     let mut s = String::new();
@@ -451,6 +524,9 @@ pub fn render_text(r: &SelinuxReport) -> String {
             );
         }
         None => {}
+    }
+    if let Some(p) = &r.policy {
+        s.push_str(&render_policy(p));
     }
     if let Some(f) = &r.module_failure {
         let _ = writeln!(

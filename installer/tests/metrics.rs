@@ -134,7 +134,7 @@ fn metrics_say_per_kernel_what_doctor_found() {
         .iter()
         .filter(|(k, _)| k.starts_with("connector_selinux_module_state{"))
         .collect();
-    assert_eq!(states.len(), 5, "{states:?}");
+    assert_eq!(states.len(), 6, "{states:?}");
     assert_eq!(states.iter().filter(|(_, v)| **v == 1.0).count(), 1);
     assert_eq!(
         get("connector_selinux_module_state{state=\"not-applicable\"}"),

@@ -15,6 +15,7 @@
 pub mod avc;
 pub mod policydb;
 pub mod rights;
+pub mod target;
 
 use std::fs;
 use std::io::{self, Read};
@@ -25,6 +26,7 @@ use connector_host::cmd::{Cmd, CmdError};
 use connector_host::lock;
 use connector_host::Root;
 use serde::Serialize;
+use target::{StoreLayout, Userspace};
 
 /// The module's name in the store.
 pub const MODULE_NAME: &str = "connectord";
@@ -198,8 +200,56 @@ pub struct Store {
     root: Root,
     config: SelinuxConfig,
     /// The store directory (host path): `var/lib/selinux/TYPE` (libsemanage
-    /// 2.4+), or `etc/selinux/TYPE` (EL7).
+    /// 2.7+), or `etc/selinux/TYPE` (EL7).
     dir: PathBuf,
+    layout: StoreLayout,
+    /// The root's own `semanage.conf`, when it has one.
+    conf: Option<String>,
+    /// What the root's SELinux userspace writes (read when opened, before
+    /// anything changed).
+    userspace: Userspace,
+    /// Each kernel of the root and the highest policy version it loads.
+    kernels: Vec<(Option<String>, u32)>,
+}
+
+/// Which binary policy one kernel of the root will load.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KernelPolicy {
+    /// Its release; null for "any kernel" in a root that has none.
+    pub kernel: Option<String>,
+    /// The highest version its loader takes (target libsepol, kernel).
+    pub limit: u32,
+    /// The file it loads (inside the root); null when there is none it can.
+    pub file: Option<String>,
+    pub version: Option<u32>,
+    /// That file defines the connector's domain (null when unreadable).
+    pub connector_domain: Option<bool>,
+}
+
+/// The policy versions of a root: what its userspace writes, what its
+/// kernels load, what this installer writes there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PolicyVersions {
+    pub layout: StoreLayout,
+    pub userspace: Userspace,
+    /// The version semodule is told to write in an image.
+    pub target: u32,
+    /// `policy.N` files present.
+    pub present: Vec<u32>,
+    /// Present files above `target`: written by a newer semodule, loaded
+    /// by nothing the target runs, or preferred over the real one.
+    pub stale: Vec<u32>,
+    pub loads: Vec<KernelPolicy>,
+}
+
+impl PolicyVersions {
+    /// Some kernel loads a policy without the connector's domain (or none).
+    pub fn domain_not_loaded(&self) -> Vec<&KernelPolicy> {
+        self.loads
+            .iter()
+            .filter(|l| l.connector_domain != Some(true))
+            .collect()
+    }
 }
 
 /// Why there is nothing to do.
@@ -224,17 +274,20 @@ impl Store {
         }
         let modern = format!("/var/lib/selinux/{}", config.policy_type);
         let el7 = format!("/etc/selinux/{}/active", config.policy_type);
-        let dir = if root.is_dir(&modern).unwrap_or(false) {
-            root.resolve(&modern).map_err(|source| PolicyError::Io {
+        let (dir, layout) = if root.is_dir(&modern).unwrap_or(false) {
+            let dir = root.resolve(&modern).map_err(|source| PolicyError::Io {
                 path: modern.clone(),
                 error: source,
-            })?
+            })?;
+            (dir, StoreLayout::VarLib)
         } else if root.is_dir(&el7).unwrap_or(false) {
-            root.resolve(format!("/etc/selinux/{}", config.policy_type))
+            let dir = root
+                .resolve(format!("/etc/selinux/{}", config.policy_type))
                 .map_err(|source| PolicyError::Io {
                     path: el7.clone(),
                     error: source,
-                })?
+                })?;
+            (dir, StoreLayout::EtcSelinux)
         } else {
             return Err(PolicyError::UnknownType {
                 policy_type: config.policy_type.clone(),
@@ -242,11 +295,100 @@ impl Store {
                 store: modern,
             });
         };
+        let conf = root
+            .read_to_string_optional("/etc/selinux/semanage.conf")
+            .map_err(PolicyError::Root)?;
+        let present = target::present_versions(root, &config.policy_type);
+        let userspace = target::userspace(root, layout, conf.as_deref(), &present);
+        let kernels = kernel_limits(root);
         Ok(Ok(Store {
             root: root.clone(),
             config,
             dir,
+            layout,
+            conf,
+            userspace,
+            kernels,
         }))
+    }
+
+    /// The version semodule writes in this root: the userspace's, capped by
+    /// the kernels where the loader does not downgrade (libselinux 3.x).
+    pub fn target_version(&self) -> u32 {
+        let s = self.userspace.version;
+        if self.userspace.downgrades {
+            return s;
+        }
+        self.kernels
+            .iter()
+            .map(|(_, k)| *k)
+            .min()
+            .map_or(s, |k| k.min(s))
+    }
+
+    /// What each kernel of the root loads, and whether the connector's
+    /// domain is in it.
+    pub fn versions(&self) -> PolicyVersions {
+        let present = target::present_versions(&self.root, &self.config.policy_type);
+        let target = self.target_version();
+        let mut domain: std::collections::BTreeMap<u32, Option<bool>> = Default::default();
+        let loads = self
+            .kernels
+            .iter()
+            .map(|(kernel, k)| {
+                let limit = if self.userspace.downgrades {
+                    self.userspace.version
+                } else {
+                    (*k).min(self.userspace.version)
+                };
+                let version = target::loaded_version(&present, limit);
+                let connector_domain = version.and_then(|v| {
+                    *domain.entry(v).or_insert_with(|| {
+                        self.policy_names(v).ok().map(|n| n.types.contains(DOMAIN))
+                    })
+                });
+                KernelPolicy {
+                    kernel: kernel.clone(),
+                    limit,
+                    file: version.map(|v| self.policy_file(v)),
+                    version,
+                    connector_domain,
+                }
+            })
+            .collect();
+        let stale = present.iter().copied().filter(|v| *v > target).collect();
+        PolicyVersions {
+            layout: self.layout,
+            userspace: self.userspace.clone(),
+            target,
+            present,
+            stale,
+            loads,
+        }
+    }
+
+    /// `/etc/selinux/TYPE/policy/policy.N` (inside the root).
+    pub fn policy_file(&self, version: u32) -> String {
+        format!(
+            "/etc/selinux/{}/policy/policy.{version}",
+            self.config.policy_type
+        )
+    }
+
+    /// The names the root's `policy.N` defines (read capped, inside the root).
+    pub fn policy_names(&self, version: u32) -> Result<policydb::PolicyNames, String> {
+        let inside = self.policy_file(version);
+        let host = self
+            .root
+            .resolve(&inside)
+            .map_err(|e| format!("{inside}: {e}"))?;
+        let f = connector_host::root::open_regular(&host).map_err(|e| format!("{inside}: {e}"))?;
+        policydb::PolicyNames::read(io::BufReader::new(f)).map_err(|e| format!("{inside}: {e}"))
+    }
+
+    /// The layout the target's libsemanage keeps the store in.
+    pub fn layout(&self) -> StoreLayout {
+        self.layout
     }
 
     pub fn config(&self) -> &SelinuxConfig {
@@ -314,18 +456,54 @@ impl Store {
         })
     }
 
-    fn semodule(&self, desc: &str) -> Cmd {
+    /// semodule on this store. In an image it runs below a private tool
+    /// root (`ToolRoot`) whose `semanage.conf` carries the target's
+    /// version and store layout; the live root keeps its own configuration
+    /// (its semodule *is* the target's).
+    fn semodule(&self, desc: &str, work: &TempDir) -> Result<Cmd, PolicyError> {
         let mut cmd = Cmd::new("semodule", desc).timeout(SEMODULE_TIMEOUT);
         if !self.root.is_live() {
-            cmd = cmd.arg("-p").arg(self.root.path());
+            cmd = cmd.arg("-p").arg(self.tool_root(work)?);
         }
-        cmd.args([
+        Ok(cmd.args([
             "-s",
             &self.config.policy_type,
             "-n",
             "-X",
             &PRIORITY.to_string(),
-        ])
+        ]))
+    }
+
+    /// A root for semodule's `-p` that is the image's store and policy
+    /// directories (links to them, checked to stay inside the image) and
+    /// a `semanage.conf` of ours: the image's own settings that shape the
+    /// policy, its store root (`/etc/selinux` for EL7) and the version its
+    /// kernels load. The image's `semanage.conf` is read, never changed,
+    /// and its `[sections]` (programs to run) are never handed to the
+    /// build host's semodule. The link targets are resolved and checked
+    /// first (`check_tool_paths`).
+    fn tool_root(&self, work: &TempDir) -> Result<PathBuf, PolicyError> {
+        use std::os::unix::fs::symlink;
+        let t = &self.config.policy_type;
+        let top = work.path().join("root");
+        let io = |p: &Path, error: io::Error| PolicyError::Io {
+            path: p.display().to_string(),
+            error,
+        };
+        let etc = top.join("etc/selinux");
+        fs::create_dir_all(&etc).map_err(|e| io(&etc, e))?;
+        let conf = etc.join("semanage.conf");
+        let text = target::tool_conf(self.conf.as_deref(), self.layout, self.target_version());
+        fs::write(&conf, text).map_err(|e| io(&conf, e))?;
+        let policy_dir = self.root.tool_path(format!("/etc/selinux/{t}"))?;
+        symlink(&policy_dir, etc.join(t)).map_err(|e| io(&etc, e))?;
+        if self.layout == StoreLayout::VarLib {
+            let var = top.join("var/lib");
+            fs::create_dir_all(&var).map_err(|e| io(&var, e))?;
+            let store_root = self.root.tool_path("/var/lib/selinux")?;
+            symlink(&store_root, var.join("selinux")).map_err(|e| io(&var, e))?;
+        }
+        Ok(top)
     }
 
     /// Every path semodule (below `-p ROOT`) and setfiles (below `-r
@@ -335,27 +513,106 @@ impl Store {
     /// so a link that would take either out refuses both up front.
     pub fn check_tool_paths(&self) -> Result<(), PolicyError> {
         let t = &self.config.policy_type;
+        let store = match self.layout {
+            StoreLayout::VarLib => format!("/var/lib/selinux/{t}"),
+            StoreLayout::EtcSelinux => format!("/etc/selinux/{t}"),
+        };
         let mut paths = vec![
             "/etc/selinux/config".to_string(),
             "/etc/selinux/semanage.conf".to_string(),
-            format!("/etc/selinux/{t}/policy/policy.33"),
+            format!("/etc/selinux/{t}"),
+            format!("/etc/selinux/{t}/policy"),
+            self.policy_file(self.target_version()),
             format!("/etc/selinux/{t}/contexts/files/file_contexts"),
             format!("/etc/selinux/{t}/seusers"),
-            format!("/etc/selinux/{t}/modules/active/modules"),
-            format!("/var/lib/selinux/{t}/active/modules"),
-            format!("/var/lib/selinux/{t}/previous"),
-            format!("/var/lib/selinux/{t}/tmp"),
-            format!("/var/lib/selinux/{t}/semanage.trans.LOCK"),
-            format!("/var/lib/selinux/{t}/semanage.read.LOCK"),
+            format!("{store}/active/modules"),
+            format!("{store}/previous"),
+            format!("{store}/tmp"),
+            format!("{store}/semanage.trans.LOCK"),
+            format!("{store}/semanage.read.LOCK"),
         ];
+        if self.layout == StoreLayout::VarLib {
+            paths.push("/var/lib/selinux".into());
+            paths.push("/var/lib/selinux/final".into());
+        }
+        for v in target::present_versions(&self.root, t) {
+            paths.push(self.policy_file(v));
+        }
         for prio in self.priorities().into_iter().chain([PRIORITY]) {
-            paths.push(format!(
-                "/var/lib/selinux/{t}/active/modules/{prio}/{MODULE_NAME}/cil"
-            ));
+            paths.push(format!("{store}/active/modules/{prio}/{MODULE_NAME}/cil"));
         }
         paths.extend(LABELED_PATHS.iter().map(|p| p.to_string()));
         self.root.check_tool_paths(&paths)?;
         Ok(())
+    }
+
+    /// In an image whose libselinux is 2.x, deletes the compiled file
+    /// contexts (`contexts/files/*.bin`): the build host's semodule wrote
+    /// them in a format that libselinux cannot read, and any older one no
+    /// longer matches the text it just wrote. libselinux then reads the text
+    /// `file_contexts` (as it does with a .bin it cannot read); the target's
+    /// own semodule compiles them again at its next run.
+    fn remove_compiled_contexts(&self) -> Result<Vec<String>, PolicyError> {
+        if !self.userspace.old_libselinux {
+            return Ok(Vec::new());
+        }
+        let dir = format!("/etc/selinux/{}/contexts/files", self.config.policy_type);
+        let mut done = Vec::new();
+        for name in self.root.read_dir_names(&dir).unwrap_or_default() {
+            let Some(name) = name.to_str().filter(|n| n.ends_with(".bin")) else {
+                continue;
+            };
+            let inside = format!("{dir}/{name}");
+            let host = self.root.tool_path(&inside)?;
+            let Ok(meta) = fs::symlink_metadata(&host) else {
+                continue;
+            };
+            if meta.is_dir() {
+                continue;
+            }
+            fs::remove_file(&host).map_err(|error| PolicyError::Io {
+                path: inside.clone(),
+                error,
+            })?;
+            done.push(format!(
+                "removed {inside}: compiled by this host's libselinux, which the root's 2.x cannot read"
+            ));
+        }
+        Ok(done)
+    }
+
+    /// Deletes the image's `policy.N` files above the target version: a
+    /// newer semodule wrote them, the target's own tools never will, and a
+    /// kernel that can load them would prefer them to the real one. Never
+    /// on the live root (its semodule is the target's).
+    fn remove_stale(&self) -> Result<Vec<String>, PolicyError> {
+        if self.root.is_live() {
+            return Ok(Vec::new());
+        }
+        let mut done = Vec::new();
+        for v in self.versions().stale {
+            let inside = self.policy_file(v);
+            let host = self.root.tool_path(&inside)?;
+            let meta = fs::symlink_metadata(&host).map_err(|error| PolicyError::Io {
+                path: inside.clone(),
+                error,
+            })?;
+            if meta.is_dir() {
+                return Err(PolicyError::Io {
+                    path: inside,
+                    error: io::Error::other("a directory where a binary policy belongs"),
+                });
+            }
+            fs::remove_file(&host).map_err(|error| PolicyError::Io {
+                path: inside.clone(),
+                error,
+            })?;
+            done.push(format!(
+                "removed {inside}: above policy.{}, the version this root's kernels load",
+                self.target_version()
+            ));
+        }
+        Ok(done)
     }
 
     /// The libsemanage lock files of this store.
@@ -403,14 +660,22 @@ impl Store {
     /// Installs (or upgrades) the module. `Ok(None)` when the store already
     /// holds exactly this module: no command ran.
     pub fn install(&self, lock_timeout: Duration) -> Result<Option<Vec<String>>, PolicyError> {
-        if matches!(
+        let current = matches!(
             self.module_state()?,
             ModuleState::Installed { current: true, .. }
-        ) {
-            return Ok(None);
+        );
+        if current && self.versions().domain_not_loaded().is_empty() {
+            // Only a stale newer file can be left (a run killed after the
+            // rebuild, or an older installer's policy.33).
+            let removed = self.remove_stale()?;
+            return Ok((!removed.is_empty()).then_some(removed));
         }
-        self.install_module(MODULE_NAME, MODULE_CIL, lock_timeout)
-            .map(Some)
+        // Installing the same text again rebuilds the policy at the target
+        // version: the store held it, the file the kernels load did not.
+        let mut ran = self.install_module(MODULE_NAME, MODULE_CIL, lock_timeout)?;
+        ran.extend(self.remove_compiled_contexts()?);
+        ran.extend(self.remove_stale()?);
+        Ok(Some(ran))
     }
 
     /// Installs CIL `text` as module `name` (one rebuild). Public for tests
@@ -433,7 +698,7 @@ impl Store {
         // Copies of our module at other priorities would shadow (or
         // outlive) this one: they go in the same transaction.
         let mut cmd = self
-            .semodule("Installing the connector's SELinux policy module")
+            .semodule("Installing the connector's SELinux policy module", &tmp)?
             .arg("-i")
             .arg(&file);
         if name == MODULE_NAME {
@@ -457,9 +722,10 @@ impl Store {
         }
         self.check_tool_paths()?;
         self.wait_unlocked(lock_timeout)?;
+        let tmp = tempfile_dir()?;
         // Every copy of it, whatever its priority (-X applies to the
         // operations after it).
-        let mut cmd = self.semodule("Removing the connector's SELinux policy module");
+        let mut cmd = self.semodule("Removing the connector's SELinux policy module", &tmp)?;
         for p in self.priorities() {
             cmd = cmd.args(["-X", &p.to_string(), "-r", MODULE_NAME]);
         }
@@ -469,6 +735,8 @@ impl Store {
             return Err(rejected_or_failed(&cmd, &out));
         }
         ran.extend(self.reload()?);
+        ran.extend(self.remove_compiled_contexts()?);
+        ran.extend(self.remove_stale()?);
         Ok(Some(ran))
     }
 
@@ -550,6 +818,46 @@ impl Store {
         cmd.run()?;
         Ok(vec![cmd.cmdline()])
     }
+}
+
+/// Each kernel of the root with the highest policy version it loads: the
+/// running kernel's own word (`/sys/fs/selinux/policyvers`) on the live
+/// root, the release's lower bound for the others
+/// (`connector_host::kernel::selinux_policy_max`); "any kernel" (no
+/// limit) for a root without one.
+fn kernel_limits(root: &Root) -> Vec<(Option<String>, u32)> {
+    use connector_host::inventory;
+    let running = root
+        .is_live()
+        .then(|| inventory::running_release().ok())
+        .flatten();
+    let mut out: Vec<(Option<String>, u32)> = inventory::inventory(root, running.as_deref(), None)
+        .map(|i| i.kernels)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|k| {
+            let table = connector_host::kernel::selinux_policy_max(&k.release);
+            let max = if k.running {
+                live_policyvers().unwrap_or(table)
+            } else {
+                table
+            };
+            (Some(k.release), max)
+        })
+        .collect();
+    if out.is_empty() {
+        out.push((None, u32::MAX));
+    }
+    out
+}
+
+/// The running kernel's highest policy version, when selinuxfs says it.
+fn live_policyvers() -> Option<u32> {
+    let mut s = String::new();
+    fs::File::open(Path::new(rights::SELINUXFS).join("policyvers"))
+        .and_then(|f| f.take(16).read_to_string(&mut s))
+        .ok()?;
+    s.trim().parse().ok()
 }
 
 /// Gives every regular file under `top` (not following links) that has

@@ -22,7 +22,7 @@ const CONFIG_REJECT_UNKNOWN: u32 = 2;
 const CONFIG_ALLOW_UNKNOWN: u32 = 4;
 /// Policy versions whose layout this reader knows (libsepol's
 /// POLICYDB_VERSION_MIN..=COND_XPERMS).
-const VERSIONS: std::ops::RangeInclusive<u32> = 15..=34;
+pub(crate) const VERSIONS: std::ops::RangeInclusive<u32> = 15..=34;
 const VERSION_VALIDATETRANS: u32 = 19;
 const VERSION_POLCAP: u32 = 22;
 const VERSION_PERMISSIVE: u32 = 23;

@@ -169,25 +169,22 @@ fn report(r: &Right, state: RightState) -> RightReport {
     }
 }
 
-/// The binary policy the store built: the highest `policy.NN` of
-/// `ROOT/etc/selinux/TYPE/policy/`, read inside the root, capped.
-pub fn read_store_policy(root: &Root, policy_type: &str) -> Result<(PathBuf, PolicyNames), String> {
+/// A binary policy of the store: `policy.VERSION` of
+/// `ROOT/etc/selinux/TYPE/policy/` (the highest when `version` is None),
+/// read inside the root, capped.
+pub fn read_store_policy(
+    root: &Root,
+    policy_type: &str,
+    version: Option<u32>,
+) -> Result<(PathBuf, PolicyNames), String> {
     let dir = format!("/etc/selinux/{policy_type}/policy");
-    let names = root
-        .read_dir_names(&dir)
-        .map_err(|e| format!("{dir}: {e}"))?;
-    let newest = names
-        .iter()
-        .filter_map(|n| {
-            let n = n.to_str()?;
-            Some((
-                n.strip_prefix("policy.")?.parse::<u32>().ok()?,
-                n.to_string(),
-            ))
-        })
-        .max()
-        .ok_or_else(|| format!("{dir}: no policy.NN file: the store was never built"))?;
-    let inside = format!("{dir}/{}", newest.1);
+    let version = match version {
+        Some(v) => v,
+        None => *crate::target::present_versions(root, policy_type)
+            .last()
+            .ok_or_else(|| format!("{dir}: no policy.NN file: the store was never built"))?,
+    };
+    let inside = format!("{dir}/policy.{version}");
     let host = root
         .resolve(&inside)
         .map_err(|e| format!("{inside}: {e}"))?;

@@ -297,7 +297,7 @@ fn el8_before_8_4_drops_perf_event_and_the_new_capabilities_only() {
     // What the installer reports for this image: undefined rights are
     // the kernel's to allow (handle_unknown=allow), the rest granted.
     let root = Root::new(f.path()).unwrap();
-    let (path, names) = rights::read_store_policy(&root, sb::STORE).unwrap();
+    let (path, names) = rights::read_store_policy(&root, sb::STORE, None).unwrap();
     assert!(path.ends_with("policy.33"), "{path:?}");
     let r = rights::from_policy(&names, path.display().to_string(), true);
     assert_eq!(r.handle_unknown, HandleUnknown::Allow);
@@ -441,7 +441,7 @@ fn handle_unknown_deny_is_read_from_the_binary_policy() {
     let (f, r) = install_into(&el80(), MODULE_CIL, Unknown::Deny);
     r.unwrap();
     let root = Root::new(f.path()).unwrap();
-    let (path, names) = rights::read_store_policy(&root, sb::STORE).unwrap();
+    let (path, names) = rights::read_store_policy(&root, sb::STORE, None).unwrap();
     assert_eq!(names.handle_unknown, HandleUnknown::Deny);
     let rights = rights::from_policy(&names, path.display().to_string(), true);
     let refused: BTreeSet<String> = rights

@@ -39,6 +39,9 @@ pub struct RpmBackend {
     /// A private HOME whose `.rpmmacros` names the root's database, for
     /// dnf/yum working on another root (made on first use).
     macros_home: OnceLock<Result<TempDir, String>>,
+    /// A private copy of an image's sqlite database that queries read
+    /// (made on first use; `query_rpm`).
+    query_copy: OnceLock<Result<TempDir, String>>,
 }
 
 impl RpmBackend {
@@ -49,6 +52,7 @@ impl RpmBackend {
             root,
             tool,
             macros_home: OnceLock::new(),
+            query_copy: OnceLock::new(),
         }
     }
 
@@ -186,6 +190,124 @@ impl RpmBackend {
     }
 }
 
+impl RpmBackend {
+    /// rpm for a query. rpm opens a sqlite database read-write even to
+    /// query it, and sqlite then creates or writes `rpmdb.sqlite-shm` and
+    /// `-wal` beside it: an image that doctor or a re-run only looks at
+    /// would change. So an image's sqlite database (EL9, AL2023, Fedora) is
+    /// queried through a private copy, made once per run (the database and
+    /// its write-ahead log, opened as regular files only), named by
+    /// `--dbpath` without `--root` (a query reads nothing else of the
+    /// root; the file paths asked for are the database's own). BerkeleyDB
+    /// (EL7, EL8, Amazon Linux 2) is read by Debian's rpm through its
+    /// read-only `bdb_ro` backend, which writes nothing; the live root's
+    /// database is the system's own and queried as is.
+    fn query_rpm(&self, desc: &str, dbpath: &std::path::Path) -> Result<Cmd, BackendError> {
+        let sqlite = dbpath.join("rpmdb.sqlite");
+        if self.root.is_live() || !self.root.is_file(&sqlite).unwrap_or(false) {
+            return Ok(self.rpm(desc, dbpath));
+        }
+        let copy = self.query_copy.get_or_init(|| {
+            let dir = tempfile::Builder::new()
+                .prefix("connector-rpmdb-")
+                .tempdir()
+                .map_err(|e| format!("a private copy of the rpm database: {e}"))?;
+            for name in ["rpmdb.sqlite", "rpmdb.sqlite-wal"] {
+                let inside = dbpath.join(name);
+                let Ok(host) = self.root.resolve(&inside) else {
+                    continue;
+                };
+                if name != "rpmdb.sqlite" && !host.exists() {
+                    continue;
+                }
+                let mut from = connector_host::root::open_regular(&host)
+                    .map_err(|e| format!("{}: {e}", inside.display()))?;
+                let mut to = std::fs::File::create(dir.path().join(name))
+                    .map_err(|e| format!("a private copy of {}: {e}", inside.display()))?;
+                std::io::copy(&mut from, &mut to)
+                    .map_err(|e| format!("copying {}: {e}", inside.display()))?;
+            }
+            Ok(dir)
+        });
+        match copy {
+            Ok(dir) => Ok(Cmd::new("rpm", desc)
+                .arg("--dbpath")
+                .arg(dir.path())
+                .missing_hint("install the rpm package; on Debian/Ubuntu: apt-get install rpm")),
+            Err(detail) => Err(BackendError::Parse {
+                tool: "rpm".into(),
+                detail: detail.clone(),
+            }),
+        }
+    }
+}
+
+/// Splits `rpm -qf` output into one answer per file asked, in order: rpm
+/// prints the owners' lines (one per owning package) on stdout, "file F is
+/// not owned by any package" on stdout for an unowned file it found, and
+/// "error: file F: …" on stderr for one it looked up on the *build host's*
+/// file system and did not find there (Debian's rpm with `--root`, or
+/// without one). Warnings (an old database read through `bdb_ro`) are not
+/// errors. `Err` carries the first line that is neither.
+pub fn split_owner_answers<'a>(
+    asked: &[String],
+    stdout: &'a str,
+    stderr: &str,
+) -> Result<Vec<Option<&'a str>>, String> {
+    let mut unowned = std::collections::BTreeSet::new();
+    for line in stderr.lines().filter(|l| l.starts_with("error:")) {
+        let file = asked.iter().find(|f| {
+            line.strip_prefix("error: file ")
+                .and_then(|rest| rest.strip_prefix(f.as_str()))
+                .is_some_and(|rest| rest.starts_with(':'))
+        });
+        match file {
+            Some(f) => {
+                unowned.insert(f.as_str());
+            }
+            None => return Err(line.to_string()),
+        }
+    }
+    let mut owners = Vec::new();
+    for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
+        if let Some(f) = line
+            .strip_prefix("file ")
+            .and_then(|l| l.strip_suffix(" is not owned by any package"))
+        {
+            unowned.insert(
+                asked
+                    .iter()
+                    .find(|a| a.as_str() == f)
+                    .map_or(f, |a| a.as_str()),
+            );
+        } else {
+            owners.push(line);
+        }
+    }
+    let owned: Vec<&String> = asked
+        .iter()
+        .filter(|f| !unowned.contains(f.as_str()))
+        .collect();
+    if owned.len() != owners.len() {
+        return Err(format!(
+            "{} owner lines for {} owned files: {stdout:?}",
+            owners.len(),
+            owned.len()
+        ));
+    }
+    let mut owners = owners.into_iter();
+    Ok(asked
+        .iter()
+        .map(|f| {
+            if unowned.contains(f.as_str()) {
+                None
+            } else {
+                owners.next()
+            }
+        })
+        .collect())
+}
+
 impl PackageBackend for RpmBackend {
     fn family(&self) -> Family {
         Family::Rpm
@@ -200,7 +322,7 @@ impl PackageBackend for RpmBackend {
             return Ok(DbQuery::Answer(BTreeMap::new()));
         }
         let cmd = self
-            .rpm("Querying the rpm database", &dbpath)
+            .query_rpm("Querying the rpm database", &dbpath)?
             .args([
                 "-q",
                 "--qf",
@@ -378,10 +500,10 @@ impl PackageBackend for RpmBackend {
             return Ok(Some(out));
         }
         let cmd = self
-            .rpm(
+            .query_rpm(
                 "Asking the rpm database which package owns each kernel",
                 &dbpath,
-            )
+            )?
             .args([
                 "-qf",
                 "--qf",
@@ -389,28 +511,21 @@ impl PackageBackend for RpmBackend {
             ])
             .args(asked.iter().map(|(_, f)| f));
         let out_ = cmd.output()?;
-        if out_.stderr.lines().any(|l| l.starts_with("error:")) {
-            return Err(cmd.failed(&out_).into());
-        }
-        let lines: Vec<&str> = out_
-            .stdout
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .collect();
-        if lines.len() != asked.len() {
-            return Err(BackendError::Parse {
-                tool: cmd.cmdline(),
-                detail: format!(
-                    "{} answers for {} files: {:?}",
-                    lines.len(),
-                    asked.len(),
-                    out_.stdout
-                ),
-            });
-        }
-        for ((release, file), line) in asked.into_iter().zip(lines) {
-            // "file F is not owned by any package"
-            let Some(rest) = line.strip_prefix("owner ") else {
+        let files: Vec<String> = asked.iter().map(|(_, f)| f.clone()).collect();
+        let answers =
+            split_owner_answers(&files, &out_.stdout, &out_.stderr).map_err(|detail| {
+                if detail.starts_with("error:") {
+                    BackendError::from(cmd.failed(&out_))
+                } else {
+                    BackendError::Parse {
+                        tool: cmd.cmdline(),
+                        detail,
+                    }
+                }
+            })?;
+        for ((release, file), line) in asked.into_iter().zip(answers) {
+            // An unowned kernel (copied by hand) falls back to the release rules.
+            let Some(rest) = line.and_then(|l| l.strip_prefix("owner ")) else {
                 continue;
             };
             let Some((name, vra)) = rest.split_once(' ') else {
@@ -444,6 +559,67 @@ mod tests {
             image.remove_command("connector", false),
             format!("rpm --root={} -e connector", dir.path().display())
         );
+    }
+
+    #[test]
+    fn owner_answers_survive_unowned_files_and_warnings() {
+        let asked: Vec<String> = [
+            "/boot/vmlinuz-a",
+            "/boot/vmlinuz-b",
+            "/lib/modules/c/vmlinuz",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let warn = "warning: Found bdb_ro Packages database while attempting sqlite backend: using bdb_ro backend.\n\
+                    warning: could not open /r/var/lib/rpm/Filetriggername: No such file or directory\n";
+        // Not found on the build host: stderr.
+        let got = split_owner_answers(
+            &asked,
+            "owner kernel 3.10-1.x86_64\nowner kernel-core 4.18-2.x86_64\n",
+            &format!("{warn}error: file /boot/vmlinuz-b: No such file or directory\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            vec![
+                Some("owner kernel 3.10-1.x86_64"),
+                None,
+                Some("owner kernel-core 4.18-2.x86_64")
+            ]
+        );
+        // Found, not owned: stdout, in order.
+        let got = split_owner_answers(
+            &asked,
+            "file /boot/vmlinuz-a is not owned by any package\nowner k 1-1.x\nowner k 2-1.x\n",
+            warn,
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            vec![None, Some("owner k 1-1.x"), Some("owner k 2-1.x")]
+        );
+        // Every file unowned.
+        let got = split_owner_answers(
+            &asked,
+            "",
+            "error: file /boot/vmlinuz-a: No such file or directory\nerror: file /boot/vmlinuz-b: Permission denied\nerror: file /lib/modules/c/vmlinuz: No such file or directory\n",
+        )
+        .unwrap();
+        assert_eq!(got, vec![None, None, None]);
+        // A real failure, and an answer that does not add up.
+        let err = split_owner_answers(&asked, "", "error: cannot open Packages database in /r\n")
+            .unwrap_err();
+        assert!(err.contains("cannot open Packages"), "{err}");
+        // A prefix of another asked file is not that file.
+        let err = split_owner_answers(
+            &asked,
+            "owner k 1-1.x\n",
+            "error: file /boot/vmlinuz-aa: No such file or directory\n",
+        )
+        .unwrap_err();
+        assert!(err.contains("vmlinuz-aa"), "{err}");
+        assert!(split_owner_answers(&asked, "owner k 1-1.x\n", "").is_err());
     }
 
     #[test]

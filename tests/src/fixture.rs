@@ -316,6 +316,24 @@ pub fn read_fixture(rel: &str) -> String {
     fs::read_to_string(&p).unwrap_or_else(|e| panic!("reading fixture {}: {e}", p.display()))
 }
 
+/// `../shared` beside the project (real data of the targets, their old
+/// tools; CI always has it), or `$CONNECTOR_SHARED`. `None` when it is
+/// absent, after saying on stderr that the calling test (`what`) is
+/// skipped for that reason.
+pub fn shared_dir(what: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("CONNECTOR_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    if dir.join("selinux").is_dir() && dir.join("realdata").is_dir() {
+        return Some(dir.canonicalize().unwrap_or(dir));
+    }
+    eprintln!(
+        "SKIPPED {what}: needs ../shared (the targets' real userspace; {} is absent)",
+        dir.display()
+    );
+    None
+}
+
 /// Whether a tool is on PATH. Real-tool tests require their tools: the test
 /// command installs them, so a missing tool fails the test rather than
 /// skipping it silently.

@@ -12,6 +12,7 @@
 //! (Ubuntu).
 
 pub mod debian_headers;
+pub mod el7;
 pub mod fixture;
 pub mod http;
 pub mod json;

@@ -693,3 +693,21 @@ pub fn policy_attributes(policy: &std::path::Path, types: &[&str]) -> BTreeSet<S
     }
     out
 }
+
+/// What the real RHEL/OL 7 and Amazon Linux 2 policy (3.13.1) lacks of the
+/// names the module uses, as measured on a CentOS 7 policy with seinfo
+/// (`../shared/selinux/README.md`): it does define `tracefs_t`.
+pub fn el7_lacks() -> BTreeSet<Name> {
+    [
+        Name::class("bpf"),
+        Name::class("perf_event"),
+        Name::class("process2"),
+        Name::class("lockdown"),
+        Name::perm("file", "map"),
+        Name::perm("capability2", "bpf"),
+        Name::perm("capability2", "perfmon"),
+        Name::ty("bpf_t"),
+    ]
+    .into_iter()
+    .collect()
+}
