@@ -63,11 +63,64 @@ pub enum Kind {
 
 /// Who holds a lock of `kind` on `path`; `None` when it is free or the file
 /// is missing.
+///
+/// A `*.pid` file is a pidfile lock whatever `kind` says: yum 3 (RHEL/OL 7,
+/// Amazon Linux 2) holds `/var/run/yum.pid` for its whole run, taking rpm's
+/// record lock only during the transaction itself.
 pub fn holder_of(path: &Path, kind: Kind) -> io::Result<Option<Holder>> {
+    if path.extension().is_some_and(|e| e == "pid") {
+        return pidfile_holder(path);
+    }
     match kind {
         Kind::Record => holder(path),
         Kind::Flock => flock_holder(path),
     }
+}
+
+/// Who holds a pidfile lock: the process its first line names, when that
+/// process exists and is not a zombie (yum 3's own test, which works
+/// without /proc too). The file is read as a small regular file only.
+pub fn pidfile_holder(path: &Path) -> io::Result<Option<Holder>> {
+    use std::io::Read;
+    let f = match crate::root::open_regular(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut text = String::new();
+    f.take(64).read_to_string(&mut text)?;
+    let Some(pid) = text
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse::<u32>().ok())
+    else {
+        return Ok(None);
+    };
+    if pid == 0 || pid > i32::MAX as u32 || pid == std::process::id() {
+        return Ok(None);
+    }
+    // As yum decides: a zombie holds nothing; else the process exists when
+    // signal 0 reaches it (or it is someone else's: EPERM).
+    if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        if stat
+            .rsplit(')')
+            .next()
+            .and_then(|r| r.split_whitespace().next())
+            == Some("Z")
+        {
+            return Ok(None);
+        }
+    }
+    // SAFETY: kill with signal 0 only checks that the process exists.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    if rc != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
+        return Ok(None);
+    }
+    Ok(Some(Holder {
+        path: path.to_path_buf(),
+        pid: Some(pid),
+        comm: comm_of(pid),
+    }))
 }
 
 /// Takes an exclusive record lock on `file` (opened for writing) without
@@ -242,7 +295,7 @@ pub fn enclosing_transaction(
     }
     let ancestors = ancestors();
     for path in lock_files {
-        if let Some(h) = holder(path)? {
+        if let Some(h) = holder_of(path, Kind::Record)? {
             let Some(pid) = h.pid else { continue };
             // Without /proc (a scriptlet chrooted by `rpm --root`), ancestry
             // cannot be walked; a lock holder in our own process group is
@@ -319,6 +372,40 @@ mod tests {
         // write fail and the holder exit, releasing the lock.
         child.stdout = Some(out);
         child
+    }
+
+    #[test]
+    fn a_pidfile_is_held_while_its_process_lives() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("yum.pid");
+        assert_eq!(holder_of(&pidfile, Kind::Record).unwrap(), None, "missing");
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        std::fs::write(&pidfile, format!("{}\n", child.id())).unwrap();
+        let h = holder_of(&pidfile, Kind::Record).unwrap().expect("held");
+        assert_eq!(h.pid, Some(child.id()));
+        assert_eq!(h.comm.as_deref(), Some("sleep"));
+        // Waiting for it times out naming the holder, then frees once it exits.
+        let waited = wait_for_locks(
+            std::slice::from_ref(&pidfile),
+            Kind::Record,
+            Duration::from_millis(300),
+            Duration::from_secs(5),
+            |_, _| {},
+        )
+        .unwrap();
+        assert_eq!(waited.unwrap_err().pid, Some(child.id()));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(holder_of(&pidfile, Kind::Record).unwrap(), None, "stale");
+        std::fs::write(&pidfile, "not a pid\n").unwrap();
+        assert_eq!(holder_of(&pidfile, Kind::Record).unwrap(), None);
+        std::fs::write(&pidfile, format!("{}", std::process::id())).unwrap();
+        assert_eq!(holder_of(&pidfile, Kind::Record).unwrap(), None, "our own");
+        // A FIFO in its place is refused, never read.
+        std::fs::remove_file(&pidfile).unwrap();
+        let c = std::ffi::CString::new(pidfile.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(holder_of(&pidfile, Kind::Record).is_err());
     }
 
     #[test]

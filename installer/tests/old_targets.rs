@@ -199,6 +199,22 @@ fn el7_layout_image_gets_the_module_in_policy_30_and_semodule_2_5_keeps_working(
     let f = el7_image(&shared);
     let root = f.path().to_str().unwrap();
     let ty = sb::STORE;
+    // The image names programs for libsemanage to run: the build host's
+    // semodule must never run them.
+    let outside = tempfile::tempdir().unwrap();
+    let marker = outside.path().join("ran");
+    let evil = outside.path().join("evil.sh");
+    std::fs::write(&evil, format!("#!/bin/sh\ntouch {}\n", marker.display())).unwrap();
+    Command::new("chmod")
+        .arg("755")
+        .arg(&evil)
+        .status()
+        .unwrap();
+    let conf = format!(
+        "{EL7_SEMANAGE_CONF}[setfiles]\npath = {e}\n[end]\n[sefcontext_compile]\npath = {e}\n[end]\n[load_policy]\npath = {e}\n[end]\n",
+        e = evil.display()
+    );
+    f.file("/etc/selinux/semanage.conf", &conf);
 
     let v = doctor(root);
     let faults = selinux_faults(&v);
@@ -222,11 +238,13 @@ fn el7_layout_image_gets_the_module_in_policy_30_and_semodule_2_5_keeps_working(
     assert_eq!(v["policy"]["loads"][0]["kernel"], EL7_KERNEL, "{v}");
     assert_eq!(v["policy"]["loads"][0]["version"], 30, "{v}");
     assert_eq!(v["policy"]["loads"][0]["connector_domain"], true, "{v}");
-    // The image's configuration is as it was, and no modern store appeared.
+    // The image's configuration is as it was, its programs never ran, and
+    // no modern store appeared.
     assert_eq!(
         std::fs::read_to_string(f.host("/etc/selinux/semanage.conf")).unwrap(),
-        EL7_SEMANAGE_CONF
+        conf
     );
+    assert!(!marker.exists(), "the image's [setfiles] program ran");
     assert!(!f.host("/var/lib/selinux").exists());
     assert!(selinux_faults(&doctor(root)).is_empty());
 
@@ -242,6 +260,8 @@ fn el7_layout_image_gets_the_module_in_policy_30_and_semodule_2_5_keeps_working(
         "{v}"
     );
 
+    // The target's own semodule, with its own configuration.
+    f.file("/etc/selinux/semanage.conf", EL7_SEMANAGE_CONF);
     target_semodule_operates(&shared, "2.5", f.path(), ty, 30);
     assert!(selinux_faults(&doctor(root)).is_empty());
 

@@ -454,7 +454,16 @@ impl PackageBackend for RpmBackend {
             .ok()
             .flatten()
             .unwrap_or_else(|| PathBuf::from("/var/lib/rpm"));
-        vec![self.root.host_path(db.join(".rpm.lock"))]
+        let mut locks = vec![self.root.host_path(db.join(".rpm.lock"))];
+        // yum 3 holds its pidfile for its whole run (resolution included).
+        if self.tool == PkgTool::Yum {
+            let run = self
+                .root
+                .resolve_in_root("/var/run")
+                .unwrap_or_else(|_| PathBuf::from("/var/run"));
+            locks.push(self.root.host_path(run.join("yum.pid")));
+        }
+        locks
     }
 
     fn tracking_packages(&self, _flavor: &str) -> Result<Vec<String>, BackendError> {

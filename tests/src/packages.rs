@@ -22,6 +22,8 @@ pub struct Pkg {
     /// Dependencies: Debian `Depends` entries as written (`name (= ver)`),
     /// RPM `Requires` by name.
     pub depends: Vec<String>,
+    /// RPM `Provides` beyond its name (a stand-in for a file: `/bin/sh`).
+    pub provides: Vec<String>,
     /// A post-install script (`%post` / `postinst`), run by /bin/sh.
     pub post_install: Option<String>,
     /// Sign the RPM with this fixture key (`fixtures/keys/NAME.sec.asc`).
@@ -37,6 +39,7 @@ impl Pkg {
             arch: arch.into(),
             entries,
             depends: Vec::new(),
+            provides: Vec::new(),
             post_install: None,
             signing_key: None,
         }
@@ -44,6 +47,11 @@ impl Pkg {
 
     pub fn depends(mut self, dep: impl Into<String>) -> Pkg {
         self.depends.push(dep.into());
+        self
+    }
+
+    pub fn provides(mut self, what: impl Into<String>) -> Pkg {
+        self.provides.push(what.into());
         self
     }
 
@@ -130,6 +138,9 @@ pub fn build_rpm(dir: &Path, pkg: &Pkg) -> PathBuf {
     // The real ones say so with this Provides, which dnf reads.
     if pkg.name.starts_with("kernel") {
         b.provides(rpm::Dependency::any("installonlypkg(kernel)"));
+    }
+    for p in &pkg.provides {
+        b.provides(rpm::Dependency::any(p.as_str()));
     }
     for d in &pkg.depends {
         b.requires(rpm::Dependency::any(
