@@ -48,24 +48,19 @@ fn ok(args: &[&str]) -> Value {
 }
 
 /// The target's semodule (`old-semodule/semodule-VERSION`) on the image.
-fn old_semodule(shared: &Path, version: &str, root: &Path, args: &[&str]) -> Output {
+fn old_semodule_cmd(shared: &Path, version: &str, root: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(shared.join(format!("selinux/old-semodule/semodule-{version}")));
     cmd.arg("-p").arg(root);
     if version == "2.5" {
         // Upstream 2.5 defaults to /var/lib/selinux; RHEL's build to /etc/selinux.
         cmd.args(["-S", "/etc/selinux"]);
     }
-    cmd.args(args).output().expect("the old semodule runs")
+    cmd.args(args);
+    cmd
 }
 
 fn old_semodule_ok(shared: &Path, version: &str, root: &Path, args: &[&str]) -> String {
-    let out = old_semodule(shared, version, root, args);
-    assert!(
-        out.status.success(),
-        "semodule-{version} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    connector_tests::run(&mut old_semodule_cmd(shared, version, root, args))
 }
 
 /// The `policy.N` versions of the image, ascending.
@@ -94,6 +89,60 @@ fn has_domain(root: &Path, ty: &str, version: u32) -> bool {
     names(&root.join(format!("etc/selinux/{ty}/policy/policy.{version}")))
         .types
         .contains("connectord_t")
+}
+
+/// The image carries the module in exactly `policy.{version}` (no other
+/// file), and its store's own kernel policy is that version too: what the
+/// target's libsemanage reads and writes.
+fn assert_only_policy_with_domain(root: &Path, ty: &str, store: &str, version: u32) {
+    assert_eq!(
+        policy_files(root, ty),
+        vec![version],
+        "exactly policy.{version}"
+    );
+    assert!(
+        has_domain(root, ty, version),
+        "policy.{version} has connectord_t"
+    );
+    assert_eq!(
+        names(&root.join(format!(
+            "{}/active/policy.kern",
+            store.trim_start_matches('/')
+        )))
+        .version,
+        version,
+        "{store}/active/policy.kern"
+    );
+}
+
+/// What an installer without the policy-version fix did: the build host's
+/// semodule on the image (`extra` names an EL7 store root).
+fn host_semodule_install(root: &Path, ty: &str, extra: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let cil = dir.path().join("connectord.cil");
+    std::fs::write(&cil, connector_policy::MODULE_CIL).unwrap();
+    connector_tests::run(
+        Command::new("semodule")
+            .arg("-p")
+            .arg(root)
+            .args(extra)
+            .args(["-s", ty, "-n", "-X", "200", "-i"])
+            .arg(&cil),
+    );
+}
+
+/// `install --root ROOT --payload P --json` with the connector's files.
+fn install_with_payload(root: &str) -> Value {
+    let bins = common::bins(Path::new(BIN), None);
+    let payload = common::payload(connector_packaging::Family::Rpm, bins.path());
+    ok(&[
+        "install",
+        "--root",
+        root,
+        "--payload",
+        payload.path().to_str().unwrap(),
+        "--json",
+    ])
 }
 
 fn selinux_faults(v: &Value) -> Vec<String> {
@@ -224,17 +273,7 @@ fn el7_layout_image_gets_the_module_in_policy_30_and_semodule_2_5_keeps_working(
 
     let v = ok(&["selinux", "install", "--root", root, "--json"]);
     assert_eq!(v["action"], "installed", "{v}");
-    assert_eq!(
-        policy_files(f.path(), ty),
-        vec![30],
-        "no policy.33 beside it"
-    );
-    assert!(has_domain(f.path(), ty, 30));
-    // The store's own kernel policy is the version 2.5 reads and writes.
-    assert_eq!(
-        names(&f.host(&format!("/etc/selinux/{ty}/active/policy.kern"))).version,
-        30
-    );
+    assert_only_policy_with_domain(f.path(), ty, &format!("/etc/selinux/{ty}"), 30);
     assert_eq!(v["policy"]["loads"][0]["kernel"], EL7_KERNEL, "{v}");
     assert_eq!(v["policy"]["loads"][0]["version"], 30, "{v}");
     assert_eq!(v["policy"]["loads"][0]["connector_domain"], true, "{v}");
@@ -275,7 +314,7 @@ fn el7_layout_image_gets_the_module_in_policy_30_and_semodule_2_5_keeps_working(
 }
 
 #[test]
-fn el7_image_left_with_policy_33_is_a_fault_until_selinux_install() {
+fn el7_image_left_with_policy_33_is_a_fault_until_install_repairs_it() {
     let Some(shared) = shared_dir("el7 image with a stale policy.33") else {
         return;
     };
@@ -285,21 +324,7 @@ fn el7_image_left_with_policy_33_is_a_fault_until_selinux_install() {
     let ty = sb::STORE;
     // What the build host's semodule does when pointed at the EL7 store:
     // policy.33 and a version-33 policy.kern beside the image's policy.30.
-    let dir = tempfile::tempdir().unwrap();
-    let cil = dir.path().join("connectord.cil");
-    std::fs::write(&cil, connector_policy::MODULE_CIL).unwrap();
-    let out = Command::new("semodule")
-        .arg("-p")
-        .arg(f.path())
-        .args(["-S", "/etc/selinux", "-s", ty, "-n", "-X", "200", "-i"])
-        .arg(&cil)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    host_semodule_install(f.path(), ty, &["-S", "/etc/selinux"]);
     assert_eq!(policy_files(f.path(), ty), vec![30, 33]);
     assert!(!has_domain(f.path(), ty, 30) && has_domain(f.path(), ty, 33));
     assert_eq!(
@@ -336,27 +361,11 @@ fn el7_image_left_with_policy_33_is_a_fault_until_selinux_install() {
 
     // The whole pipeline repairs it: install plans the module step for a
     // module the kernel's file lacks.
-    let bins = common::bins(Path::new(BIN), None);
-    let payload = common::payload(connector_packaging::Family::Rpm, bins.path());
-    let p = payload.path().to_str().unwrap();
-    let (out, plan) = run(&[
-        "install",
-        "--root",
-        root,
-        "--payload",
-        p,
-        "--dry-run",
-        "--json",
-    ]);
+    let (out, plan) = run(&["install", "--root", root, "--dry-run", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{plan}");
     assert!(plan.to_string().contains("\"module\""), "{plan}");
-    let v = ok(&["install", "--root", root, "--payload", p, "--json"]);
-    assert_eq!(policy_files(f.path(), ty), vec![30], "{v}");
-    assert!(has_domain(f.path(), ty, 30));
-    assert_eq!(
-        names(&f.host(&format!("/etc/selinux/{ty}/active/policy.kern"))).version,
-        30
-    );
+    install_with_payload(root);
+    assert_only_policy_with_domain(f.path(), ty, &format!("/etc/selinux/{ty}"), 30);
     assert!(selinux_faults(&doctor(root)).is_empty());
     old_semodule_ok(&shared, "2.5", f.path(), &["-s", ty, "-n", "-B"]);
     assert!(
@@ -371,18 +380,13 @@ fn el7_image_left_with_policy_33_is_a_fault_until_selinux_install() {
 fn el8_image(shared: &Path) -> (Fixture, &'static str) {
     require_tool("seinfo");
     let f = Fixture::new();
-    let out = Command::new("tar")
-        .arg("-xJf")
-        .arg(shared.join("selinux/f30-store.tar.xz"))
-        .arg("-C")
-        .arg(f.path())
-        .args(["--strip-components=1"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    connector_tests::run(
+        Command::new("tar")
+            .arg("-xJf")
+            .arg(shared.join("selinux/f30-store.tar.xz"))
+            .arg("-C")
+            .arg(f.path())
+            .arg("--strip-components=1"),
     );
     let ty = "targeted";
     f.os_release("rhel-8.9");
@@ -413,21 +417,7 @@ fn rhel8_image_with_the_module_only_in_policy_33_is_repaired_into_policy_31() {
     let root = f.path().to_str().unwrap();
     // The state an installer without this fix left: Debian's semodule -p
     // wrote policy.33 (with the module) beside the image's policy.31.
-    let dir = tempfile::tempdir().unwrap();
-    let cil = dir.path().join("connectord.cil");
-    std::fs::write(&cil, connector_policy::MODULE_CIL).unwrap();
-    let out = Command::new("semodule")
-        .arg("-p")
-        .arg(f.path())
-        .args(["-s", ty, "-n", "-X", "200", "-i"])
-        .arg(&cil)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    host_semodule_install(f.path(), ty, &[]);
     assert_eq!(policy_files(f.path(), ty), vec![31, 33]);
 
     let v = doctor(root);
@@ -443,20 +433,8 @@ fn rhel8_image_with_the_module_only_in_policy_33_is_repaired_into_policy_31() {
     assert_eq!(v["selinux"]["policy"]["target"], 31, "{v}");
 
     // A golden-image build's `install --root` repairs it.
-    let bins = common::bins(Path::new(BIN), None);
-    let payload = common::payload(connector_packaging::Family::Rpm, bins.path());
-    let p = payload.path().to_str().unwrap();
-    let v = ok(&["install", "--root", root, "--payload", p, "--json"]);
-    assert_eq!(
-        policy_files(f.path(), ty),
-        vec![31],
-        "policy.33 removed: {v}"
-    );
-    assert!(has_domain(f.path(), ty, 31));
-    assert_eq!(
-        names(&f.host(&format!("/var/lib/selinux/{ty}/active/policy.kern"))).version,
-        31
-    );
+    install_with_payload(root);
+    assert_only_policy_with_domain(f.path(), ty, &format!("/var/lib/selinux/{ty}"), 31);
     assert_eq!(
         std::fs::read_to_string(f.host("/etc/selinux/semanage.conf")).unwrap(),
         EL8_SEMANAGE_CONF

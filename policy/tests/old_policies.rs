@@ -50,19 +50,12 @@ fn set(names: &[Name]) -> BTreeSet<Name> {
     names.iter().cloned().collect()
 }
 
-/// What RHEL/OL 7 and Amazon Linux 2 (policy 3.13.1) lack.
+/// What RHEL/OL 7 and Amazon Linux 2 (policy 3.13.1) lack, and `tracefs_t`
+/// as well (EL7 policies before 7.3 lack it): the widest EL7-era gap.
 fn el7() -> BTreeSet<Name> {
-    set(&[
-        Name::class("bpf"),
-        Name::class("perf_event"),
-        Name::class("process2"),
-        Name::class("lockdown"),
-        Name::perm("file", "map"),
-        Name::perm("capability2", "bpf"),
-        Name::perm("capability2", "perfmon"),
-        Name::ty("bpf_t"),
-        Name::ty("tracefs_t"),
-    ])
+    let mut lacks = sb::el7_lacks();
+    lacks.insert(Name::ty("tracefs_t"));
+    lacks
 }
 
 /// What RHEL/OL 8.0-8.3 lack (the f30-based policy).

@@ -21,17 +21,12 @@ impl El7 {
     /// and makes its (empty) rpm database with its own rpm.
     pub fn new(shared: &Path) -> El7 {
         let fixture = Fixture::new();
-        let out = Command::new("tar")
-            .arg("-xJf")
-            .arg(shared.join("realdata/centos7-userspace.tar.xz"))
-            .arg("-C")
-            .arg(fixture.path())
-            .output()
-            .expect("tar runs");
-        assert!(
-            out.status.success(),
-            "extracting the EL7 userspace: {}",
-            String::from_utf8_lossy(&out.stderr)
+        crate::run(
+            Command::new("tar")
+                .arg("-xJf")
+                .arg(shared.join("realdata/centos7-userspace.tar.xz"))
+                .arg("-C")
+                .arg(fixture.path()),
         );
         let mut el7 = El7 {
             fixture,

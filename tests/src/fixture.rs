@@ -431,8 +431,8 @@ pub fn copy_host_program(root: &Path, program: &Path) {
     }
 }
 
-/// Runs `cmd`; panics with its output when it fails.
-pub(crate) fn run(cmd: &mut Command) {
+/// Runs `cmd`; panics with its output when it fails; its stdout.
+pub fn run(cmd: &mut Command) -> String {
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
@@ -442,6 +442,7 @@ pub(crate) fn run(cmd: &mut Command) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Clears every proxy variable from `cmd`'s environment, so that a proxy
