@@ -12,6 +12,9 @@
 //!   resumed with `Range` (restarted when the server ignores it) and retried;
 //!   a finished file whose size or digest differs from what the repository
 //!   metadata promised is deleted and reported.
+//! - No secret is ever shown: a proxy's credentials live apart from its URL
+//!   ([`Proxy::from_url`] takes them out of `user:pw@`), and every URL an
+//!   error or a log line carries goes through [`redact_url`].
 //! - Every wait is bounded: connect timeout, an idle timeout per read, a
 //!   minimum rate over a window (dnf's `minrate` over `timeout`: a mirror
 //!   that trickles is given up), a total time per file, and a cap on
@@ -48,7 +51,7 @@ pub struct FetchPolicy {
 }
 
 /// The proxy of a download.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub enum Proxy {
     /// The environment's (`https_proxy`, `http_proxy`, `all_proxy`,
     /// `no_proxy`).
@@ -56,12 +59,100 @@ pub enum Proxy {
     Environment,
     /// No proxy at all (apt's `DIRECT`, dnf's `_none_`).
     Direct,
-    /// This one, for every request.
+    /// A proxy setting that is not a usable proxy URL: the reason, already
+    /// redacted. Every download through it fails with that reason, rather
+    /// than going out another way.
+    Invalid(String),
+    /// This one, for every request. `url` never carries credentials: make
+    /// it with [`Proxy::from_url`].
     Url {
         url: String,
         username: Option<String>,
         password: Option<String>,
     },
+}
+
+/// Never the password.
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Proxy::Environment => f.write_str("Environment"),
+            Proxy::Direct => f.write_str("Direct"),
+            Proxy::Invalid(why) => f.debug_tuple("Invalid").field(why).finish(),
+            Proxy::Url {
+                url,
+                username,
+                password,
+            } => f
+                .debug_struct("Url")
+                .field("url", &redact_url(url))
+                .field("username", username)
+                .field("password", &password.as_ref().map(|_| "***"))
+                .finish(),
+        }
+    }
+}
+
+/// Schemes a proxy may have.
+const PROXY_SCHEMES: &[&str] = &["http", "https", "socks5", "socks5h"];
+
+impl Proxy {
+    /// A proxy from its URL as an administrator wrote it. Credentials in it
+    /// (`user:password@`, percent-decoded) are taken out into `username`
+    /// and `password` (ones given apart win), so the URL kept can be shown.
+    /// The error never quotes the credentials.
+    pub fn from_url(
+        raw: &str,
+        username: Option<String>,
+        password: Option<String>,
+    ) -> Result<Proxy, String> {
+        let raw = raw.trim();
+        let shown = redact_url(raw);
+        let mut u = reqwest::Url::parse(raw).map_err(|e| format!("{shown}: not a URL ({e})"))?;
+        if !PROXY_SCHEMES.contains(&u.scheme()) {
+            return Err(format!(
+                "{shown}: a proxy is http://HOST:PORT/ (or https://, socks5://), not {}://",
+                u.scheme()
+            ));
+        }
+        if u.host_str().is_none_or(str::is_empty) {
+            return Err(format!("{shown}: no host"));
+        }
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        let user = (!u.username().is_empty()).then(|| decode(u.username()));
+        let pass = u.password().map(decode);
+        // Setting them cannot fail on a URL with a host.
+        let _ = u.set_username("");
+        let _ = u.set_password(None);
+        Ok(Proxy::Url {
+            url: u.to_string(),
+            username: username.or(user),
+            password: password.or(pass),
+        })
+    }
+}
+
+/// A URL as it may be shown: any user information (`user:password@`)
+/// replaced by `***@`. Cut at the *last* `@` of the whole text, so a
+/// password holding `@`, `/`, `:` or a space never survives in part; a
+/// text with an `@` and no scheme is cut the same way.
+pub fn redact_url(raw: &str) -> String {
+    let (scheme, rest) = match raw.split_once("://") {
+        Some((s, r)) => (Some(s), r),
+        None => (None, raw),
+    };
+    let Some(at) = rest.rfind('@') else {
+        return raw.to_string();
+    };
+    let tail = &rest[at + 1..];
+    match scheme {
+        Some(s) => format!("{s}://***@{tail}"),
+        None => format!("***@{tail}"),
+    }
 }
 
 impl Default for FetchPolicy {
@@ -183,17 +274,40 @@ impl Fetcher {
         match &policy.proxy {
             Proxy::Environment => {}
             Proxy::Direct => builder = builder.no_proxy(),
+            Proxy::Invalid(why) => {
+                return Err(FetchError::Transport {
+                    url: String::new(),
+                    detail: format!("the proxy setting is not usable: {why}"),
+                })
+            }
             Proxy::Url {
                 url,
                 username,
                 password,
             } => {
-                let mut p =
-                    reqwest::Proxy::all(url.as_str()).map_err(|e| FetchError::Transport {
-                        url: url.clone(),
-                        detail: format!("not a proxy URL: {e}"),
-                    })?;
-                if let Some(user) = username {
+                let shown = redact_url(url);
+                let bad = |detail: String| FetchError::Transport {
+                    url: shown.clone(),
+                    detail,
+                };
+                // A SOCKS proxy takes its credentials from the URL; an HTTP
+                // one in Proxy-Authorization.
+                let mut target =
+                    reqwest::Url::parse(url).map_err(|e| bad(format!("not a proxy URL: {e}")))?;
+                let socks = target.scheme().starts_with("socks");
+                if socks {
+                    if let Some(user) = username {
+                        let _ = target.set_username(user);
+                        let _ = target.set_password(password.as_deref());
+                    }
+                }
+                let mut p = reqwest::Proxy::all(target.as_str()).map_err(|e| {
+                    bad(format!(
+                        "not a proxy URL: {}",
+                        error_chain(&e.without_url())
+                    ))
+                })?;
+                if let (Some(user), false) = (username, socks) {
                     p = p.basic_auth(user, password.as_deref().unwrap_or(""));
                 }
                 builder = builder.proxy(p);
@@ -223,7 +337,7 @@ impl Fetcher {
             Ok(())
         } else {
             Err(FetchError::InsecureUrl {
-                url: url.to_string(),
+                url: redact_url(url),
             })
         }
     }
@@ -231,7 +345,8 @@ impl Fetcher {
     fn send(&self, url: &str, from: u64) -> Result<reqwest::blocking::Response, FetchError> {
         self.check_url(url)?;
         log::debug!(
-            "GET {url}{}",
+            "GET {}{}",
+            redact_url(url),
             if from > 0 {
                 format!(" from byte {from}")
             } else {
@@ -246,7 +361,7 @@ impl Fetcher {
         let status = resp.status().as_u16();
         if !(200..300).contains(&status) {
             return Err(FetchError::Status {
-                url: url.to_string(),
+                url: redact_url(url),
                 status,
             });
         }
@@ -254,20 +369,22 @@ impl Fetcher {
     }
 
     fn transport(&self, url: &str, e: reqwest::Error) -> FetchError {
+        // Its text would carry the URL as given; ours is redacted.
+        let e = e.without_url();
         if e.is_timeout() {
             return FetchError::Timeout {
-                url: url.to_string(),
+                url: redact_url(url),
                 timeout: self.policy.idle_timeout,
             };
         }
         if e.is_redirect() {
             // The policy's own message says why.
             return FetchError::InsecureUrl {
-                url: format!("{url} ({})", error_chain(&e)),
+                url: format!("{} ({})", redact_url(url), error_chain(&e)),
             };
         }
         FetchError::Transport {
-            url: url.to_string(),
+            url: redact_url(url),
             detail: error_chain(&e),
         }
     }
@@ -301,7 +418,7 @@ impl Fetcher {
         }
         if body.len() as u64 > limit {
             return Err(FetchError::TooLarge {
-                url: url.to_string(),
+                url: redact_url(url),
                 limit,
             });
         }
@@ -312,12 +429,12 @@ impl Fetcher {
         let text = error_chain(&e);
         if e.kind() == io::ErrorKind::TimedOut || text.contains("timed out") {
             FetchError::Timeout {
-                url: url.to_string(),
+                url: redact_url(url),
                 timeout: self.policy.idle_timeout,
             }
         } else {
             FetchError::Transport {
-                url: url.to_string(),
+                url: redact_url(url),
                 detail: text,
             }
         }
@@ -374,7 +491,7 @@ impl Fetcher {
                     if let (Some(t), Some(want)) = (total, expect.size) {
                         if t > want {
                             return Err(FetchError::SizeMismatch {
-                                url: url.to_string(),
+                                url: redact_url(url),
                                 expected: want,
                                 actual: t,
                             });
@@ -391,7 +508,7 @@ impl Fetcher {
                                 if let Some(want) = expect.size {
                                     if written > want {
                                         break Err(FetchError::SizeMismatch {
-                                            url: url.to_string(),
+                                            url: redact_url(url),
                                             expected: want,
                                             actual: written,
                                         });
@@ -427,7 +544,7 @@ impl Fetcher {
                                 break;
                             }
                             last = Some(FetchError::Transport {
-                                url: url.to_string(),
+                                url: redact_url(url),
                                 detail: format!(
                                     "connection closed after {written} of {} bytes",
                                     total.unwrap_or(0)
@@ -455,7 +572,7 @@ impl Fetcher {
         if let Some(want) = expect.size {
             if written != want {
                 return Err(FetchError::SizeMismatch {
-                    url: url.to_string(),
+                    url: redact_url(url),
                     expected: want,
                     actual: written,
                 });
@@ -464,7 +581,7 @@ impl Fetcher {
         if let Some(want) = &expect.sha256 {
             if !want.eq_ignore_ascii_case(&actual) {
                 return Err(FetchError::DigestMismatch {
-                    url: url.to_string(),
+                    url: redact_url(url),
                     expected: want.to_ascii_lowercase(),
                     actual,
                 });
@@ -511,7 +628,7 @@ impl Pace {
     fn account(&mut self, url: &str, n: u64) -> Result<(), FetchError> {
         if self.start.elapsed() > self.max_time {
             return Err(FetchError::TimeLimit {
-                url: url.to_string(),
+                url: redact_url(url),
                 limit: self.max_time,
             });
         }
@@ -521,7 +638,7 @@ impl Pace {
             let floor = (self.min_rate as f64 * elapsed.as_secs_f64()) as u64;
             if self.window_bytes < floor {
                 return Err(FetchError::TooSlow {
-                    url: url.to_string(),
+                    url: redact_url(url),
                     bytes: self.window_bytes,
                     window: elapsed,
                     min_rate: self.min_rate,
@@ -577,4 +694,62 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacted_urls_keep_no_part_of_a_password() {
+        for (raw, want) in [
+            ("http://proxy:3128/", "http://proxy:3128/"),
+            ("http://u:pw@proxy:3128/", "http://***@proxy:3128/"),
+            ("http://u:p@ss@proxy:3128/", "http://***@proxy:3128/"),
+            ("http://u:pa/ss@proxy/", "http://***@proxy/"),
+            ("http://u:with space@proxy/", "http://***@proxy/"),
+            ("https://u:p%40ss@mirror/x/", "https://***@mirror/x/"),
+            ("u:pw@proxy:3128", "***@proxy:3128"),
+            ("no scheme", "no scheme"),
+        ] {
+            assert_eq!(redact_url(raw), want, "{raw}");
+        }
+    }
+
+    #[test]
+    fn proxy_urls_give_up_their_credentials() {
+        let p = Proxy::from_url("http://fleet:p%40ss%3Aw%2Frd@proxy:3128/", None, None).unwrap();
+        assert_eq!(
+            p,
+            Proxy::Url {
+                url: "http://proxy:3128/".into(),
+                username: Some("fleet".into()),
+                password: Some("p@ss:w/rd".into()),
+            }
+        );
+        let shown = format!("{p:?}");
+        assert!(!shown.contains("p@ss") && shown.contains("***"), "{shown}");
+        // Ones given apart win.
+        let p = Proxy::from_url("http://a:b@proxy/", Some("u".into()), Some("v".into())).unwrap();
+        assert!(matches!(p, Proxy::Url { ref username, ref password, .. }
+            if username.as_deref() == Some("u") && password.as_deref() == Some("v")));
+        for bad in [
+            "ftp://fleet:s3cret@proxy/",
+            "http://fleet:s3cret@proxy:99999/",
+            "fleet:s3cret@proxy",
+            "http://fleet:s3cret@/",
+        ] {
+            let e = Proxy::from_url(bad, None, None).unwrap_err();
+            assert!(!e.contains("s3cret"), "{bad}: {e}");
+        }
+        let e = Proxy::from_url("ftp://proxy/", None, None).unwrap_err();
+        assert!(e.contains("not ftp://"), "{e}");
+        // An unusable setting never builds a client that would go out
+        // another way.
+        let policy = FetchPolicy {
+            proxy: Proxy::Invalid("x".into()),
+            ..FetchPolicy::default()
+        };
+        assert!(Fetcher::new(policy).is_err());
+    }
 }

@@ -134,9 +134,10 @@ impl ArchiveConfig {
                     || (lower.starts_with("http://") && allow_http);
                 if !ok {
                     return Err(format!(
-                        "line {}: bundle {location}: give the bundle's absolute path in the root, or \
+                        "line {}: bundle {}: give the bundle's absolute path in the root, or \
                          its https:// URL (http:// with allow-http)",
-                        i + 1
+                        i + 1,
+                        connector_fetch::redact_url(location)
                     ));
                 }
                 cfg.bundles.push(BundleSource {
@@ -160,8 +161,9 @@ impl ArchiveConfig {
             let words: Vec<&str> = line.split_whitespace().collect();
             if words.len() < 4 {
                 return Err(format!(
-                    "line {}: expected `DISTRO VERSION FLAVOR URL [allow-http] [mirrorlist]`, got {line:?}",
-                    i + 1
+                    "line {}: expected `DISTRO VERSION FLAVOR URL [allow-http] [mirrorlist]`, got {:?}",
+                    i + 1,
+                    connector_fetch::redact_url(line)
                 ));
             }
             let mut entry = ConfigEntry {
@@ -199,20 +201,21 @@ impl ArchiveConfig {
                     }
                     o if o.starts_with("proxy=") => {
                         let p = &o["proxy=".len()..];
-                        let lower = p.to_ascii_lowercase();
-                        if !(p == "DIRECT"
-                            || lower.starts_with("http://")
-                            || lower.starts_with("https://")
-                            || lower.starts_with("socks5://"))
-                        {
-                            return Err(format!(
-                                "line {}: proxy={p}: give http://HOST:PORT/ (or https://, socks5://) or DIRECT",
-                                i + 1
-                            ));
+                        if p != "DIRECT" {
+                            // Checked here (the error never quotes its
+                            // credentials); proxy.rs parses it again.
+                            connector_fetch::Proxy::from_url(p, None, None)
+                                .map_err(|e| format!("line {}: proxy={e}", i + 1))?;
                         }
                         entry.proxy = Some(p.to_string());
                     }
-                    other => return Err(format!("line {}: unknown option {other:?}", i + 1)),
+                    other => {
+                        return Err(format!(
+                            "line {}: unknown option {:?}",
+                            i + 1,
+                            connector_fetch::redact_url(other)
+                        ))
+                    }
                 }
             }
             let lower = entry.url.to_ascii_lowercase();

@@ -818,12 +818,21 @@ pub(crate) fn from_archives(
             connector_fetch::Proxy::Environment => String::new(),
             connector_fetch::Proxy::Direct => format!(", no proxy ({})", via.source),
             connector_fetch::Proxy::Url { url, .. } => {
-                format!(", through {} ({})", redact(url), via.source)
+                format!(
+                    ", through {} ({})",
+                    connector_fetch::redact_url(url),
+                    via.source
+                )
+            }
+            connector_fetch::Proxy::Invalid(why) => {
+                format!(", through an unusable proxy ({}: {why})", via.source)
             }
         };
+        // An archive URL may carry credentials too: never shown.
+        let shown = connector_fetch::redact_url(&r.url);
         progress(&format!(
-            "looking for {pkg} in {} ({}{through})",
-            r.url, r.origin
+            "looking for {pkg} in {shown} ({}{through})",
+            r.origin
         ));
         let mut bar = DownloadProgress::new(pkg);
         match a.fetch_verified(&fetcher, r, pkg, dir, &mut |done, total| {
@@ -831,13 +840,13 @@ pub(crate) fn from_archives(
         }) {
             Ok(files) => {
                 bar.finish();
-                progress(&format!("{pkg}: downloaded and verified from {}", r.url));
-                return Ok((files, Source::Archive, r.url.clone()));
+                progress(&format!("{pkg}: downloaded and verified from {shown}"));
+                return Ok((files, Source::Archive, shown));
             }
             Err(failure) => {
                 bar.finish();
                 tried.push(Tried {
-                    url: r.url.clone(),
+                    url: shown,
                     origin: r.origin.clone(),
                     failure,
                 });
@@ -848,20 +857,6 @@ pub(crate) fn from_archives(
         package: pkg.into(),
         tried,
     })
-}
-
-/// A proxy URL without the password it may carry (`user:pw@`).
-fn redact(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.split_once('@') {
-            Some((auth, host)) if !auth.contains('/') => {
-                let user = auth.split(':').next().unwrap_or("");
-                format!("{scheme}://{user}:***@{host}")
-            }
-            _ => url.to_string(),
-        },
-        None => url.to_string(),
-    }
 }
 
 /// Download progress on stderr: a bar on a terminal, two plain lines

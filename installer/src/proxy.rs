@@ -49,11 +49,9 @@ fn direct_or(url: &str, username: Option<String>, password: Option<String>) -> P
     {
         Proxy::Direct
     } else {
-        Proxy::Url {
-            url: v.to_string(),
-            username,
-            password,
-        }
+        // Credentials move out of the URL; a setting that is no proxy URL
+        // fails the download, saying why, without its password.
+        Proxy::from_url(v, username, password).unwrap_or_else(Proxy::Invalid)
     }
 }
 
@@ -395,7 +393,7 @@ mod tests {
         assert_eq!(
             c.proxy,
             Proxy::Url {
-                url: "http://main:3128".into(),
+                url: "http://main:3128/".into(),
                 username: Some("u".into()),
                 password: Some("p w".into()),
             }

@@ -700,3 +700,101 @@ fn the_archive_is_reached_through_the_proxy_the_host_configured() {
         auth: None,
     });
 }
+
+/// issue 24, class 3: a proxy password never leaves the process, whatever
+/// the URL looks like (`@`, `:`, `/`, `%40`, a space) and wherever it comes
+/// from, whether the proxy is unreachable, its port impossible or its
+/// scheme wrong: not in stdout, stderr (`-v` included), the JSON documents
+/// of `headers` and `doctor`, nor any file the installer writes.
+#[test]
+fn proxy_passwords_never_leave_the_process() {
+    const HOST: &str = "http://archive.invalid/";
+    // (password as written in the URL, the password itself)
+    let passwords = [
+        ("p%40ss:w0rd", "p@ss:w0rd"),
+        ("s3cr3t@x", "s3cr3t@x"),
+        ("plainpw1", "plainpw1"),
+        ("with space", "with space"),
+        ("%2Fslash%2F", "/slash/"),
+    ];
+    for (written, pw) in passwords {
+        // (where, archives.conf option, files, http_proxy)
+        type Case<'a> = (&'a str, String, Vec<(&'a str, String)>, Option<String>);
+        let mut cases: Vec<Case> = vec![
+            (
+                "dnf.conf, unreachable",
+                String::new(),
+                vec![(
+                    "/etc/dnf/dnf.conf",
+                    format!("[main]\ngpgcheck=1\nproxy=http://fleet:{written}@127.0.0.1:9/\n"),
+                )],
+                None,
+            ),
+            (
+                "the environment, unreachable",
+                String::new(),
+                vec![],
+                Some(format!("http://fleet:{written}@127.0.0.1:9/")),
+            ),
+        ];
+        if !written.contains(' ') {
+            cases.push((
+                "archives.conf, impossible port",
+                format!(" proxy=http://fleet:{written}@127.0.0.1:99999/"),
+                vec![],
+                None,
+            ));
+            cases.push((
+                "archives.conf, wrong scheme",
+                format!(" proxy=ftp://fleet:{written}@proxy.invalid/"),
+                vec![],
+                None,
+            ));
+        }
+        for (name, option, files, env) in cases {
+            let s = Setup::new();
+            let url = format!("{HOST}{}/", VAULT.replace("x86_64", "{arch}"));
+            s.root.file(
+                "/etc/connector/archives.conf",
+                &format!("centos 8 * {url} allow-http key={TEST_KEY}{option}\nreplace-builtin\n"),
+            );
+            for (path, text) in &files {
+                s.root.file(path, text);
+            }
+            s.publish(&[s.devel(Some("test-archive"))]);
+            let mut seen = String::new();
+            for args in [
+                &["headers", "--json", "-v", "--download-timeout", "2"][..],
+                &["headers", "-v", "--download-timeout", "2"][..],
+                &["doctor", "--json"][..],
+                &["doctor"][..],
+            ] {
+                let mut cmd = Command::new(BIN);
+                cmd.args(args).arg("--root").arg(s.root.path());
+                connector_tests::without_proxy_env(&mut cmd);
+                if let Some(e) = &env {
+                    cmd.env("http_proxy", e);
+                }
+                let out = cmd.output().unwrap();
+                seen.push_str(&String::from_utf8_lossy(&out.stdout));
+                seen.push_str(&String::from_utf8_lossy(&out.stderr));
+            }
+            let mut state = String::new();
+            for (p, _) in connector_tests::snapshot_dir(&s.root.host("/var/lib/connector")) {
+                let file = s.root.host("/var/lib/connector").join(&p);
+                if file.is_file() {
+                    state.push_str(&String::from_utf8_lossy(&std::fs::read(&file).unwrap()));
+                }
+            }
+            for (what, text) in [("output", &seen), ("state files", &state)] {
+                for secret in [pw, written] {
+                    assert!(
+                        !text.contains(secret),
+                        "{name}, password {pw:?}: {secret:?} in the {what}:\n{text}"
+                    );
+                }
+            }
+            assert!(!s.devel_installed(), "{name}");
+        }
+    }
+}
