@@ -457,7 +457,7 @@ pub fn check_control(
         path: path.to_path_buf(),
         detail,
     };
-    let f = std::fs::File::open(path).map_err(|e| unreadable(e.to_string()))?;
+    let f = connector_host::root::open_regular(path).map_err(|e| unreadable(e.to_string()))?;
     let control = debian_packaging::deb::reader::resolve_control_file(BufReader::new(f))
         .map_err(|e| unreadable(e.to_string()))?;
     let found_name = control.package().map_err(|e| unreadable(e.to_string()))?;

@@ -132,29 +132,9 @@ impl Root {
 
     /// [`Root::read_to_string`] with a cap of `cap` bytes.
     pub fn read_to_string_capped(&self, p: impl AsRef<Path>, cap: u64) -> io::Result<String> {
-        use std::io::Read;
         let p = p.as_ref();
         let host = self.resolve(p).map_err(|e| annotate(e, p))?;
-        let f = open_regular(&host).map_err(|e| annotate(e, p))?;
-        let mut bytes = Vec::new();
-        f.take(cap + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| annotate(e, p))?;
-        if bytes.len() as u64 > cap {
-            return Err(annotate(
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("refused: larger than {cap} bytes"),
-                ),
-                p,
-            ));
-        }
-        String::from_utf8(bytes).map_err(|_| {
-            annotate(
-                io::Error::new(io::ErrorKind::InvalidData, "refused: not UTF-8 text"),
-                p,
-            )
-        })
+        read_text_capped(&host, cap).map_err(|e| annotate(e, p))
     }
 
     /// Reads a whole file inside the root; `Ok(None)` when it is missing.
@@ -436,6 +416,47 @@ fn components(p: &Path) -> VecDeque<OsString> {
 /// that is not a directory).
 pub fn is_missing(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR)
+}
+
+/// Reads at most `cap` bytes of a regular file on the host: the one reader
+/// for files named on the command line (`--archives`, a payload manifest,
+/// a doctor document) and, through [`Root::read_to_string_capped`], for
+/// every small file of a root. A FIFO, a device or a larger file is
+/// refused (`refused: …`), never read; the error does not name the path
+/// (callers add it).
+pub fn read_capped(host: &Path, cap: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let f = open_regular(host)?;
+    let mut bytes = Vec::new();
+    f.take(cap + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > cap {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("refused: larger than {cap} bytes"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// A file named on the command line: its links are followed (the user
+/// named it), then read as [`read_capped`] reads, as UTF-8 text.
+pub fn read_named_file(path: &Path, cap: u64) -> io::Result<String> {
+    let real = fs::canonicalize(path)?;
+    read_text_capped(&real, cap)
+}
+
+/// [`read_capped`], as UTF-8 text.
+pub fn read_text_capped(host: &Path, cap: u64) -> io::Result<String> {
+    String::from_utf8(read_capped(host, cap)?)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "refused: not UTF-8 text"))
+}
+
+/// At most `max` characters of `text` for an error message, marked when cut.
+pub fn excerpt(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_string(),
+        Some((i, _)) => format!("{}… ({} bytes)", &text[..i], text.len()),
+    }
 }
 
 /// Opens `host` (a resolved host path) for reading only if it is a regular

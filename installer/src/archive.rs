@@ -243,7 +243,7 @@ impl ArchiveConfig {
         let (text, shown) = match file {
             Some(f) => (
                 Some(
-                    std::fs::read_to_string(f)
+                    connector_host::root::read_named_file(f, connector_host::root::READ_CAP)
                         .with_context(|| format!("reading {}", f.display()))?,
                 ),
                 f.display().to_string(),
@@ -256,7 +256,10 @@ impl ArchiveConfig {
         };
         match text {
             None => Ok(ArchiveConfig::default()),
-            Some(t) => ArchiveConfig::parse(&t).map_err(|e| anyhow::anyhow!("{shown}: {e}")),
+            // The message quotes the line: an excerpt of it.
+            Some(t) => ArchiveConfig::parse(&t).map_err(|e| {
+                anyhow::anyhow!("{shown}: {}", connector_host::root::excerpt(&e, 300))
+            }),
         }
     }
 }
@@ -404,10 +407,23 @@ pub enum ArchiveCause {
     NoSuite(String),
     #[error("{} does not exist", .0.display())]
     NoFile(PathBuf),
+    /// There, but a FIFO, a device, a directory: never read.
+    #[error("{}: {}", .0.display(), .1)]
+    NotRegular(PathBuf, std::io::Error),
     #[error("no {pattern} in {}", dir.display())]
     NoMatch { pattern: String, dir: PathBuf },
     #[error("reading {}", .0.display())]
     ReadDir(PathBuf, #[source] std::io::Error),
+}
+
+/// A local package file is a regular file (its links followed: the user
+/// named the directory), checked without reading it: a FIFO or a device is
+/// refused, never opened for reading.
+fn regular_file(file: &Path) -> Result<(), ArchiveCause> {
+    std::fs::canonicalize(file)
+        .and_then(|real| connector_host::root::open_regular(&real))
+        .map(drop)
+        .map_err(|e| ArchiveCause::NotRegular(file.to_path_buf(), e))
 }
 
 /// The RPM family's archive access.
@@ -471,9 +487,10 @@ impl ArchiveBackend for RpmArchive {
         let want = rpm_archive::Nevra::parse(package)
             .ok_or_else(|| ArchiveCause::NotNevra(package.into()))?;
         let file = dir.join(format!("{package}.rpm"));
-        if !file.is_file() {
+        if std::fs::symlink_metadata(&file).is_err() {
             return Err(ArchiveCause::NoFile(file));
         }
+        regular_file(&file)?;
         let mut paths = keys.to_vec();
         paths.extend(rpm_archive::repo_gpgkeys(&self.root));
         rpm_archive::verify_rpm(&file, &want, &rpm_archive::keys_at(&self.root, &paths))?;
@@ -570,6 +587,7 @@ impl ArchiveBackend for DebArchiveBackend {
                 pattern: format!("{prefix}*.deb"),
                 dir: dir.to_path_buf(),
             })?;
+        regular_file(&file)?;
         connector_deb::archive::check_control(&file, package, None, &self.arch())?;
         Ok(file)
     }

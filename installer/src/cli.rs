@@ -562,6 +562,16 @@ pub struct SourceArgs {
 }
 
 impl SourceArgs {
+    /// `--archives FILE` read and checked before anything else runs (a
+    /// FIFO, a device, a huge or malformed file is refused at once, exit 2),
+    /// not only when the fallback first needs it.
+    fn check(&self) -> Result<()> {
+        if let Some(f) = &self.archives {
+            crate::archive::ArchiveConfig::load(&Root::live(), Some(f))?;
+        }
+        Ok(())
+    }
+
     fn apply(self, opts: &mut install::InstallOptions) {
         opts.lock_timeout = std::time::Duration::from_secs(self.lock_timeout);
         opts.downloads = self.limits();
@@ -661,6 +671,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             opts.prepare_image = args.prepare_image;
             opts.start = !args.no_start;
             opts.after_transaction = args.after_transaction;
+            args.sources.check()?;
             args.sources.apply(&mut opts);
             let report = match install::run(&opts, &mut |l| say(l)) {
                 Ok(r) => r,
@@ -685,6 +696,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             let running = running_for(&root)?;
             let wait = args.wait.unwrap_or(if root.is_live() { 60 } else { 0 });
             let mut opts = install::InstallOptions::new(root, running);
+            args.sources.check()?;
             args.sources.apply(&mut opts);
             opts.dry_run = args.dry_run;
             let report = repair::run(&opts, std::time::Duration::from_secs(wait), &mut |l| say(l))?;
@@ -732,6 +744,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             let root = open_root_to_act(&root_arg)?;
             crate::audit::begin("headers", &root);
             let running = running_for(&root)?;
+            args.sources.check()?;
             let opts = headers::HeadersOptions {
                 root,
                 kernel: args.kernel,
@@ -758,6 +771,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(report.exit_code())
         }
         Command::Bundle(args) => {
+            args.sources.check()?;
             let mut targets = Vec::new();
             for f in &args.doctor {
                 targets.extend(crate::bundle::read_doctor(f)?);

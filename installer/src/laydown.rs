@@ -356,7 +356,7 @@ use crate::labels::set_on_file as set_label;
 pub use crate::labels::{FileContexts, Labeler, NoLabels};
 
 pub(crate) fn sha256_file(p: &Path) -> io::Result<String> {
-    let mut f = fs::File::open(p)?;
+    let mut f = connector_host::root::open_regular(p)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -430,10 +430,14 @@ pub struct Prepared {
     record: PathBuf,
 }
 
+/// The largest payload manifest read (one line per file; the connector's
+/// has a few dozen).
+const MANIFEST_CAP: u64 = 4 * 1024 * 1024;
+
 /// Checks `payload` against `root` (steps 1–3): nothing is written.
 pub fn prepare(root: &Root, payload: &Path) -> Result<Prepared> {
     let manifest_path = payload.join("manifest");
-    let text = fs::read_to_string(&manifest_path)
+    let text = connector_host::root::read_named_file(&manifest_path, MANIFEST_CAP)
         .with_context(|| format!("reading {}", manifest_path.display()))?;
     let entries = parse_payload_manifest(&text)?;
 

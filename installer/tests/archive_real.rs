@@ -798,3 +798,44 @@ fn proxy_passwords_never_leave_the_process() {
         }
     }
 }
+
+/// issue 24, class 4: `--from DIR` whose header package is a FIFO (or a
+/// device) is refused, never read: the run ends at once, the root is as it
+/// was.
+#[test]
+fn a_from_dir_package_that_is_not_a_regular_file_is_refused() {
+    for (what, mode, dev) in [
+        ("a FIFO", libc::S_IFIFO, 0),
+        ("a character device", libc::S_IFCHR, libc::makedev(1, 5)),
+    ] {
+        let s = Setup::new();
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join(format!("kernel-devel-{K}.rpm"));
+        let c = std::ffi::CString::new(target.to_str().unwrap()).unwrap();
+        // SAFETY: mknod in a scratch directory (the tests run as root).
+        assert_eq!(unsafe { libc::mknod(c.as_ptr(), mode | 0o644, dev) }, 0);
+        // dnf itself ran first (its cache, logs and database files are its
+        // own); nothing else may change.
+        let skip = ["var/cache", "var/log", "var/lib/rpm"];
+        let before = s.root.contents(&skip);
+        let start = std::time::Instant::now();
+        let out = Command::new("timeout")
+            .args(["60", BIN, "headers", "--root"])
+            .arg(s.root.path())
+            .arg("--from")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let err = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_ne!(out.status.code(), Some(124), "{what}: hung");
+        assert_ne!(out.status.code(), Some(0), "{what}: {err}");
+        assert!(err.contains(what), "{what}: {err}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(30));
+        assert!(!s.devel_installed());
+        assert_eq!(s.root.contents(&skip), before, "{what}: the root changed");
+    }
+}

@@ -273,3 +273,93 @@ fn every_refusal_names_its_path_once() {
         );
     }
 }
+
+/// issue 24, class 4: files named on the command line are read like every
+/// other file: regular files only, never blocking, capped, and an error
+/// quotes at most a short excerpt. `--archives` and the `--payload`
+/// manifest as a FIFO, a device (`/dev/zero` would grow the process without
+/// end), a huge one-line file; `--from DIR` whose header package is a FIFO.
+#[test]
+fn files_named_on_the_command_line_are_read_capped_and_never_block() {
+    let f = Fixture::new();
+    f.os_release("rhel-8.9");
+    let k = Kernel::new("4.18.0-513.5.1.el8_9.x86_64", Layout::El8);
+    f.kernel(&k);
+    let root = f.path().to_str().unwrap().to_string();
+    let outside = tempfile::tempdir().unwrap();
+    let fifo_file = outside.path().join("fifo");
+    mknod(&fifo_file, libc::S_IFIFO | 0o644, 0);
+    let huge = outside.path().join("huge");
+    std::fs::write(&huge, "x".repeat(40 * 1024 * 1024)).unwrap();
+    let payload = |manifest: &std::path::Path| {
+        let d = outside.path().join(format!(
+            "payload-{}",
+            manifest.file_name().unwrap().to_string_lossy()
+        ));
+        std::fs::create_dir_all(d.join("files")).unwrap();
+        std::os::unix::fs::symlink(manifest, d.join("manifest")).unwrap();
+        d
+    };
+    let before = f.snapshot();
+    for (what, file) in [
+        ("a FIFO", fifo_file.clone()),
+        ("a character device", std::path::PathBuf::from("/dev/zero")),
+        ("larger than", huge.clone()),
+    ] {
+        let file_s = file.to_str().unwrap();
+        let pay = payload(&file);
+        for args in [
+            vec![
+                "headers",
+                "--root",
+                &root,
+                "--archives",
+                file_s,
+                "--dry-run",
+            ],
+            vec![
+                "install",
+                "--root",
+                &root,
+                "--archives",
+                file_s,
+                "--dry-run",
+            ],
+            vec![
+                "laydown",
+                "--root",
+                &root,
+                "--payload",
+                pay.to_str().unwrap(),
+                "--dry-run",
+            ],
+        ] {
+            let (out, took) = run(&args);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_ne!(out.status.code(), Some(0), "{what}: {args:?}: {err}");
+            assert!(err.contains("refused"), "{what}: {args:?}: {err}");
+            assert!(err.contains(what), "{what}: {args:?}: {err}");
+            assert!(took < Duration::from_secs(5), "{what}: {args:?} {took:?}");
+            assert!(
+                out.stderr.len() + out.stdout.len() < 8 * 1024,
+                "{what}: {args:?}: {} bytes of output",
+                out.stderr.len() + out.stdout.len()
+            );
+        }
+    }
+    // A huge archives.conf that is *not* too large, but one long bad line:
+    // the error quotes an excerpt.
+    let long = outside.path().join("long.conf");
+    std::fs::write(&long, format!("centos 8 {}\n", "y".repeat(500_000))).unwrap();
+    let (out, _) = run(&[
+        "headers",
+        "--root",
+        &root,
+        "--archives",
+        long.to_str().unwrap(),
+        "--dry-run",
+    ]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(out.stderr.len() < 8 * 1024, "{} bytes", out.stderr.len());
+    assert_eq!(f.snapshot(), before, "the root changed");
+}

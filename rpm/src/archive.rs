@@ -20,7 +20,6 @@
 //! Steps 1–3 catch a broken mirror; 4–5 are what make the package
 //! trustworthy, since repository metadata itself is not signed.
 
-use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
@@ -378,7 +377,8 @@ pub fn verify_rpm(path: &Path, want: &Nevra, trusted: &TrustedKeys) -> Result<()
         .header
         .get_entry_data_as_string(rpm::IndexTag::RPMTAG_PAYLOADSHA256)
     {
-        let mut f = File::open(path).map_err(|e| unreadable(e.to_string()))?;
+        let mut f =
+            connector_host::root::open_regular(path).map_err(|e| unreadable(e.to_string()))?;
         f.seek(SeekFrom::Start(offset))
             .map_err(|e| unreadable(e.to_string()))?;
         let mut h = Sha256::new();
@@ -402,7 +402,9 @@ pub fn verify_rpm(path: &Path, want: &Nevra, trusted: &TrustedKeys) -> Result<()
             // The signed data is the header as stored, then the payload:
             // everything from the header's offset to the end of the file.
             let header_at = meta.get_package_segment_offsets().header;
-            let mut f = BufReader::new(File::open(path).map_err(|e| unreadable(e.to_string()))?);
+            let mut f = BufReader::new(
+                connector_host::root::open_regular(path).map_err(|e| unreadable(e.to_string()))?,
+            );
             f.seek(SeekFrom::Start(header_at))
                 .map_err(|e| unreadable(e.to_string()))?;
             return verifier
