@@ -383,9 +383,36 @@ pub fn write_atomically(path: &Path, text: &str) -> Result<()> {
     let name = path
         .file_name()
         .with_context(|| format!("{}: not a file name", path.display()))?;
+    // Only a regular file is replaced (or none created): a device, FIFO or
+    // socket there (`--output /dev/null`) is somebody else's, and a link
+    // would be replaced by a file where its target was meant.
     match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => anyhow::bail!("{} is a directory", path.display()),
-        _ => {}
+        Ok(m) if !m.is_file() => {
+            use std::os::unix::fs::FileTypeExt;
+            let ft = m.file_type();
+            let what = if m.is_dir() {
+                "a directory"
+            } else if ft.is_symlink() {
+                "a symbolic link"
+            } else if ft.is_char_device() {
+                "a character device"
+            } else if ft.is_block_device() {
+                "a block device"
+            } else if ft.is_fifo() {
+                "a FIFO"
+            } else if ft.is_socket() {
+                "a socket"
+            } else {
+                "not a regular file"
+            };
+            anyhow::bail!(
+                "{}: refused: {what}; --output replaces only a regular file (or creates one)",
+                path.display()
+            )
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("{}", path.display())),
     }
     // node_exporter reads only *.prom: the temporary's name is not one.
     let mut tmp = tempfile::Builder::new()
@@ -395,12 +422,13 @@ pub fn write_atomically(path: &Path, text: &str) -> Result<()> {
         .with_context(|| format!("creating a file in {}", dir.display()))?;
     tmp.write_all(text.as_bytes())
         .and_then(|()| tmp.as_file().sync_all())
-        .with_context(|| format!("writing {}", tmp.path().display()))?;
+        .with_context(|| format!("writing {}", path.display()))?;
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
-        .with_context(|| format!("setting the mode of {}", tmp.path().display()))?;
+        .with_context(|| format!("setting the mode of {}", path.display()))?;
     tmp.persist(path)
-        .with_context(|| format!("renaming over {}", path.display()))?;
+        .map_err(|e| e.error)
+        .with_context(|| format!("replacing {}", path.display()))?;
     Ok(())
 }
 
@@ -452,6 +480,6 @@ mod tests {
     fn a_directory_is_refused() {
         let d = tempfile::tempdir().unwrap();
         let e = write_atomically(d.path(), "x").unwrap_err();
-        assert!(format!("{e:#}").contains("is a directory"), "{e:#}");
+        assert!(format!("{e:#}").contains("refused: a directory"), "{e:#}");
     }
 }

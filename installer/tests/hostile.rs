@@ -363,3 +363,69 @@ fn files_named_on_the_command_line_are_read_capped_and_never_block() {
     assert!(out.stderr.len() < 8 * 1024, "{} bytes", out.stderr.len());
     assert_eq!(f.snapshot(), before, "the root changed");
 }
+
+/// issue 24, class 5: `doctor --output F` replaces only a regular file (or
+/// creates one): a device, FIFO, socket, directory or link there is refused
+/// and left as it was.
+#[test]
+fn doctor_output_replaces_only_a_regular_file() {
+    let f = Fixture::new();
+    f.os_release("rhel-9.3");
+    let root = f.path().to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dev = dir.path().join("null");
+    mknod(&dev, libc::S_IFCHR | 0o666, libc::makedev(1, 3));
+    let fifo = dir.path().join("fifo");
+    mknod(&fifo, libc::S_IFIFO | 0o644, 0);
+    let sock = dir.path().join("sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let target = dir.path().join("target.prom");
+    std::fs::write(&target, "keep\n").unwrap();
+    let link = dir.path().join("link.prom");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let subdir = dir.path().join("d.prom");
+    std::fs::create_dir(&subdir).unwrap();
+    let before = connector_tests::snapshot_dir(dir.path());
+    for (what, path) in [
+        ("a character device", &dev),
+        ("a FIFO", &fifo),
+        ("a socket", &sock),
+        ("a symbolic link", &link),
+        ("a directory", &subdir),
+    ] {
+        for format in ["prometheus", "json"] {
+            let (out, took) = run(&[
+                "doctor",
+                "--root",
+                root,
+                "--format",
+                format,
+                "--output",
+                path.to_str().unwrap(),
+            ]);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{what} {format}: {err}");
+            assert!(err.contains(&format!("refused: {what}")), "{what}: {err}");
+            let tmp_prefix = format!(".{}.", path.file_name().unwrap().to_string_lossy());
+            assert!(!err.contains(&tmp_prefix), "no temporary name: {err}");
+            assert!(took < Duration::from_secs(5));
+        }
+    }
+    assert_eq!(connector_tests::snapshot_dir(dir.path()), before);
+    // A regular file is replaced, and a new one created.
+    let fresh = dir.path().join("new.prom");
+    for p in [&target, &fresh] {
+        let (out, _) = run(&[
+            "doctor",
+            "--root",
+            root,
+            "--format",
+            "prometheus",
+            "--output",
+            p.to_str().unwrap(),
+        ]);
+        assert!(matches!(out.status.code(), Some(0) | Some(1)), "{out:?}");
+        let text = std::fs::read_to_string(p).unwrap();
+        assert!(text.contains("connector_doctor_success"), "{text}");
+    }
+}
