@@ -383,17 +383,15 @@ pub fn write_atomically(path: &Path, text: &str) -> Result<()> {
     let name = path
         .file_name()
         .with_context(|| format!("{}: not a file name", path.display()))?;
-    // Only a regular file is replaced (or none created): a device, FIFO or
-    // socket there (`--output /dev/null`) is somebody else's, and a link
-    // would be replaced by a file where its target was meant.
+    // Only a regular file is replaced (or one created): a device, FIFO or
+    // socket there (`--output /dev/null`) is somebody else's. A link is
+    // replaced itself, never written through.
     match std::fs::symlink_metadata(path) {
-        Ok(m) if !m.is_file() => {
+        Ok(m) if !m.is_file() && !m.file_type().is_symlink() => {
             use std::os::unix::fs::FileTypeExt;
             let ft = m.file_type();
             let what = if m.is_dir() {
                 "a directory"
-            } else if ft.is_symlink() {
-                "a symbolic link"
             } else if ft.is_char_device() {
                 "a character device"
             } else if ft.is_block_device() {
