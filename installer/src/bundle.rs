@@ -444,10 +444,66 @@ pub struct BundleOptions {
 }
 
 /// Builds or completes the bundle at `opts.out`.
+/// Holds `OUT/.bundle.lock` (a record lock, released when the run ends,
+/// however it ends); another run writing the same bundle is refused.
+fn lock_out(out: &Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = out.join(".bundle.lock");
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    anyhow::ensure!(
+        file.metadata()?.is_file(),
+        "{}: not a regular file",
+        path.display()
+    );
+    match connector_host::lock::try_record_lock(&file, &path)? {
+        Ok(()) => Ok(file),
+        Err(holder) => anyhow::bail!(
+            "another bundle run is writing {}: {holder}; let it finish",
+            out.display()
+        ),
+    }
+}
+
+/// Removes the `.download-*` directories an interrupted run left in `out`
+/// (only real directories: a link of that name is left alone, never
+/// followed); their names.
+fn remove_partial_downloads(out: &Path) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for e in std::fs::read_dir(out).with_context(|| format!("reading {}", out.display()))? {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with(".download-") {
+            continue;
+        }
+        let path = e.path();
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+            std::fs::remove_dir_all(&path)
+                .with_context(|| format!("removing {}", path.display()))?;
+            removed.push(name);
+        }
+    }
+    Ok(removed)
+}
+
 pub fn build(opts: &BundleOptions, progress: &mut dyn FnMut(&str)) -> Result<BundleReport> {
     std::fs::create_dir_all(&opts.out)
         .with_context(|| format!("creating {}", opts.out.display()))?;
     let out = std::fs::canonicalize(&opts.out)?;
+    // One run at a time per bundle; then what an interrupted run left
+    // (its `.download-*` directories) is ours to remove.
+    let _lock = lock_out(&out)?;
+    for left in remove_partial_downloads(&out)? {
+        progress(&format!(
+            "removed {left}: a partial download an interrupted run left"
+        ));
+    }
     let host = Root::live();
     let cfg = ArchiveConfig::load(&host, opts.archives.as_deref())?;
     let mut manifest = match read_capped(&out.join(MANIFEST), MANIFEST_CAP) {

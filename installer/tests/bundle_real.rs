@@ -252,6 +252,27 @@ fn a_bundle_for_three_distributions_serves_roots_without_network() {
         .collect();
     assert_eq!(fetched.len(), 1, "{fetched:?}");
 
+    // issue 24, class 6: what an interrupted run left is cleaned up by the
+    // next one; a link of that name is not followed.
+    let stale = b.path().join(".download-interrupted");
+    std::fs::create_dir_all(stale.join("sub")).unwrap();
+    std::fs::write(stale.join("sub/partial.rpm"), b"half").unwrap();
+    let victim = tempfile::tempdir().unwrap();
+    std::fs::write(victim.path().join("keep"), b"keep").unwrap();
+    let planted = b.path().join(".download-link");
+    std::os::unix::fs::symlink(victim.path(), &planted).unwrap();
+    let victim_before = connector_tests::snapshot_dir(victim.path());
+    built(&a, b.path(), &[]);
+    assert!(!stale.exists(), "the partial download is gone");
+    assert_eq!(connector_tests::snapshot_dir(victim.path()), victim_before);
+    std::fs::remove_file(&planted).unwrap();
+    let leftovers: Vec<_> = std::fs::read_dir(b.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".download-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
     // The roots: no archive reachable, the bundle only.
     let served = a.server.requests().len();
     let (el, _repo) = el_root();
