@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use connector_packaging::Family;
-use connector_tests::{copy_host_program, Fixture, Pkg};
+use connector_tests::{copy_host_program, rpm_initdb, Fixture, Pkg};
 
 mod common;
 use common::{DEB_K1, EL_K1};
@@ -211,11 +211,13 @@ fn the_role_rolls_out_over_an_inventory_of_roots() {
     for h in &hosts {
         inventory.push_str(&format!(
             "{} ansible_connection=local ansible_python_interpreter={} connector_root={} \
-             connector_package_file={}",
+             connector_package_file={} connector_installer={}",
             h.name,
             python.display(),
             h.fixture.path().display(),
-            h.package.display()
+            h.package.display(),
+            // The managed host's installer (never the image's own).
+            BIN
         ));
         for (k, v) in &h.vars {
             inventory.push_str(&format!(" {k}={v}"));
@@ -361,4 +363,119 @@ fn ansible_test_sanity_passes() {
             "{test} ran:\n{text}"
         );
     }
+}
+
+/// Runs one module of the collection on localhost: (exit code, output).
+fn module(dir: &Path, name: &str, args: &str, check: bool) -> (Option<i32>, String) {
+    let venv = venv();
+    let mut cmd = Command::new(venv.join("bin/ansible"));
+    cmd.args(["localhost", "-m", name, "-a", args])
+        .arg("-e")
+        .arg(format!(
+            "ansible_python_interpreter={}",
+            venv.join("bin/python").display()
+        ))
+        .env("ANSIBLE_COLLECTIONS_PATH", collections())
+        .env("ANSIBLE_HOME", dir.join("home"))
+        .env("ANSIBLE_LOCAL_TEMP", dir.join("tmp"))
+        .env("ANSIBLE_REMOTE_TEMP", dir.join("tmp"))
+        .env("ANSIBLE_NOCOLOR", "1")
+        .env("ANSIBLE_LOCALHOST_WARNING", "0")
+        .env("ANSIBLE_INVENTORY_UNPARSED_WARNING", "0");
+    if check {
+        cmd.arg("--check");
+    }
+    let out = cmd.output().expect("running ansible");
+    (
+        out.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// issue 24, class 7: the modules never let an argument become an option,
+/// and never run a binary from inside an image unless told to.
+#[test]
+fn the_modules_run_nothing_an_image_or_a_file_name_chose() {
+    let work = tempfile::tempdir().unwrap();
+    let victim = tempfile::tempdir().unwrap();
+    let marker = victim.path().join("ran");
+
+    // A package path that reads as an rpm option: a file named
+    // `--eval=%(cd;touch ran)` in the current directory (a name has no
+    // `/`: `cd` goes to HOME, the victim directory here).
+    let cwd = tempfile::tempdir().unwrap();
+    let evil_name = "--eval=%(cd;touch ran)".to_string();
+    std::fs::write(cwd.path().join(&evil_name), b"not a package").unwrap();
+    let image = Fixture::new();
+    image.os_release("rhel-8.9");
+    rpm_initdb(image.path());
+    let venv = venv();
+    let out = Command::new(venv.join("bin/ansible"))
+        .current_dir(cwd.path())
+        .args([
+            "localhost",
+            "-m",
+            "connector.installer.connector_package",
+            "-a",
+        ])
+        .arg(format!(
+            "path='{evil_name}' root={}",
+            image.path().display()
+        ))
+        .arg("-e")
+        .arg(format!(
+            "ansible_python_interpreter={}",
+            venv.join("bin/python").display()
+        ))
+        .env("ANSIBLE_COLLECTIONS_PATH", collections())
+        .env("ANSIBLE_HOME", work.path().join("home"))
+        .env("ANSIBLE_LOCAL_TEMP", work.path().join("tmp"))
+        .env("ANSIBLE_REMOTE_TEMP", work.path().join("tmp"))
+        .env("HOME", victim.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_ne!(out.status.code(), Some(0), "{text}");
+    assert!(!marker.exists(), "rpm ran the file name as --eval: {text}");
+
+    // An image whose own installer is a script that would run as root here.
+    let image = Fixture::new();
+    image.os_release("rhel-8.9");
+    image.file("/opt/connector/bin/connectord", "#!/bin/sh\n");
+    image.file(
+        "/opt/connector/bin/connector-installer",
+        &format!("#!/bin/sh\ntouch {}\necho '{{}}'\n", marker.display()),
+    );
+    Command::new("chmod")
+        .arg("755")
+        .arg(image.host("/opt/connector/bin/connector-installer"))
+        .status()
+        .unwrap();
+    let root = format!("root={}", image.path().display());
+    for check in [true, false] {
+        for state in ["present", "diagnosed"] {
+            let (_, text) = module(
+                work.path(),
+                "connector.installer.connector",
+                &format!("{root} state={state}"),
+                check,
+            );
+            assert!(
+                !marker.exists(),
+                "the image's installer ran ({state}, check {check}): {text}"
+            );
+        }
+    }
+    // Only when asked, explicitly.
+    let (_, text) = module(
+        work.path(),
+        "connector.installer.connector",
+        &format!("{root} state=diagnosed use_image_installer=true"),
+        false,
+    );
+    assert!(marker.exists(), "use_image_installer runs it: {text}");
 }

@@ -42,10 +42,18 @@ options:
     default: /
   installer:
     description:
-      - The C(connector-installer) to run. Default, C(/usr/sbin/connector-installer)
-        on this host and the image's own C(/opt/connector/bin/connector-installer)
-        for another root.
+      - The C(connector-installer) to run, on this host. Default,
+        C(/usr/sbin/connector-installer) of this host, for V(/) and for
+        another root alike.
     type: path
+  use_image_installer:
+    description:
+      - With O(root) an image, run the image's own
+        C(/opt/connector/bin/connector-installer) instead of this host's. That
+        binary is the image author's, and it runs as root on this host;
+        enable this only for images you built yourself.
+    type: bool
+    default: false
   lock_timeout:
     description:
       - Seconds to wait for a package manager or policy store lock held by
@@ -168,6 +176,7 @@ def main():
             state=dict(type='str', default='present', choices=['present', 'diagnosed']),
             root=dict(type='path', default='/'),
             installer=dict(type='path'),
+            use_image_installer=dict(type='bool', default=False),
             lock_timeout=dict(type='int', default=120),
             archives=dict(type='path'),
             from_dir=dict(type='path'),
@@ -176,14 +185,28 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    root = p['root']
+    root = os.path.abspath(p['root'])
     if not os.path.isdir(root):
         module.fail_json(msg='root %s is not a directory' % root)
-    installer = p['installer'] or (
-        '/usr/sbin/connector-installer' if root == '/'
-        else os.path.join(root, 'opt/connector/bin/connector-installer'))
+    # Never a binary from inside an image unless asked: it would run as
+    # root on this host (docs/security.md).
+    if p['installer']:
+        installer = os.path.abspath(p['installer'])
+    elif root != '/' and p['use_image_installer']:
+        installer = os.path.join(root, 'opt/connector/bin/connector-installer')
+    else:
+        installer = '/usr/sbin/connector-installer'
 
     result = dict(changed=False, rc=0, plan=[], results=[])
+    laid_down = os.path.exists(os.path.join(root, 'opt/connector/bin/connectord'))
+    if module.check_mode and p['state'] == 'present' and not laid_down:
+        # Check mode: the package that brings the connector is only about
+        # to be installed, and everything would follow.
+        result.update(changed=True, faults=[], healthy=False,
+                      ansible_facts=dict(connector_doctor={}),
+                      msg='the connector is not installed in %s yet; the installer would run '
+                          'after the connector package' % root)
+        module.exit_json(**result)
     if not os.access(installer, os.X_OK):
         if module.check_mode and p['state'] == 'present':
             # Check mode: the package that brings it is only about to be
@@ -193,9 +216,10 @@ def main():
                           msg='%s is not installed yet; the installer would run after the '
                               'connector package' % installer)
             module.exit_json(**result)
-        module.fail_json(msg='%s not found: install the connector package first '
+        module.fail_json(msg='%s not found: install the connector package on this host '
                              '(connector.installer.connector_package) or name the installer '
-                             '(option installer)' % installer, **result)
+                             '(option installer); use_image_installer runs the image\'s own, '
+                             'a binary its author controls' % installer, **result)
 
     if p['state'] == 'present':
         argv = [installer, 'install', '--json', '--lock-timeout', str(p['lock_timeout'])]

@@ -76,9 +76,9 @@ def package_family(root):
 
 def file_version(module, family, path):
     if family == 'deb':
-        argv = ['dpkg-deb', '--showformat=${Package} ${Version}', '-W', path]
+        argv = ['dpkg-deb', '--showformat=${Package} ${Version}', '-W', '--', path]
     else:
-        argv = ['rpm', '-qp', '--nosignature', '--qf', '%{NAME} %{EPOCHNUM}:%{VERSION}-%{RELEASE}', path]
+        argv = ['rpm', '-qp', '--nosignature', '--qf', '%{NAME} %{EPOCHNUM}:%{VERSION}-%{RELEASE}', '--', path]
     rc, out, err = module.run_command(argv)
     words = out.split()
     if rc != 0 or len(words) != 2:
@@ -110,8 +110,8 @@ def install_command(module, family, root, path):
         tool = module.get_bin_path('dnf') or module.get_bin_path('yum', required=True)
         return [tool, 'install', '-y', path]
     if family == 'deb':
-        return ['dpkg', '--root=%s' % root, '-i', path]
-    return ['rpm', '--root', root, '--dbpath', '/var/lib/rpm', '-U', path]
+        return ['dpkg', '--root=%s' % root, '-i', '--', path]
+    return ['rpm', '--root', root, '--dbpath', '/var/lib/rpm', '-U', '--', path]
 
 
 def main():
@@ -122,12 +122,16 @@ def main():
         ),
         supports_check_mode=True,
     )
-    root = module.params['root']
-    path = module.params['path']
+    # Absolute, so that no argument can ever be read as an option (a file
+    # named --eval=... handed to rpm); every tool also gets `--` before it.
+    root = os.path.abspath(module.params['root'])
+    path = os.path.abspath(module.params['path'])
     if not os.path.isdir(root):
         module.fail_json(msg='root %s is not a directory' % root)
     if not os.path.isfile(path):
-        module.fail_json(msg='%s is not a file' % path)
+        module.fail_json(msg='%s is not a regular file' % path)
+    if not path.endswith(('.rpm', '.deb')):
+        module.fail_json(msg='%s is not a .rpm or .deb file' % path)
     family = package_family(root)
     want = file_version(module, family, path)
     have = installed_version(module, family, root)
