@@ -12,6 +12,7 @@ pub mod inventory;
 pub mod kernel;
 pub mod layout;
 pub mod lock;
+pub mod name;
 pub mod os;
 pub mod pkg;
 pub mod root;

@@ -166,6 +166,18 @@ impl ArchiveConfig {
                     connector_fetch::redact_url(line)
                 ));
             }
+            // The columns and suite=/component= become parts of paths and
+            // URLs: a distribution's characters only (`*` matches any).
+            for (what, v) in [
+                ("DISTRO", words[0]),
+                ("VERSION", words[1]),
+                ("FLAVOR", words[2]),
+            ] {
+                if v != "*" {
+                    connector_host::name::check(what, v)
+                        .map_err(|e| format!("line {}: {e}", i + 1))?;
+                }
+            }
             let mut entry = ConfigEntry {
                 distro: words[0].into(),
                 version: words[1].into(),
@@ -183,11 +195,15 @@ impl ArchiveConfig {
                 match *opt {
                     "allow-http" => entry.allow_http = true,
                     "mirrorlist" => entry.mirrorlist = true,
-                    o if o.starts_with("suite=") => {
-                        entry.suite = Some(o["suite=".len()..].to_string())
-                    }
-                    o if o.starts_with("component=") => {
-                        entry.component = Some(o["component=".len()..].to_string())
+                    o if o.starts_with("suite=") || o.starts_with("component=") => {
+                        let (key, v) = o.split_once('=').unwrap_or((o, ""));
+                        connector_host::name::check(key, v)
+                            .map_err(|e| format!("line {}: {e}", i + 1))?;
+                        if key == "suite" {
+                            entry.suite = Some(v.to_string());
+                        } else {
+                            entry.component = Some(v.to_string());
+                        }
                     }
                     o if o.starts_with("key=") => {
                         let path = &o["key=".len()..];

@@ -107,19 +107,35 @@ pub fn targets_from_doctor(text: &str, source: &str) -> Result<Vec<Target>> {
     let (Some(id), Some(version)) = (os["id"].as_str(), os["version_id"].as_str()) else {
         anyhow::bail!("{source}: no os.id and os.version_id: not a doctor --json document");
     };
-    let info = OsInfo::named(id, version, os["codename"].as_str());
+    // Each becomes part of a path in the bundle or of a command: checked
+    // here, where it is read.
+    let check = |what: &str, value: &str| {
+        connector_host::name::check(what, value).map_err(|e| anyhow::anyhow!("{source}: {e}"))
+    };
+    check("os.id", id)?;
+    check("os.version_id", version)?;
+    let codename = os["codename"].as_str().filter(|c| !c.is_empty());
+    if let Some(c) = codename {
+        check("os.codename", c)?;
+    }
+    let info = OsInfo::named(id, version, codename);
     let mut out = Vec::new();
     for k in v["kernels"].as_array().into_iter().flatten() {
         let Some(release) = k["release"].as_str() else {
             anyhow::bail!("{source}: a kernel without a release");
         };
+        check("kernel release", release)?;
         if k["headers"]["required"].as_bool() != Some(true) {
             continue;
+        }
+        let package = k["headers"]["package"].as_str();
+        if let Some(p) = package {
+            check("header package", p)?;
         }
         out.push(Target {
             os: info.clone(),
             release: release.to_string(),
-            package: k["headers"]["package"].as_str().map(String::from),
+            package: package.map(String::from),
         });
     }
     Ok(out)
@@ -142,7 +158,17 @@ pub fn parse_os(s: &str) -> Result<OsInfo> {
     if id.is_empty() || version.is_empty() {
         anyhow::bail!("--os {s}: expected ID:VERSION[:CODENAME], as os-release says (debian:12:bookworm, rhel:8.9)");
     }
-    let os = OsInfo::named(id, version, parts.next());
+    let codename = parts.next();
+    for (what, v) in [
+        ("ID", Some(id)),
+        ("VERSION", Some(version)),
+        ("CODENAME", codename),
+    ] {
+        if let Some(v) = v {
+            connector_host::name::check(what, v).map_err(|e| anyhow::anyhow!("--os: {e}"))?;
+        }
+    }
+    let os = OsInfo::named(id, version, codename);
     if os.family().is_none() {
         anyhow::bail!("--os {s}: {id} is not a distribution the connector supports");
     }
@@ -207,6 +233,19 @@ impl Manifest {
                 path: path.to_path_buf(),
                 detail: format!("the file {:?} leaves the bundle", e.file),
             });
+        }
+        for e in &m.packages {
+            for (what, v) in [
+                ("serves", &e.serves),
+                ("distro", &e.distro),
+                ("version", &e.version),
+                ("kernel", &e.kernel),
+            ] {
+                connector_host::name::check(what, v).map_err(|detail| BundleError::Manifest {
+                    path: path.to_path_buf(),
+                    detail,
+                })?;
+            }
         }
         Ok(m)
     }

@@ -226,7 +226,7 @@ pub struct BundleArgs {
     pub os: Option<String>,
 
     /// A kernel release to cover (as `uname -r` prints it); needs --os
-    #[arg(long, value_name = "VER", requires = "os")]
+    #[arg(long, value_name = "VER", requires = "os", value_parser = kernel_release)]
     pub kernel: Vec<String>,
 
     /// The site's secret OpenPGP key (armored) to sign the manifest with
@@ -261,10 +261,16 @@ Exit status: 0 done, 1 a step failed (the rest ran; see the report), 2 could
 not run (nothing changed), 3 unsupported system, 4 headers deferred until
 the package transaction is over.";
 
+/// A kernel release as the command line names it: the characters a
+/// distribution uses, no `/` or `..` (`connector_host::name`).
+fn kernel_release(s: &str) -> Result<String, String> {
+    connector_host::name::check("kernel release", s).map(|()| s.to_string())
+}
+
 #[derive(Debug, Args)]
 pub struct InstallArgs {
     /// Only this kernel's headers (default: every installed kernel)
-    #[arg(long, value_name = "VER", conflicts_with = "all_kernels")]
+    #[arg(long, value_name = "VER", conflicts_with = "all_kernels", value_parser = kernel_release)]
     pub kernel: Option<String>,
 
     /// Headers for every installed kernel (the default)
@@ -456,7 +462,7 @@ Exit status: 0 every eBPF kernel has headers, 1 some kernel is left without,
 #[derive(Debug, Args)]
 pub struct HeadersArgs {
     /// Only this kernel release (as `uname -r` prints it)
-    #[arg(long, value_name = "VER")]
+    #[arg(long, value_name = "VER", value_parser = kernel_release)]
     pub kernel: Option<String>,
 
     /// Print the exact commands, change nothing
@@ -492,7 +498,7 @@ pub struct RootArg {
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
     /// Diagnose only this kernel release (as `uname -r` prints it)
-    #[arg(long, value_name = "VER")]
+    #[arg(long, value_name = "VER", value_parser = kernel_release)]
     pub kernel: Option<String>,
 
     /// Print one JSON document on stdout (schema: docs/doctor.md); the

@@ -427,3 +427,119 @@ fn doctor_output_replaces_only_a_regular_file() {
         assert!(text.contains("connector_doctor_success"), "{text}");
     }
 }
+
+/// issue 24, class 2: every value of a fleet document, a bundle manifest,
+/// archives.conf or the command line that becomes part of a path or a
+/// command is checked where it is read: nothing is written outside `--out`
+/// (nor inside), and the error names the value.
+#[test]
+fn names_from_fleet_documents_and_the_command_line_stay_names() {
+    let parent = tempfile::tempdir().unwrap();
+    let out = parent.path().join("out");
+    let doctor = |id: &str, version: &str, codename: &str, release: &str, package: &str| {
+        serde_json::json!({
+            "os": {"id": id, "version_id": version, "codename": codename},
+            "kernels": [{
+                "release": release,
+                "headers": {"required": true, "package": package}
+            }]
+        })
+        .to_string()
+    };
+    let k = "4.18.0-513.5.1.el8_9.x86_64";
+    let p = "kernel-devel-4.18.0-513.5.1.el8_9.x86_64";
+    let docs = [
+        (
+            "os.version_id",
+            doctor("centos", "8/../../escaped", "", k, p),
+        ),
+        ("os.id", doctor("../centos", "8", "", k, p)),
+        (
+            "os.codename",
+            doctor("debian", "12", "book\u{1b}[2Jworm", k, p),
+        ),
+        (
+            "kernel release",
+            doctor("centos", "8", "", "../../../etc", p),
+        ),
+        (
+            "header package",
+            doctor("centos", "8", "", k, "kernel-devel/../../x"),
+        ),
+        ("kernel release", doctor("centos", "8", "", "-rf", p)),
+    ];
+    let before = connector_tests::snapshot_dir(parent.path());
+    for (what, doc) in &docs {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), doc).unwrap();
+        let (o, took) = run(&[
+            "bundle",
+            "--out",
+            out.to_str().unwrap(),
+            "--doctor",
+            file.path().to_str().unwrap(),
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{what}: {err}");
+        assert!(err.contains(what), "{what}: {err}");
+        assert!(
+            !err.contains('\u{1b}'),
+            "a control character reached stderr"
+        );
+        assert!(took < Duration::from_secs(10));
+        assert_eq!(
+            connector_tests::snapshot_dir(parent.path()),
+            before,
+            "{what}: something was written"
+        );
+    }
+    // The command line: --os and --kernel (usage errors), and --kernel of
+    // the other commands.
+    for args in [
+        vec![
+            "bundle",
+            "--out",
+            out.to_str().unwrap(),
+            "--os",
+            "centos:8/../../x",
+            "--kernel",
+            k,
+        ],
+        vec![
+            "bundle",
+            "--out",
+            out.to_str().unwrap(),
+            "--os",
+            "centos:8",
+            "--kernel",
+            "../../x",
+        ],
+        vec!["headers", "--kernel", "../../x", "--dry-run"],
+        vec!["doctor", "--kernel", "a/b"],
+    ] {
+        let (o, _) = run(&args);
+        assert_ne!(o.status.code(), Some(0), "{args:?}");
+        assert_eq!(
+            connector_tests::snapshot_dir(parent.path()),
+            before,
+            "{args:?}"
+        );
+    }
+    // archives.conf: the columns and suite=/component=.
+    let f = Fixture::new();
+    f.os_release("debian-12");
+    for line in [
+        "debian 12/../x * https://mirror.example/debian/",
+        "debian 12 * https://mirror.example/debian/ suite=../../x",
+        "debian 12 * https://mirror.example/debian/ component=main/../../x",
+    ] {
+        f.file("/etc/connector/archives.conf", &format!("{line}\n"));
+        let (o, _) = run(&["doctor", "--json", "--root", f.path().to_str().unwrap()]);
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            text.contains("archives.conf") && text.contains("not one a distribution uses")
+                || text.contains("contains `..`"),
+            "{line}: {text}"
+        );
+    }
+}
