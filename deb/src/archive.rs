@@ -446,6 +446,41 @@ pub fn fetch_verified(
     Ok(got.path)
 }
 
+/// A `.deb`'s (Package, Version, Architecture).
+pub type ControlId = (String, String, String);
+
+/// What a `.deb` says it is, and the package names of its Depends
+/// (alternatives included).
+pub fn control_identity(path: &Path) -> Result<(ControlId, Vec<String>), DebArchiveError> {
+    let unreadable = |detail: String| DebArchiveError::Unreadable {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let f = connector_host::root::open_regular(path).map_err(|e| unreadable(e.to_string()))?;
+    let control = debian_packaging::deb::reader::resolve_control_file(BufReader::new(f))
+        .map_err(|e| unreadable(e.to_string()))?;
+    let get = |r: Result<&str, _>| {
+        r.map(str::to_string)
+            .map_err(|e: debian_packaging::error::DebianError| unreadable(e.to_string()))
+    };
+    let id = (
+        get(control.package())?,
+        get(control.version_str())?,
+        get(control.architecture())?,
+    );
+    let depends = control
+        .field_str("Depends")
+        .unwrap_or("")
+        .split([',', '|'])
+        .filter_map(|d| {
+            d.split(|c: char| c.is_whitespace() || c == '(' || c == ':')
+                .find(|w| !w.is_empty())
+                .map(str::to_string)
+        })
+        .collect();
+    Ok((id, depends))
+}
+
 /// Checks a `.deb`'s control data names `name` (and `version`, `arch`).
 pub fn check_control(
     path: &Path,

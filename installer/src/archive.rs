@@ -6,6 +6,7 @@
 //! `--archives FILE`), tried first, then from the built-in table below
 //! (unless the file says `replace-builtin`). docs/headers.md documents both.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -390,6 +391,20 @@ pub trait ArchiveBackend {
         package: &str,
         keys: &[String],
     ) -> Result<PathBuf, ArchiveCause>;
+
+    /// The files a bundle lists for `package`, each checked before any
+    /// reaches the package manager: it *is* `package`, or a package that
+    /// `package` depends on (read from the files themselves, not from the
+    /// manifest), and it passes the family's own verification (RPM: its
+    /// signature by a key trusted for the source; Debian: the bundle's site
+    /// signature, checked when the bundle was opened). Listed twice, a file
+    /// is handed over once. `package` itself must be among them.
+    fn bundle_files(
+        &self,
+        files: &[PathBuf],
+        package: &str,
+        keys: &[String],
+    ) -> Result<Vec<PathBuf>, ArchiveCause>;
 }
 
 /// Why one archive root did not supply the package.
@@ -423,6 +438,9 @@ pub enum ArchiveCause {
     NoSuite(String),
     #[error("{} does not exist", .0.display())]
     NoFile(PathBuf),
+    /// A bundle's file that is not the package asked for nor one it needs.
+    #[error("{}: {why}", file.display())]
+    NotInBundle { file: PathBuf, why: String },
     /// There, but a FIFO, a device, a directory: never read.
     #[error("{}: {}", .0.display(), .1)]
     NotRegular(PathBuf, std::io::Error),
@@ -511,6 +529,43 @@ impl ArchiveBackend for RpmArchive {
         paths.extend(rpm_archive::repo_gpgkeys(&self.root));
         rpm_archive::verify_rpm(&file, &want, &rpm_archive::keys_at(&self.root, &paths))?;
         Ok(file)
+    }
+
+    fn bundle_files(
+        &self,
+        files: &[PathBuf],
+        package: &str,
+        keys: &[String],
+    ) -> Result<Vec<PathBuf>, ArchiveCause> {
+        let mut paths = keys.to_vec();
+        paths.extend(rpm_archive::repo_gpgkeys(&self.root));
+        let trusted = rpm_archive::keys_at(&self.root, &paths);
+        let mut seen: BTreeMap<String, (PathBuf, Vec<String>, rpm_archive::Nevra)> =
+            BTreeMap::new();
+        for f in files {
+            regular_file(f)?;
+            let (nevra, requires) = rpm_archive::identity(f)?;
+            seen.entry(nevra.to_string())
+                .or_insert((f.clone(), requires, nevra));
+        }
+        let Some((_, main_requires, _)) = seen.get(package).cloned() else {
+            return Err(ArchiveCause::NotInBundle {
+                file: files.first().cloned().unwrap_or_default(),
+                why: format!("none of the files listed for {package} is {package}"),
+            });
+        };
+        let mut out = Vec::new();
+        for (id, (f, _, nevra)) in &seen {
+            if id != package && !main_requires.contains(&nevra.name) {
+                return Err(ArchiveCause::NotInBundle {
+                    file: f.clone(),
+                    why: format!("{id} is neither {package} nor a package it requires"),
+                });
+            }
+            rpm_archive::verify_rpm(f, nevra, &trusted)?;
+            out.push(f.clone());
+        }
+        Ok(out)
     }
 }
 
@@ -606,6 +661,49 @@ impl ArchiveBackend for DebArchiveBackend {
         regular_file(&file)?;
         connector_deb::archive::check_control(&file, package, None, &self.arch())?;
         Ok(file)
+    }
+
+    fn bundle_files(
+        &self,
+        files: &[PathBuf],
+        package: &str,
+        _keys: &[String],
+    ) -> Result<Vec<PathBuf>, ArchiveCause> {
+        let arch = self.arch();
+        let mut seen: BTreeMap<(String, String), (PathBuf, String, Vec<String>)> = BTreeMap::new();
+        for f in files {
+            regular_file(f)?;
+            let ((name, version, a), depends) = connector_deb::archive::control_identity(f)?;
+            if a != arch && a != "all" {
+                return Err(ArchiveCause::NotInBundle {
+                    file: f.clone(),
+                    why: format!("{name} is for {a}, not {arch}"),
+                });
+            }
+            seen.entry((name, version))
+                .or_insert((f.clone(), a, depends));
+        }
+        let Some((_, _, main_depends)) = seen
+            .iter()
+            .find(|((n, _), _)| n == package)
+            .map(|(_, v)| v.clone())
+        else {
+            return Err(ArchiveCause::NotInBundle {
+                file: files.first().cloned().unwrap_or_default(),
+                why: format!("none of the files listed for {package} is {package}"),
+            });
+        };
+        let mut out = Vec::new();
+        for ((name, _), (f, _, _)) in &seen {
+            if name != package && !main_depends.contains(name) {
+                return Err(ArchiveCause::NotInBundle {
+                    file: f.clone(),
+                    why: format!("{name} is neither {package} nor a package it depends on"),
+                });
+            }
+            out.push(f.clone());
+        }
+        Ok(out)
     }
 }
 

@@ -247,4 +247,13 @@ impl ArchiveBackend for FakeArchive {
             Err(ArchiveCause::NoFile(f))
         }
     }
+
+    fn bundle_files(
+        &self,
+        files: &[PathBuf],
+        _: &str,
+        _: &[String],
+    ) -> Result<Vec<PathBuf>, ArchiveCause> {
+        Ok(files.to_vec())
+    }
 }

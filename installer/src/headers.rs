@@ -690,13 +690,10 @@ fn from_dir(
     let files = bundle
         .files_for(os, pkg)
         .map_err(|e| FallbackError::Bundle(Box::new(e)))?;
-    // The family's own checks of the header package (RPM: its signature).
-    let own = files
-        .first()
-        .and_then(|f| f.parent())
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| dir.to_path_buf());
-    a.local_package(&own, pkg, &keys).map_err(failed)?;
+    // Every file, not only the one named after the package: it is the
+    // package or one it needs, and passes the family's own checks (RPM:
+    // its signature); listed twice, it is handed over once.
+    let files = a.bundle_files(&files, pkg, &keys).map_err(failed)?;
     let shown = match &bundle.signed_by {
         Some(k) => format!("{} (bundle signed by {k})", dir.display()),
         None => format!("{} (bundle)", dir.display()),

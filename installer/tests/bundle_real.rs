@@ -14,7 +14,7 @@ use std::process::{Command, Output};
 use connector_tests::http::TestServer;
 use connector_tests::{
     apt_repo, apt_root, debian_archive, fixtures_dir, require_tool, rpm_initdb, rpm_repo, run_json,
-    trust_rpm_key, yum_repo_file, Fixture, Kernel, Layout,
+    trust_rpm_key, yum_repo_file, Fixture, Kernel, Layout, Pkg,
 };
 use serde_json::Value;
 
@@ -316,12 +316,23 @@ fn copy(b: &Path) -> tempfile::TempDir {
     d
 }
 
-/// The root's state, apt's metadata caches aside (the repositories are
-/// asked, and refreshed, before any bundle is opened).
+/// The root's state, the package managers' metadata caches, logs and
+/// database files aside (the repositories are asked, and refreshed, before
+/// any bundle is opened).
 fn state(root: &Fixture) -> Vec<(PathBuf, String)> {
     common::snapshot(root)
         .into_iter()
-        .filter(|(p, _)| !p.starts_with("var/lib/apt/lists") && !p.starts_with("var/cache/apt"))
+        .filter(|(p, _)| {
+            ![
+                "var/lib/apt/lists",
+                "var/cache",
+                "var/log",
+                "var/lib/dnf",
+                "var/lib/rpm",
+            ]
+            .iter()
+            .any(|s| p.starts_with(s))
+        })
         .collect()
 }
 
@@ -607,4 +618,146 @@ fn configured_bundles_serve_headers_without_from() {
     );
     assert!(reason.contains("sha256"), "{reason}");
     common::assert_same(&before, &state(&root), "a refused mirror changes nothing");
+}
+
+/// Adds `file` to a copy of the bundle's manifest as serving `serves`
+/// (an unsigned bundle: nothing covers the manifest), `times` times.
+fn smuggle(
+    dir: &Path,
+    file: &Path,
+    into: &str,
+    serves: &str,
+    distro: &str,
+    version: &str,
+    times: usize,
+) {
+    let name = file.file_name().unwrap().to_string_lossy().into_owned();
+    let rel = format!("{into}/{name}");
+    if file != dir.join(&rel) {
+        std::fs::copy(file, dir.join(&rel)).unwrap();
+    }
+    let bytes = std::fs::read(dir.join(&rel)).unwrap();
+    let m_path = dir.join("manifest.json");
+    let mut m: Value = serde_json::from_str(&std::fs::read_to_string(&m_path).unwrap()).unwrap();
+    let kernel = m["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["serves"] == serves)
+        .map(|e| e["kernel"].clone())
+        .expect("the package is in the bundle");
+    for _ in 0..times {
+        m["packages"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({
+                "file": rel,
+                "serves": serves,
+                "distro": distro,
+                "version": version,
+                "kernel": kernel,
+                "sha256": connector_tests::sha256_hex(&bytes),
+                "size": bytes.len(),
+                "source": "smuggled",
+            }));
+    }
+    std::fs::write(&m_path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+}
+
+/// issue 24, class 1: a file that is not the package asked for (nor one it
+/// needs), or not verified by the family's own checks, never reaches the
+/// package manager, whatever the manifest lists; a file listed many times
+/// is handed over once.
+#[test]
+fn a_bundle_hands_the_package_manager_only_what_it_was_asked_for() {
+    let a = archives();
+    let b = tempfile::tempdir().unwrap();
+    built(&a, b.path(), &[]);
+    assert!(!b.path().join("manifest.json.asc").exists(), "unsigned");
+    let devel = format!("kernel-devel-{EL_K}");
+    let pkgs = tempfile::tempdir().unwrap();
+
+    // RPM: an unsigned stranger, a signed-looking stranger (the devel of
+    // another kernel, signed by the archive's key), and a file that claims
+    // to be the package under another name.
+    let stranger = Pkg::new("zz-other", "1", "1", "x86_64", vec![]).build(pkgs.path());
+    let other_kernel = Kernel::new("4.18.0-305.3.1.el8.x86_64", Layout::El8)
+        .header_packages()
+        .into_iter()
+        .next()
+        .unwrap()
+        .signed("test-archive")
+        .build(pkgs.path());
+    for (what, file, says) in [
+        (
+            "an unsigned stranger",
+            &stranger,
+            "zz-other-1-1.x86_64 is neither",
+        ),
+        ("another kernel's devel", &other_kernel, "is neither"),
+    ] {
+        let d = copy(b.path());
+        smuggle(d.path(), file, "centos-8", &devel, "centos", "8", 1);
+        let (el, _repo) = el_root();
+        let before = state(&el);
+        let (o, v) = headers_from(el.path(), d.path());
+        assert_eq!(o.status.code(), Some(1), "{what}: {v:#}");
+        let reason = v["kernels"][0]["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains(says), "{what}: {says:?} in {reason}");
+        common::assert_same(&before, &state(&el), "a refused bundle changes nothing");
+        let q = Command::new("rpm")
+            .arg("--root")
+            .arg(el.path())
+            .args(["--dbpath", "/var/lib/rpm", "-q", "zz-other"])
+            .output()
+            .unwrap();
+        assert!(!q.status.success(), "{what}: zz-other was installed");
+    }
+
+    // The package itself listed 2,000 times more: handed over once.
+    let d = copy(b.path());
+    let m: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.path().join("manifest.json")).unwrap())
+            .unwrap();
+    let own = m["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["serves"] == devel.as_str())
+        .map(|e| d.path().join(e["file"].as_str().unwrap()))
+        .unwrap();
+    let into = own
+        .parent()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    smuggle(d.path(), &own, &into, &devel, "centos", "8", 2000);
+    let (el, _repo) = el_root();
+    let (o, v) = headers_from(el.path(), d.path());
+    assert_eq!(o.status.code(), Some(0), "{v:#}");
+    let cmds = v["kernels"][0].to_string() + &v["commands"].to_string();
+    let name = own.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        cmds.matches(&name).count() <= 2,
+        "the file is handed over once: {}",
+        cmds.len()
+    );
+
+    // Debian: a stranger listed for the headers package.
+    let d = copy(b.path());
+    let deb_stranger = Pkg::new("zz-other", "1", "", "amd64", vec![]).build(pkgs.path());
+    smuggle(
+        d.path(),
+        &deb_stranger,
+        "debian-12",
+        &format!("linux-headers-{DEB_K}"),
+        "debian",
+        "12",
+        1,
+    );
+    let k = Kernel::new(DEB_K, Layout::Debian);
+    let (root, _s) = deb_root("debian-12", &k);
+    refused(&root, d.path(), "zz-other is neither");
 }

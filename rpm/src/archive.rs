@@ -304,6 +304,32 @@ pub fn repo_gpgkeys(root: &Root) -> Vec<String> {
     out
 }
 
+/// What a package file says it is (`name-version-release.arch`), and the
+/// names it requires, read from its header.
+pub fn identity(path: &Path) -> Result<(Nevra, Vec<String>), VerifyError> {
+    let unreadable = |detail: String| VerifyError::Unreadable {
+        path: path.to_path_buf(),
+        detail,
+    };
+    connector_host::root::open_regular(path).map_err(|e| unreadable(e.to_string()))?;
+    let meta = rpm::PackageMetadata::open(path).map_err(|e| unreadable(e.to_string()))?;
+    let field =
+        |r: Result<&str, rpm::Error>| r.map(str::to_string).map_err(|e| unreadable(e.to_string()));
+    let nevra = Nevra {
+        name: field(meta.get_name())?,
+        version: field(meta.get_version())?,
+        release: field(meta.get_release())?,
+        arch: field(meta.get_arch())?,
+    };
+    let requires = meta
+        .get_requires()
+        .map_err(|e| unreadable(e.to_string()))?
+        .into_iter()
+        .map(|d| d.name)
+        .collect();
+    Ok((nevra, requires))
+}
+
 /// Verifies a package file: exact identity, signature by a trusted key, and
 /// payload covered by that signature. Reads the header into memory and
 /// streams the payload.
