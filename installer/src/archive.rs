@@ -397,13 +397,15 @@ pub trait ArchiveBackend {
     /// `package` depends on (read from the files themselves, not from the
     /// manifest), and it passes the family's own verification (RPM: its
     /// signature by a key trusted for the source; Debian: the bundle's site
-    /// signature, checked when the bundle was opened). Listed twice, a file
-    /// is handed over once. `package` itself must be among them.
+    /// signature, checked when the bundle was opened: `site_signed`). Listed
+    /// twice, a file is handed over once. `package` itself must be among
+    /// them.
     fn bundle_files(
         &self,
         files: &[PathBuf],
         package: &str,
         keys: &[String],
+        site_signed: bool,
     ) -> Result<Vec<PathBuf>, ArchiveCause>;
 }
 
@@ -536,6 +538,7 @@ impl ArchiveBackend for RpmArchive {
         files: &[PathBuf],
         package: &str,
         keys: &[String],
+        _site_signed: bool,
     ) -> Result<Vec<PathBuf>, ArchiveCause> {
         let mut paths = keys.to_vec();
         paths.extend(rpm_archive::repo_gpgkeys(&self.root));
@@ -668,7 +671,20 @@ impl ArchiveBackend for DebArchiveBackend {
         files: &[PathBuf],
         package: &str,
         _keys: &[String],
+        site_signed: bool,
     ) -> Result<Vec<PathBuf>, ArchiveCause> {
+        // A .deb carries no signature of its own: in a bundle, the site's
+        // signature over the manifest (its digests) is the whole chain.
+        if !site_signed {
+            return Err(ArchiveCause::NotInBundle {
+                file: files.first().cloned().unwrap_or_default(),
+                why: format!(
+                    "the bundle is unsigned, and a .deb has no signature of its own: nothing \
+                     verifies {package}; build the bundle with --sign-key and name the site's \
+                     public key with `bundle-key PATH` in {CONFIG_PATH}"
+                ),
+            });
+        }
         let arch = self.arch();
         let mut seen: BTreeMap<(String, String), (PathBuf, String, Vec<String>)> = BTreeMap::new();
         for f in files {

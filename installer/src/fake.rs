@@ -253,6 +253,7 @@ impl ArchiveBackend for FakeArchive {
         files: &[PathBuf],
         _: &str,
         _: &[String],
+        _: bool,
     ) -> Result<Vec<PathBuf>, ArchiveCause> {
         Ok(files.to_vec())
     }

@@ -693,7 +693,9 @@ fn from_dir(
     // Every file, not only the one named after the package: it is the
     // package or one it needs, and passes the family's own checks (RPM:
     // its signature); listed twice, it is handed over once.
-    let files = a.bundle_files(&files, pkg, &keys).map_err(failed)?;
+    let files = a
+        .bundle_files(&files, pkg, &keys, bundle.signed_by.is_some())
+        .map_err(failed)?;
     let shown = match &bundle.signed_by {
         Some(k) => format!("{} (bundle signed by {k})", dir.display()),
         None => format!("{} (bundle)", dir.display()),

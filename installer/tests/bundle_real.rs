@@ -183,6 +183,19 @@ fn el_root() -> (Fixture, tempfile::TempDir) {
     (root, repo)
 }
 
+/// Trusts the site's bundle key in a root (`bundle-key` in archives.conf),
+/// with `extra` lines before it.
+fn trust_site_key(root: &Fixture, extra: &str) {
+    root.file(
+        "/etc/connector/bundle.asc",
+        &std::fs::read_to_string(key("test-archive.pub.asc")).unwrap(),
+    );
+    root.file(
+        "/etc/connector/archives.conf",
+        &format!("{extra}bundle-key /etc/connector/bundle.asc\nreplace-builtin\n"),
+    );
+}
+
 fn doctor_code(root: &Path) -> Option<i32> {
     Command::new(BIN)
         .args(["doctor", "--root"])
@@ -274,24 +287,34 @@ fn a_bundle_for_three_distributions_serves_roots_without_network() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 
     // The roots: no archive reachable, the bundle only.
+    let signed = tempfile::tempdir().unwrap();
+    built(
+        &a,
+        signed.path(),
+        &["--sign-key", key("test-archive.sec.asc").to_str().unwrap()],
+    );
     let served = a.server.requests().len();
     let (el, _repo) = el_root();
     let (o, v) = headers_from(el.path(), b.path());
     assert_eq!(o.status.code(), Some(0), "{v:#}");
     assert_eq!(v["kernels"][0]["source"], "local");
     assert_eq!(doctor_code(el.path()), Some(0));
+    // A .deb has no signature of its own: an unsigned bundle verifies
+    // nothing for Debian, and is refused there; the signed one serves.
     for (os, k) in [
         ("debian-12", Kernel::new(DEB_K, Layout::Debian)),
         ("ubuntu-22.04", Kernel::new(UBU_K, Layout::Ubuntu)),
     ] {
         let (root, _sources) = deb_root(os, &k);
-        let (o, v) = headers_from(root.path(), b.path());
+        refused(&root, b.path(), "the bundle is unsigned");
+        trust_site_key(&root, "");
+        let (o, v) = headers_from(root.path(), signed.path());
         assert_eq!(o.status.code(), Some(0), "{os}: {v:#}");
         assert!(
             v["kernels"][0]["from"]
                 .as_str()
                 .unwrap()
-                .contains("(bundle)"),
+                .contains("(bundle signed by /etc/connector/bundle.asc)"),
             "{v:#}"
         );
         assert_eq!(doctor_code(root.path()), Some(0), "{os}");
@@ -526,7 +549,11 @@ fn tampered_packages_and_manifests_are_refused_with_nothing_changed() {
 fn configured_bundles_serve_headers_without_from() {
     let a = archives();
     let b = tempfile::tempdir().unwrap();
-    built(&a, b.path(), &[]);
+    built(
+        &a,
+        b.path(),
+        &["--sign-key", key("test-archive.sec.asc").to_str().unwrap()],
+    );
     let k = Kernel::new(DEB_K, Layout::Debian);
 
     // In the root, at /srv/connector-bundle.
@@ -539,10 +566,7 @@ fn configured_bundles_serve_headers_without_from() {
         .status()
         .unwrap();
     assert!(st.success());
-    root.file(
-        "/etc/connector/archives.conf",
-        "bundle /srv/connector-bundle\nreplace-builtin\n",
-    );
+    trust_site_key(&root, "bundle /srv/connector-bundle\n");
     let (o, v) = run_json(
         Command::new(BIN)
             .args(["headers", "--json", "--root"])
@@ -561,10 +585,7 @@ fn configured_bundles_serve_headers_without_from() {
     // Mirrored on an internal web server; only this kernel's files fetched.
     let mirror = TestServer::start(b.path());
     let (root, _s) = deb_root("debian-12", &k);
-    root.file(
-        "/etc/connector/archives.conf",
-        &format!("bundle {} allow-http\nreplace-builtin\n", mirror.url("")),
-    );
+    trust_site_key(&root, &format!("bundle {} allow-http\n", mirror.url("")));
     let (o, v) = run_json(
         Command::new(BIN)
             .args(["headers", "--json", "--root"])
@@ -600,10 +621,7 @@ fn configured_bundles_serve_headers_without_from() {
     std::fs::write(&deb, bytes).unwrap();
     let bad = TestServer::start(spoilt.path());
     let (root, _s) = deb_root("debian-12", &k);
-    root.file(
-        "/etc/connector/archives.conf",
-        &format!("bundle {} allow-http\nreplace-builtin\n", bad.url("")),
-    );
+    trust_site_key(&root, &format!("bundle {} allow-http\n", bad.url("")));
     let before = state(&root);
     let (o, v) = run_json(
         Command::new(BIN)
@@ -759,5 +777,5 @@ fn a_bundle_hands_the_package_manager_only_what_it_was_asked_for() {
     );
     let k = Kernel::new(DEB_K, Layout::Debian);
     let (root, _s) = deb_root("debian-12", &k);
-    refused(&root, d.path(), "zz-other is neither");
+    refused(&root, d.path(), "the bundle is unsigned");
 }
