@@ -488,20 +488,7 @@ pub fn check_control(
     version: Option<&str>,
     arch: &str,
 ) -> Result<(), DebArchiveError> {
-    let unreadable = |detail: String| DebArchiveError::Unreadable {
-        path: path.to_path_buf(),
-        detail,
-    };
-    let f = connector_host::root::open_regular(path).map_err(|e| unreadable(e.to_string()))?;
-    let control = debian_packaging::deb::reader::resolve_control_file(BufReader::new(f))
-        .map_err(|e| unreadable(e.to_string()))?;
-    let found_name = control.package().map_err(|e| unreadable(e.to_string()))?;
-    let found_version = control
-        .version_str()
-        .map_err(|e| unreadable(e.to_string()))?;
-    let found_arch = control
-        .architecture()
-        .map_err(|e| unreadable(e.to_string()))?;
+    let ((found_name, found_version, found_arch), _) = control_identity(path)?;
     let mismatch = |field, expected: &str, found: &str| DebArchiveError::ControlMismatch {
         path: path.to_path_buf(),
         field,
@@ -509,15 +496,15 @@ pub fn check_control(
         found: found.to_string(),
     };
     if found_name != name {
-        return Err(mismatch("Package", name, found_name));
+        return Err(mismatch("Package", name, &found_name));
     }
     if let Some(v) = version {
         if found_version != v {
-            return Err(mismatch("Version", v, found_version));
+            return Err(mismatch("Version", v, &found_version));
         }
     }
     if found_arch != arch && found_arch != "all" {
-        return Err(mismatch("Architecture", arch, found_arch));
+        return Err(mismatch("Architecture", arch, &found_arch));
     }
     Ok(())
 }

@@ -459,6 +459,31 @@ pub fn excerpt(text: &str, max: usize) -> String {
     }
 }
 
+/// What a file that is not a regular file is, for a refusal: `a FIFO`,
+/// `a character device`, `a block device`, `a socket`, `a directory`, `a
+/// symbolic link`.
+pub fn kind_of(m: &fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let ft = m.file_type();
+    if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_char_device() {
+        "a character device"
+    } else if ft.is_block_device() {
+        "a block device"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_dir() {
+        "a directory"
+    } else if ft.is_symlink() {
+        "a symbolic link"
+    } else if ft.is_file() {
+        "a regular file"
+    } else {
+        "not a regular file"
+    }
+}
+
 /// Opens `host` (a resolved host path) for reading only if it is a regular
 /// file: checked before the open (a device is never opened), opened without
 /// following a last link and without blocking (a FIFO swapped in meanwhile
@@ -466,24 +491,9 @@ pub fn excerpt(text: &str, max: usize) -> String {
 pub fn open_regular(host: &Path) -> io::Result<fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     let refuse = |m: &fs::Metadata| {
-        let ft = m.file_type();
-        use std::os::unix::fs::FileTypeExt;
-        let what = if ft.is_fifo() {
-            "a FIFO"
-        } else if ft.is_char_device() {
-            "a character device"
-        } else if ft.is_block_device() {
-            "a block device"
-        } else if ft.is_socket() {
-            "a socket"
-        } else if ft.is_dir() {
-            "a directory"
-        } else {
-            "not a regular file"
-        };
         io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("refused: {what}, not a regular file"),
+            format!("refused: {}, not a regular file", kind_of(m)),
         )
     };
     let m = fs::symlink_metadata(host)?;

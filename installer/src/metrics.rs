@@ -388,24 +388,10 @@ pub fn write_atomically(path: &Path, text: &str) -> Result<()> {
     // replaced itself, never written through.
     match std::fs::symlink_metadata(path) {
         Ok(m) if !m.is_file() && !m.file_type().is_symlink() => {
-            use std::os::unix::fs::FileTypeExt;
-            let ft = m.file_type();
-            let what = if m.is_dir() {
-                "a directory"
-            } else if ft.is_char_device() {
-                "a character device"
-            } else if ft.is_block_device() {
-                "a block device"
-            } else if ft.is_fifo() {
-                "a FIFO"
-            } else if ft.is_socket() {
-                "a socket"
-            } else {
-                "not a regular file"
-            };
             anyhow::bail!(
-                "{}: refused: {what}; --output replaces only a regular file (or creates one)",
-                path.display()
+                "{}: refused: {}; --output replaces only a regular file (or creates one)",
+                path.display(),
+                connector_host::root::kind_of(&m)
             )
         }
         Ok(_) => {}

@@ -84,6 +84,15 @@ fn recap(out: &str) -> BTreeMap<String, BTreeMap<String, u32>> {
     hosts
 }
 
+/// The collection, and every file ansible writes, in `dir`.
+fn ansible_env<'a>(cmd: &'a mut Command, dir: &Path) -> &'a mut Command {
+    cmd.env("ANSIBLE_COLLECTIONS_PATH", collections())
+        .env("ANSIBLE_HOME", dir.join("home"))
+        .env("ANSIBLE_LOCAL_TEMP", dir.join("tmp"))
+        .env("ANSIBLE_REMOTE_TEMP", dir.join("tmp"))
+        .env("ANSIBLE_NOCOLOR", "1")
+}
+
 fn playbook(
     dir: &Path,
     inventory: &Path,
@@ -91,16 +100,14 @@ fn playbook(
 ) -> (String, BTreeMap<String, BTreeMap<String, u32>>) {
     let venv = venv();
     let mut cmd = Command::new(venv.join("bin/ansible-playbook"));
-    cmd.arg("-i")
-        .arg(inventory)
-        .arg(common::repo_dir().join("tests/ansible/site.yml"))
-        .env("ANSIBLE_COLLECTIONS_PATH", collections())
-        .env("ANSIBLE_HOME", dir.join("home"))
-        .env("ANSIBLE_LOCAL_TEMP", dir.join("tmp"))
-        .env("ANSIBLE_REMOTE_TEMP", dir.join("tmp"))
-        .env("ANSIBLE_NOCOLOR", "1")
-        .env("ANSIBLE_FORCE_COLOR", "0")
-        .env("ANSIBLE_RETRY_FILES_ENABLED", "0");
+    ansible_env(
+        cmd.arg("-i")
+            .arg(inventory)
+            .arg(common::repo_dir().join("tests/ansible/site.yml")),
+        dir,
+    )
+    .env("ANSIBLE_FORCE_COLOR", "0")
+    .env("ANSIBLE_RETRY_FILES_ENABLED", "0");
     if check {
         cmd.arg("--check");
     }
@@ -369,19 +376,17 @@ fn ansible_test_sanity_passes() {
 fn module(dir: &Path, name: &str, args: &str, check: bool) -> (Option<i32>, String) {
     let venv = venv();
     let mut cmd = Command::new(venv.join("bin/ansible"));
-    cmd.args(["localhost", "-m", name, "-a", args])
-        .arg("-e")
-        .arg(format!(
-            "ansible_python_interpreter={}",
-            venv.join("bin/python").display()
-        ))
-        .env("ANSIBLE_COLLECTIONS_PATH", collections())
-        .env("ANSIBLE_HOME", dir.join("home"))
-        .env("ANSIBLE_LOCAL_TEMP", dir.join("tmp"))
-        .env("ANSIBLE_REMOTE_TEMP", dir.join("tmp"))
-        .env("ANSIBLE_NOCOLOR", "1")
-        .env("ANSIBLE_LOCALHOST_WARNING", "0")
-        .env("ANSIBLE_INVENTORY_UNPARSED_WARNING", "0");
+    ansible_env(
+        cmd.args(["localhost", "-m", name, "-a", args])
+            .arg("-e")
+            .arg(format!(
+                "ansible_python_interpreter={}",
+                venv.join("bin/python").display()
+            )),
+        dir,
+    )
+    .env("ANSIBLE_LOCALHOST_WARNING", "0")
+    .env("ANSIBLE_INVENTORY_UNPARSED_WARNING", "0");
     if check {
         cmd.arg("--check");
     }
@@ -414,7 +419,8 @@ fn the_modules_run_nothing_an_image_or_a_file_name_chose() {
     image.os_release("rhel-8.9");
     rpm_initdb(image.path());
     let venv = venv();
-    let out = Command::new(venv.join("bin/ansible"))
+    let mut cmd = Command::new(venv.join("bin/ansible"));
+    let out = ansible_env(&mut cmd, work.path())
         .current_dir(cwd.path())
         .args([
             "localhost",
@@ -431,10 +437,6 @@ fn the_modules_run_nothing_an_image_or_a_file_name_chose() {
             "ansible_python_interpreter={}",
             venv.join("bin/python").display()
         ))
-        .env("ANSIBLE_COLLECTIONS_PATH", collections())
-        .env("ANSIBLE_HOME", work.path().join("home"))
-        .env("ANSIBLE_LOCAL_TEMP", work.path().join("tmp"))
-        .env("ANSIBLE_REMOTE_TEMP", work.path().join("tmp"))
         .env("HOME", victim.path())
         .output()
         .unwrap();

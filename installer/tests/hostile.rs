@@ -308,32 +308,19 @@ fn files_named_on_the_command_line_are_read_capped_and_never_block() {
     ] {
         let file_s = file.to_str().unwrap();
         let pay = payload(&file);
-        for args in [
-            vec![
-                "headers",
-                "--root",
-                &root,
-                "--archives",
-                file_s,
-                "--dry-run",
-            ],
-            vec![
-                "install",
-                "--root",
-                &root,
-                "--archives",
-                file_s,
-                "--dry-run",
-            ],
-            vec![
-                "laydown",
-                "--root",
-                &root,
-                "--payload",
-                pay.to_str().unwrap(),
-                "--dry-run",
-            ],
-        ] {
+        let mut runs: Vec<Vec<&str>> = ["headers", "install"]
+            .iter()
+            .map(|cmd| vec![*cmd, "--root", &root, "--archives", file_s, "--dry-run"])
+            .collect();
+        runs.push(vec![
+            "laydown",
+            "--root",
+            &root,
+            "--payload",
+            pay.to_str().unwrap(),
+            "--dry-run",
+        ]);
+        for args in runs {
             let (out, took) = run(&args);
             let err = String::from_utf8_lossy(&out.stderr);
             assert_ne!(out.status.code(), Some(0), "{what}: {args:?}: {err}");
