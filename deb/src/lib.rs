@@ -13,7 +13,8 @@ use std::time::Duration;
 use connector_host::cmd::{shell_join, Cmd, Output};
 use connector_host::os::Family;
 use connector_host::pkg::{
-    BackendError, DbQuery, InstallError, InstallPlan, KernelFiles, KernelOwner, PackageBackend,
+    BackendError, DbQuery, InstallError, InstallPlan, KernelFiles, KernelOwner, Owners,
+    PackageBackend,
 };
 use connector_host::Root;
 
@@ -288,25 +289,22 @@ impl PackageBackend for DebBackend {
         Vec::new()
     }
 
-    fn kernel_owners(
-        &self,
-        kernels: &[KernelFiles],
-    ) -> Result<Option<BTreeMap<String, KernelOwner>>, BackendError> {
+    fn kernel_owners(&self, kernels: &[KernelFiles]) -> Result<Option<Owners>, BackendError> {
         let Some(admindir) = self.database()? else {
             return Ok(None);
         };
         let files: Vec<&String> = kernels
             .iter()
-            .flat_map(|k| k.files.iter())
+            .flat_map(|k| k.files.iter().chain(&k.header_file))
             .filter(|f| self.root.exists(f).unwrap_or(false))
             .collect();
-        let mut out = BTreeMap::new();
+        let mut out = Owners::default();
         if files.is_empty() {
             return Ok(Some(out));
         }
         let cmd = Cmd::new(
             "dpkg-query",
-            "Asking the dpkg database which package owns each kernel",
+            "Asking the dpkg database which package owns each kernel and header tree",
         )
         .arg(format!("--admindir={}", admindir.display()))
         .arg("-S")
@@ -338,7 +336,7 @@ impl PackageBackend for DebBackend {
                 })
             });
             if let Some((file, package, header)) = found {
-                out.insert(
+                out.kernels.insert(
                     k.release.clone(),
                     KernelOwner {
                         package: package.to_string(),
@@ -346,6 +344,12 @@ impl PackageBackend for DebBackend {
                         file: file.clone(),
                         header_package: Some(header),
                     },
+                );
+            }
+            if let Some(pkgs) = k.header_file.as_ref().and_then(|t| owners.get(t.as_str())) {
+                out.header_owners.insert(
+                    k.release.clone(),
+                    pkgs.iter().map(|p| p.to_string()).collect(),
                 );
             }
         }

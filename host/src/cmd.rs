@@ -325,30 +325,44 @@ impl Cmd {
         }
         drop(tx);
 
-        // Poll for exit with a short backoff: quick commands return within a
-        // millisecond of finishing, long ones cost a wake-up every 20 ms.
-        let mut nap = Duration::from_micros(200);
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break Some(status),
-                Ok(None) => {}
-                Err(source) => {
-                    kill_group(child.id());
-                    let _ = child.wait();
-                    return Err(CmdError::Io {
-                        desc: self.desc.clone(),
-                        cmdline,
-                        error: source,
-                    });
-                }
-            }
-            if start.elapsed() >= self.timeout {
-                kill_group(child.id());
+        // Wait for the exit without polling: a thread blocks in waitid(2)
+        // with WNOWAIT (the child is seen to exit but not reaped, so its
+        // pid, and its process group, stay ours), this thread waits for
+        // that word with the timeout, then kills the group if it must and
+        // reaps. Works on every kernel the installer runs on (no pidfd).
+        let pid = child.id();
+        let (exited_tx, exited_rx) = mpsc::channel::<io::Result<()>>();
+        thread::spawn(move || {
+            let _ = exited_tx.send(wait_exited(pid));
+        });
+        let timed_out = match exited_rx.recv_timeout(self.timeout) {
+            Ok(Ok(())) => false,
+            Ok(Err(source)) => {
+                kill_group(pid);
                 let _ = child.wait();
-                break None;
+                return Err(CmdError::Io {
+                    desc: self.desc.clone(),
+                    cmdline,
+                    error: source,
+                });
             }
-            thread::sleep(nap.min(self.timeout.saturating_sub(start.elapsed())));
-            nap = (nap * 2).min(Duration::from_millis(20));
+            Err(_) => {
+                kill_group(pid);
+                // The waiter sees the kill before the child is reaped.
+                let _ = exited_rx.recv();
+                true
+            }
+        };
+        let status = match child.wait() {
+            Ok(status) if !timed_out => Some(status),
+            Ok(_) => None,
+            Err(source) => {
+                return Err(CmdError::Io {
+                    desc: self.desc.clone(),
+                    cmdline,
+                    error: source,
+                })
+            }
         };
 
         // Collect the pipes. A grandchild that left our process group may
@@ -438,6 +452,31 @@ fn read_lines(
         sink(&String::from_utf8_lossy(&buf[start..]));
     }
     Ok(())
+}
+
+/// Blocks until child `pid` has exited, leaving it to be reaped
+/// (`waitid(P_PID, pid, WEXITED | WNOWAIT)`).
+fn wait_exited(pid: u32) -> io::Result<()> {
+    loop {
+        // SAFETY: waitid(2) writes only into the siginfo_t we own; with
+        // WNOWAIT it changes nothing about the child.
+        let rc = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
 }
 
 fn kill_group(pid: u32) {

@@ -54,16 +54,22 @@ pub struct KernelOwner {
 }
 
 /// One kernel whose owner to find: its release and the files that mark it
-/// (inside the root, in order of preference; only existing ones are asked).
+/// (inside the root, in order of preference; only existing ones are asked),
+/// and a file of its header tree when one is on disk (its owner says which
+/// header package is installed, in the same query).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KernelFiles {
     pub release: String,
     pub files: Vec<String>,
+    pub header_file: Option<String>,
 }
 
 impl KernelFiles {
-    /// The files of `release` that its package owns, the image first.
-    pub fn of(release: &str) -> KernelFiles {
+    /// The files of `release` that its package owns, the image first, and
+    /// the file of its header tree at `tree` (inside the root) that the
+    /// header package itself owns: `include/generated/autoconf.h`, which
+    /// every usable tree has and no shared (`-common`) package holds.
+    pub fn of(release: &str, tree: Option<&str>) -> KernelFiles {
         KernelFiles {
             release: release.to_string(),
             files: vec![
@@ -71,8 +77,21 @@ impl KernelFiles {
                 format!("/boot/vmlinuz-{release}"),
                 format!("/lib/modules/{release}"),
             ],
+            header_file: tree.map(|t| format!("{t}/include/generated/autoconf.h")),
         }
     }
+}
+
+/// The package database's word on kernels' files, from one query.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Owners {
+    /// Per release: the package that owns the kernel's files (kernels no
+    /// package owns are left out).
+    pub kernels: BTreeMap<String, KernelOwner>,
+    /// Per release: every name the installed owner of its header file
+    /// answers to (rpm: `NAME` and `NAME-VERSION-RELEASE.ARCH`; dpkg: the
+    /// package names). Left out: no tree asked about, or no package owns it.
+    pub header_owners: BTreeMap<String, Vec<String>>,
 }
 
 /// One package-manager transaction.
@@ -191,11 +210,7 @@ pub trait PackageBackend: Sync {
     /// those configured in the root but disabled: enabled for the call only.
     fn repos_to_enable(&self, candidates: &[String]) -> Vec<String>;
 
-    /// Which package owns each kernel's files, in one query: `None` when the
-    /// root has no database of this family; kernels no package owns are
-    /// left out.
-    fn kernel_owners(
-        &self,
-        kernels: &[KernelFiles],
-    ) -> Result<Option<BTreeMap<String, KernelOwner>>, BackendError>;
+    /// Which package owns each kernel's files and each header tree, in one
+    /// query: `None` when the root has no database of this family.
+    fn kernel_owners(&self, kernels: &[KernelFiles]) -> Result<Option<Owners>, BackendError>;
 }

@@ -330,12 +330,12 @@ fn apply_answer(
     }
 }
 
-/// Asks the package database, in two queries run side by side: which
+/// Asks the package database, in one query on a healthy root: which
 /// package owns each eBPF kernel's files (its name names the header
-/// package), and whether the header packages the release rules name are
-/// installed. Where the owner's name and the rules agree (the common case)
-/// that is all; a name only the database gave is asked about once more.
-/// A healthy root costs one process's wall time.
+/// package) and which owns each header tree on disk (so the header package
+/// is installed when that owner is it). Only the header packages that
+/// query cannot vouch for (no tree on disk, a tree some other package
+/// owns) are asked about by name, in a second query.
 fn ask_database(
     backend: &dyn PackageBackend,
     kernels: &mut [KernelFacts],
@@ -344,59 +344,54 @@ fn ask_database(
     let files: Vec<KernelFiles> = kernels
         .iter()
         .filter(|k| k.headers.required)
-        .map(|k| KernelFiles::of(&k.release))
+        .map(|k| {
+            let tree = k.headers.path.as_deref().filter(|_| k.headers.present);
+            KernelFiles::of(&k.release, tree)
+        })
         .collect();
-    let wanted: Vec<String> = kernels
-        .iter()
-        .filter(|k| k.headers.required)
-        .filter_map(|k| k.headers.package.clone())
-        .collect();
-    let (owners, answer) = std::thread::scope(|s| {
-        let owners = (!files.is_empty()).then(|| s.spawn(|| backend.kernel_owners(&files)));
-        let answer = (!wanted.is_empty()).then(|| backend.query_installed(&wanted));
-        let owners = owners.map(|h| h.join().expect("the owner query does not panic"));
-        (owners, answer)
-    });
-    let renamed = owners.map_or_else(Vec::new, |o| apply_owners(o, kernels, seen));
-    let answer = match (answer, renamed.is_empty()) {
-        (a, true) => a,
-        (Some(Ok(DbQuery::Answer(mut a))), false) => {
-            Some(match backend.query_installed(&renamed) {
-                Ok(DbQuery::Answer(more)) => {
-                    a.extend(more);
-                    Ok(DbQuery::Answer(a))
-                }
-                other => other,
-            })
-        }
-        (None, false) => Some(backend.query_installed(&renamed)),
-        (a, false) => a,
+    let owners = if files.is_empty() {
+        Ok(None)
+    } else {
+        backend.kernel_owners(&files)
     };
-    if let Some(answer) = answer {
-        apply_answer(answer, kernels, seen);
+    let trees = match &owners {
+        Ok(Some(o)) => o.header_owners.clone(),
+        _ => Default::default(),
+    };
+    apply_owners(owners, kernels, seen);
+    let mut unanswered = Vec::new();
+    for k in kernels.iter_mut().filter(|k| k.headers.required) {
+        let Some(p) = &k.headers.package else {
+            continue;
+        };
+        if trees.get(&k.release).is_some_and(|names| names.contains(p)) {
+            k.headers.installed = Some(true);
+            k.headers.database = DatabaseAnswer::Answered;
+        } else if !unanswered.contains(p) {
+            unanswered.push(p.clone());
+        }
+    }
+    if !unanswered.is_empty() {
+        apply_answer(backend.query_installed(&unanswered), kernels, seen);
     }
 }
 
 /// Names each kernel's header package after its owner's name, when it is a
 /// kernel package's; where that differs from the release rules the
-/// database wins and a note says so. Returns the names that changed.
+/// database wins and a note says so.
 fn apply_owners(
-    owners: Result<
-        Option<std::collections::BTreeMap<String, connector_host::pkg::KernelOwner>>,
-        connector_host::pkg::BackendError,
-    >,
+    owners: Result<Option<connector_host::pkg::Owners>, connector_host::pkg::BackendError>,
     kernels: &mut [KernelFacts],
     seen: &mut Vec<DatabaseObservation>,
-) -> Vec<String> {
+) {
     let owners = match owners {
-        Ok(Some(o)) => o,
-        Ok(None) => return Vec::new(),
+        Ok(Some(o)) => o.kernels,
+        Ok(None) => return,
         Err(e) => {
             seen.push(DatabaseObservation::OwnersUnknown(e));
-            return Vec::new();
+            return;
         }
     };
-    let mut renamed = Vec::new();
     for k in kernels.iter_mut() {
         let Some(owner) = owners.get(&k.release) else {
             continue;
@@ -409,13 +404,11 @@ fn apply_owners(
                     by_rules: k.headers.package.clone(),
                 });
                 k.headers.package = Some(derived.clone());
-                renamed.push(derived.clone());
             }
             k.headers.decided_by = Some(DecidedBy::PackageDatabase);
         }
         k.headers.owner = Some(owner.clone());
     }
-    renamed
 }
 
 /// Largest kernel config read (they are about 250 KiB).

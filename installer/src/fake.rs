@@ -2,14 +2,13 @@
 //! manager" is a shell script that copies a staged header tree into the
 //! root, and logs what ran (the real-tool tiers drive dnf and apt).
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use connector_host::cmd::Output;
 use connector_host::os::OsInfo;
 use connector_host::pkg::{
-    BackendError, DbQuery, InstallError, InstallPlan, KernelFiles, KernelOwner, PackageBackend,
+    BackendError, DbQuery, InstallError, InstallPlan, KernelFiles, Owners, PackageBackend,
 };
 use connector_host::{Cmd, Root};
 use connector_tests::{Fixture, Kernel, Layout};
@@ -132,10 +131,7 @@ impl PackageBackend for Fake {
     fn repos_to_enable(&self, _: &[String]) -> Vec<String> {
         Vec::new()
     }
-    fn kernel_owners(
-        &self,
-        _: &[KernelFiles],
-    ) -> Result<Option<BTreeMap<String, KernelOwner>>, BackendError> {
+    fn kernel_owners(&self, _: &[KernelFiles]) -> Result<Option<Owners>, BackendError> {
         Ok(None)
     }
 }

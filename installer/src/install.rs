@@ -696,8 +696,13 @@ fn run_step(
         StepKind::Labels => {
             let store = Store::open(root)?
                 .map_err(|na| anyhow::anyhow!("SELinux is not applicable: {na:?}"))?;
-            let cmds = selinux::relabel(&store)?;
-            Ok(ok("labeled".into(), cmds))
+            let fixed = selinux::relabel(&store)?;
+            let detail = if fixed.is_empty() {
+                "labels already right".to_string()
+            } else {
+                format!("relabeled {}", fixed.join(" "))
+            };
+            Ok(ok(detail, vec![]))
         }
         StepKind::Headers => {
             let h = planned.headers.take().context("no header plan")?;

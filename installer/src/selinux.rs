@@ -59,8 +59,11 @@ pub struct SelinuxReport {
     /// What this run did: `installed`, `unchanged`, `removed`,
     /// `not-installed`, `nothing-to-do`, `status`.
     pub action: ModuleAction,
-    /// Every command run (semodule, load_policy, setfiles, restorecon).
+    /// Every command run (semodule, load_policy).
     pub commands: Vec<String>,
+    /// The connector's files this run relabeled (set in this process, to
+    /// what the root's file contexts give): empty when all were right.
+    pub relabeled: Vec<String>,
     /// Per right the probes need, what the kernel will do: from the loaded
     /// policy on a live host with SELinux running, else from the store's
     /// binary policy. Null when neither could be read (`rights_error`).
@@ -153,6 +156,7 @@ fn base(root: &Root, action: ModuleAction) -> Result<(SelinuxReport, Option<Stor
         shipped_version: module_version().to_string(),
         action,
         commands: Vec::new(),
+        relabeled: Vec::new(),
         rights: None,
         rights_error: None,
         module_failure: None,
@@ -301,20 +305,19 @@ pub fn install_module(
     }
 }
 
-/// Labels the connector's files (setfiles), recorded in the audit trail.
+/// Relabels the connector's files that are mislabeled (in this process,
+/// no tool run), recorded in the audit trail when there were any. Returns
+/// the paths relabeled: empty, and nothing written, on a healthy root.
 pub fn relabel(store: &Store) -> Result<Vec<String>> {
-    let cmds = store.relabel()?;
-    if !cmds.is_empty() {
+    let fixed = store.relabel()?;
+    if !fixed.is_empty() {
         crate::audit::record(
             crate::audit::Kind::LabelsSet,
-            "labeled the connector's files",
-            connector_policy::LABELED_PATHS
-                .iter()
-                .map(|p| p.to_string())
-                .collect(),
+            format!("relabeled {} of the connector's files", fixed.len()),
+            fixed.clone(),
         );
     }
-    Ok(cmds)
+    Ok(fixed)
 }
 
 /// `selinux status`.
@@ -346,7 +349,7 @@ pub fn install(root: &Root, lock_timeout: Duration, dry_run: bool) -> Result<Sel
         }
         None => r.action = ModuleAction::Unchanged,
     }
-    r.commands.extend(relabel(&store)?);
+    r.relabeled = relabel(&store)?;
     r.module = Some(store.module_state()?);
     r.policy = Some(store.versions());
     r.module_installed_at = store.module_installed_at();
@@ -550,6 +553,9 @@ pub fn render_text(r: &SelinuxReport) -> String {
     }
     for c in &r.commands {
         let _ = writeln!(s, "ran: {c}");
+    }
+    for p in &r.relabeled {
+        let _ = writeln!(s, "relabeled: {p}");
     }
     let _ = writeln!(s, "Result:  {}", r.action);
     s

@@ -46,6 +46,7 @@ pub enum StateError {
 pub fn state_dir(root: &Root) -> Result<PathBuf> {
     let mut host = root.path().to_path_buf();
     let mut inside = String::new();
+    let mut contexts = None;
     for part in STATE_DIR.trim_start_matches('/').split('/') {
         host.push(part);
         inside.push('/');
@@ -69,6 +70,21 @@ pub fn state_dir(root: &Root) -> Result<PathBuf> {
                     .mode(mode)
                     .create(&host)
                     .with_context(|| format!("creating {}", host.display()))?;
+                // Labeled as the root's file contexts say, at once: left to
+                // the kernel's default it would be relabeled by a later run.
+                let fc = contexts.get_or_insert_with(|| {
+                    connector_policy::labels::FileContexts::open(root)
+                        .ok()
+                        .flatten()
+                });
+                if let Some(label) = fc
+                    .as_ref()
+                    .and_then(|fc| fc.label_for(&inside, libc::S_IFDIR))
+                {
+                    if let Err(e) = connector_policy::labels::set_on_path(&host, &label) {
+                        log::debug!("labeling {inside}: {e}");
+                    }
+                }
             }
             Err(e) => return Err(e).with_context(|| format!("inspecting {}", host.display())),
         }

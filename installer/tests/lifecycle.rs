@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use connector_packaging::Family;
@@ -748,21 +748,84 @@ fn every_change_goes_to_the_journal_and_doctor_shows_the_last_run() {
             .into_owned();
     assert!(text.contains("Last run: install at "), "{text}");
 
-    // A run that changes nothing sends nothing and keeps the record.
+    // A run that changes nothing sends nothing and writes nothing: not
+    // `install`, not `selinux install` (whose labels are all right), not a
+    // file in the root (inode, change and modification times compared).
     let before = std::fs::read(f.host("/var/lib/connector/last-run.json")).unwrap();
-    run(&["--payload", pay], &["install"]);
-    let again: Vec<String> = received(&journal)
-        .iter()
-        .map(|e| String::from_utf8_lossy(e).into_owned())
-        .collect();
-    assert!(
-        again.is_empty(),
-        "a healthy re-run changes nothing: {again:?}"
-    );
+    for sub in [&["install"][..], &["selinux", "install"]] {
+        let args: &[&str] = if sub == ["install"] {
+            &["--payload", pay]
+        } else {
+            &[]
+        };
+        let stamps = connector_tests::stamps(f.path());
+        run(args, sub);
+        let again: Vec<String> = received(&journal)
+            .iter()
+            .map(|e| String::from_utf8_lossy(e).into_owned())
+            .collect();
+        assert!(
+            again.is_empty(),
+            "{sub:?}: a healthy re-run changes nothing: {again:?}"
+        );
+        let written = connector_tests::changed(&stamps, &connector_tests::stamps(f.path()));
+        assert!(
+            written.is_empty(),
+            "{sub:?}: a healthy re-run wrote {written:?}"
+        );
+    }
     assert_eq!(
         std::fs::read(f.host("/var/lib/connector/last-run.json")).unwrap(),
         before
     );
+
+    // A label gone wrong is still found and fixed, by either command, and
+    // only it: one labels-set entry naming it.
+    let bin = f.host("/opt/connector/bin/connectord");
+    let right = connector_tests::selinux_label(&bin);
+    for sub in [&["install"][..], &["selinux", "install"]] {
+        let args: &[&str] = if sub == ["install"] {
+            &["--payload", pay]
+        } else {
+            &[]
+        };
+        connector_tests::set_label(&bin, &right.replace(":connectord_exec_t:", ":bin_t:"));
+        let stamps = connector_tests::stamps(f.path());
+        run(args, sub);
+        let sent: Vec<Vec<(String, String)>> =
+            received(&journal).iter().map(|e| fields(e)).collect();
+        assert_eq!(sent.len(), 1, "{sub:?}: {sent:?}");
+        assert_eq!(get(&sent[0], "CONNECTOR_CHANGE"), ["labels-set"]);
+        assert_eq!(
+            get(&sent[0], "CONNECTOR_OBJECT"),
+            ["/opt/connector/bin/connectord"]
+        );
+        assert_eq!(connector_tests::selinux_label(&bin), right, "{sub:?}");
+        let written = connector_tests::changed(&stamps, &connector_tests::stamps(f.path()));
+        // The label, the record of it, and the installer's own lock (its
+        // generation) and journal in the state directory: nothing else.
+        let expected = [
+            "opt/connector/bin/connectord",
+            "var/lib/connector",
+            "var/lib/connector/installer.lock",
+            "var/lib/connector/last-run.json",
+        ];
+        for w in [
+            "opt/connector/bin/connectord",
+            "var/lib/connector/last-run.json",
+        ] {
+            assert!(
+                written.contains(&PathBuf::from(w)),
+                "{sub:?}: {w}: {written:?}"
+            );
+        }
+        assert!(
+            written
+                .iter()
+                .all(|w| expected.iter().any(|e| w == Path::new(e))),
+            "{sub:?}: only the label and the record of it: {written:?}"
+        );
+    }
 
     // No journal: the same to syslog, one line per change.
     drop(journal);

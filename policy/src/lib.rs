@@ -13,6 +13,7 @@
 //!   semodule itself would wait forever.
 
 pub mod avc;
+pub mod labels;
 pub mod policydb;
 pub mod rights;
 pub mod target;
@@ -63,6 +64,17 @@ pub enum ConfigMode {
     Disabled,
 }
 
+impl ConfigMode {
+    /// As the config file spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConfigMode::Enforcing => "enforcing",
+            ConfigMode::Permissive => "permissive",
+            ConfigMode::Disabled => "disabled",
+        }
+    }
+}
+
 /// `ROOT/etc/selinux/config`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SelinuxConfig {
@@ -109,6 +121,18 @@ pub enum PolicyError {
     /// A read inside the root; the error names the path itself.
     #[error("{0}")]
     Root(io::Error),
+    /// SELinux is configured in the root but its file contexts cannot be read.
+    #[error(
+        "{path} in the root: {detail}; SELinux is configured there (SELINUX={mode} in \
+         /etc/selinux/config), so the connector's files cannot be labeled: reinstall the \
+         {policy_type} policy package, or set SELINUX=disabled"
+    )]
+    FileContexts {
+        path: String,
+        detail: String,
+        mode: &'static str,
+        policy_type: String,
+    },
 }
 
 impl From<CmdError> for PolicyError {
@@ -751,72 +775,20 @@ impl Store {
         Ok(vec![cmd.cmdline()])
     }
 
-    /// Labels the connector's paths that exist: on the live root with
-    /// libselinux's restorecon, in an image with `setfiles -r ROOT` against
-    /// the image's own file contexts.
+    /// Labels the connector's files that are mislabeled, in this process,
+    /// with the labels of the root's own file contexts (read after any
+    /// module install, so its file contexts count); nothing else is
+    /// written. Returns the paths relabeled: empty on a healthy root. On
+    /// the live root with SELinux off in the kernel, nothing is done.
     pub fn relabel(&self) -> Result<Vec<String>, PolicyError> {
-        let present: Vec<&str> = LABELED_PATHS
-            .iter()
-            .copied()
-            .filter(|p| self.root.exists(p).unwrap_or(false))
-            .collect();
-        if present.is_empty() {
+        if self.root.is_live() && live_mode() == LiveMode::Off {
             return Ok(Vec::new());
         }
-        if self.root.is_live() {
-            if live_mode() == LiveMode::Off {
-                return Ok(Vec::new());
-            }
-            let mut done = Vec::new();
-            for p in &present {
-                break_hard_links(Path::new(p))?;
-            }
-            for p in &present {
-                let io_err = |e: selinux::errors::Error| PolicyError::Io {
-                    path: (*p).to_string(),
-                    error: io::Error::other(e.to_string()),
-                };
-                let mut labeler =
-                    selinux::label::Labeler::<selinux::label::back_end::File>::new(&[], false)
-                        .map_err(io_err)?;
-                let restore = selinux::context_restore::ContextRestore::with_labeler(&mut labeler);
-                restore
-                    .restore_context_of_file_system_entry(
-                        p,
-                        1,
-                        selinux::context_restore::RestoreFlags::RECURSE
-                            | selinux::context_restore::RestoreFlags::IGNORE_DIGEST,
-                    )
-                    .map_err(|e| PolicyError::Io {
-                        path: (*p).to_string(),
-                        error: io::Error::other(e.to_string()),
-                    })?;
-                done.push(format!("restorecon -R {p}"));
-            }
-            return Ok(done);
-        }
-        let fc = format!(
-            "/etc/selinux/{}/contexts/files/file_contexts",
-            self.config.policy_type
-        );
-        // setfiles resolves these with the host's kernel.
-        let fc_host = self.root.tool_path(&fc)?;
-        let mut targets = Vec::new();
-        for p in &present {
-            targets.push(self.root.tool_path(p)?);
-        }
-        for t in &targets {
-            break_hard_links(t)?;
-        }
-        let cmd = Cmd::new("setfiles", "Labeling the connector's files in the image")
-            .args(["-F", "-r"])
-            .arg(self.root.path())
-            .arg(fc_host)
-            .args(&targets)
-            .timeout(SEMODULE_TIMEOUT)
-            .missing_hint("install policycoreutils (setfiles)");
-        cmd.run()?;
-        Ok(vec![cmd.cmdline()])
+        let Some(fc) = labels::FileContexts::open(&self.root)? else {
+            return Ok(Vec::new());
+        };
+        let wrong = labels::mislabeled(&self.root, &fc);
+        labels::fix(&wrong)
     }
 }
 
@@ -860,52 +832,44 @@ fn live_policyvers() -> Option<u32> {
     s.trim().parse().ok()
 }
 
-/// Gives every regular file under `top` (not following links) that has
-/// other hard links a private inode: a copy with the same content, mode and
-/// owner, renamed over it, so labeling it never changes the file the other
-/// links name (which may be outside the root).
-fn break_hard_links(top: &Path) -> Result<(), PolicyError> {
+/// Gives `p`, a regular file with other hard links, a private inode: a
+/// copy with the same content, mode and owner, renamed over `p`, so
+/// labeling it never changes
+/// the file the other links name (which may be outside the root). Anything
+/// else is left as it is.
+fn break_hard_links(p: &Path) -> Result<(), PolicyError> {
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-    let io = |p: &Path, source: io::Error| PolicyError::Io {
+    let io = |source: io::Error| PolicyError::Io {
         path: p.display().to_string(),
         error: source,
     };
-    let mut stack = vec![top.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        let m = fs::symlink_metadata(&p).map_err(|e| io(&p, e))?;
-        if m.is_dir() {
-            for e in fs::read_dir(&p).map_err(|e| io(&p, e))? {
-                stack.push(e.map_err(|e| io(&p, e))?.path());
-            }
-            continue;
-        }
-        if !m.is_file() || m.nlink() < 2 {
-            continue;
-        }
-        let name = p.file_name().unwrap_or_default().to_string_lossy();
-        let tmp = p.with_file_name(format!(".{name}.connector-tmp.{}", std::process::id()));
-        let copy = (|| -> io::Result<()> {
-            let mut src = connector_host::root::open_regular(&p)?;
-            let mut dst = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            io::copy(&mut src, &mut dst)?;
-            std::os::unix::fs::fchown(&dst, Some(m.uid()), Some(m.gid()))?;
-            dst.set_permissions(fs::Permissions::from_mode(m.mode() & 0o7777))?;
-            dst.sync_all()?;
-            fs::rename(&tmp, &p)
-        })();
-        if let Err(e) = copy {
-            let _ = fs::remove_file(&tmp);
-            return Err(io(&p, e));
-        }
-        log::info!(
-            "{}: had other hard links; labeled as a private copy",
-            p.display()
-        );
+    let m = fs::symlink_metadata(p).map_err(io)?;
+    if !m.is_file() || m.nlink() < 2 {
+        return Ok(());
     }
+    let name = p.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = p.with_file_name(format!(".{name}.connector-tmp.{}", std::process::id()));
+    let copy = (|| -> io::Result<()> {
+        let mut src = connector_host::root::open_regular(p)?;
+        let mut dst = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        io::copy(&mut src, &mut dst)?;
+        std::os::unix::fs::fchown(&dst, Some(m.uid()), Some(m.gid()))?;
+        dst.set_permissions(fs::Permissions::from_mode(m.mode() & 0o7777))?;
+        dst.sync_all()?;
+        fs::rename(&tmp, p)
+    })();
+    if let Err(e) = copy {
+        let _ = fs::remove_file(&tmp);
+        return Err(io(e));
+    }
+    log::info!(
+        "{}: had other hard links; labeled as a private copy",
+        p.display()
+    );
     Ok(())
 }
 

@@ -342,18 +342,56 @@ fn default_store_install_verify_rerun_remove() {
     assert_eq!(store.install(Duration::from_secs(30)).unwrap(), None);
     assert!(start.elapsed() < Duration::from_secs(1));
 
-    // Labels in the image, with setfiles -r.
+    // Labels in the image, in this process, from the image's own file
+    // contexts (which now hold the module's).
     f.file("/opt/connector/bin/connectord", "#!/bin/sh\n");
     f.file("/var/lib/connector/status.json", "{}");
     let labeled = store.relabel().unwrap();
-    assert_eq!(labeled.len(), 1, "{labeled:?}");
-    assert!(labeled[0].starts_with("setfiles -F -r"), "{labeled:?}");
+    for p in [
+        "/opt/connector/bin/connectord",
+        "/var/lib/connector",
+        "/var/lib/connector/status.json",
+    ] {
+        assert!(labeled.iter().any(|l| l == p), "{p}: {labeled:?}");
+    }
     let label = connector_tests::selinux_label(&f.host("/opt/connector/bin/connectord"));
     assert!(label.contains(":connectord_exec_t:"), "{label}");
+    let state = connector_tests::selinux_label(&f.host("/var/lib/connector/status.json"));
+    assert!(state.contains(":connectord_var_lib_t:"), "{state}");
+    // setfiles agrees with every label set (it would change none).
+    let fc = f.host("/etc/selinux/default/contexts/files/file_contexts");
+    let out = std::process::Command::new("setfiles")
+        .args(["-F", "-n", "-v", "-r"])
+        .arg(f.path())
+        .arg(&fc)
+        .arg(f.host("/opt/connector"))
+        .arg(f.host("/var/lib/connector"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    // ("Would relabel X from A to B" for each it would change.)
     assert!(
-        connector_tests::selinux_label(&f.host("/var/lib/connector/status.json"))
-            .contains(":connectord_var_lib_t:")
+        !said.to_lowercase().contains("relabel"),
+        "setfiles disagrees: {said}"
     );
+
+    // Again: all right, nothing written.
+    assert_eq!(store.relabel().unwrap(), Vec::<String>::new());
+    // One label gone wrong (the type, then only the user): only it is fixed.
+    for wrong in [
+        label.replace(":connectord_exec_t:", ":var_lib_t:"),
+        format!("unconfined_u:{}", label.split_once(':').unwrap().1),
+    ] {
+        let bin = f.host("/opt/connector/bin/connectord");
+        connector_tests::set_label(&bin, &wrong);
+        assert_eq!(
+            store.relabel().unwrap(),
+            vec!["/opt/connector/bin/connectord".to_string()]
+        );
+        assert_eq!(connector_tests::selinux_label(&bin), label);
+    }
 
     // Remove, then remove again: a clean no-op.
     let ran = store

@@ -17,7 +17,8 @@ use std::time::Duration;
 use connector_host::cmd::{shell_join, Cmd, Output};
 use connector_host::os::{Family, PkgTool};
 use connector_host::pkg::{
-    BackendError, DbQuery, InstallError, InstallPlan, KernelFiles, KernelOwner, PackageBackend,
+    BackendError, DbQuery, InstallError, InstallPlan, KernelFiles, KernelOwner, Owners,
+    PackageBackend,
 };
 use connector_host::Root;
 use tempfile::TempDir;
@@ -484,33 +485,38 @@ impl PackageBackend for RpmBackend {
             .collect()
     }
 
-    fn kernel_owners(
-        &self,
-        kernels: &[KernelFiles],
-    ) -> Result<Option<BTreeMap<String, KernelOwner>>, BackendError> {
+    fn kernel_owners(&self, kernels: &[KernelFiles]) -> Result<Option<Owners>, BackendError> {
         let dbpath = self.database()?;
         let Some(dbpath) = dbpath else {
             return Ok(None);
         };
-        // One existing file per kernel (a file has one owner, so the
-        // answers come one line per file, in order).
-        let asked: Vec<(&str, String)> = kernels
-            .iter()
-            .filter_map(|k| {
-                let f = k
-                    .files
-                    .iter()
-                    .find(|f| self.root.is_file(f).unwrap_or(false))?;
-                Some((k.release.as_str(), f.clone()))
-            })
-            .collect();
-        let mut out = BTreeMap::new();
+        // One existing file per kernel, and its header tree when on disk
+        // (a file has one owner, so the answers come one line per file, in
+        // order).
+        let mut asked: Vec<(&str, bool, String)> = Vec::new();
+        for k in kernels {
+            if let Some(f) = k
+                .files
+                .iter()
+                .find(|f| self.root.is_file(f).unwrap_or(false))
+            {
+                asked.push((k.release.as_str(), false, f.clone()));
+            }
+            if let Some(t) = k
+                .header_file
+                .as_ref()
+                .filter(|t| self.root.is_file(t).unwrap_or(false))
+            {
+                asked.push((k.release.as_str(), true, t.clone()));
+            }
+        }
+        let mut out = Owners::default();
         if asked.is_empty() {
             return Ok(Some(out));
         }
         let cmd = self
             .query_rpm(
-                "Asking the rpm database which package owns each kernel",
+                "Asking the rpm database which package owns each kernel and header tree",
                 &dbpath,
             )?
             .args([
@@ -518,9 +524,9 @@ impl PackageBackend for RpmBackend {
                 "--qf",
                 "owner %{NAME} %{VERSION}-%{RELEASE}.%{ARCH}\\n",
             ])
-            .args(asked.iter().map(|(_, f)| f));
+            .args(asked.iter().map(|(_, _, f)| f));
         let out_ = cmd.output()?;
-        let files: Vec<String> = asked.iter().map(|(_, f)| f.clone()).collect();
+        let files: Vec<String> = asked.iter().map(|(_, _, f)| f.clone()).collect();
         let answers =
             split_owner_answers(&files, &out_.stdout, &out_.stderr).map_err(|detail| {
                 if detail.starts_with("error:") {
@@ -532,7 +538,7 @@ impl PackageBackend for RpmBackend {
                     }
                 }
             })?;
-        for ((release, file), line) in asked.into_iter().zip(answers) {
+        for ((release, tree, file), line) in asked.into_iter().zip(answers) {
             // An unowned kernel (copied by hand) falls back to the release rules.
             let Some(rest) = line.and_then(|l| l.strip_prefix("owner ")) else {
                 continue;
@@ -540,7 +546,14 @@ impl PackageBackend for RpmBackend {
             let Some((name, vra)) = rest.split_once(' ') else {
                 continue;
             };
-            out.insert(
+            if tree {
+                out.header_owners.insert(
+                    release.to_string(),
+                    vec![name.to_string(), format!("{name}-{vra}")],
+                );
+                continue;
+            }
+            out.kernels.insert(
                 release.to_string(),
                 KernelOwner {
                     package: name.to_string(),

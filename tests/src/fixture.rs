@@ -267,6 +267,50 @@ fn walk(base: &Path, dir: &Path, out: &mut Vec<(PathBuf, String)>) {
     }
 }
 
+/// Every entry under `dir` with what any write to it changes: its inode
+/// (a rename over it), its change time (content, mode, owner, label, a
+/// directory's entries) and its modification time.
+pub type Stamps = std::collections::BTreeMap<PathBuf, (u64, i64, i64)>;
+
+/// [`Stamps`] of everything under `dir` (links not followed).
+pub fn stamps(dir: &Path) -> Stamps {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Stamps::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(m) = fs::symlink_metadata(&d) else {
+            continue;
+        };
+        let rel = d.strip_prefix(dir).unwrap_or(&d).to_path_buf();
+        out.insert(
+            rel,
+            (
+                m.ino(),
+                m.ctime() * 1_000_000_000 + m.ctime_nsec(),
+                m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+            ),
+        );
+        if m.is_dir() {
+            for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+                stack.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+/// The paths created, removed or written between two [`stamps`].
+pub fn changed(before: &Stamps, after: &Stamps) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = before
+        .iter()
+        .filter(|(p, s)| after.get(*p) != Some(s))
+        .map(|(p, _)| p.clone())
+        .collect();
+    out.extend(after.keys().filter(|p| !before.contains_key(*p)).cloned());
+    out.sort();
+    out
+}
+
 /// [`Fixture::snapshot`] of any directory (the victim outside a root).
 pub fn snapshot_dir(dir: &Path) -> Vec<(PathBuf, String)> {
     let mut out = Vec::new();
@@ -393,6 +437,29 @@ pub fn run_json(cmd: &mut Command) -> (std::process::Output, serde_json::Value) 
         )
     });
     (out, v)
+}
+
+/// Sets the raw `security.selinux` label of `p` itself (a link is not
+/// followed), as a file left mislabeled would carry it.
+pub fn set_label(p: &Path, label: &str) {
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: valid NUL-terminated path and name; the value is readable for its length.
+    let rc = unsafe {
+        libc::lsetxattr(
+            c.as_ptr(),
+            c"security.selinux".as_ptr(),
+            label.as_ptr().cast(),
+            label.len(),
+            0,
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "labeling {}: {}",
+        p.display(),
+        std::io::Error::last_os_error()
+    );
 }
 
 /// The raw `security.selinux` label of a file (as setfiles or our lay-down
