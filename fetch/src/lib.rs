@@ -567,7 +567,9 @@ impl Fetcher {
             );
             std::thread::sleep(Duration::from_millis(200 * u64::from(attempts)));
         }
-        file.sync_all().map_err(io_err)?;
+        // Not synced: a download is a temporary file, verified and then
+        // handed to the package manager or removed; whoever keeps it (a
+        // bundle being built) syncs it where it keeps it.
         let actual = hex::encode(hasher.finalize());
         if let Some(want) = expect.size {
             if written != want {

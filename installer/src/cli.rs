@@ -405,8 +405,9 @@ domain (connectord_t) load its eBPF probes. The store and policy type come
 from ROOT/etc/selinux/config; with SELinux disabled or not configured there
 is nothing to do. Install is one policy rebuild (semodule -X 200), skipped
 when the store already holds this module; load_policy runs only on the
-running system. The connector's files are then labeled (restorecon on a
-host, setfiles -r in an image). status asks the running kernel whether
+running system. Then the connector's files whose labels differ from the
+root's file contexts are relabeled, in process (no tool runs; a healthy
+re-run writes nothing). status asks the running kernel whether
 connectord_t may load BPF programs and open perf events.
 
 Exit status: 0 done (or nothing to do), 1 status found a problem,
