@@ -14,7 +14,7 @@ use std::io;
 
 use aya::maps::Array;
 use aya::programs::{ProgramError, TracePoint};
-use aya::{Ebpf, EbpfError};
+use aya::{Ebpf, EbpfError, EbpfLoader};
 use serde::Serialize;
 
 /// The program's name in the object (its function).
@@ -134,7 +134,9 @@ fn program_refusal(step: &str, e: ProgramError) -> Refusal {
 
 /// Loads and attaches the probe from `object`.
 pub fn load(object: &[u8], key: &str) -> Result<Loaded, Refusal> {
-    let mut ebpf = Ebpf::load(object).map_err(|e| {
+    // The loader reads the kernel's BTF (/sys/kernel/btf/vmlinux) once
+    // when made; `Ebpf::load` would make one and then parse it again.
+    let mut ebpf = EbpfLoader::new().load(object).map_err(|e| {
         let step = match &e {
             EbpfError::MapError(_) => "bpf map_create",
             _ => "reading the probe object",
