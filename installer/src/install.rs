@@ -484,7 +484,7 @@ fn check_space(root: &Root, steps: &[Step], prepared: Option<&laydown::Prepared>
     space.check()
 }
 
-/// Tools that take the root (semodule, setfiles, dnf/rpm, apt/dpkg,
+/// Tools that take the root (semodule, dnf/rpm, apt/dpkg,
 /// systemctl) resolve its paths with the host's kernel: every path a planned
 /// step hands to one must lead where it leads inside the root. Checked when
 /// planning, so a planted link refuses the whole run before its first write.

@@ -530,8 +530,8 @@ impl Store {
         Ok(top)
     }
 
-    /// Every path semodule (below `-p ROOT`) and setfiles (below `-r
-    /// ROOT`) open in an image: they resolve them with the host's kernel,
+    /// Every path semodule (below `-p ROOT`) opens in an image, and the
+    /// connector's labeled paths: the host's kernel resolves them,
     /// so each must lead where it leads inside the root, or nothing runs.
     /// Checked before the module is installed *and* before labels are set,
     /// so a link that would take either out refuses both up front.
@@ -784,6 +784,9 @@ impl Store {
         if self.root.is_live() && live_mode() == LiveMode::Off {
             return Ok(Vec::new());
         }
+        // A link that would lead a tool out of the image refuses this too,
+        // though no tool runs: the image is not what it claims.
+        self.check_tool_paths()?;
         let Some(fc) = labels::FileContexts::open(&self.root)? else {
             return Ok(Vec::new());
         };

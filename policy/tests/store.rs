@@ -358,13 +358,14 @@ fn default_store_install_verify_rerun_remove() {
     assert!(label.contains(":connectord_exec_t:"), "{label}");
     let state = connector_tests::selinux_label(&f.host("/var/lib/connector/status.json"));
     assert!(state.contains(":connectord_var_lib_t:"), "{state}");
-    // setfiles agrees with every label set (it would change none).
+    // setfiles, on the same paths, agrees with every label set (it would
+    // change none).
     let fc = f.host("/etc/selinux/default/contexts/files/file_contexts");
     let out = std::process::Command::new("setfiles")
         .args(["-F", "-n", "-v", "-r"])
         .arg(f.path())
         .arg(&fc)
-        .arg(f.host("/opt/connector"))
+        .arg(f.host("/opt/connector/bin/connectord"))
         .arg(f.host("/var/lib/connector"))
         .output()
         .unwrap();
