@@ -752,12 +752,11 @@ fn every_change_goes_to_the_journal_and_doctor_shows_the_last_run() {
     // `install`, not `selinux install` (whose labels are all right), not a
     // file in the root (inode, change and modification times compared).
     let before = std::fs::read(f.host("/var/lib/connector/last-run.json")).unwrap();
-    for sub in [&["install"][..], &["selinux", "install"]] {
-        let args: &[&str] = if sub == ["install"] {
-            &["--payload", pay]
-        } else {
-            &[]
-        };
+    let reruns: [(&[&str], &[&str]); 2] = [
+        (&["install"], &["--payload", pay]),
+        (&["selinux", "install"], &[]),
+    ];
+    for (sub, args) in reruns {
         let stamps = connector_tests::stamps(f.path());
         run(args, sub);
         let again: Vec<String> = received(&journal)
@@ -783,12 +782,7 @@ fn every_change_goes_to_the_journal_and_doctor_shows_the_last_run() {
     // only it: one labels-set entry naming it.
     let bin = f.host("/opt/connector/bin/connectord");
     let right = connector_tests::selinux_label(&bin);
-    for sub in [&["install"][..], &["selinux", "install"]] {
-        let args: &[&str] = if sub == ["install"] {
-            &["--payload", pay]
-        } else {
-            &[]
-        };
+    for (sub, args) in reruns {
         connector_tests::set_label(&bin, &right.replace(":connectord_exec_t:", ":bin_t:"));
         let stamps = connector_tests::stamps(f.path());
         run(args, sub);

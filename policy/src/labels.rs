@@ -38,10 +38,7 @@ impl FileContexts {
         if cfg.mode == ConfigMode::Disabled {
             return Ok(None);
         }
-        let inside = format!(
-            "/etc/selinux/{}/contexts/files/file_contexts",
-            cfg.policy_type
-        );
+        let inside = crate::file_contexts(&cfg.policy_type);
         let broken = |detail: String| PolicyError::FileContexts {
             path: inside.clone(),
             detail,

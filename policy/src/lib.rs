@@ -75,6 +75,11 @@ impl ConfigMode {
     }
 }
 
+/// The file contexts of policy type `policy_type`, inside a root.
+pub fn file_contexts(policy_type: &str) -> String {
+    format!("/etc/selinux/{policy_type}/contexts/files/file_contexts")
+}
+
 /// `ROOT/etc/selinux/config`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SelinuxConfig {
@@ -547,7 +552,7 @@ impl Store {
             format!("/etc/selinux/{t}"),
             format!("/etc/selinux/{t}/policy"),
             self.policy_file(self.target_version()),
-            format!("/etc/selinux/{t}/contexts/files/file_contexts"),
+            file_contexts(t),
             format!("/etc/selinux/{t}/seusers"),
             format!("{store}/active/modules"),
             format!("{store}/previous"),
