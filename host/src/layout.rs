@@ -28,6 +28,9 @@ pub const AGENT_ID: &str = "/var/lib/connector/agent-id";
 pub const PROBE_CACHE: &str = "/var/lib/connector/probe";
 /// What the last lay-down shipped (the manifest).
 pub const INSTALL_RECORD: &str = "/var/lib/connector/installed.manifest";
+/// The identity and digest of each file laid down when last seen, so that a
+/// re-run need not hash them again.
+pub const INSTALL_STAMPS: &str = "/var/lib/connector/installed.stamps";
 /// One installer at a time.
 pub const INSTALLER_LOCK: &str = "/var/lib/connector/installer.lock";
 /// The step journal of a running (or interrupted) install.
@@ -41,7 +44,14 @@ pub const LAST_RUN: &str = "/var/lib/connector/last-run.json";
 
 /// The installer's own bookkeeping in the state directory: written and
 /// read by the (unconfined) installer only, so their labels do not matter.
-pub const BOOKKEEPING: &[&str] = &[INSTALLER_LOCK, JOURNAL, PENDING, LAST_RUN, MODULE_FAILURE];
+pub const BOOKKEEPING: &[&str] = &[
+    INSTALLER_LOCK,
+    JOURNAL,
+    PENDING,
+    LAST_RUN,
+    MODULE_FAILURE,
+    INSTALL_STAMPS,
+];
 
 /// Logs.
 pub const LOG_DIR: &str = "/var/log/connector";
@@ -82,6 +92,7 @@ mod tests {
             STATUS,
             AGENT_ID,
             INSTALL_RECORD,
+            INSTALL_STAMPS,
             INSTALLER_LOCK,
             JOURNAL,
             PENDING,

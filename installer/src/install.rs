@@ -541,6 +541,11 @@ pub fn run_from(
             Err(e) => anyhow::bail!("{e:#}"),
         };
     if first.report.plan.is_empty() && first.report.resumed.is_none() && !stale_pending {
+        // Nothing to do; the files' stamps are written only when they were
+        // missing or stale (a cache, not a change).
+        if let Some(p) = &first.laydown {
+            p.remember();
+        }
         let mut report = first.report;
         report.elapsed_ms = start.elapsed().as_millis() as u64;
         return Ok(report);
@@ -575,6 +580,9 @@ pub fn run_from(
     }
     let kill_at = kill_at();
     if report.plan.is_empty() {
+        if let Some(p) = &prepared {
+            p.remember();
+        }
         if report.resumed.is_some() {
             Journal::start(&opts.root, &[])?.finish()?;
         }
@@ -628,6 +636,9 @@ pub fn run_from(
     }
     if kill_at == Some(steps.len()) {
         kill_self();
+    }
+    if let Some(p) = &prepared {
+        p.remember();
     }
     if !failed {
         journal.finish()?;

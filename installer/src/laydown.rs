@@ -26,7 +26,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
@@ -235,6 +235,7 @@ const RESERVED: &[&str] = &[
     layout::STATUS,
     layout::LAST_RUN,
     layout::MODULE_FAILURE,
+    layout::INSTALL_STAMPS,
 ];
 
 enum Allowed {
@@ -354,19 +355,10 @@ pub struct Done {
 
 use crate::labels::set_on_file as set_label;
 pub use crate::labels::{FileContexts, Labeler, NoLabels};
+use crate::stamps::Digests;
 
 pub(crate) fn sha256_file(p: &Path) -> io::Result<String> {
-    let mut f = connector_host::root::open_regular(p)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex::encode(h.finalize()))
+    crate::stamps::sha256_reader(&mut connector_host::root::open_regular(p)?)
 }
 
 /// Walks `path` inside the root: every existing component must be a real
@@ -428,11 +420,23 @@ pub struct Prepared {
     hosts: Vec<PathBuf>,
     shipped: BTreeMap<String, String>,
     record: PathBuf,
+    /// The stamps of the files laid down (`crate::stamps`).
+    stamps: PathBuf,
+    root: Root,
+    /// The installed files' digests, hashed only when their stamps do not
+    /// vouch for them.
+    digests: Digests,
+    /// What each entry becomes, found once.
+    planned: Vec<Action>,
 }
 
 /// The largest payload manifest read (one line per file; the connector's
 /// has a few dozen).
 const MANIFEST_CAP: u64 = 4 * 1024 * 1024;
+
+/// The largest payload file written (the connector's largest, connectord,
+/// is a few MiB).
+const PAYLOAD_FILE_CAP: u64 = 1 << 30;
 
 /// Checks `payload` against `root` (steps 1–3): nothing is written.
 pub fn prepare(root: &Root, payload: &Path) -> Result<Prepared> {
@@ -441,7 +445,8 @@ pub fn prepare(root: &Root, payload: &Path) -> Result<Prepared> {
         .with_context(|| format!("reading {}", manifest_path.display()))?;
     let entries = parse_payload_manifest(&text)?;
 
-    // 2. The payload is what the manifest says.
+    // 2. The payload holds a regular file for every file entry; its digest
+    // is checked below, for the files that will be written.
     for e in entries.iter().filter(|e| e.kind != Kind::Dir) {
         let src = payload.join("files").join(e.path.trim_start_matches('/'));
         let meta =
@@ -452,15 +457,6 @@ pub fn prepare(root: &Root, payload: &Path) -> Result<Prepared> {
                 detail: "the payload entry is not a regular file".into()
             });
         }
-        let actual = sha256_file(&src).with_context(|| format!("hashing {}", src.display()))?;
-        let expected = e.sha256.clone().unwrap_or_default();
-        if actual != expected {
-            bail!(LaydownError::Digest {
-                path: e.path.clone(),
-                expected,
-                actual
-            });
-        }
     }
     // 3. Every destination is safe to write.
     let mut hosts = Vec::new();
@@ -468,6 +464,7 @@ pub fn prepare(root: &Root, payload: &Path) -> Result<Prepared> {
         hosts.push(safe_host_path(root, &e.path, e.kind)?);
     }
     let record = safe_host_path(root, RECORD, Kind::File)?;
+    let stamps = safe_host_path(root, crate::stamps::STAMPS, Kind::File)?;
     // What we shipped last time (for config files).
     let shipped: BTreeMap<String, String> = root
         .read_to_string_optional(RECORD)
@@ -478,14 +475,54 @@ pub fn prepare(root: &Root, payload: &Path) -> Result<Prepared> {
         .into_iter()
         .filter_map(|e| e.sha256.map(|s| (e.path, s)))
         .collect();
-    Ok(Prepared {
+    let mut p = Prepared {
         payload: payload.to_path_buf(),
         text,
         entries,
         hosts,
         shipped,
         record,
-    })
+        stamps,
+        root: root.clone(),
+        digests: Digests::load(root),
+        planned: Vec::new(),
+    };
+    // What each entry becomes; the payload's files that will be written
+    // are what the manifest says (the others are not read at all).
+    for (e, host) in p.entries.iter().zip(&p.hosts) {
+        let action = match e.kind {
+            Kind::Dir => match fs::metadata(host) {
+                Ok(m) if m.permissions().mode() & 0o7777 == e.mode => Action::Unchanged,
+                Ok(_) => Action::Updated,
+                Err(_) => Action::Created,
+            },
+            Kind::File | Kind::Conf => {
+                let (action, write) = file_action(host, e, p.shipped.get(&e.path), &p.digests)?;
+                if write {
+                    let src = p.src(e);
+                    let actual =
+                        sha256_file(&src).with_context(|| format!("hashing {}", src.display()))?;
+                    check_digest(e, actual)?;
+                }
+                action
+            }
+        };
+        p.planned.push(action);
+    }
+    Ok(p)
+}
+
+/// Refuses payload content that is not what the manifest says.
+fn check_digest(e: &Entry, actual: String) -> Result<()> {
+    let expected = e.sha256.clone().unwrap_or_default();
+    if actual != expected {
+        bail!(LaydownError::Digest {
+            path: e.path.clone(),
+            expected,
+            actual
+        });
+    }
+    Ok(())
 }
 
 impl Prepared {
@@ -518,21 +555,15 @@ impl Prepared {
     /// What `apply` would do to every entry, without doing it. The last
     /// item is the record of what was shipped, when it would change.
     pub fn preview(&self) -> Result<Vec<Done>> {
-        let mut out = Vec::new();
-        for (e, host) in self.entries.iter().zip(&self.hosts) {
-            let action = match e.kind {
-                Kind::Dir => match fs::metadata(host) {
-                    Ok(m) if m.permissions().mode() & 0o7777 == e.mode => Action::Unchanged,
-                    Ok(_) => Action::Updated,
-                    Err(_) => Action::Created,
-                },
-                Kind::File | Kind::Conf => file_action(host, e, self.shipped.get(&e.path))?.0,
-            };
-            out.push(Done {
+        let mut out: Vec<Done> = self
+            .entries
+            .iter()
+            .zip(&self.planned)
+            .map(|(e, &action)| Done {
                 path: e.path.clone(),
                 action,
-            });
-        }
+            })
+            .collect();
         if fs::read(&self.record).ok().as_deref() != Some(self.text.as_bytes()) {
             out.push(Done {
                 path: RECORD.into(),
@@ -584,9 +615,14 @@ impl Prepared {
         for (e, host) in self.entries.iter().zip(&self.hosts) {
             let action = match e.kind {
                 Kind::Dir => ensure_dir(host, &e.path, e.mode, labels)?,
-                Kind::File | Kind::Conf => {
-                    write_file(host, &self.src(e), e, self.shipped.get(&e.path), labels)?
-                }
+                Kind::File | Kind::Conf => write_file(
+                    host,
+                    &self.src(e),
+                    e,
+                    self.shipped.get(&e.path),
+                    labels,
+                    &self.digests,
+                )?,
             };
             done.push(Done {
                 path: e.path.clone(),
@@ -614,7 +650,29 @@ impl Prepared {
             }
             atomic_write(rec, self.text.as_bytes(), 0o644, None)?;
         }
+        self.remember();
         Ok(done)
+    }
+
+    /// Writes the stamps of the files as they are now, when they changed
+    /// (`crate::stamps`): after a lay-down, or after a run that found
+    /// nothing to lay down but had to hash (no stamps yet, or a file
+    /// touched). Best effort: the stamps are a cache.
+    pub fn remember(&self) {
+        let news: Vec<String> = self
+            .entries
+            .iter()
+            .filter(|e| e.kind == Kind::Conf)
+            .map(|e| format!("{}.new", e.path))
+            .collect();
+        let paths: Vec<&str> = self
+            .entries
+            .iter()
+            .filter(|e| e.kind != Kind::Dir)
+            .map(|e| e.path.as_str())
+            .chain(news.iter().map(String::as_str))
+            .collect();
+        self.digests.save(&self.root, &self.stamps, &paths);
     }
 }
 
@@ -711,12 +769,19 @@ fn existing_ancestor(p: &Path) -> Option<(PathBuf, u64)> {
 
 /// What writing entry `e` at `host` means: the action and, for
 /// `kept-new`, whether the `.new` file must be (re)written.
-fn file_action(host: &Path, e: &Entry, shipped: Option<&String>) -> Result<(Action, bool)> {
+fn file_action(
+    host: &Path,
+    e: &Entry,
+    shipped: Option<&String>,
+    digests: &Digests,
+) -> Result<(Action, bool)> {
     let new_sum = e.sha256.clone().unwrap_or_default();
     if !host.exists() {
         return Ok((Action::Created, true));
     }
-    let current = sha256_file(host)?;
+    let current = digests
+        .sha256(&e.path, host)
+        .with_context(|| format!("hashing {}", host.display()))?;
     let mode = fs::metadata(host)?.permissions().mode() & 0o7777;
     if current == new_sum {
         return Ok((
@@ -730,12 +795,10 @@ fn file_action(host: &Path, e: &Entry, shipped: Option<&String>) -> Result<(Acti
     }
     if e.kind == Kind::Conf && shipped != Some(&current) {
         // Changed by the administrator: kept; ours goes beside it, once.
-        let mut new_name = host.as_os_str().to_owned();
-        new_name.push(".new");
-        let beside = Path::new(&new_name);
+        let beside = new_beside(host);
         let same = beside.is_file()
-            && sha256_file(beside)? == new_sum
-            && fs::metadata(beside)?.permissions().mode() & 0o7777 == e.mode;
+            && digests.sha256(&format!("{}.new", e.path), &beside)? == new_sum
+            && fs::metadata(&beside)?.permissions().mode() & 0o7777 == e.mode;
         return Ok(if same {
             (Action::Unchanged, false)
         } else {
@@ -743,6 +806,13 @@ fn file_action(host: &Path, e: &Entry, shipped: Option<&String>) -> Result<(Acti
         });
     }
     Ok((Action::Updated, true))
+}
+
+/// Where a kept configuration file's new version goes.
+fn new_beside(host: &Path) -> PathBuf {
+    let mut name = host.as_os_str().to_owned();
+    name.push(".new");
+    PathBuf::from(name)
 }
 
 /// Lays `payload` down into `root`. Nothing is written unless every check
@@ -783,35 +853,44 @@ fn write_file(
     e: &Entry,
     shipped: Option<&String>,
     labels: &dyn Labeler,
+    digests: &Digests,
 ) -> Result<Action> {
     let label = labels.label_for(&e.path, libc::S_IFREG);
-    let (action, write) = file_action(host, e, shipped)?;
+    let (action, write) = file_action(host, e, shipped, digests)?;
+    // The payload's bytes, checked again as they are written (they were
+    // checked when planned; this closes the gap between).
+    let verified = || -> Result<Vec<u8>> {
+        let bytes = connector_host::root::read_capped(src, PAYLOAD_FILE_CAP)
+            .with_context(|| format!("reading {}", src.display()))?;
+        check_digest(e, hex::encode(Sha256::digest(&bytes)))?;
+        Ok(bytes)
+    };
+    let sum = e.sha256.as_deref().unwrap_or_default();
     match (action, write) {
         (Action::Updated, false) => {
             use std::os::unix::fs::MetadataExt;
             if fs::symlink_metadata(host)?.nlink() > 1 {
                 // Another name shares this inode (maybe outside the root):
                 // a new file takes our name; the other keeps its mode.
-                let bytes = fs::read(src)?;
-                atomic_write(host, &bytes, e.mode, label.as_deref())?;
+                atomic_write(host, &verified()?, e.mode, label.as_deref())?;
             } else {
                 fs::set_permissions(host, fs::Permissions::from_mode(e.mode))?;
             }
+            digests.written(&e.path, host, sum)?;
         }
         (_, false) => {}
         (Action::KeptNew, true) => {
-            let mut new_name = host.as_os_str().to_owned();
-            new_name.push(".new");
-            let bytes = fs::read(src)?;
-            atomic_write(Path::new(&new_name), &bytes, e.mode, label.as_deref())?;
+            let beside = new_beside(host);
+            atomic_write(&beside, &verified()?, e.mode, label.as_deref())?;
+            digests.written(&format!("{}.new", e.path), &beside, sum)?;
         }
         (_, true) => {
             if let Some(parent) = host.parent() {
                 fs::create_dir_all(parent)
                     .with_context(|| format!("creating {}", parent.display()))?;
             }
-            let bytes = fs::read(src)?;
-            atomic_write(host, &bytes, e.mode, label.as_deref())?;
+            atomic_write(host, &verified()?, e.mode, label.as_deref())?;
+            digests.written(&e.path, host, sum)?;
         }
     }
     Ok(action)

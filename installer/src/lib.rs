@@ -28,5 +28,6 @@ pub mod proxy;
 pub mod repair;
 pub mod selinux;
 pub mod service;
+mod stamps;
 pub mod state;
 pub mod uninstall;

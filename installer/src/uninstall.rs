@@ -132,7 +132,7 @@ pub fn run(
     for extra in install::PER_HOST_STATE
         .iter()
         .copied()
-        .chain([laydown::RECORD])
+        .chain([laydown::RECORD, crate::stamps::STAMPS])
     {
         remove_file(root, extra, &mut r, dry_run)?;
     }

@@ -147,6 +147,173 @@ fn wrong_sha256_is_refused() {
     assert_refused_and_unchanged(&f, p.path(), "sha256");
 }
 
+/// Rewrites `p` in place with `body` (the same length as before), then
+/// puts its mtime back: only its ctime says it changed.
+fn change_in_place_keeping_times(p: &Path, body: &str) {
+    let before = std::fs::metadata(p).unwrap();
+    assert_eq!(before.len(), body.len() as u64);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(p, body).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(p)
+        .unwrap()
+        .set_modified(before.modified().unwrap())
+        .unwrap();
+}
+
+#[test]
+fn a_file_changed_since_the_last_run_is_found_whatever_its_size_and_mtime_say() {
+    let f = root_with_os();
+    let p = payload("interval = 30\n");
+    laydown::laydown(&f.root(), p.path(), &NoLabels).unwrap();
+    assert!(f.host("/var/lib/connector/installed.stamps").is_file());
+    let bin = f.host("/opt/connector/bin/connectord");
+    // Same size, same mtime: a different file.
+    change_in_place_keeping_times(&bin, "#!/bin/sh\necho connectorX\n");
+    let preview = laydown::prepare(&f.root(), p.path())
+        .unwrap()
+        .preview()
+        .unwrap();
+    let d = preview
+        .iter()
+        .find(|d| d.path == "/opt/connector/bin/connectord")
+        .unwrap();
+    assert_eq!(d.action, Action::Updated, "{preview:?}");
+    laydown::laydown(&f.root(), p.path(), &NoLabels).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&bin).unwrap(),
+        "#!/bin/sh\necho connectord\n"
+    );
+    // A file replaced by another (a new inode) with the same content and
+    // times is the same file: nothing is rewritten.
+    let copy = f.host("/opt/connector/bin/.copy");
+    std::fs::copy(&bin, &copy).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&copy)
+        .unwrap()
+        .set_modified(std::fs::metadata(&bin).unwrap().modified().unwrap())
+        .unwrap();
+    std::fs::rename(&copy, &bin).unwrap();
+    let again = laydown::laydown(&f.root(), p.path(), &NoLabels).unwrap();
+    assert!(
+        again.iter().all(|d| d.action == Action::Unchanged),
+        "{again:?}"
+    );
+    // The administrator's edit of the configuration, same size and mtime:
+    // kept, the new version beside it.
+    change_in_place_keeping_times(&f.host("/etc/connector/connector.conf"), "interval = 99\n");
+    let done = laydown::laydown(&f.root(), p.path(), &NoLabels).unwrap();
+    let conf = done
+        .iter()
+        .find(|d| d.path == "/etc/connector/connector.conf")
+        .unwrap();
+    assert_eq!(conf.action, Action::KeptNew, "{done:?}");
+}
+
+#[test]
+fn only_the_payload_files_to_be_written_are_read_and_those_are_checked() {
+    let f = root_with_os();
+    let p = payload("interval = 30\n");
+    laydown::laydown(&f.root(), p.path(), &NoLabels).unwrap();
+    // A payload file that is not needed (the installed one is right) is
+    // not read: its corruption does not matter to this run.
+    let src = p.path().join("files/opt/connector/bin/connectord");
+    std::fs::write(&src, "tampered\n").unwrap();
+    let before = f.snapshot();
+    let again = laydown::laydown(&f.root(), p.path(), &NoLabels).unwrap();
+    assert!(
+        again.iter().all(|d| d.action == Action::Unchanged),
+        "{again:?}"
+    );
+    assert_eq!(f.snapshot(), before);
+    // Once it is needed, it is checked before anything is written.
+    let bin = f.host("/opt/connector/bin/connectord");
+    std::fs::write(&bin, "#!/bin/sh\necho mine\n").unwrap();
+    assert_refused_and_unchanged(&f, p.path(), "the manifest says");
+    // Another file's change does not make the corrupt one needed...
+    std::fs::write(&src, "#!/bin/sh\necho connectord\n").unwrap();
+    laydown::laydown(&f.root(), p.path(), &NoLabels).unwrap();
+    std::fs::write(&src, "tampered\n").unwrap();
+    std::fs::set_permissions(
+        f.host("/usr/lib/systemd/system/connectord.service"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let done = laydown::laydown(&f.root(), p.path(), &NoLabels).unwrap();
+    assert!(done
+        .iter()
+        .any(|d| d.path.ends_with("connectord.service") && d.action == Action::Updated));
+    // ... and a root laid down from scratch reads and checks them all.
+    let fresh = root_with_os();
+    assert_refused_and_unchanged(&fresh, p.path(), "the manifest says");
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "real-tools"),
+    ignore = "real tools: cargo test --features connector-installer/real-tools (scripts/test)"
+)]
+fn a_healthy_rerun_opens_neither_the_files_laid_down_nor_the_payload() {
+    connector_tests::require_tool("strace");
+    let f = root_with_os();
+    let p = payload("interval = 30\n");
+    let laydown_cli = |traced: Option<&Path>| {
+        let mut c = match traced {
+            Some(log) => {
+                let mut c = Command::new("strace");
+                c.args(["-f", "-qq", "-e", "trace=open,openat,openat2", "-o"])
+                    .arg(log)
+                    .arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        let out = c
+            .args(["laydown", "--no-enable", "--json", "--root"])
+            .arg(f.path())
+            .arg("--payload")
+            .arg(p.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    laydown_cli(None);
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let v = laydown_cli(Some(log.path()));
+    assert!(
+        v["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["action"] == "unchanged"),
+        "{v}"
+    );
+    let opens = std::fs::read_to_string(log.path()).unwrap();
+    let payload_files = p.path().join("files");
+    let read: Vec<&str> = opens
+        .lines()
+        .filter(|l| {
+            l.contains(&*payload_files.to_string_lossy())
+                || [
+                    "/opt/connector/bin/connectord",
+                    "/etc/connector/connector.conf",
+                ]
+                .iter()
+                .any(|x| l.contains(&*f.host(x).to_string_lossy()))
+        })
+        .collect();
+    assert!(read.is_empty(), "a healthy re-run opened: {read:#?}");
+    // The trace does see opens (the manifest, for one).
+    assert!(opens.contains("/manifest"), "{opens}");
+}
+
 #[test]
 fn an_absolute_symlink_in_the_root_is_refused() {
     let f = root_with_os();
