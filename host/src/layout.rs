@@ -31,6 +31,9 @@ pub const INSTALL_RECORD: &str = "/var/lib/connector/installed.manifest";
 /// The identity and digest of each file laid down when last seen, so that a
 /// re-run need not hash them again.
 pub const INSTALL_STAMPS: &str = "/var/lib/connector/installed.stamps";
+/// The labels the root's file contexts give the connector's paths, while
+/// those files are unchanged, so that judging labels needs no selabel.
+pub const LABEL_CACHE: &str = "/var/lib/connector/labels.cache";
 /// One installer at a time.
 pub const INSTALLER_LOCK: &str = "/var/lib/connector/installer.lock";
 /// The step journal of a running (or interrupted) install.
@@ -51,6 +54,7 @@ pub const BOOKKEEPING: &[&str] = &[
     LAST_RUN,
     MODULE_FAILURE,
     INSTALL_STAMPS,
+    LABEL_CACHE,
 ];
 
 /// Logs.
@@ -93,6 +97,7 @@ mod tests {
             AGENT_ID,
             INSTALL_RECORD,
             INSTALL_STAMPS,
+            LABEL_CACHE,
             INSTALLER_LOCK,
             JOURNAL,
             PENDING,

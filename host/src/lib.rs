@@ -5,6 +5,7 @@
 //!
 //! Read-only by design: nothing in this crate writes to a root.
 
+pub mod atomic;
 pub mod cmd;
 pub mod fault;
 pub mod headers;
@@ -16,6 +17,7 @@ pub mod name;
 pub mod os;
 pub mod pkg;
 pub mod root;
+pub mod stamp;
 pub mod status;
 pub mod time;
 pub mod vendor;

@@ -241,7 +241,24 @@ pub struct Plan {
     pub report: InstallReport,
     laydown: Option<laydown::Prepared>,
     headers: Option<headers::HeadersPlan>,
+    /// The file contexts the labels were judged by (their answers are
+    /// kept for the next run when it does not stop at the plan).
+    labels: Option<crate::labels::FileContexts>,
     facts: Facts,
+}
+
+impl Plan {
+    /// What this run learnt that makes the next one cheaper: the laid-down
+    /// files' stamps and the file contexts' answers (caches, written only
+    /// when they changed).
+    fn remember(&self) {
+        if let Some(p) = &self.laydown {
+            p.remember();
+        }
+        if let Some(fc) = &self.labels {
+            fc.save();
+        }
+    }
 }
 
 /// Gathers the facts of the root and plans from them. Read-only.
@@ -302,6 +319,7 @@ pub fn plan_from(opts: &InstallOptions, facts: Facts) -> Result<Plan> {
     // inspected is refused here.
     let sel = facts.selinux()?;
     let mut module_planned = false;
+    let mut judged_labels = None;
     if sel.module_step_needed() {
         if let Ok(store) = Store::open(root)? {
             module_planned = true;
@@ -324,7 +342,10 @@ pub fn plan_from(opts: &InstallOptions, facts: Facts) -> Result<Plan> {
         let wrong = if module_planned || laying_down {
             None
         } else {
-            crate::labels::mislabeled(root)
+            crate::labels::mislabeled(root).map(|(wrong, fc)| {
+                judged_labels = Some(fc);
+                wrong
+            })
         };
         let needed = module_planned || laying_down || wrong.as_ref().is_some_and(|w| !w.is_empty());
         let live_off = root.is_live() && live_mode() == LiveMode::Off;
@@ -458,6 +479,7 @@ pub fn plan_from(opts: &InstallOptions, facts: Facts) -> Result<Plan> {
         report,
         laydown: prepared,
         headers: (!h.is_empty()).then_some(h),
+        labels: judged_labels,
         facts,
     })
 }
@@ -541,11 +563,9 @@ pub fn run_from(
             Err(e) => anyhow::bail!("{e:#}"),
         };
     if first.report.plan.is_empty() && first.report.resumed.is_none() && !stale_pending {
-        // Nothing to do; the files' stamps are written only when they were
-        // missing or stale (a cache, not a change).
-        if let Some(p) = &first.laydown {
-            p.remember();
-        }
+        // Nothing to do; the caches are written only when they were
+        // missing or stale.
+        first.remember();
         let mut report = first.report;
         report.elapsed_ms = start.elapsed().as_millis() as u64;
         return Ok(report);
@@ -558,6 +578,7 @@ pub fn run_from(
         mut report,
         laydown: prepared,
         headers: mut headers_plan,
+        labels: judged_labels,
         facts,
     } = if lock.previous == first.facts.generation {
         first
@@ -582,6 +603,9 @@ pub fn run_from(
     if report.plan.is_empty() {
         if let Some(p) = &prepared {
             p.remember();
+        }
+        if let Some(fc) = &judged_labels {
+            fc.save();
         }
         if report.resumed.is_some() {
             Journal::start(&opts.root, &[])?.finish()?;
@@ -639,6 +663,13 @@ pub fn run_from(
     }
     if let Some(p) = &prepared {
         p.remember();
+    }
+    // The labels step keeps the answers of the file contexts it used (the
+    // module may have changed them); otherwise the plan's are kept.
+    if !steps.iter().any(|s| s.step == StepKind::Labels) {
+        if let Some(fc) = &judged_labels {
+            fc.save();
+        }
     }
     if !failed {
         journal.finish()?;

@@ -29,13 +29,13 @@ impl Labeler for FileContexts {
 }
 
 /// Paths among the connector's whose SELinux label is not what the root's
-/// file contexts say; `None` when that cannot be told.
-pub fn mislabeled(root: &Root) -> Option<Vec<String>> {
+/// file contexts say, with the file contexts that said so (their answers
+/// are kept by [`FileContexts::save`]); `None` when that cannot be told.
+pub fn mislabeled(root: &Root) -> Option<(Vec<String>, FileContexts)> {
     let fc = FileContexts::open(root).ok()??;
-    Some(
-        connector_policy::labels::mislabeled(root, &fc)
-            .into_iter()
-            .map(|m| m.path)
-            .collect(),
-    )
+    let wrong = connector_policy::labels::mislabeled(root, &fc)
+        .into_iter()
+        .map(|m| m.path)
+        .collect();
+    Some((wrong, fc))
 }

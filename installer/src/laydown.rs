@@ -26,8 +26,8 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -236,6 +236,7 @@ const RESERVED: &[&str] = &[
     layout::LAST_RUN,
     layout::MODULE_FAILURE,
     layout::INSTALL_STAMPS,
+    layout::LABEL_CACHE,
 ];
 
 enum Allowed {
@@ -896,43 +897,20 @@ fn write_file(
     Ok(action)
 }
 
-/// Temporary file in the same directory, mode and label set on the
-/// descriptor before anything is visible, fsync, rename, fsync directory.
+/// [`connector_host::atomic::write`], the label set on the descriptor
+/// before anything is in the file.
 pub(crate) fn atomic_write(
     dest: &Path,
     bytes: &[u8],
     mode: u32,
     label: Option<&str>,
 ) -> Result<()> {
-    let dir = dest.parent().context("destination has no parent")?;
-    let name = dest
-        .file_name()
-        .context("destination has no name")?
-        .to_string_lossy();
-    let tmp = dir.join(format!(".{name}.connector-tmp.{}", std::process::id()));
-    let result = (|| -> Result<()> {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
-        if let Some(l) = label {
-            set_label(&f, l).with_context(|| format!("labeling {} {l}", dest.display()))?;
-        }
-        f.write_all(bytes)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-        f.sync_all()
-            .with_context(|| format!("syncing {}", tmp.display()))?;
-        fs::rename(&tmp, dest).with_context(|| format!("renaming into {}", dest.display()))?;
-        fs::File::open(dir)?.sync_all()?;
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    let set_label = |f: &fs::File| match label {
+        Some(l) => set_label(f, l).map_err(|e| io::Error::other(format!("labeling {l}: {e}"))),
+        None => Ok(()),
+    };
+    connector_host::atomic::write(dest, bytes, mode, Some(&set_label))?;
+    Ok(())
 }
 
 /// Directories the connector owns; system directories on the way to them

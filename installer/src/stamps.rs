@@ -20,11 +20,11 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use connector_host::layout;
 use connector_host::root::Root;
+use connector_host::stamp::{self, Stamp as Key};
 use sha2::{Digest, Sha256};
 
 /// Where the stamps live.
@@ -34,30 +34,8 @@ const HEADER: &str = "# connector install stamps 1";
 /// few dozen files; a line is under 200 bytes).
 const CAP: u64 = 1024 * 1024;
 
-/// A file's identity: what changes whenever its content may have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Key {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime_ns: i128,
-    ctime_ns: i128,
-}
-
-impl Key {
-    fn of(m: &fs::Metadata) -> Key {
-        Key {
-            dev: m.dev(),
-            ino: m.ino(),
-            size: m.size(),
-            mtime_ns: m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
-            ctime_ns: m.ctime() as i128 * 1_000_000_000 + m.ctime_nsec() as i128,
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Stamp {
+struct Known {
     key: Key,
     sha256: String,
 }
@@ -67,7 +45,7 @@ struct Stamp {
 #[derive(Debug, Default)]
 pub struct Digests {
     /// By path inside the root.
-    known: RefCell<BTreeMap<String, Stamp>>,
+    known: RefCell<BTreeMap<String, Known>>,
     /// The stamps file's mtime: stamps with a ctime at or after it are not
     /// trusted.
     written_ns: i128,
@@ -109,7 +87,7 @@ impl Digests {
         if let Ok(m) = fs::symlink_metadata(host) {
             let key = Key::of(&m);
             if let Some(s) = self.known.borrow().get(path).filter(|s| s.key == key) {
-                if key.ctime_ns < self.written_ns {
+                if key.settled_before(self.written_ns) {
                     return Ok(s.sha256.clone());
                 }
                 *self.racy.borrow_mut() = true;
@@ -122,7 +100,7 @@ impl Digests {
         let sha256 = sha256_reader(&mut f)?;
         self.known.borrow_mut().insert(
             path.to_string(),
-            Stamp {
+            Known {
                 key,
                 sha256: sha256.clone(),
             },
@@ -136,7 +114,7 @@ impl Digests {
         let key = Key::of(&fs::symlink_metadata(host)?);
         self.known.borrow_mut().insert(
             path.to_string(),
-            Stamp {
+            Known {
                 key,
                 sha256: sha256.to_string(),
             },
@@ -176,22 +154,14 @@ impl Digests {
         for p in paths {
             if let Some(s) = known.get(*p) {
                 let k = s.key;
-                text.push_str(&format!(
-                    "{} {} {} {} {} {} {p}\n",
-                    k.dev, k.ino, k.size, k.mtime_ns, k.ctime_ns, s.sha256
-                ));
+                text.push_str(&format!("{} {} {p}\n", k.to_words(), s.sha256));
                 newest = newest.max(k.ctime_ns);
             }
         }
         if *self.read.borrow() == text && !*self.racy.borrow() {
             return;
         }
-        for _ in 0..100 {
-            if coarse_now_ns() > newest {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+        stamp::wait_past(newest);
         // Bookkeeping (`layout::BOOKKEEPING`): its label does not matter.
         // A cache: a run that cannot write it only costs the next one a hash.
         match crate::laydown::atomic_write(host, text.as_bytes(), 0o600, None) {
@@ -204,10 +174,9 @@ impl Digests {
     }
 }
 
-fn parse_line(l: &str) -> Option<(String, Stamp)> {
+fn parse_line(l: &str) -> Option<(String, Known)> {
     let mut w = l.splitn(7, ' ');
-    let mut num = || w.next()?.parse::<i128>().ok();
-    let (dev, ino, size, mtime_ns, ctime_ns) = (num()?, num()?, num()?, num()?, num()?);
+    let key = Key::from_words(&mut w)?;
     let sha256 = w.next()?;
     let path = w.next()?;
     if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -215,25 +184,11 @@ fn parse_line(l: &str) -> Option<(String, Stamp)> {
     }
     Some((
         path.to_string(),
-        Stamp {
-            key: Key {
-                dev: dev.try_into().ok()?,
-                ino: ino.try_into().ok()?,
-                size: size.try_into().ok()?,
-                mtime_ns,
-                ctime_ns,
-            },
+        Known {
+            key,
             sha256: sha256.to_string(),
         },
     ))
-}
-
-/// The time the kernel stamps files with (its coarse clock).
-fn coarse_now_ns() -> i128 {
-    // SAFETY: a zeroed timespec is valid; the clock id is a constant.
-    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
-    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
-    ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
 }
 
 /// SHA-256 of everything `r` yields, hex.

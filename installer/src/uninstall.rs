@@ -129,11 +129,11 @@ pub fn run(
             _ => remove_file(root, &e.path, &mut r, dry_run)?,
         }
     }
-    for extra in install::PER_HOST_STATE
-        .iter()
-        .copied()
-        .chain([laydown::RECORD, crate::stamps::STAMPS])
-    {
+    for extra in install::PER_HOST_STATE.iter().copied().chain([
+        laydown::RECORD,
+        crate::stamps::STAMPS,
+        connector_host::layout::LABEL_CACHE,
+    ]) {
         remove_file(root, extra, &mut r, dry_run)?;
     }
     if dry_run {

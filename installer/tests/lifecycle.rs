@@ -192,9 +192,10 @@ const PM_NOISE: &[&str] = &[
     "var/lib/connector/installer.lock",
     // When the last run finished (checked apart below).
     "var/lib/connector/last-run.json",
-    // Inode numbers and times of this tree's files: a cache, never the
+    // Inode numbers and times of this tree's files: caches, never the
     // same in two trees.
     "var/lib/connector/installed.stamps",
+    "var/lib/connector/labels.cache",
 ];
 
 #[test]

@@ -9,22 +9,56 @@
 //! installer's own bookkeeping below them (its lock, journal, last-run
 //! record) is read by nothing confined and is not judged.
 
+use std::cell::{OnceCell, RefCell};
+use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::fs;
-use std::io;
+use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use connector_host::stamp::Stamp;
 use connector_host::{layout, Root};
 use selinux::SecurityContext;
 
 use crate::{read_config, ConfigMode, PolicyError};
 
 /// The labels of `ROOT/etc/selinux/TYPE/contexts/files/file_contexts`,
-/// looked up through libselinux's selabel.
+/// looked up through libselinux's selabel, remembered in
+/// [`layout::LABEL_CACHE`] for as long as the file contexts are unchanged.
+///
+/// Opening the policy's file contexts costs libselinux 5-12 ms (thousands
+/// of regular expressions); a healthy re-run asks about the same few dozen
+/// paths each time. So every answer is kept with the identity
+/// ([`Stamp`]) of each `file_contexts*` file libselinux reads (the
+/// specifications, `.bin`, `.local`, `.homedirs`, substitutions); while
+/// every one is unchanged (and older than the cache, see
+/// `connector_host::stamp`), an answer is the cache's and selabel is not
+/// opened at all. Any change of any of them, or an unknown path, opens it.
 pub struct FileContexts {
-    handle: selinux::label::Labeler<selinux::label::back_end::File>,
+    /// The host path of `file_contexts`.
+    path: CString,
+    /// Opened on the first question the cache cannot answer.
+    handle: OnceCell<Option<selinux::label::Labeler<selinux::label::back_end::File>>>,
+    /// Answers by (path inside the root, file type).
+    known: RefCell<Answers>,
+    /// One line per `file_contexts*` file: its identity and name.
+    sources: String,
+    /// The newest ctime among them.
+    newest: i128,
+    /// Where the cache lives (host path), when the state directory exists.
+    cache: Option<PathBuf>,
+    /// The cache's text as read, to write only what changed.
+    read: String,
 }
+
+/// The file contexts' answers: by (path inside the root, file type), the
+/// label (`None`: none given).
+type Answers = BTreeMap<(String, u32), Option<String>>;
+
+const CACHE_HEADER: &str = "# connector label cache 1";
+/// The largest cache read (a line per path; the connector has dozens).
+const CACHE_CAP: u64 = 1024 * 1024;
 
 impl FileContexts {
     /// Opens the root's file contexts; `Ok(None)` without SELinux in the
@@ -49,22 +83,164 @@ impl FileContexts {
         connector_host::root::open_regular(&fc).map_err(|e| broken(e.to_string()))?;
         let path =
             CString::new(fc.as_os_str().as_encoded_bytes()).map_err(|e| broken(e.to_string()))?;
+        let (sources, newest) = sources_of(&fc);
+        let cache = root
+            .resolve_optional(layout::STATE_DIR)
+            .ok()
+            .flatten()
+            .map(|d| {
+                d.join(
+                    Path::new(layout::LABEL_CACHE)
+                        .file_name()
+                        .unwrap_or_default(),
+                )
+            });
+        let (known, read) = cache
+            .as_deref()
+            .and_then(|c| read_cache(c, &sources))
+            .unwrap_or_default();
+        let me = FileContexts {
+            path,
+            handle: OnceCell::new(),
+            known: RefCell::new(known),
+            sources,
+            newest,
+            cache,
+            read,
+        };
+        if me.read.is_empty() {
+            // No answers to give from the cache: opened now, so that a
+            // file_contexts libselinux cannot read is refused here.
+            me.handle
+                .set(Some(me.open_handle().map_err(|e| {
+                    broken(format!("libselinux cannot read it: {e}"))
+                })?))
+                .ok();
+        }
+        Ok(Some(me))
+    }
+
+    fn open_handle(
+        &self,
+    ) -> Result<selinux::label::Labeler<selinux::label::back_end::File>, selinux::errors::Error>
+    {
         // SELABEL_OPT_PATH = 3; no SELABEL_OPT_VALIDATE, so libselinux does
         // not spend its time checking the policy's specs for duplicates.
-        let opts = [(3 as libc::c_int, path.as_ptr() as *const libc::c_void)];
-        let handle = selinux::label::Labeler::new(&opts, true)
-            .map_err(|e| broken(format!("libselinux cannot read it: {e}")))?;
-        Ok(Some(FileContexts { handle }))
+        let opts = [(3 as libc::c_int, self.path.as_ptr() as *const libc::c_void)];
+        selinux::label::Labeler::new(&opts, true)
     }
 
     /// The raw label for `path` (inside the root) of file type `mode`
     /// (`S_IFMT` bits); `None` when the file contexts give none
     /// (`<<none>>`, or no entry).
     pub fn label_for(&self, path: &str, mode: u32) -> Option<String> {
-        let key = CString::new(path).ok()?;
-        let ctx = self.handle.look_up(&key, mode as libc::c_int).ok()?;
-        Some(text_of(&ctx))
+        let key = (path.to_string(), mode);
+        if let Some(answer) = self.known.borrow().get(&key) {
+            return answer.clone();
+        }
+        let handle = self.handle.get_or_init(|| {
+            self.open_handle()
+                .map_err(|e| {
+                    log::warn!(
+                        "{}: libselinux cannot read it: {e}",
+                        self.path.to_string_lossy()
+                    )
+                })
+                .ok()
+        });
+        let answer = handle.as_ref().and_then(|h| {
+            let c = CString::new(path).ok()?;
+            Some(text_of(&h.look_up(&c, mode as libc::c_int).ok()?))
+        });
+        if handle.is_some() && !path.contains('\n') {
+            self.known.borrow_mut().insert(key, answer.clone());
+        }
+        answer
     }
+
+    /// Writes the answers to the cache when they are not what it held
+    /// (best effort: a cache that cannot be written costs the next run a
+    /// selabel open). Nothing is written on a run that asked only what the
+    /// cache knew, or when the root has no state directory.
+    pub fn save(&self) {
+        let Some(cache) = &self.cache else { return };
+        // Labeled like everything the installer writes (asked first: the
+        // answer is kept too).
+        let label = self.label_for(layout::LABEL_CACHE, libc::S_IFREG);
+        let mut text = format!("{CACHE_HEADER}\n{}", self.sources);
+        for ((path, mode), label) in self.known.borrow().iter() {
+            let label = label.as_deref().unwrap_or("-");
+            text.push_str(&format!("{mode:o} {label} {path}\n"));
+        }
+        if text == self.read {
+            return;
+        }
+        connector_host::stamp::wait_past(self.newest);
+        let set_label = |f: &fs::File| match &label {
+            Some(l) => set_on_file(f, l),
+            None => Ok(()),
+        };
+        if let Err(e) =
+            connector_host::atomic::write(cache, text.as_bytes(), 0o600, Some(&set_label))
+        {
+            log::debug!("not remembering the file contexts' answers: {e}");
+        }
+    }
+}
+
+/// The identity of every `file_contexts*` file beside `fc` (all libselinux
+/// may read for it), one `src STAMP NAME` line each, sorted; and the newest
+/// ctime among them.
+fn sources_of(fc: &Path) -> (String, i128) {
+    let (mut lines, mut newest) = (Vec::new(), i128::MIN);
+    let dir = fc.parent().unwrap_or(Path::new("/"));
+    let base = fc
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with(&base) || name.contains(char::is_whitespace) {
+            continue;
+        }
+        if let Ok(m) = fs::symlink_metadata(entry.path()) {
+            let s = Stamp::of(&m);
+            newest = newest.max(s.ctime_ns);
+            lines.push(format!("src {} {name}\n", s.to_words()));
+        }
+    }
+    lines.sort();
+    (lines.concat(), newest)
+}
+
+/// The cache's answers when it was written for exactly `sources` (and
+/// after every one of them last changed), with its text.
+fn read_cache(cache: &Path, sources: &str) -> Option<(Answers, String)> {
+    let f = connector_host::root::open_regular(cache).ok()?;
+    let written = Stamp::of(&f.metadata().ok()?).mtime_ns;
+    let mut text = String::new();
+    f.take(CACHE_CAP).read_to_string(&mut text).ok()?;
+    let body = text.strip_prefix(CACHE_HEADER)?.strip_prefix('\n')?;
+    let answers = body.strip_prefix(sources)?;
+    let settled = sources.lines().all(|l| {
+        Stamp::from_words(&mut l.split(' ').skip(1)).is_some_and(|s| s.settled_before(written))
+    });
+    if !settled {
+        return None;
+    }
+    let mut known = BTreeMap::new();
+    for line in answers.lines() {
+        let mut w = line.splitn(3, ' ');
+        let mode = u32::from_str_radix(w.next()?, 8).ok()?;
+        let label = w.next()?;
+        let path = w.next()?;
+        known.insert(
+            (path.to_string(), mode),
+            (label != "-").then(|| label.to_string()),
+        );
+    }
+    Some((known, text))
 }
 
 fn text_of(ctx: &SecurityContext<'_>) -> String {

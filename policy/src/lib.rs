@@ -796,7 +796,9 @@ impl Store {
             return Ok(Vec::new());
         };
         let wrong = labels::mislabeled(&self.root, &fc);
-        labels::fix(&wrong)
+        let fixed = labels::fix(&wrong)?;
+        fc.save();
+        Ok(fixed)
     }
 }
 

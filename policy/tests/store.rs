@@ -302,6 +302,56 @@ fn assert_file_contexts(f: &Fixture, ty: &str) {
     }
 }
 
+/// The answers in `cache` are given while the file contexts are unchanged
+/// (a planted one is believed: selabel was not asked), and not once any
+/// file_contexts file changed or the cache is as new as they are.
+fn assert_label_cache(f: &Fixture, cache: &Path, exec_label: &str) {
+    use connector_policy::labels::FileContexts;
+    let root = connector_host::Root::new(f.path()).unwrap();
+    let ask = || {
+        FileContexts::open(&root)
+            .unwrap()
+            .unwrap()
+            .label_for("/opt/connector/bin/connectord", libc::S_IFREG)
+    };
+    let text = std::fs::read_to_string(cache).unwrap();
+    let line = format!("100000 {exec_label} /opt/connector/bin/connectord\n");
+    assert!(text.contains(&line), "{text}");
+    let plant = |mtime: std::time::SystemTime| {
+        let planted = text.replace(
+            &line,
+            "100000 system_u:object_r:planted_t:s0 /opt/connector/bin/connectord\n",
+        );
+        std::fs::write(cache, planted).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(cache)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+    };
+    let written = std::fs::metadata(cache).unwrap().modified().unwrap();
+    plant(written);
+    assert_eq!(ask().as_deref(), Some("system_u:object_r:planted_t:s0"));
+    // As new as the file contexts: not trusted.
+    plant(std::time::SystemTime::UNIX_EPOCH);
+    assert_eq!(ask().as_deref(), Some(exec_label));
+    // An administrator's file_contexts.local appears: not trusted.
+    plant(written);
+    let local = f.host("/etc/selinux/default/contexts/files/file_contexts.local");
+    let had = std::fs::read(&local).ok();
+    std::fs::write(&local, had.clone().unwrap_or_default()).unwrap();
+    assert_eq!(ask().as_deref(), Some(exec_label));
+    match had {
+        Some(b) => std::fs::write(&local, b).unwrap(),
+        None => std::fs::remove_file(&local).unwrap(),
+    }
+    // The true answers back, for what follows.
+    connector_host::stamp::wait_past(connector_host::stamp::coarse_now_ns());
+    std::fs::write(cache, &text).unwrap();
+    assert_eq!(ask().as_deref(), Some(exec_label));
+}
+
 fn open(f: &Fixture) -> Store {
     Store::open(&Root::new(f.path()).unwrap())
         .unwrap()
@@ -378,8 +428,16 @@ fn default_store_install_verify_rerun_remove() {
         "setfiles disagrees: {said}"
     );
 
-    // Again: all right, nothing written.
+    // Again: all right, nothing written (the file contexts' answers kept
+    // by the first run, not written again).
+    let cache = f.host("/var/lib/connector/labels.cache");
+    let kept = connector_tests::stamps(f.path());
     assert_eq!(store.relabel().unwrap(), Vec::<String>::new());
+    assert_eq!(
+        connector_tests::changed(&kept, &connector_tests::stamps(f.path())),
+        Vec::<PathBuf>::new()
+    );
+    assert_label_cache(&f, &cache, &label);
     // One label gone wrong (the type, then only the user): only it is fixed.
     for wrong in [
         label.replace(":connectord_exec_t:", ":var_lib_t:"),

@@ -1,0 +1,89 @@
+//! The workspace's one way to replace a file: a temporary file beside it
+//! (created exclusively, mode 0600), prepared on its descriptor (a label)
+//! before anything is in it, the content, the mode, fsync, rename over the
+//! destination, fsync of the directory. A reader sees the old file or the
+//! new one, never part of one; a crash leaves at most the temporary file
+//! (named `.NAME.connector-tmp.PID`, which a resumed install removes).
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// What [`write`] does to the new file's descriptor before its content:
+/// set its SELinux label, say.
+pub type Prepare<'a> = &'a dyn Fn(&fs::File) -> io::Result<()>;
+
+/// The temporary name [`write`] uses for `dest`.
+pub fn temporary_for(dest: &Path) -> Option<PathBuf> {
+    let name = dest.file_name()?.to_string_lossy();
+    Some(dest.with_file_name(format!(".{name}.connector-tmp.{}", std::process::id())))
+}
+
+/// Replaces `dest` with `bytes`, mode `mode`; `prepare` runs on the new
+/// file's descriptor while it is still empty and unnamed to readers.
+/// Errors name the file and the step.
+pub fn write(dest: &Path, bytes: &[u8], mode: u32, prepare: Option<Prepare<'_>>) -> io::Result<()> {
+    let step = |what: &str, p: &Path, e: io::Error| {
+        io::Error::new(e.kind(), format!("{what} {}: {e}", p.display()))
+    };
+    let dir = dest
+        .parent()
+        .ok_or_else(|| io::Error::other(format!("{}: no parent", dest.display())))?;
+    let tmp = temporary_for(dest)
+        .ok_or_else(|| io::Error::other(format!("{}: no file name", dest.display())))?;
+    let result = (|| {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| step("creating", &tmp, e))?;
+        if let Some(prepare) = prepare {
+            prepare(&f).map_err(|e| step("preparing", dest, e))?;
+        }
+        f.write_all(bytes).map_err(|e| step("writing", &tmp, e))?;
+        f.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(|e| step("setting the mode of", &tmp, e))?;
+        f.sync_all().map_err(|e| step("syncing", &tmp, e))?;
+        fs::rename(&tmp, dest).map_err(|e| step("renaming into", dest, e))?;
+        fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| step("syncing", dir, e))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_whole_with_mode_and_leaves_nothing_on_failure() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("f");
+        fs::write(&p, "old").unwrap();
+        let seen = std::cell::Cell::new(false);
+        let prepare = |f: &fs::File| {
+            assert_eq!(f.metadata()?.len(), 0, "prepared before any content");
+            seen.set(true);
+            Ok(())
+        };
+        write(&p, b"new", 0o640, Some(&prepare)).unwrap();
+        assert!(seen.get());
+        assert_eq!(fs::read_to_string(&p).unwrap(), "new");
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o7777,
+            0o640
+        );
+        // A failing preparation: the old file stays, no temporary is left.
+        let fail = |_: &fs::File| Err(io::Error::other("no label"));
+        let e = write(&p, b"newer", 0o644, Some(&fail)).unwrap_err();
+        assert!(e.to_string().contains("preparing"), "{e}");
+        assert_eq!(fs::read_to_string(&p).unwrap(), "new");
+        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+}
