@@ -289,6 +289,19 @@ impl PackageBackend for DebBackend {
         Vec::new()
     }
 
+    /// `status` (rewritten by every dpkg run), the `updates` journal and
+    /// the `info` directory (a package's file list comes and goes by
+    /// rename there).
+    fn database_files(&self) -> Vec<PathBuf> {
+        match self.database() {
+            Ok(Some(dir)) => ["status", "updates", "info"]
+                .iter()
+                .map(|n| dir.join(n))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     fn kernel_owners(&self, kernels: &[KernelFiles]) -> Result<Option<Owners>, BackendError> {
         let Some(admindir) = self.database()? else {
             return Ok(None);

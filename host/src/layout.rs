@@ -34,6 +34,9 @@ pub const INSTALL_STAMPS: &str = "/var/lib/connector/installed.stamps";
 /// The labels the root's file contexts give the connector's paths, while
 /// those files are unchanged, so that judging labels needs no selabel.
 pub const LABEL_CACHE: &str = "/var/lib/connector/labels.cache";
+/// The package database's last answer about the kernels' owners, while the
+/// database is unchanged, so that a diagnosis runs no package tool.
+pub const DATABASE_CACHE: &str = "/var/lib/connector/database.cache";
 /// One installer at a time.
 pub const INSTALLER_LOCK: &str = "/var/lib/connector/installer.lock";
 /// The step journal of a running (or interrupted) install.
@@ -55,6 +58,7 @@ pub const BOOKKEEPING: &[&str] = &[
     MODULE_FAILURE,
     INSTALL_STAMPS,
     LABEL_CACHE,
+    DATABASE_CACHE,
 ];
 
 /// Logs.
@@ -98,6 +102,7 @@ mod tests {
             INSTALL_RECORD,
             INSTALL_STAMPS,
             LABEL_CACHE,
+            DATABASE_CACHE,
             INSTALLER_LOCK,
             JOURNAL,
             PENDING,

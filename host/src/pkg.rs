@@ -41,7 +41,7 @@ pub enum DbQuery {
 
 /// The package that owns a kernel's files, and the header package its
 /// name and version say belong to it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct KernelOwner {
     /// `kernel6.12`, `kernel-uek-core`, `linux-image-unsigned-6.8.0-1012-aws`.
     pub package: String,
@@ -83,7 +83,7 @@ impl KernelFiles {
 }
 
 /// The package database's word on kernels' files, from one query.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Owners {
     /// Per release: the package that owns the kernel's files (kernels no
     /// package owns are left out).
@@ -213,4 +213,12 @@ pub trait PackageBackend: Sync {
     /// Which package owns each kernel's files and each header tree, in one
     /// query: `None` when the root has no database of this family.
     fn kernel_owners(&self, kernels: &[KernelFiles]) -> Result<Option<Owners>, BackendError>;
+
+    /// The files (host paths) whose identities vouch for the database's
+    /// content: every transaction changes at least one of them (their
+    /// [`crate::stamp::Stamp`]s), and a query changes none that matters.
+    /// Empty: answers are never remembered.
+    fn database_files(&self) -> Vec<PathBuf> {
+        Vec::new()
+    }
 }

@@ -39,21 +39,24 @@ fn main() {
     hook_rpm(&installer, bins.path(), runs);
 }
 
+/// Every tool that changes packages or policy.
+const SHIMMED: &[&str] = &[
+    "dnf",
+    "yum",
+    "rpm",
+    "apt-get",
+    "dpkg",
+    "semodule",
+    "load_policy",
+    "setfiles",
+];
+
 /// Shims for every tool that changes packages or policy: each logs its
 /// command line, then runs the real tool.
 fn shims() -> (tempfile::TempDir, PathBuf) {
     let d = tempfile::tempdir().unwrap();
     let log = d.path().join("calls.log");
-    for tool in [
-        "dnf",
-        "yum",
-        "rpm",
-        "apt-get",
-        "dpkg",
-        "semodule",
-        "load_policy",
-        "setfiles",
-    ] {
+    for tool in SHIMMED {
         let Some(real) = which(tool) else { continue };
         let shim = d.path().join(tool);
         std::fs::write(
@@ -191,7 +194,13 @@ fn rerun(installer: &Path, bins: &Path, runs: usize) {
         })
         .count();
     let rebuilds = calls.lines().filter(|l| l.starts_with("semodule ")).count();
-    let queries = calls.lines().count() - transactions - rebuilds;
+    // One line per call (a query's --qf format may hold a newline: its
+    // continuation lines start with no tool's name).
+    let all_calls = calls
+        .lines()
+        .filter(|l| SHIMMED.iter().any(|t| l.starts_with(&format!("{t} "))))
+        .count();
+    let queries = all_calls - transactions - rebuilds;
     let after = f.snapshot();
     let rewritten = after
         .iter()

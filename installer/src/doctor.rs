@@ -150,7 +150,7 @@ pub fn faults(facts: &Facts) -> Vec<Fault> {
         .filter(|k| k.probe == Probe::Ebpf && !k.headers.present)
         .map(|k| fault_11(k, &facts.os, facts.backend.as_deref()))
         .collect();
-    if let Ok(s) = &facts.selinux {
+    if let Ok(s) = facts.selinux_state() {
         let kernel = facts.running().unwrap_or("all");
         faults.extend(selinux_faults(s, &facts.root, kernel));
     }
@@ -193,7 +193,7 @@ pub fn report(facts: &Facts) -> Report {
     btf_note(&facts.kernels, &mut notes);
     kernel_notes(&facts.inventory, &facts.kernels, &mut notes);
     let faults = faults(facts);
-    if let Err(e) = &facts.selinux {
+    if let Err(e) = facts.selinux_state() {
         notes.push(Note {
             kind: NoteKind::Selinux,
             kernel: None,
@@ -267,7 +267,7 @@ pub fn report(facts: &Facts) -> Report {
         kernels: facts.kernels.clone(),
         faults,
         notes,
-        selinux: facts.selinux.as_ref().ok().cloned(),
+        selinux: facts.selinux_state().as_ref().ok().cloned(),
         connector_status,
         last_run,
         healthy,

@@ -24,6 +24,7 @@ use serde::Serialize;
 use crate::archive::ArchiveConfig;
 use crate::backend;
 use crate::selinux::{self, SelinuxReport};
+use std::cell::OnceCell;
 
 /// Everything the stages after this one know about a root.
 pub struct Facts {
@@ -38,8 +39,10 @@ pub struct Facts {
     pub backend: Option<Box<dyn PackageBackend>>,
     /// What the package database said beyond yes and no.
     pub database: Vec<DatabaseObservation>,
-    /// SELinux: configuration, module, rights, denials (docs/selinux.md).
-    pub selinux: Result<SelinuxReport>,
+    /// SELinux: configuration, module, rights, denials (docs/selinux.md):
+    /// looked at when first asked ([`Facts::selinux_state`]), once; the
+    /// stages that never ask (`headers`) never read a policy.
+    selinux: OnceCell<Result<SelinuxReport>>,
     /// The connector's own published state.
     pub connector: Result<Option<Status>, StatusError>,
     /// Work a package hook deferred (the pending record).
@@ -52,6 +55,9 @@ pub struct Facts {
     /// from these facts stands only while no installer has taken the lock
     /// since (state.rs).
     pub generation: Option<u64>,
+    /// The package database's answers when it was asked (not kept from
+    /// before), to keep for the next run.
+    fresh_owners: Option<crate::dbcache::Answer>,
     asked: Asked,
 }
 
@@ -132,16 +138,17 @@ impl Facts {
             .collect();
         let backend = backend_for(&os, root);
         let mut database = Vec::new();
-        if let Some(b) = &backend {
-            ask_database(b.as_ref(), &mut kernels, &mut database);
-        }
+        let fresh_owners = backend
+            .as_ref()
+            .and_then(|b| ask_database(root, b.as_ref(), &mut kernels, &mut database, true));
         Ok(Facts {
-            selinux: selinux::status(root),
+            selinux: OnceCell::new(),
             connector: status::read(root),
             pending: crate::state::pending(root),
             archives: ArchiveConfig::load(root, None),
             last_run: crate::audit::last_run(root),
             generation,
+            fresh_owners,
             asked: Asked {
                 running: running.map(String::from),
                 only: only.map(String::from),
@@ -156,6 +163,40 @@ impl Facts {
         })
     }
 
+    /// Keeps what the package database answered, for the next run while
+    /// the database is unchanged (`dbcache`). Only the commands that act
+    /// call this; `doctor` writes nothing.
+    pub fn remember(&self) {
+        if let Some(answer) = &self.fresh_owners {
+            crate::dbcache::keep(&self.root, answer);
+        }
+    }
+
+    /// After this run changed the database (a headers transaction): asks
+    /// it again the question the next run will ask (the kernels' files and
+    /// the header trees now on disk) and keeps that answer, so that the
+    /// next run, and doctor, ask nothing. One query, no diagnosis.
+    pub fn remember_anew(&self) {
+        let Some(backend) = &self.backend else { return };
+        if backend.database_files().is_empty() {
+            // Nothing would vouch for the answer: not asked.
+            return;
+        }
+        let mut kernels = self.kernels.clone();
+        for k in &mut kernels {
+            let on_disk = headers::check(&self.root, &k.release);
+            k.headers.present = on_disk.present;
+            k.headers.path = on_disk.path;
+            k.headers.rejected = on_disk.rejected;
+        }
+        let mut seen = Vec::new();
+        if let Some(answer) =
+            ask_database(&self.root, backend.as_ref(), &mut kernels, &mut seen, false)
+        {
+            crate::dbcache::keep(&self.root, &answer);
+        }
+    }
+
     /// The OS is one the connector supports.
     pub fn supported(&self) -> bool {
         self.os.support() == Support::Supported
@@ -166,10 +207,16 @@ impl Facts {
         self.inventory.running.as_deref()
     }
 
+    /// The SELinux state, or why it could not be inspected: looked at on
+    /// the first call.
+    pub fn selinux_state(&self) -> &Result<SelinuxReport> {
+        self.selinux.get_or_init(|| selinux::status(&self.root))
+    }
+
     /// The SELinux state, or the reason it could not be inspected as an
     /// error (for the stages that must not act without it).
     pub fn selinux(&self) -> Result<&SelinuxReport> {
-        self.selinux
+        self.selinux_state()
             .as_ref()
             .map_err(|e| anyhow::anyhow!("SELinux could not be inspected: {e:#}"))
     }
@@ -337,10 +384,12 @@ fn apply_answer(
 /// query cannot vouch for (no tree on disk, a tree some other package
 /// owns) are asked about by name, in a second query.
 fn ask_database(
+    root: &Root,
     backend: &dyn PackageBackend,
     kernels: &mut [KernelFacts],
     seen: &mut Vec<DatabaseObservation>,
-) {
+    use_kept: bool,
+) -> Option<crate::dbcache::Answer> {
     let files: Vec<KernelFiles> = kernels
         .iter()
         .filter(|k| k.headers.required)
@@ -349,16 +398,37 @@ fn ask_database(
             KernelFiles::of(&k.release, tree)
         })
         .collect();
-    let owners = if files.is_empty() {
-        Ok(None)
-    } else {
-        backend.kernel_owners(&files)
+    if files.is_empty() {
+        return None;
+    }
+    // The answer kept from the last time, when the database and the
+    // question are the same; else asked (and offered for keeping).
+    let asked = crate::dbcache::Asked::now(root, backend, &files);
+    let kept = asked
+        .as_ref()
+        .filter(|_| use_kept)
+        .and_then(|a| crate::dbcache::answer(root, a));
+    let mut answer = match (&asked, kept) {
+        (_, Some(k)) => Some(k),
+        (Some(a), None) => match backend.kernel_owners(&files) {
+            Ok(Some(o)) => Some(crate::dbcache::Answer::fresh(a.clone(), o)),
+            other => {
+                apply_owners(other, kernels, seen);
+                None
+            }
+        },
+        (None, None) => {
+            apply_owners(backend.kernel_owners(&files), kernels, seen);
+            None
+        }
     };
-    let trees = match &owners {
-        Ok(Some(o)) => o.header_owners.clone(),
-        _ => Default::default(),
+    let trees = match &answer {
+        Some(a) => {
+            apply_owners(Ok(Some(a.owners.clone())), kernels, seen);
+            a.owners.header_owners.clone()
+        }
+        None => Default::default(),
     };
-    apply_owners(owners, kernels, seen);
     let mut unanswered = Vec::new();
     for k in kernels.iter_mut().filter(|k| k.headers.required) {
         let Some(p) = &k.headers.package else {
@@ -372,8 +442,19 @@ fn ask_database(
         }
     }
     if !unanswered.is_empty() {
-        apply_answer(backend.query_installed(&unanswered), kernels, seen);
+        let known = answer.as_ref().and_then(|a| a.installed_of(&unanswered));
+        match known {
+            Some(map) => apply_answer(Ok(DbQuery::Answer(map)), kernels, seen),
+            None => {
+                let got = backend.query_installed(&unanswered);
+                if let (Some(a), Ok(DbQuery::Answer(map))) = (answer.as_mut(), &got) {
+                    a.learnt(map);
+                }
+                apply_answer(got, kernels, seen);
+            }
+        }
     }
+    answer.filter(|a| a.is_new())
 }
 
 /// Names each kernel's header package after its owner's name, when it is a

@@ -359,9 +359,16 @@ pub fn run_on(
 ) -> Result<HeadersReport> {
     let plan = plan(opts, facts)?;
     if opts.dry_run || plan.deferred.is_some() || plan.is_empty() {
+        if plan.is_empty() && !opts.dry_run {
+            // Nothing to do: what the database said stands until it changes.
+            facts.remember();
+        }
         return Ok(plan.report(&opts.root, opts.dry_run));
     }
-    execute(plan, opts, facts, archive, progress)
+    let report = execute(plan, opts, facts, archive, progress)?;
+    // The database changed: what the next run will ask is asked now.
+    facts.remember_anew();
+    Ok(report)
 }
 
 /// Plans the headers step from the facts. Read-only: the package

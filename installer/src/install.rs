@@ -252,6 +252,7 @@ impl Plan {
     /// files' stamps and the file contexts' answers (caches, written only
     /// when they changed).
     fn remember(&self) {
+        self.facts.remember();
         if let Some(p) = &self.laydown {
             p.remember();
         }
@@ -601,6 +602,7 @@ pub fn run_from(
     }
     let kill_at = kill_at();
     if report.plan.is_empty() {
+        facts.remember();
         if let Some(p) = &prepared {
             p.remember();
         }
@@ -663,6 +665,17 @@ pub fn run_from(
     }
     if let Some(p) = &prepared {
         p.remember();
+    }
+    // The database's answer stands unless this run changed the database;
+    // then it is asked once more, for the next run.
+    let transaction = report
+        .results
+        .iter()
+        .any(|r| r.step == StepKind::Headers && r.state == StepState::Done);
+    if transaction {
+        facts.remember_anew();
+    } else if !steps.iter().any(|s| s.step == StepKind::Headers) {
+        facts.remember();
     }
     // The labels step keeps the answers of the file contexts it used (the
     // module may have changed them); otherwise the plan's are kept.

@@ -237,6 +237,7 @@ const RESERVED: &[&str] = &[
     layout::MODULE_FAILURE,
     layout::INSTALL_STAMPS,
     layout::LABEL_CACHE,
+    layout::DATABASE_CACHE,
 ];
 
 enum Allowed {

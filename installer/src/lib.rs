@@ -11,6 +11,7 @@ pub mod audit;
 pub mod backend;
 pub mod bundle;
 pub mod cli;
+mod dbcache;
 pub mod doctor;
 pub mod exit;
 pub mod facts;

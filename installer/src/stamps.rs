@@ -1,16 +1,10 @@
 //! What the installer knows of the files it laid down, so that a re-run on
-//! a healthy host hashes nothing: for each file, its identity when it was
-//! last hashed or written (device, inode, size, mtime, ctime) and its
-//! SHA-256 then.
-//!
-//! A file whose identity is unchanged has the recorded digest: writing
-//! content, renaming a file over it or changing its mode all move its ctime
-//! (or its inode), and ctime cannot be set from user space. The one gap is
-//! a change in the same clock tick as the stamp was taken ("racy" in git's
-//! words): a stamp is trusted only when its ctime is older than the stamps
-//! file itself, and the file is written only once the clock has moved past
-//! every ctime it records. An untrusted or missing stamp costs a hash, never
-//! a wrong answer.
+//! a healthy host hashes nothing: for each file, its identity
+//! ([`connector_host::stamp::Stamp`]) when it was last hashed or written,
+//! and its SHA-256 then. A file whose identity is unchanged (and settled
+//! before the stamps file was written) has the recorded digest; any other
+//! is hashed. An untrusted or missing stamp costs a hash, never a wrong
+//! answer.
 //!
 //! The file (`layout::INSTALL_STAMPS`) is the installer's bookkeeping: one
 //! line per file, `dev ino size mtime_ns ctime_ns sha256 path`, under a

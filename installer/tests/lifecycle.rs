@@ -196,6 +196,7 @@ const PM_NOISE: &[&str] = &[
     // same in two trees.
     "var/lib/connector/installed.stamps",
     "var/lib/connector/labels.cache",
+    "var/lib/connector/database.cache",
 ];
 
 #[test]

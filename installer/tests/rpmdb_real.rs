@@ -6,8 +6,13 @@
 //! leaves the image exactly as it was: every path, size, digest and mtime,
 //! directories included.
 //!
-//! Tier: real tools (rpm) in scratch roots; the EL7 case needs `../shared`
-//! and says it is skipped when that is absent.
+//! The database's answer about the kernels' owners is kept by the commands
+//! that act and used by doctor while the database is unchanged (no package
+//! tool runs then); a transaction, a kernel file gone, or a cache as new as
+//! the database make it ask again.
+//!
+//! Tier: real tools (rpm, dpkg, dnf, apt, strace) in scratch roots; the EL7
+//! case needs `../shared` and says it is skipped when that is absent.
 #![cfg(feature = "real-tools")]
 
 use std::collections::BTreeMap;
@@ -20,6 +25,8 @@ use connector_tests::{require_tool, rpm_initdb, shared_dir, Fixture, Kernel, Lay
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_connector-installer");
+
+mod common;
 
 /// Every entry under `dir`: kind, mode, size, mtime (ns) and, for files,
 /// the content; directories' mtimes say whether anything was created or
@@ -152,4 +159,164 @@ fn el7_berkeley_database_written_by_rpm_4_11_is_read() {
     assert_eq!(v["os"]["id"], "ol", "{v}");
     assert_owners(&v, &owned.release, &name, &unowned.release);
     assert_same_tree(&before, &tree(el7.path()));
+}
+
+/// The processes doctor spawns on `root` (strace, successful execve, less
+/// its own).
+fn doctor_processes(root: &Path) -> usize {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let st = Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=execve", "-e", "signal=none", "-o"])
+        .arg(log.path())
+        .arg(BIN)
+        .args(["doctor", "--json", "--root"])
+        .arg(root)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(matches!(st.code(), Some(0) | Some(1)));
+    let text = std::fs::read_to_string(log.path()).unwrap();
+    text.lines()
+        .filter(|l| l.contains("execve(") && l.trim_end().ends_with("= 0"))
+        .count()
+        - 1
+}
+
+/// `headers` on `f` twice (the first installs the headers, a transaction,
+/// and keeps the database's answer after it; the second has nothing to do
+/// and writes nothing), then what doctor does with the kept answer. `transaction` installs another
+/// package into the root's database.
+fn assert_the_answer_is_kept(f: &Fixture, release: &str, owner: &str, transaction: &dyn Fn()) {
+    require_tool("strace");
+    let cache = f.host("/var/lib/connector/database.cache");
+    let headers = || {
+        let out = Command::new(BIN)
+            .args(["headers", "-v", "--root"])
+            .arg(f.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    // Its transaction changed the database: asked again, and kept.
+    headers();
+    assert!(cache.is_file(), "the answer after the transaction is kept");
+    let first = connector_tests::stamps(f.path());
+    // Nothing to do: the kept answer is used, and not written again.
+    let said = headers();
+    assert_eq!(
+        connector_tests::changed(&first, &connector_tests::stamps(f.path())),
+        Vec::<PathBuf>::new(),
+        "{said}"
+    );
+
+    // Doctor uses it and runs no package tool; it writes nothing.
+    let kept = connector_tests::stamps(f.path());
+    let out = Command::new(BIN)
+        .args(["doctor", "-v", "--root"])
+        .arg(f.path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!said.contains("running: "), "{said}");
+    assert_eq!(doctor_processes(f.path()), 0);
+    let v = doctor(f.path());
+    assert_eq!(
+        kernel(&v, release)["headers"]["owner"]["package"],
+        owner,
+        "{v}"
+    );
+    assert_eq!(
+        connector_tests::changed(&kept, &connector_tests::stamps(f.path())),
+        Vec::<PathBuf>::new(),
+        "doctor wrote something"
+    );
+
+    // A planted answer is believed: the proof that nothing was asked.
+    let text = std::fs::read_to_string(&cache).unwrap();
+    let written = std::fs::metadata(&cache).unwrap().modified().unwrap();
+    let plant = |mtime: std::time::SystemTime| {
+        let planted = text.replace(
+            &format!("\"package\":\"{owner}\""),
+            "\"package\":\"planted\"",
+        );
+        assert_ne!(planted, text, "{text}");
+        std::fs::write(&cache, planted).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&cache)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+    };
+    plant(written);
+    let v = doctor(f.path());
+    assert_eq!(
+        kernel(&v, release)["headers"]["owner"]["package"],
+        "planted",
+        "{v}"
+    );
+    // As new as the database: not trusted.
+    plant(std::time::SystemTime::UNIX_EPOCH);
+    let v = doctor(f.path());
+    assert_eq!(
+        kernel(&v, release)["headers"]["owner"]["package"],
+        owner,
+        "{v}"
+    );
+    // A kernel's image gone: another question.
+    plant(written);
+    let image = ["/lib/modules", "/boot"]
+        .iter()
+        .map(|d| {
+            if *d == "/boot" {
+                f.host(&format!("/boot/vmlinuz-{release}"))
+            } else {
+                f.host(&format!("/lib/modules/{release}/vmlinuz"))
+            }
+        })
+        .find(|p| p.exists())
+        .expect("the kernel's image");
+    let aside = image.with_extension("aside");
+    std::fs::rename(&image, &aside).unwrap();
+    let v = doctor(f.path());
+    assert_ne!(
+        kernel(&v, release)["headers"]["owner"]["package"],
+        "planted",
+        "{v}"
+    );
+    std::fs::rename(&aside, &image).unwrap();
+    // Any transaction: asked again.
+    plant(written);
+    transaction();
+    assert!(doctor_processes(f.path()) >= 1);
+    let v = doctor(f.path());
+    assert_eq!(
+        kernel(&v, release)["headers"]["owner"]["package"],
+        owner,
+        "{v}"
+    );
+}
+
+#[test]
+fn the_rpm_database_answer_is_kept_while_the_database_is_unchanged() {
+    let (f, _repo) = common::el_root(Fixture::new(), &[common::EL_K1], &[common::EL_K1]);
+    let other = || {
+        connector_tests::Pkg::new("other", "1", "1", "x86_64", vec![]).install(f.path());
+    };
+    assert_the_answer_is_kept(&f, common::EL_K1, "kernel-core", &other);
+}
+
+#[test]
+fn the_dpkg_database_answer_is_kept_while_the_database_is_unchanged() {
+    let (f, _repo) = common::debian_root(Fixture::new(), &[common::DEB_K1]);
+    let other = || {
+        connector_tests::Pkg::new("other", "1", "", "amd64", vec![]).install(f.path());
+    };
+    let owner = format!("linux-image-{}", common::DEB_K1);
+    assert_the_answer_is_kept(&f, common::DEB_K1, &owner, &other);
 }

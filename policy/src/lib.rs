@@ -21,6 +21,7 @@ pub mod target;
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use connector_host::cmd::{Cmd, CmdError};
@@ -404,15 +405,15 @@ impl Store {
         )
     }
 
-    /// The names the root's `policy.N` defines (read capped, inside the root).
-    pub fn policy_names(&self, version: u32) -> Result<policydb::PolicyNames, String> {
+    /// The names the root's `policy.N` defines (read capped, inside the
+    /// root; parsed once per process).
+    pub fn policy_names(&self, version: u32) -> Result<Arc<policydb::PolicyNames>, String> {
         let inside = self.policy_file(version);
         let host = self
             .root
             .resolve(&inside)
             .map_err(|e| format!("{inside}: {e}"))?;
-        let f = connector_host::root::open_regular(&host).map_err(|e| format!("{inside}: {e}"))?;
-        policydb::PolicyNames::read(io::BufReader::new(f)).map_err(|e| format!("{inside}: {e}"))
+        policydb::PolicyNames::of_file(&host).map_err(|e| format!("{inside}: {e}"))
     }
 
     /// The layout the target's libsemanage keeps the store in.

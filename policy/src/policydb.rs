@@ -11,9 +11,10 @@
 //! length is bounded and the whole read is capped, so a hostile file is an
 //! error, never a hang or a huge allocation.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::{self, Read};
 
+use connector_host::stamp::Stamp;
 use serde::Serialize;
 
 const MAGIC: u32 = 0xf97c_ff8c;
@@ -81,15 +82,36 @@ pub struct PolicyNames {
     pub handle_unknown: HandleUnknown,
     /// Class → every permission it has (its own and its common's).
     pub classes: BTreeMap<String, BTreeSet<String>>,
-    /// Types and the attributes the file still carries.
-    pub types: BTreeSet<String>,
+    /// Types and the attributes the file still carries (thousands: a hash
+    /// set, built and asked faster than a tree).
+    pub types: HashSet<String>,
 }
 
 impl PolicyNames {
+    /// The names of the binary policy at `host` (a resolved host path,
+    /// opened as a regular file only), parsed once per process while the
+    /// file is unchanged: doctor and install ask about the same `policy.N`
+    /// for the kernels' versions and for the rights.
+    pub fn of_file(host: &std::path::Path) -> io::Result<std::sync::Arc<PolicyNames>> {
+        use std::sync::{Arc, Mutex};
+        type Parsed = Vec<(std::path::PathBuf, Stamp, Arc<PolicyNames>)>;
+        static PARSED: Mutex<Parsed> = Mutex::new(Vec::new());
+        let f = connector_host::root::open_regular(host)?;
+        let stamp = Stamp::of(&f.metadata()?);
+        let mut parsed = PARSED.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, _, names)) = parsed.iter().find(|(p, s, _)| p == host && *s == stamp) {
+            return Ok(names.clone());
+        }
+        let names = Arc::new(PolicyNames::read(f).map_err(io::Error::other)?);
+        parsed.retain(|(p, _, _)| p != host);
+        parsed.push((host.to_path_buf(), stamp, names.clone()));
+        Ok(names)
+    }
+
     /// Parses the front of a binary policy.
     pub fn read(r: impl Read) -> Result<PolicyNames, PolicyDbError> {
         let mut r = Reader {
-            inner: r.take(READ_CAP),
+            inner: io::BufReader::with_capacity(64 * 1024, r.take(READ_CAP)),
         };
         let magic = r.u32()?;
         if magic != MAGIC {
@@ -165,7 +187,7 @@ impl PolicyNames {
             r.ebitmap()?; // dominates
             r.ebitmap()?; // types
         }
-        let mut types = BTreeSet::new();
+        let mut types = HashSet::new();
         for _ in 0..r.table()? {
             let len = r.len()?;
             r.skip_u32s(if boundary { 3 } else { 2 })?;

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use connector_host::Root;
 use serde::Serialize;
 
-use crate::policydb::{HandleUnknown, PolicyDbError, PolicyNames};
+use crate::policydb::{HandleUnknown, PolicyNames};
 use crate::DOMAIN;
 
 /// Where the live kernel's SELinux file system is.
@@ -176,7 +176,7 @@ pub fn read_store_policy(
     root: &Root,
     policy_type: &str,
     version: Option<u32>,
-) -> Result<(PathBuf, PolicyNames), String> {
+) -> Result<(PathBuf, std::sync::Arc<PolicyNames>), String> {
     let dir = format!("/etc/selinux/{policy_type}/policy");
     let version = match version {
         Some(v) => v,
@@ -188,9 +188,7 @@ pub fn read_store_policy(
     let host = root
         .resolve(&inside)
         .map_err(|e| format!("{inside}: {e}"))?;
-    let f = connector_host::root::open_regular(&host).map_err(|e| format!("{inside}: {e}"))?;
-    let names = PolicyNames::read(std::io::BufReader::new(f))
-        .map_err(|e: PolicyDbError| format!("{inside}: {e}"))?;
+    let names = PolicyNames::of_file(&host).map_err(|e| format!("{inside}: {e}"))?;
     Ok((PathBuf::from(inside), names))
 }
 

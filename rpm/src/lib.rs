@@ -485,6 +485,31 @@ impl PackageBackend for RpmBackend {
             .collect()
     }
 
+    /// The database's own files: Packages and its indexes (BerkeleyDB,
+    /// NDB) or rpmdb.sqlite and its write-ahead log; not the environment
+    /// (`__db.*`) or shared-memory files and locks a query touches.
+    fn database_files(&self) -> Vec<PathBuf> {
+        let Ok(Some(inside)) = self.dbpath() else {
+            return Vec::new();
+        };
+        let Ok(dir) = self.root.resolve(&inside) else {
+            return Vec::new();
+        };
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| {
+                let n = e.file_name();
+                let n = n.to_string_lossy();
+                !(n.starts_with("__db.") || n.ends_with("-shm") || n.starts_with('.'))
+            })
+            .map(|e| e.path())
+            .collect();
+        files.sort();
+        files
+    }
+
     fn kernel_owners(&self, kernels: &[KernelFiles]) -> Result<Option<Owners>, BackendError> {
         let dbpath = self.database()?;
         let Some(dbpath) = dbpath else {
@@ -570,6 +595,37 @@ impl PackageBackend for RpmBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn database_files_are_the_roots_content_files_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("var/lib/rpm");
+        std::fs::create_dir_all(&db).unwrap();
+        for f in [
+            "rpmdb.sqlite",
+            "rpmdb.sqlite-wal",
+            "rpmdb.sqlite-shm",
+            "__db.001",
+            ".rpm.lock",
+        ] {
+            std::fs::write(db.join(f), "").unwrap();
+        }
+        let image = RpmBackend::new(Root::new(dir.path()).unwrap(), PkgTool::Dnf);
+        assert_eq!(
+            image.database_files(),
+            vec![db.join("rpmdb.sqlite"), db.join("rpmdb.sqlite-wal")]
+        );
+        // A database directory that is a link out of the root is the
+        // root's own path resolved inside it, never the host's.
+        let empty = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(empty.path().join("var/lib")).unwrap();
+        std::os::unix::fs::symlink("/var/lib/dpkg", empty.path().join("var/lib/rpm")).unwrap();
+        let other = RpmBackend::new(Root::new(empty.path()).unwrap(), PkgTool::Dnf);
+        assert!(other
+            .database_files()
+            .iter()
+            .all(|p| p.starts_with(empty.path())));
+    }
 
     #[test]
     fn remove_commands() {
