@@ -186,7 +186,13 @@ fn doctor_processes(root: &Path) -> usize {
 /// and keeps the database's answer after it; the second has nothing to do
 /// and writes nothing), then what doctor does with the kept answer. `transaction` installs another
 /// package into the root's database.
-fn assert_the_answer_is_kept(f: &Fixture, release: &str, owner: &str, transaction: &dyn Fn()) {
+fn assert_the_answer_is_kept(
+    f: &Fixture,
+    release: &str,
+    owner: &str,
+    query: &dyn Fn(),
+    transaction: &dyn Fn(),
+) {
     require_tool("strace");
     let cache = f.host("/var/lib/connector/database.cache");
     let headers = || {
@@ -260,6 +266,15 @@ fn assert_the_answer_is_kept(f: &Fixture, release: &str, owner: &str, transactio
         "planted",
         "{v}"
     );
+    // An administrator's query (rpm truncates sqlite's empty write-ahead
+    // log as it closes) changes nothing in the database: still believed.
+    query();
+    let v = doctor(f.path());
+    assert_eq!(
+        kernel(&v, release)["headers"]["owner"]["package"],
+        "planted",
+        "{v}"
+    );
     // As new as the database: not trusted.
     plant(std::time::SystemTime::UNIX_EPOCH);
     let v = doctor(f.path());
@@ -308,7 +323,16 @@ fn the_rpm_database_answer_is_kept_while_the_database_is_unchanged() {
     let other = || {
         connector_tests::Pkg::new("other", "1", "1", "x86_64", vec![]).install(f.path());
     };
-    assert_the_answer_is_kept(&f, common::EL_K1, "kernel-core", &other);
+    let query = || {
+        let out = Command::new("rpm")
+            .arg("--root")
+            .arg(f.path())
+            .args(["--dbpath", "/var/lib/rpm", "-q", "kernel-core"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    assert_the_answer_is_kept(&f, common::EL_K1, "kernel-core", &query, &other);
 }
 
 #[test]
@@ -318,5 +342,13 @@ fn the_dpkg_database_answer_is_kept_while_the_database_is_unchanged() {
         connector_tests::Pkg::new("other", "1", "", "amd64", vec![]).install(f.path());
     };
     let owner = format!("linux-image-{}", common::DEB_K1);
-    assert_the_answer_is_kept(&f, common::DEB_K1, &owner, &other);
+    let query = || {
+        let out = Command::new("dpkg-query")
+            .arg(format!("--admindir={}", f.host("/var/lib/dpkg").display()))
+            .args(["-W", &owner])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    assert_the_answer_is_kept(&f, common::DEB_K1, &owner, &query, &other);
 }
