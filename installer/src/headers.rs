@@ -366,8 +366,15 @@ pub fn run_on(
         return Ok(plan.report(&opts.root, opts.dry_run));
     }
     let report = execute(plan, opts, facts, archive, progress)?;
-    // The database changed: what the next run will ask is asked now.
-    facts.remember_anew();
+    // The database changed: what the next run will ask is asked now. A run
+    // that installed nothing (it failed) leaves nothing behind.
+    let installed = report
+        .kernels
+        .iter()
+        .any(|k| matches!(k.outcome, Outcome::Installed { .. }));
+    if installed && report.exit_code() == 0 {
+        facts.remember_anew();
+    }
     Ok(report)
 }
 
