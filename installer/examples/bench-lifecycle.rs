@@ -153,16 +153,14 @@ fn rerun(installer: &Path, bins: &Path, runs: usize) {
         doctor_cpu.push(children_cpu_ms() - c0);
         assert!(out.status.success());
     }
-    let procs = execs(
-        installer,
-        &[
-            "install".as_ref(),
-            "--root".as_ref(),
-            f.path().as_os_str(),
-            "--payload".as_ref(),
-            p.path().as_os_str(),
-        ],
+    let (procs, code) = connector_tests::processes_spawned(
+        Command::new(installer)
+            .args(["install", "--root"])
+            .arg(f.path())
+            .arg("--payload")
+            .arg(p.path()),
     );
+    assert_eq!(code, Some(0), "install under strace");
     // One more run with -v: how often it diagnosed and read the audit log
     // (its debug lines say so; targets 1 and at most 1).
     let out = Command::new(installer)
@@ -240,27 +238,6 @@ fn children_cpu_ms() -> f64 {
     unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut r) };
     let ms = |t: libc::timeval| t.tv_sec as f64 * 1000.0 + t.tv_usec as f64 / 1000.0;
     ms(r.ru_utime) + ms(r.ru_stime)
-}
-
-/// The processes one run spawns: successful execve calls under strace,
-/// less the program's own.
-fn execs(program: &Path, args: &[&std::ffi::OsStr]) -> usize {
-    let log = tempfile::NamedTempFile::new().unwrap();
-    let st = Command::new("strace")
-        .args(["-f", "-qq", "-e", "trace=execve", "-e", "signal=none", "-o"])
-        .arg(log.path())
-        .arg(program)
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("strace is needed to count processes: scripts/setup --test installs it");
-    assert!(st.success());
-    let text = std::fs::read_to_string(log.path()).unwrap();
-    text.lines()
-        .filter(|l| l.contains("execve(") && l.trim_end().ends_with("= 0"))
-        .count()
-        - 1
 }
 
 /// `headers` when every kernel has its headers, next to the vendor note's

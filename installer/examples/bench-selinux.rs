@@ -45,7 +45,8 @@ fn main() {
         );
         theirs.push(timed(Path::new("semodule"), &anchor));
     }
-    let spawned = execs(&installer, &ours);
+    let (spawned, code) = connector_tests::processes_spawned(Command::new(&installer).args(&ours));
+    assert_eq!(code, Some(0), "selinux install under strace");
     let (m, a) = (median(mine), median(theirs));
     println!("selinux install, Debian's policy store (scratch copy), release build");
     println!("  first run (module installed, files labeled): {first:.2} s");
@@ -81,27 +82,6 @@ fn timed(program: &Path, args: &[String]) -> f64 {
     let ms = t.elapsed().as_secs_f64() * 1000.0;
     assert!(st.success(), "{} {args:?}", program.display());
     ms
-}
-
-/// The processes one run spawns: successful execve calls under strace,
-/// less the program's own.
-fn execs(program: &Path, args: &[String]) -> usize {
-    let log = tempfile::NamedTempFile::new().unwrap();
-    let st = Command::new("strace")
-        .args(["-f", "-qq", "-e", "trace=execve", "-e", "signal=none", "-o"])
-        .arg(log.path())
-        .arg(program)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("strace is needed to count processes: scripts/setup --test installs it");
-    assert!(st.success());
-    let text = std::fs::read_to_string(log.path()).unwrap();
-    text.lines()
-        .filter(|l| l.contains("execve(") && l.trim_end().ends_with("= 0"))
-        .count()
-        - 1
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

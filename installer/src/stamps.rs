@@ -10,7 +10,7 @@
 //! line per file, `dev ino size mtime_ns ctime_ns sha256 path`, under a
 //! header line. Anything malformed is ignored (it is a cache).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read};
@@ -46,7 +46,7 @@ pub struct Digests {
     /// The text read (or last written), to write only when it would change.
     read: RefCell<String>,
     /// A stamp could not be trusted only because of its age: rewrite.
-    racy: RefCell<bool>,
+    racy: Cell<bool>,
 }
 
 impl Digests {
@@ -70,7 +70,7 @@ impl Digests {
             known: RefCell::new(known),
             written_ns: Key::of(&m).mtime_ns,
             read: RefCell::new(text),
-            racy: RefCell::new(false),
+            racy: Cell::new(false),
         }
     }
 
@@ -84,7 +84,7 @@ impl Digests {
                 if key.settled_before(self.written_ns) {
                     return Ok(s.sha256.clone());
                 }
-                *self.racy.borrow_mut() = true;
+                self.racy.set(true);
             }
         }
         let mut f = connector_host::root::open_regular(host)?;
@@ -152,7 +152,7 @@ impl Digests {
                 newest = newest.max(k.ctime_ns);
             }
         }
-        if *self.read.borrow() == text && !*self.racy.borrow() {
+        if *self.read.borrow() == text && !self.racy.get() {
             return;
         }
         stamp::wait_past(newest);
@@ -161,7 +161,7 @@ impl Digests {
         match crate::laydown::atomic_write(host, text.as_bytes(), 0o600, None) {
             Ok(()) => {
                 *self.read.borrow_mut() = text;
-                *self.racy.borrow_mut() = false;
+                self.racy.set(false);
             }
             Err(e) => log::debug!("not remembering the files' stamps: {e:#}"),
         }
@@ -239,12 +239,7 @@ mod tests {
         let stamps = d.path().join("var/lib/connector/installed.stamps");
         let mtime = fs::metadata(&stamps).unwrap().modified().unwrap();
         fs::write(&stamps, lie).unwrap();
-        fs::File::options()
-            .write(true)
-            .open(&stamps)
-            .unwrap()
-            .set_modified(mtime)
-            .unwrap();
+        connector_tests::set_mtime(&stamps, mtime);
         let again = Digests::load(&r);
         assert_eq!(again.sha256("/opt/f", &host).unwrap(), digest(b"lie"));
 
@@ -253,12 +248,7 @@ mod tests {
         let m = fs::metadata(&host).unwrap().modified().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
         fs::write(&host, b"two").unwrap();
-        fs::File::options()
-            .write(true)
-            .open(&host)
-            .unwrap()
-            .set_modified(m)
-            .unwrap();
+        connector_tests::set_mtime(&host, m);
         let after = Digests::load(&r);
         assert_eq!(after.sha256("/opt/f", &host).unwrap(), digest(b"two"));
         // Replaced by another file (rename over it): a new inode.
@@ -281,12 +271,7 @@ mod tests {
         // The stamps file dated back before the file's ctime: racy.
         let lie = text.replace(&digest(b"one"), &digest(b"lie"));
         fs::write(&stamps, lie).unwrap();
-        fs::File::options()
-            .write(true)
-            .open(&stamps)
-            .unwrap()
-            .set_modified(std::time::SystemTime::UNIX_EPOCH)
-            .unwrap();
+        connector_tests::set_mtime(&stamps, std::time::SystemTime::UNIX_EPOCH);
         let again = Digests::load(&r);
         assert_eq!(again.sha256("/opt/f", &host).unwrap(), digest(b"one"));
         // ... and is written again, so that the next run can trust it.

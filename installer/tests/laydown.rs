@@ -154,12 +154,7 @@ fn change_in_place_keeping_times(p: &Path, body: &str) {
     assert_eq!(before.len(), body.len() as u64);
     std::thread::sleep(std::time::Duration::from_millis(20));
     std::fs::write(p, body).unwrap();
-    std::fs::File::options()
-        .write(true)
-        .open(p)
-        .unwrap()
-        .set_modified(before.modified().unwrap())
-        .unwrap();
+    connector_tests::set_mtime(p, before.modified().unwrap());
 }
 
 #[test]
@@ -189,12 +184,7 @@ fn a_file_changed_since_the_last_run_is_found_whatever_its_size_and_mtime_say() 
     // times is the same file: nothing is rewritten.
     let copy = f.host("/opt/connector/bin/.copy");
     std::fs::copy(&bin, &copy).unwrap();
-    std::fs::File::options()
-        .write(true)
-        .open(&copy)
-        .unwrap()
-        .set_modified(std::fs::metadata(&bin).unwrap().modified().unwrap())
-        .unwrap();
+    connector_tests::set_mtime(&copy, std::fs::metadata(&bin).unwrap().modified().unwrap());
     std::fs::rename(&copy, &bin).unwrap();
     let again = laydown::laydown(&f.root(), p.path(), &NoLabels).unwrap();
     assert!(

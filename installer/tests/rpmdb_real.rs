@@ -161,31 +161,22 @@ fn el7_berkeley_database_written_by_rpm_4_11_is_read() {
     assert_same_tree(&before, &tree(el7.path()));
 }
 
-/// The processes doctor spawns on `root` (strace, successful execve, less
-/// its own).
+/// The processes doctor spawns on `root`.
 fn doctor_processes(root: &Path) -> usize {
-    let log = tempfile::NamedTempFile::new().unwrap();
-    let st = Command::new("strace")
-        .args(["-f", "-qq", "-e", "trace=execve", "-e", "signal=none", "-o"])
-        .arg(log.path())
-        .arg(BIN)
-        .args(["doctor", "--json", "--root"])
-        .arg(root)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(matches!(st.code(), Some(0) | Some(1)));
-    let text = std::fs::read_to_string(log.path()).unwrap();
-    text.lines()
-        .filter(|l| l.contains("execve(") && l.trim_end().ends_with("= 0"))
-        .count()
-        - 1
+    let (n, code) = connector_tests::processes_spawned(
+        Command::new(BIN)
+            .args(["doctor", "--json", "--root"])
+            .arg(root),
+    );
+    assert!(matches!(code, Some(0) | Some(1)), "doctor: {code:?}");
+    n
 }
 
 /// `headers` on `f` twice (the first installs the headers, a transaction,
 /// and keeps the database's answer after it; the second has nothing to do
-/// and writes nothing), then what doctor does with the kept answer. `transaction` installs another
-/// package into the root's database.
+/// and writes nothing), then what doctor does with the kept answer.
+/// `query` is an administrator's read-only query, `transaction` installs
+/// another package into the root's database.
 fn assert_the_answer_is_kept(
     f: &Fixture,
     release: &str,
@@ -252,12 +243,7 @@ fn assert_the_answer_is_kept(
         );
         assert_ne!(planted, text, "{text}");
         std::fs::write(&cache, planted).unwrap();
-        std::fs::File::options()
-            .write(true)
-            .open(&cache)
-            .unwrap()
-            .set_modified(mtime)
-            .unwrap();
+        connector_tests::set_mtime(&cache, mtime);
     };
     plant(written);
     let v = doctor(f.path());

@@ -323,12 +323,7 @@ fn assert_label_cache(f: &Fixture, cache: &Path, exec_label: &str) {
             "100000 system_u:object_r:planted_t:s0 /opt/connector/bin/connectord\n",
         );
         std::fs::write(cache, planted).unwrap();
-        std::fs::File::options()
-            .write(true)
-            .open(cache)
-            .unwrap()
-            .set_modified(mtime)
-            .unwrap();
+        connector_tests::set_mtime(cache, mtime);
     };
     let written = std::fs::metadata(cache).unwrap().modified().unwrap();
     plant(written);

@@ -311,6 +311,39 @@ pub fn changed(before: &Stamps, after: &Stamps) -> Vec<PathBuf> {
     out
 }
 
+/// Sets `p`'s modification time (a cache file dated back or forward, so
+/// the tests can plant answers or make them as new as their sources).
+pub fn set_mtime(p: &Path, when: std::time::SystemTime) {
+    fs::File::options()
+        .write(true)
+        .open(p)
+        .and_then(|f| f.set_modified(when))
+        .unwrap_or_else(|e| panic!("setting the mtime of {}: {e}", p.display()));
+}
+
+/// The processes `cmd` spawns, counted by strace (successful execve calls,
+/// less its own), and its exit code. Its output is discarded.
+pub fn processes_spawned(cmd: &Command) -> (usize, Option<i32>) {
+    require_tool("strace");
+    let log = tempfile::NamedTempFile::new().expect("strace log");
+    let status = Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=execve", "-e", "signal=none", "-o"])
+        .arg(log.path())
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("strace runs");
+    let text = fs::read_to_string(log.path()).unwrap_or_default();
+    let execs = text
+        .lines()
+        .filter(|l| l.contains("execve(") && l.trim_end().ends_with("= 0"))
+        .count();
+    (execs.saturating_sub(1), status.code())
+}
+
 /// [`Fixture::snapshot`] of any directory (the victim outside a root).
 pub fn snapshot_dir(dir: &Path) -> Vec<(PathBuf, String)> {
     let mut out = Vec::new();
