@@ -241,15 +241,11 @@ pub fn now() -> u64 {
 pub fn publish(path: &Path, status: &Status) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("/"));
     fs::create_dir_all(dir)?;
-    let tmp: PathBuf = dir.join(format!(".status.json.{}", std::process::id()));
-    {
-        let mut f = fs::File::create(&tmp)?;
-        serde_json::to_writer_pretty(&mut f, status).map_err(io::Error::other)?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, path)?;
-    fs::File::open(dir)?.sync_all()
+    // Serialised whole first: one write, not one per token.
+    let mut text = serde_json::to_vec_pretty(status).map_err(io::Error::other)?;
+    text.push(b'\n');
+    // Readable by the agent's group (the unit's UMask=0027 gave the same).
+    connector_host::atomic::write(path, &text, 0o640, None)
 }
 
 /// Reads a published status.

@@ -11,7 +11,9 @@ use connectord::{agent_id, now, publish, read_status, Agent, AgentFault, STATUS_
 
 /// A line for the journal: sd-daemon priority prefix, then the text.
 fn log(priority: u8, msg: &str) {
-    eprintln!("<{priority}>{msg}");
+    // One write per line: the journal's stream reader sees whole lines.
+    let line = format!("<{priority}>{msg}\n");
+    let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
 }
 
 fn main() {
@@ -88,6 +90,7 @@ fn run(root: PathBuf, once: bool, interval: Option<u64>, kernel: Option<String>)
     );
     let mut compiled: Option<String> = None;
     let mut last_error: Option<String> = None;
+    let mut told: Option<String> = None;
     loop {
         let before: Vec<AgentFault> = agent.faults.clone();
         let mut status = agent.round(now());
@@ -134,6 +137,23 @@ fn run(root: PathBuf, once: bool, interval: Option<u64>, kernel: Option<String>)
         }
         if let Err(e) = publish(&path, &status) {
             log(3, &format!("writing {}: {e}", path.display()));
+        }
+        // systemd (Type=notify): ready once the first round has attached
+        // the probe or published why not; the status line follows it.
+        let line = match status.faults.first() {
+            Some(f) => format!("fault {}: {}", f.id, f.message),
+            None if status.probe_loaded => "probe attached".to_string(),
+            None => "probe not attached".to_string(),
+        };
+        if told.as_ref() != Some(&line) {
+            let mut state = vec![sd_notify::NotifyState::Status(&line)];
+            if told.is_none() {
+                state.push(sd_notify::NotifyState::Ready);
+            }
+            if let Err(e) = sd_notify::notify(false, &state) {
+                log(4, &format!("telling systemd the agent's state: {e}"));
+            }
+            told = Some(line);
         }
         let faults = &agent.faults;
         if once {

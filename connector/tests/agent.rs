@@ -3,6 +3,7 @@
 //! compile fails and clears it by itself once the headers appear — with
 //! Debian's real header packages, the real clang and the real kernel.
 
+use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,7 +15,7 @@ use connectord::{read_status, Status, STATUS_PATH};
 /// connectord in a private mount namespace with tracefs mounted (this
 /// machine's kernel has tracepoints but mounts no tracefs; the namespace
 /// keeps the mount from the host), else plainly.
-fn spawn_connectord(root: &Path, release: &str) -> Child {
+fn spawn_connectord(root: &Path, release: &str, notify: Option<&Path>) -> Child {
     let bin = env!("CARGO_BIN_EXE_connectord");
     let script = r#"mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null; exec "$@""#;
     Command::new("unshare")
@@ -30,6 +31,7 @@ fn spawn_connectord(root: &Path, release: &str) -> Child {
         .arg(bin)
         .args(["run", "--interval", "1", "--kernel", release, "--root"])
         .arg(root)
+        .envs(notify.map(|n| ("NOTIFY_SOCKET", n)))
         .stderr(Stdio::null())
         .spawn()
         .unwrap()
@@ -64,7 +66,32 @@ fn fault_11_follows_the_compile_and_clears_by_itself_when_headers_arrive() {
     let f = Fixture::new();
     f.os_release("debian-12");
     let status = f.host(STATUS_PATH);
-    let mut child = spawn_connectord(f.path(), &h.release);
+    // connectord speaks systemd's readiness protocol: this socket stands in
+    // for the service manager's.
+    let notify_path = f.path().join("notify");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let told = || {
+        let mut buf = [0u8; 4096];
+        let n = notify
+            .recv(&mut buf)
+            .expect("a notify message from connectord");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let mut child = spawn_connectord(f.path(), &h.release, Some(&notify_path));
+
+    // Ready after its first round, with that round's verdict as its status
+    // line, and the round's status already published.
+    let first = told();
+    let lines: Vec<&str> = first.lines().collect();
+    assert!(lines.contains(&"READY=1"), "{first:?}");
+    assert!(
+        lines.contains(&"STATUS=fault 11: Required kernel-devel package is missing"),
+        "{first:?}"
+    );
+    assert!(read_status(&status).is_ok(), "published before READY=1");
 
     let s = wait_for(
         &status,
@@ -103,6 +130,9 @@ fn fault_11_follows_the_compile_and_clears_by_itself_when_headers_arrive() {
     assert!(object.starts_with("/var/lib/connector/probe/"), "{object}");
     assert!(f.host(&object).is_file());
     assert!(s.probe_loaded, "loaded and attached: {:?}", s.probe_error);
+    // The status line follows the verdict; ready is said once.
+    let next = told();
+    assert_eq!(next.trim_end(), "STATUS=probe attached", "{next:?}");
 
     // The attached probe counts the executions that happen on this machine.
     let counted = wait_for(
