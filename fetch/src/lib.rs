@@ -8,7 +8,9 @@
 //!   installer resolves it from archives.conf and the package manager's own
 //!   configuration), none, or the environment's (`https_proxy`,
 //!   `no_proxy`, …).
-//! - sha256 is computed while the bytes are written; a broken transfer is
+//! - sha256 is computed while the bytes are written, on a second thread (so
+//!   the transfer and the hash overlap), with an optional [`Tap`] beside it
+//!   that sees the same bytes (an RPM's payload digest); a broken transfer is
 //!   resumed with `Range` (restarted when the server ignores it) and retried;
 //!   a finished file whose size or digest differs from what the repository
 //!   metadata promised is deleted and reported.
@@ -23,7 +25,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Once;
+use std::sync::{mpsc, Arc, Once};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -236,6 +238,53 @@ pub struct Expect {
     pub sha256: Option<String>,
     pub size: Option<u64>,
 }
+
+/// Something that reads a download as it streams, beside its sha256 and on
+/// the same thread: [`update`](Tap::update) gets every byte in order,
+/// [`reset`](Tap::reset) says the transfer starts over from byte 0 (a
+/// server that ignored `Range`). A resumed transfer just goes on.
+pub trait Tap: Send {
+    fn update(&mut self, bytes: &[u8]);
+    fn reset(&mut self);
+}
+
+/// What the transfer hands the readers of the stream (the sha256 and the
+/// tap, each on its own thread).
+#[derive(Clone)]
+enum Chunk {
+    Bytes(Arc<Vec<u8>>, usize),
+    Restart,
+}
+
+/// The readers of one transfer's stream, and the buffers they have read.
+struct Readers {
+    senders: Vec<mpsc::SyncSender<Chunk>>,
+    /// Buffers handed out, oldest first; one no reader holds any more is
+    /// filled again.
+    pool: std::collections::VecDeque<Arc<Vec<u8>>>,
+}
+
+impl Readers {
+    fn send(&self, chunk: Chunk) -> Result<(), ()> {
+        for s in &self.senders {
+            s.send(chunk.clone()).map_err(|_| ())?;
+        }
+        Ok(())
+    }
+
+    /// A buffer to read into: the oldest handed out if every reader is
+    /// done with it, else a new one.
+    fn buffer(&mut self) -> Arc<Vec<u8>> {
+        if self.pool.front().is_some_and(|b| Arc::strong_count(b) == 1) {
+            return self.pool.pop_front().expect("just looked");
+        }
+        Arc::new(vec![0u8; CHUNK])
+    }
+}
+
+/// The transfer's buffer size: a few reads' worth of what reqwest hands
+/// over per read.
+const CHUNK: usize = 256 * 1024;
 
 /// A finished, verified download.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -450,26 +499,129 @@ impl Fetcher {
         expect: &Expect,
         progress: &mut dyn FnMut(u64, Option<u64>),
     ) -> Result<Downloaded, FetchError> {
-        let result = self.download_inner(url, dest, expect, progress);
+        self.download_tapped(url, dest, expect, progress, None)
+    }
+
+    /// [`download`](Fetcher::download), with `tap` reading the bytes as they
+    /// stream (its result is the caller's; it is fed only bytes that were
+    /// written).
+    pub fn download_tapped(
+        &self,
+        url: &str,
+        dest: &Path,
+        expect: &Expect,
+        progress: &mut dyn FnMut(u64, Option<u64>),
+        tap: Option<&mut dyn Tap>,
+    ) -> Result<Downloaded, FetchError> {
+        let result = self.download_streams(url, dest, expect, progress, tap);
         if result.is_err() {
             let _ = fs::remove_file(dest);
         }
         result
     }
 
+    fn download_streams(
+        &self,
+        url: &str,
+        dest: &Path,
+        expect: &Expect,
+        progress: &mut dyn FnMut(u64, Option<u64>),
+        tap: Option<&mut dyn Tap>,
+    ) -> Result<Downloaded, FetchError> {
+        // The hash and the tap each run on their own thread, fed the
+        // buffers the transfer has written: the transfer and the two
+        // hashes overlap.
+        let (to_hash, chunks) = mpsc::sync_channel::<Chunk>(16);
+        let mut readers = Readers {
+            senders: vec![to_hash],
+            pool: Default::default(),
+        };
+        let tap_chunks = tap.is_some().then(|| {
+            let (to_tap, tap_chunks) = mpsc::sync_channel::<Chunk>(16);
+            readers.senders.push(to_tap);
+            tap_chunks
+        });
+        std::thread::scope(|scope| {
+            let hashing = scope.spawn(move || {
+                let mut hasher = Sha256::new();
+                for chunk in chunks {
+                    match chunk {
+                        Chunk::Bytes(buf, n) => hasher.update(&buf[..n]),
+                        Chunk::Restart => hasher = Sha256::new(),
+                    }
+                }
+                hex::encode(hasher.finalize())
+            });
+            if let (Some(tap), Some(tap_chunks)) = (tap, tap_chunks) {
+                scope.spawn(move || {
+                    for chunk in tap_chunks {
+                        match chunk {
+                            Chunk::Bytes(buf, n) => tap.update(&buf[..n]),
+                            Chunk::Restart => tap.reset(),
+                        }
+                    }
+                });
+            }
+            let transferred = self.download_inner(url, dest, expect, progress, &mut readers);
+            drop(readers);
+            let digest = hashing.join().expect("the hashing thread does not panic");
+            transferred.and_then(|size| self.check(url, dest, expect, size, digest))
+        })
+    }
+
+    /// The finished transfer against what was expected of it.
+    fn check(
+        &self,
+        url: &str,
+        dest: &Path,
+        expect: &Expect,
+        written: u64,
+        actual: String,
+    ) -> Result<Downloaded, FetchError> {
+        if let Some(want) = expect.size {
+            if written != want {
+                return Err(FetchError::SizeMismatch {
+                    url: redact_url(url),
+                    expected: want,
+                    actual: written,
+                });
+            }
+        }
+        if let Some(want) = &expect.sha256 {
+            if !want.eq_ignore_ascii_case(&actual) {
+                return Err(FetchError::DigestMismatch {
+                    url: redact_url(url),
+                    expected: want.to_ascii_lowercase(),
+                    actual,
+                });
+            }
+        }
+        Ok(Downloaded {
+            path: dest.to_path_buf(),
+            sha256: actual,
+            size: written,
+        })
+    }
+
+    /// The transfer: every attempt, writing `dest` and handing each written
+    /// buffer to the hashing thread. Returns the bytes written.
     fn download_inner(
         &self,
         url: &str,
         dest: &Path,
         expect: &Expect,
         progress: &mut dyn FnMut(u64, Option<u64>),
-    ) -> Result<Downloaded, FetchError> {
+        readers: &mut Readers,
+    ) -> Result<u64, FetchError> {
         let io_err = |error| FetchError::Io {
             path: dest.to_path_buf(),
             error,
         };
+        let hashing_gone = || FetchError::Io {
+            path: dest.to_path_buf(),
+            error: io::Error::other("a reader of the download stopped"),
+        };
         let mut file = create_private(dest).map_err(io_err)?;
-        let mut hasher = Sha256::new();
         let mut written: u64 = 0;
         let mut last: Option<FetchError>;
         let mut attempts = 0;
@@ -484,7 +636,7 @@ impl Fetcher {
                         log::debug!("{url}: server ignored Range, restarting");
                         file.set_len(0).map_err(io_err)?;
                         file = create_private(dest).map_err(io_err)?;
-                        hasher = Sha256::new();
+                        readers.send(Chunk::Restart).map_err(|_| hashing_gone())?;
                         written = 0;
                     }
                     let total = resp.content_length().map(|l| l + written).or(expect.size);
@@ -497,13 +649,18 @@ impl Fetcher {
                             });
                         }
                     }
-                    let mut buf = vec![0u8; 64 * 1024];
                     let read_result: Result<(), FetchError> = loop {
-                        match resp.read(&mut buf) {
+                        let mut buf = readers.buffer();
+                        let filled =
+                            resp.read(Arc::get_mut(&mut buf).expect("a buffer no reader holds"));
+                        match filled {
                             Ok(0) => break Ok(()),
                             Ok(n) => {
                                 file.write_all(&buf[..n]).map_err(io_err)?;
-                                hasher.update(&buf[..n]);
+                                readers
+                                    .send(Chunk::Bytes(buf.clone(), n))
+                                    .map_err(|_| hashing_gone())?;
+                                readers.pool.push_back(buf);
                                 written += n as u64;
                                 if let Some(want) = expect.size {
                                     if written > want {
@@ -570,30 +727,7 @@ impl Fetcher {
         // Not synced: a download is a temporary file, verified and then
         // handed to the package manager or removed; whoever keeps it (a
         // bundle being built) syncs it where it keeps it.
-        let actual = hex::encode(hasher.finalize());
-        if let Some(want) = expect.size {
-            if written != want {
-                return Err(FetchError::SizeMismatch {
-                    url: redact_url(url),
-                    expected: want,
-                    actual: written,
-                });
-            }
-        }
-        if let Some(want) = &expect.sha256 {
-            if !want.eq_ignore_ascii_case(&actual) {
-                return Err(FetchError::DigestMismatch {
-                    url: redact_url(url),
-                    expected: want.to_ascii_lowercase(),
-                    actual,
-                });
-            }
-        }
-        Ok(Downloaded {
-            path: dest.to_path_buf(),
-            sha256: actual,
-            size: written,
-        })
+        Ok(written)
     }
 }
 

@@ -24,6 +24,23 @@ fn fetcher(server: &TestServer) -> Fetcher {
     .unwrap()
 }
 
+/// A tap that keeps what it is shown.
+#[derive(Default)]
+struct Collect {
+    bytes: Vec<u8>,
+    resets: usize,
+}
+
+impl connector_fetch::Tap for Collect {
+    fn update(&mut self, bytes: &[u8]) {
+        self.bytes.extend_from_slice(bytes);
+    }
+    fn reset(&mut self) {
+        self.bytes.clear();
+        self.resets += 1;
+    }
+}
+
 fn expect(body: &[u8]) -> Expect {
     Expect {
         sha256: Some(sha256_bytes(body)),
@@ -89,15 +106,20 @@ fn broken_transfer_is_resumed_with_range() {
     );
     let out = tempfile::tempdir().unwrap();
     let dest = out.path().join("x.rpm");
+    // A tap sees the stream across the break, once, in order.
+    let mut tap = Collect::default();
     let got = fetcher(&server)
-        .download(
+        .download_tapped(
             &server.url("pkg.rpm"),
             &dest,
             &expect(&body),
             &mut |_, _| {},
+            Some(&mut tap),
         )
         .unwrap();
     assert_eq!(got.sha256, sha256_bytes(&body));
+    assert_eq!(tap.resets, 0);
+    assert!(tap.bytes == body, "the tap saw the body whole");
     let reqs = server.requests();
     assert_eq!(reqs.len(), 2, "{reqs:?}");
     assert_eq!(

@@ -244,6 +244,70 @@ fn sha256_mismatch_is_refused() {
     assert!(reason.contains("does not match the repository"), "{reason}");
 }
 
+/// A mirror that serves a package whose payload was changed under its
+/// signed header, with metadata made to match: the repository's sha256 and
+/// the signature pass, the payload digest (taken as the package streamed)
+/// does not.
+#[test]
+fn a_payload_changed_under_its_signed_header_is_refused() {
+    let s = Setup::new();
+    s.configure("");
+    s.publish(&[s.devel(Some("test-archive"))]);
+    let file = s.vault_dir().join(format!("kernel-devel-{K}.rpm"));
+    let mut bytes = std::fs::read(&file).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::write(&file, &bytes).unwrap();
+    let st = Command::new("createrepo_c")
+        .arg("--quiet")
+        .arg(s.vault_dir())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let reason = s.fails();
+    assert!(
+        reason.contains("payload sha256") && reason.contains("signed header"),
+        "{reason}"
+    );
+}
+
+/// A transfer broken part-way is resumed (`Range`), and what is verified
+/// is the whole package: the payload digest taken across both parts.
+#[test]
+fn a_resumed_download_is_verified_whole() {
+    let s = Setup::new();
+    s.configure("");
+    s.publish(&[s.devel(Some("test-archive"))]);
+    let loc = format!("{VAULT}/kernel-devel-{K}.rpm");
+    let size = std::fs::metadata(s.vault_dir().join(format!("kernel-devel-{K}.rpm")))
+        .unwrap()
+        .len() as usize;
+    // Broken inside the payload.
+    s.server.fault(
+        &loc,
+        Fault::Truncate {
+            after: size / 2,
+            times: 1,
+        },
+    );
+    let (out, v) = s.run(&[]);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(v["kernels"][0]["state"], "installed", "{v}");
+    let ranges: Vec<Option<String>> = s
+        .server
+        .requests()
+        .into_iter()
+        .filter(|(p, _)| p.ends_with(".rpm"))
+        .map(|(_, r)| r)
+        .collect();
+    assert_eq!(
+        ranges,
+        vec![None, Some(format!("bytes={}-", size / 2))],
+        "one resume"
+    );
+    assert!(s.devel_installed());
+}
+
 #[test]
 fn truncated_download_is_refused() {
     let s = Setup::new();

@@ -215,7 +215,10 @@ pub fn fetch_verified(
     progress: &mut dyn FnMut(u64, Option<u64>),
 ) -> Result<PathBuf, ArchiveError> {
     let dest = dir.join(format!("{want}.rpm"));
-    let got = fetcher.download(
+    // The payload's digest is taken as the package streams, beside its
+    // sha256: the file is not read again to check it.
+    let mut payload = PayloadTap::default();
+    let got = fetcher.download_tapped(
         &pkg.url,
         &dest,
         &Expect {
@@ -223,8 +226,9 @@ pub fn fetch_verified(
             size: pkg.size,
         },
         progress,
+        Some(&mut payload),
     )?;
-    if let Err(e) = verify_rpm(&got.path, want, keys) {
+    if let Err(e) = verify(&got.path, want, keys, payload.finish()) {
         let _ = std::fs::remove_file(&got.path);
         return Err(e.into());
     }
@@ -334,6 +338,114 @@ pub fn identity(path: &Path) -> Result<(Nevra, Vec<String>), VerifyError> {
 /// payload covered by that signature. Reads the header into memory and
 /// streams the payload.
 pub fn verify_rpm(path: &Path, want: &Nevra, trusted: &TrustedKeys) -> Result<(), VerifyError> {
+    verify(path, want, trusted, None)
+}
+
+/// The payload's place and sha256, taken while the package streamed
+/// ([`PayloadTap`]): (offset, lowercase hex).
+type Streamed = Option<(u64, String)>;
+
+/// Reads the stream of an RPM file as it downloads and takes the sha256 of
+/// its payload: the lead (96 bytes), the signature header (16 bytes of
+/// intro, 16 per index entry, its data, padded to 8), the header (the
+/// same, unpadded), then the payload, hashed to the end. A stream that is
+/// not shaped like that gives nothing, and the file is read instead.
+#[derive(Default)]
+pub struct PayloadTap {
+    /// Bytes seen so far.
+    pos: u64,
+    /// The signature header's and the header's 16-byte intros.
+    signature: [u8; 16],
+    header: [u8; 16],
+    header_at: Option<u64>,
+    payload_at: Option<u64>,
+    broken: bool,
+    hasher: Sha256,
+}
+
+const LEAD: u64 = 96;
+const HEADER_MAGIC: [u8; 4] = [0x8e, 0xad, 0xe8, 0x01];
+
+impl PayloadTap {
+    /// The 16-byte window at `at` filled from `bytes`, which start at
+    /// `start`; true once the window is whole.
+    fn fill(window: &mut [u8; 16], at: u64, start: u64, bytes: &[u8]) -> bool {
+        let end = start + bytes.len() as u64;
+        let (from, to) = (at.max(start), (at + 16).min(end));
+        if from < to {
+            window[(from - at) as usize..(to - at) as usize]
+                .copy_from_slice(&bytes[(from - start) as usize..(to - start) as usize]);
+        }
+        end >= at + 16
+    }
+
+    /// A header's size from its intro, or None when it is not one.
+    fn size(intro: &[u8; 16]) -> Option<u64> {
+        if intro[..4] != HEADER_MAGIC {
+            return None;
+        }
+        let word = |i: usize| u64::from(u32::from_be_bytes(intro[i..i + 4].try_into().unwrap()));
+        Some(16 + word(8) * 16 + word(12))
+    }
+
+    /// Where the payload starts and its sha256, once the stream is done.
+    pub fn finish(self) -> Streamed {
+        let at = self.payload_at.filter(|_| !self.broken)?;
+        (self.pos >= at).then(|| (at, hex::encode(self.hasher.finalize())))
+    }
+}
+
+impl connector_fetch::Tap for PayloadTap {
+    fn update(&mut self, bytes: &[u8]) {
+        let start = self.pos;
+        self.pos += bytes.len() as u64;
+        if self.broken {
+            return;
+        }
+        if self.header_at.is_none() {
+            if !Self::fill(&mut self.signature, LEAD, start, bytes) {
+                return;
+            }
+            match Self::size(&self.signature) {
+                Some(size) => self.header_at = Some(LEAD + size.div_ceil(8) * 8),
+                None => {
+                    self.broken = true;
+                    return;
+                }
+            }
+        }
+        if self.payload_at.is_none() {
+            let at = self.header_at.expect("found above");
+            if !Self::fill(&mut self.header, at, start, bytes) {
+                return;
+            }
+            match Self::size(&self.header) {
+                Some(size) => self.payload_at = Some(at + size),
+                None => {
+                    self.broken = true;
+                    return;
+                }
+            }
+        }
+        let at = self.payload_at.expect("found above");
+        if self.pos > at {
+            self.hasher
+                .update(&bytes[at.saturating_sub(start) as usize..]);
+        }
+    }
+
+    fn reset(&mut self) {
+        *self = PayloadTap::default();
+    }
+}
+
+/// [`verify_rpm`], with the payload's digest already taken if it streamed.
+fn verify(
+    path: &Path,
+    want: &Nevra,
+    trusted: &TrustedKeys,
+    streamed: Streamed,
+) -> Result<(), VerifyError> {
     let keys = &trusted.keys;
     let unreadable = |detail: String| VerifyError::Unreadable {
         path: path.to_path_buf(),
@@ -403,13 +515,20 @@ pub fn verify_rpm(path: &Path, want: &Nevra, trusted: &TrustedKeys) -> Result<()
         .header
         .get_entry_data_as_string(rpm::IndexTag::RPMTAG_PAYLOADSHA256)
     {
-        let mut f =
-            connector_host::root::open_regular(path).map_err(|e| unreadable(e.to_string()))?;
-        f.seek(SeekFrom::Start(offset))
-            .map_err(|e| unreadable(e.to_string()))?;
-        let mut h = Sha256::new();
-        io::copy(&mut f, &mut h).map_err(|e| unreadable(e.to_string()))?;
-        let actual = hex::encode(h.finalize());
+        let actual = match streamed {
+            // Taken from the same bytes, if it found the payload where
+            // the header says it is.
+            Some((at, digest)) if at == offset => digest,
+            _ => {
+                let mut f = connector_host::root::open_regular(path)
+                    .map_err(|e| unreadable(e.to_string()))?;
+                f.seek(SeekFrom::Start(offset))
+                    .map_err(|e| unreadable(e.to_string()))?;
+                let mut h = Sha256::new();
+                io::copy(&mut f, &mut h).map_err(|e| unreadable(e.to_string()))?;
+                hex::encode(h.finalize())
+            }
+        };
         if !actual.eq_ignore_ascii_case(expected) {
             return Err(VerifyError::PayloadDigest {
                 path: path.to_path_buf(),
@@ -618,6 +737,82 @@ fn decompress(name: &str, bytes: &[u8]) -> io::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use connector_fetch::Tap;
+
+    /// A real package's bytes, its payload's offset and its signed digest.
+    fn package() -> (Vec<u8>, u64, String) {
+        let mut b =
+            rpm::PackageBuilder::new("kernel-devel", "5.14.0", "GPL-2.0-only", "x86_64", "t");
+        b.release("1.el9");
+        let content: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        b.with_file_contents(content, rpm::FileOptions::new("/usr/src/kernels/blob"))
+            .unwrap();
+        let mut bytes = Vec::new();
+        b.build().unwrap().write(&mut bytes).unwrap();
+        let meta = rpm::PackageMetadata::parse(&mut &bytes[..]).unwrap();
+        let digest = meta
+            .header
+            .get_entry_data_as_string(rpm::IndexTag::RPMTAG_PAYLOADSHA256)
+            .unwrap()
+            .to_string();
+        let at = meta.get_package_segment_offsets().payload;
+        // The digest is the payload's, as the reading path finds it.
+        assert_eq!(sha256_bytes(&bytes[at as usize..]), digest);
+        (bytes, at, digest)
+    }
+
+    fn tapped(bytes: &[u8], chunk: usize) -> Streamed {
+        let mut tap = PayloadTap::default();
+        for c in bytes.chunks(chunk) {
+            tap.update(c);
+        }
+        tap.finish()
+    }
+
+    #[test]
+    fn the_payload_digest_is_taken_as_the_package_streams() {
+        let (bytes, at, digest) = package();
+        // Any split of the stream, the windows it reads straddled or not.
+        for chunk in [1, 7, 16, 95, 96, 97, 111, 4096, 65536, bytes.len()] {
+            assert_eq!(
+                tapped(&bytes, chunk),
+                Some((at, digest.clone())),
+                "chunks of {chunk}"
+            );
+        }
+        // A transfer that starts over is taken from its new start.
+        let mut tap = PayloadTap::default();
+        tap.update(&bytes[..at as usize + 1000]);
+        tap.reset();
+        tap.update(&bytes);
+        assert_eq!(tap.finish(), Some((at, digest)));
+    }
+
+    #[test]
+    fn a_stream_not_shaped_like_a_package_gives_nothing() {
+        let (bytes, at, _) = package();
+        // Ended before its payload.
+        assert_eq!(tapped(&bytes[..at as usize - 1], 4096), None);
+        // Not an RPM at all, or a header without its magic.
+        assert_eq!(tapped(&[0u8; 4096], 100), None);
+        let mut bad = bytes.clone();
+        bad[96] ^= 0xff;
+        assert_eq!(tapped(&bad, 4096), None);
+        // The main header's magic gone: nothing, not a digest of the wrong
+        // bytes.
+        let sig = PayloadTap::size(&bytes[96..112].try_into().unwrap()).unwrap();
+        let header_at = 96 + sig.div_ceil(8) as usize * 8;
+        let mut bad = bytes.clone();
+        bad[header_at] ^= 0xff;
+        assert_eq!(tapped(&bad, 4096), None);
+        // A payload that differs gives its own digest, which the header's
+        // then refuses.
+        let mut changed = bytes.clone();
+        let last = changed.len() - 1;
+        changed[last] ^= 1;
+        let (_, d) = tapped(&changed, 4096).unwrap();
+        assert_eq!(d, sha256_bytes(&changed[at as usize..]));
+    }
 
     #[test]
     fn nevra_parsing() {

@@ -190,6 +190,45 @@ fn serve(
         _ => {}
     }
     let file: PathBuf = root.join(&path);
+    // A body served as it is goes straight from the file (sendfile): the
+    // benches measure the client, not this server's copies.
+    if fault.is_none() {
+        if let Ok(mut f) = std::fs::File::open(&file) {
+            if f.metadata().is_ok_and(|m| m.is_file()) {
+                let total = f.metadata()?.len();
+                let asked = range
+                    .as_deref()
+                    .and_then(|r| r.strip_prefix("bytes="))
+                    .and_then(|r| r.strip_suffix('-'));
+                let start = match asked.map(str::parse::<u64>) {
+                    Some(Ok(n)) if n < total => n,
+                    Some(_) => {
+                        return write!(
+                            conn,
+                            "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        )
+                    }
+                    None => 0,
+                };
+                let mut head = format!(
+                    "HTTP/1.1 {}\r\nContent-Length: {}\r\nAccept-Ranges: bytes\r\nConnection: close\r\n",
+                    if asked.is_some() { "206 Partial Content" } else { "200 OK" },
+                    total - start
+                );
+                if asked.is_some() {
+                    head.push_str(&format!(
+                        "Content-Range: bytes {start}-{}/{total}\r\n",
+                        total - 1
+                    ));
+                }
+                head.push_str("\r\n");
+                conn.write_all(head.as_bytes())?;
+                std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(start))?;
+                std::io::copy(&mut f, &mut conn)?;
+                return conn.flush();
+            }
+        }
+    }
     let Ok(mut body) = std::fs::read(&file) else {
         return write!(
             conn,
