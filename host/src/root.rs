@@ -8,16 +8,22 @@
 //! other link. `Path::join` with an absolute path silently escapes the root;
 //! nothing here ever does that.
 //!
-//! The resolution is done in user space, one component at a time (the same
-//! rules as `openat2(RESOLVE_IN_ROOT)`, which EL7/EL8 kernels lack). It is
-//! meant for reading a root we were asked to inspect; code that writes into a
-//! root must re-check what it opens.
+//! The kernel resolves each path in one call where it can
+//! (`openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`, Linux 5.6+, read
+//! back through `/proc/self/fd`); where it cannot (EL7/EL8 kernels, a
+//! seccomp filter, no `/proc`) the same rules are walked in user space, one
+//! component at a time. Both are tested to agree. It is meant for reading a
+//! root we were asked to inspect; code that writes into a root must re-check
+//! what it opens.
 
 use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
 
 /// Linux's own limit on symlinks followed during one lookup.
 const MAX_SYMLINKS: usize = 40;
@@ -29,13 +35,30 @@ const MAX_SYMLINKS: usize = 40;
 pub const READ_CAP: u64 = 1024 * 1024;
 
 /// A directory treated as `/`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Root {
     path: PathBuf,
     /// `/` seen from inside a chroot or container of an image: the running
     /// kernel, systemd and SELinux state are not the root's own.
     image: bool,
+    /// The root opened once (`O_PATH`) for the kernel's resolution; None
+    /// inside when it could not be opened.
+    dir: Arc<OnceLock<Option<OwnedFd>>>,
 }
+
+impl PartialEq for Root {
+    fn eq(&self, other: &Root) -> bool {
+        self.path == other.path && self.image == other.image
+    }
+}
+
+impl Eq for Root {}
+
+/// Whether `openat2` is usable here: unknown, yes, no (ENOSYS, or a filter
+/// that refuses it).
+static OPENAT2: AtomicU8 = AtomicU8::new(0);
+const OPENAT2_YES: u8 = 1;
+const OPENAT2_NO: u8 = 2;
 
 impl Root {
     /// Opens `path` as a root. It must be an existing directory; it is
@@ -53,6 +76,7 @@ impl Root {
         Ok(Root {
             path: canonical,
             image: false,
+            dir: Arc::default(),
         })
     }
 
@@ -61,6 +85,7 @@ impl Root {
         Root {
             path: PathBuf::from("/"),
             image: false,
+            dir: Arc::default(),
         }
     }
 
@@ -148,6 +173,14 @@ impl Root {
 
     /// Metadata of what `p` resolves to; `Ok(None)` when missing.
     pub fn metadata_optional(&self, p: impl AsRef<Path>) -> io::Result<Option<fs::Metadata>> {
+        // The kernel's descriptor answers without naming the file.
+        if let Some(found) = self.open_kernel(p.as_ref(), true) {
+            return match found {
+                Ok(fd) => fs::File::from(fd).metadata().map(Some),
+                Err(e) if is_missing(&e) => Ok(None),
+                Err(e) => Err(e),
+            };
+        }
         match self.resolve_optional(p)? {
             Some(host) => match fs::metadata(host) {
                 Ok(m) => Ok(Some(m)),
@@ -297,10 +330,86 @@ impl Root {
         out
     }
 
-    /// The core: a chroot-style walk. `resolved` holds the components (from
-    /// the root) known to exist and not to be symlinks; `pending` holds what
-    /// is left, with link targets spliced in front as they are met.
+    /// The components (from the root) of what `p` names: the kernel's
+    /// answer where it gives one, else the walk's.
     fn resolve_rel(&self, p: &Path, follow_last: bool) -> io::Result<Vec<OsString>> {
+        match self.resolve_kernel(p, follow_last) {
+            Some(answer) => answer,
+            None => self.walk(p, follow_last),
+        }
+    }
+
+    /// `openat2(RESOLVE_IN_ROOT)`: every absolute link and `..` stays in the
+    /// root, as in the walk, in one call; `RESOLVE_NO_MAGICLINKS` refuses a
+    /// `/proc` link inside an image. Gives an `O_PATH` descriptor of what
+    /// `p` names, or None where that cannot be done (no openat2, a rename
+    /// racing it): the walk answers then.
+    fn open_kernel(&self, p: &Path, follow_last: bool) -> Option<io::Result<OwnedFd>> {
+        use rustix::fs::{Mode, OFlags, ResolveFlags};
+        use rustix::io::Errno;
+        if OPENAT2.load(Ordering::Relaxed) == OPENAT2_NO {
+            return None;
+        }
+        let dir = self
+            .dir
+            .get_or_init(|| {
+                rustix::fs::open(
+                    &self.path,
+                    OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .ok()
+            })
+            .as_ref()?;
+        let mut rel: PathBuf = components(p).into_iter().collect();
+        if rel.as_os_str().is_empty() {
+            rel.push(".");
+        }
+        let mut flags = OFlags::PATH | OFlags::CLOEXEC;
+        if !follow_last {
+            flags |= OFlags::NOFOLLOW;
+        }
+        match rustix::fs::openat2(
+            dir,
+            &rel,
+            flags,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        ) {
+            Ok(fd) => {
+                OPENAT2.store(OPENAT2_YES, Ordering::Relaxed);
+                Some(Ok(fd))
+            }
+            Err(e) if e == Errno::NOSYS || e == Errno::PERM => {
+                OPENAT2.store(OPENAT2_NO, Ordering::Relaxed);
+                None
+            }
+            // A rename during the lookup (the kernel's own retry signal).
+            Err(e) if e == Errno::AGAIN || e == Errno::XDEV => None,
+            Err(e) => Some(Err(io::Error::from(e))),
+        }
+    }
+
+    /// [`open_kernel`](Root::open_kernel), the file found named back
+    /// through `/proc/self/fd` (None without `/proc`).
+    fn resolve_kernel(&self, p: &Path, follow_last: bool) -> Option<io::Result<Vec<OsString>>> {
+        let found = match self.open_kernel(p, follow_last)? {
+            Ok(fd) => fd,
+            Err(e) => return Some(Err(e)),
+        };
+        let named = fs::read_link(format!("/proc/self/fd/{}", found.as_raw_fd())).ok()?;
+        let inside = named.strip_prefix(&self.path).ok()?;
+        Some(Ok(inside
+            .components()
+            .map(|c| c.as_os_str().to_owned())
+            .collect()))
+    }
+
+    /// The walk: chroot-style, in user space. `resolved` holds the
+    /// components (from the root) known to exist and not to be symlinks;
+    /// `pending` holds what is left, with link targets spliced in front as
+    /// they are met.
+    fn walk(&self, p: &Path, follow_last: bool) -> io::Result<Vec<OsString>> {
         let mut resolved: Vec<OsString> = Vec::new();
         let mut pending: VecDeque<OsString> = components(p);
         let mut links = 0usize;
@@ -738,6 +847,70 @@ mod tests {
             .unwrap()
             .is_none());
         assert!(!root.exists("/usr/lib/os-release/x").unwrap());
+    }
+
+    /// The kernel's resolution and the walk (the fallback for kernels
+    /// without openat2) give the same answer, or the same error, for every
+    /// kind of path the other tests use, following the last link or not.
+    #[test]
+    fn the_kernel_and_the_walk_agree() {
+        let (dir, root) = tree();
+        let r = dir.path();
+        fs::write(r.join("etc/hostname"), "inside\n").unwrap();
+        symlink("../../../../../../../etc/hostname", r.join("usr/escape")).unwrap();
+        symlink("/etc/passwd", r.join("etc/pw")).unwrap();
+        symlink("/usr/src/kernels/nope", r.join("usr/dangling")).unwrap();
+        symlink("b", r.join("usr/a")).unwrap();
+        symlink("a", r.join("usr/b")).unwrap();
+        symlink("../src", r.join("usr/lib/up")).unwrap();
+        let paths = [
+            "/",
+            "",
+            "/etc/os-release",
+            "etc/os-release",
+            "/lib/modules/6.1.0-18-amd64/build",
+            "/lib/modules/6.1.0-18-amd64/build/..",
+            "/lib/modules/../../..",
+            "/usr/escape",
+            "/../../etc/hostname",
+            "/etc/pw",
+            "/etc/passwd",
+            "/usr/dangling",
+            "/usr/a",
+            "/etc/os-release/x",
+            "/usr/lib/up/linux-headers-6.1.0-18-amd64",
+            "/usr/lib/./os-release",
+            "/missing/deeper",
+        ];
+        for p in paths {
+            for follow in [true, false] {
+                let kernel = root
+                    .resolve_kernel(Path::new(p), follow)
+                    .expect("this kernel has openat2 (Linux 5.6+)");
+                let walk = root.walk(Path::new(p), follow);
+                match (&kernel, &walk) {
+                    (Ok(k), Ok(w)) => {
+                        assert_eq!(k, w, "{p} (follow {follow})");
+                        // The descriptor is of the file the walk names.
+                        use std::os::unix::fs::MetadataExt;
+                        let fd = root.open_kernel(Path::new(p), follow).unwrap().unwrap();
+                        let by_fd = fs::File::from(fd).metadata().unwrap();
+                        let by_walk = fs::symlink_metadata(root.join_rel(w)).unwrap();
+                        assert_eq!(
+                            (by_fd.dev(), by_fd.ino()),
+                            (by_walk.dev(), by_walk.ino()),
+                            "{p}"
+                        );
+                    }
+                    (Err(k), Err(w)) => assert_eq!(
+                        k.raw_os_error(),
+                        w.raw_os_error(),
+                        "{p} (follow {follow}): {k} / {w}"
+                    ),
+                    _ => panic!("{p} (follow {follow}): kernel {kernel:?}, walk {walk:?}"),
+                }
+            }
+        }
     }
 
     #[test]
