@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use connector_host::cmd::{Cmd, CmdError};
-use connector_host::headers::{candidate_paths, kernel_arch, source_tree};
+use connector_host::headers::{candidate_paths, source_tree, tree_arch};
 use connector_host::{layout, Root};
 use sha2::{Digest, Sha256};
 
@@ -167,6 +167,9 @@ pub struct Trees {
     pub shown: String,
     pub build: PathBuf,
     pub source: PathBuf,
+    /// The kernel's architecture (`arch/<name>/`, `__TARGET_ARCH_<name>`):
+    /// the kernel's, never this program's.
+    pub arch: &'static str,
 }
 
 /// The trees to try for `release`, in kbuild's order, each once: every
@@ -200,6 +203,7 @@ pub fn trees(root: &Root, release: &str) -> Result<Vec<Trees>, CompileError> {
             Ok(Err(_)) | Err(_) => tree.clone(),
         };
         out.push(Trees {
+            arch: tree_arch(root, release, &tree),
             shown: tree.display().to_string(),
             build: root.host_path(&tree),
             source: root.host_path(&source),
@@ -218,7 +222,7 @@ pub fn trees(root: &Root, release: &str) -> Result<Vec<Trees>, CompileError> {
 /// dependency file: what a kernel-headers build of a BPF program needs.
 pub fn flags(trees: &Trees, release: &str, resource_include: Option<&Path>) -> Vec<OsString> {
     let (b, s) = (&trees.build, &trees.source);
-    let arch = kernel_arch();
+    let arch = trees.arch;
     let mut args: Vec<OsString> = ["-target", "bpf", "-O2", "-nostdinc"]
         .iter()
         .map(OsString::from)
@@ -528,6 +532,49 @@ fn compile_in(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The compile is for the kernel's architecture (its release, else its
+    /// configuration), not this program's.
+    #[test]
+    fn the_compile_targets_the_kernels_architecture() {
+        use connector_tests::{Fixture, Kernel, Layout};
+        for (kernel, arch) in [
+            (
+                Kernel::new("6.1.72-96.166.amzn2023.aarch64", Layout::El8),
+                "arm64",
+            ),
+            (Kernel::new("6.1.0-18-arm64", Layout::Debian), "arm64"),
+            (
+                Kernel::new("5.15.0-91-generic", Layout::Ubuntu).with_arch("arm64"),
+                "arm64",
+            ),
+            (Kernel::new("5.15.0-91-generic", Layout::Ubuntu), "x86"),
+            (Kernel::new("6.1.0-18-amd64", Layout::Debian), "x86"),
+        ] {
+            let f = Fixture::new();
+            f.kernel(&kernel).headers(&kernel);
+            let trees = trees(&f.root(), &kernel.release).unwrap();
+            assert_eq!(trees[0].arch, arch, "{}", kernel.release);
+            let args: Vec<String> = flags(&trees[0], &kernel.release, None)
+                .into_iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            assert!(
+                args.contains(&format!("-D__TARGET_ARCH_{arch}")),
+                "{args:?}"
+            );
+            assert!(
+                args.iter()
+                    .any(|a| a.ends_with(&format!("arch/{arch}/include/generated"))),
+                "{args:?}"
+            );
+            let other = if arch == "x86" { "arm64" } else { "x86" };
+            assert!(
+                !args.iter().any(|a| a.contains(&format!("arch/{other}/"))),
+                "{args:?}"
+            );
+        }
+    }
 
     #[test]
     fn depfiles_with_continuations_and_escaped_spaces() {

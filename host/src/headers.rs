@@ -183,22 +183,70 @@ pub fn check(root: &Root, release: &str) -> HeadersOnDisk {
     }
 }
 
-/// The kernel's name for this machine's architecture (`arch/<arch>/`).
-pub fn kernel_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" | "x86" => "x86",
-        "aarch64" => "arm64",
-        "arm" => "arm",
-        "powerpc64" | "powerpc" => "powerpc",
-        "s390x" => "s390",
-        "riscv64" => "riscv",
-        "loongarch64" => "loongarch",
-        other => other,
+/// The kernel's name for the architecture this program was built for: the
+/// last resort of [`tree_arch`].
+pub fn machine_arch() -> &'static str {
+    crate::kernel::kbuild_arch(std::env::consts::ARCH).unwrap_or(std::env::consts::ARCH)
+}
+
+/// The architecture of kernel `release` in `root` (its `arch/<name>/`), as
+/// far as the kernel itself says: its release (`.aarch64`, `-arm64`,
+/// `-generic-64k`), else its configuration (`/boot/config-K`). None when
+/// neither says (then each header tree's own configuration decides: see
+/// [`tree_arch`]). Never this machine's: an x86_64 host judges an aarch64
+/// image by the image's kernels.
+pub fn release_arch(root: &Root, release: &str) -> Option<&'static str> {
+    if let Some(arch) = crate::kernel::release_arch(release) {
+        return crate::kernel::kbuild_arch(&arch);
     }
+    let config = root
+        .read_to_string_capped(format!("/boot/config-{release}"), CONFIG_CAP)
+        .ok()?;
+    config_arch(&config)
+}
+
+/// The architecture to check (and compile) tree `tree` for: the kernel's
+/// ([`release_arch`]), else what the tree was configured for (its
+/// `include/generated/autoconf.h`), else this machine's.
+pub fn tree_arch(root: &Root, release: &str, tree: &Path) -> &'static str {
+    release_arch(root, release)
+        .or_else(|| {
+            let autoconf = root
+                .read_to_string_capped(tree.join("include/generated/autoconf.h"), CONFIG_CAP)
+                .ok()?;
+            config_arch(&autoconf)
+        })
+        .unwrap_or_else(machine_arch)
+}
+
+/// A kernel configuration is a few hundred KiB; more is not one.
+const CONFIG_CAP: u64 = 4 * 1024 * 1024;
+
+/// The architecture a kernel configuration (`.config` lines `CONFIG_X=y`,
+/// or `autoconf.h` lines `#define CONFIG_X 1`) was made for.
+fn config_arch(text: &str) -> Option<&'static str> {
+    const KEYS: &[(&str, &str)] = &[
+        ("CONFIG_X86_64", "x86"),
+        ("CONFIG_X86_32", "x86"),
+        ("CONFIG_ARM64", "arm64"),
+        ("CONFIG_ARM", "arm"),
+        ("CONFIG_PPC64", "powerpc"),
+        ("CONFIG_S390", "s390"),
+        ("CONFIG_RISCV", "riscv"),
+        ("CONFIG_LOONGARCH", "loongarch"),
+    ];
+    text.lines().find_map(|line| {
+        let line = line.trim();
+        let key = match line.strip_prefix("#define ") {
+            Some(rest) => rest.strip_suffix(" 1")?,
+            None => line.strip_suffix("=y")?,
+        };
+        KEYS.iter().find(|(k, _)| *k == key).map(|(_, arch)| *arch)
+    })
 }
 
 /// The files of the build tree the probe's compile reads (`{arch}` is
-/// [`kernel_arch`]); `true` for a directory.
+/// [`tree_arch`]); `true` for a directory.
 pub const BUILD_TREE_NEEDS: &[(&str, bool)] = &[
     ("include/generated/autoconf.h", false),
     ("include/generated/utsrelease.h", false),
@@ -257,7 +305,7 @@ fn check_tree(root: &Root, tree: &Path, release: &str) -> io::Result<Result<Path
         Ok(s) => s,
         Err(p) => return Ok(Err(p)),
     };
-    let arch = kernel_arch();
+    let arch = tree_arch(root, release, tree);
     for (base, needs) in [
         (tree, BUILD_TREE_NEEDS),
         (source.as_path(), SOURCE_TREE_NEEDS),
@@ -325,6 +373,25 @@ pub fn recorded_release(root: &Root, tree: &Path) -> io::Result<Option<String>> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_configuration_names_its_architecture_by_its_exact_symbol() {
+        assert_eq!(
+            config_arch("CONFIG_ARM64_4K_PAGES=y\nCONFIG_ARM64=y\n"),
+            Some("arm64")
+        );
+        assert_eq!(
+            config_arch("# CONFIG_X86_64 is not set\nCONFIG_X86_32=y\n"),
+            Some("x86")
+        );
+        assert_eq!(config_arch("#define CONFIG_ARM64 1\n"), Some("arm64"));
+        assert_eq!(config_arch("#define CONFIG_X86_64 1\n"), Some("x86"));
+        assert_eq!(
+            config_arch("#define CONFIG_ARM64_PAGE_SHIFT 12\nCONFIG_BPF=y\n"),
+            None
+        );
+        assert_eq!(config_arch(""), None);
+    }
 
     #[test]
     fn wrapper_makefile_detection() {

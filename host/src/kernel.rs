@@ -225,6 +225,39 @@ fn classify_rpm(os: &OsInfo, distro: Distro, release: &str) -> KernelClass {
     }
 }
 
+/// The architecture a kernel release names, as RPM spells it (`x86_64`,
+/// `aarch64`, …): `….el9_3.aarch64+64k`, `….amzn2023.x86_64`, Debian's
+/// `6.1.0-18-arm64` and `…-cloud-amd64`, Ubuntu's `…-generic-64k`. None
+/// when it names none (Ubuntu's `-generic`, most self-built kernels).
+pub fn release_arch(release: &str) -> Option<String> {
+    let base = release.split_once('+').map_or(release, |(b, _)| b);
+    let base = base.strip_suffix(".debug").unwrap_or(base);
+    if let Some((_, arch)) = base.rsplit_once('.') {
+        if RPM_ARCHES.contains(&arch) {
+            return Some(arch.to_string());
+        }
+    }
+    parse_debian_release(release)
+        .and_then(|(_, arch, _)| arch)
+        .or_else(|| parse_ubuntu_release(release).and_then(|(_, arch, _)| arch))
+}
+
+/// The kernel's own name for an architecture given as RPM spells it: the
+/// `arch/<name>/` of its header trees, the `__TARGET_ARCH_<name>` of a BPF
+/// compile.
+pub fn kbuild_arch(arch: &str) -> Option<&'static str> {
+    Some(match arch {
+        "x86_64" | "i686" | "x86" => "x86",
+        "aarch64" => "arm64",
+        "arm" | "armhf" => "arm",
+        "ppc64le" | "powerpc64" | "powerpc" => "powerpc",
+        "s390x" => "s390",
+        "riscv64" => "riscv",
+        "loongarch64" => "loongarch",
+        _ => return None,
+    })
+}
+
 /// The parts of an RPM-family kernel release.
 #[derive(Debug, PartialEq, Eq)]
 struct RpmRelease {
@@ -528,6 +561,29 @@ pub fn compare_releases(a: &str, b: &str) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_release_names_the_architecture_when_it_can() {
+        for (release, arch) in [
+            ("5.14.0-362.8.1.el9_3.aarch64+64k", Some("aarch64")),
+            ("5.14.0-362.8.1.el9_3.x86_64+debug", Some("x86_64")),
+            ("3.10.0-1160.el7.x86_64.debug", Some("x86_64")),
+            ("5.15.0-200.131.27.el8uek.aarch64", Some("aarch64")),
+            ("6.1.72-96.166.amzn2023.aarch64", Some("aarch64")),
+            ("6.1.0-18-amd64", Some("x86_64")),
+            ("6.1.0-18-cloud-arm64", Some("aarch64")),
+            ("6.12.33+deb13-arm64", Some("aarch64")),
+            ("6.8.0-31-generic-64k", Some("aarch64")),
+            ("5.15.0-91-generic", None),
+            ("6.6.6-custom", None),
+        ] {
+            assert_eq!(release_arch(release).as_deref(), arch, "{release}");
+        }
+        assert_eq!(kbuild_arch("aarch64"), Some("arm64"));
+        assert_eq!(kbuild_arch("x86_64"), Some("x86"));
+        assert_eq!(kbuild_arch("ppc64le"), Some("powerpc"));
+        assert_eq!(kbuild_arch("vax"), None);
+    }
 
     #[test]
     fn selinux_policy_versions_follow_the_release() {

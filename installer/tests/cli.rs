@@ -232,3 +232,90 @@ fn doctor_reads_the_connectors_own_status() {
         .any(|n| n["kind"] == "connector-status"
             && n["message"].as_str().unwrap().contains("fault 12")));
 }
+
+/// Doctor judges each image by its kernels' architecture, never by the
+/// machine it runs on: an x86_64 build host looking at an aarch64 image (or
+/// the reverse) says "present" exactly when the image's tree is complete
+/// for that image's architecture. The architecture comes from the release
+/// (`.aarch64`, `+64k`, `-arm64`), else from the kernel's own configuration
+/// (`/boot/config-K`, for Ubuntu's `-generic`).
+#[test]
+fn headers_are_judged_for_the_kernels_architecture() {
+    struct Case {
+        os: &'static str,
+        kernel: Kernel,
+        /// The architecture the header tree was built for.
+        tree: &'static str,
+        package: &'static str,
+    }
+    let cases = [
+        Case {
+            os: "ol-9.3",
+            kernel: Kernel::new("5.15.0-200.131.27.el9uek.aarch64", Layout::El8),
+            tree: "arm64",
+            package: "kernel-uek-devel-5.15.0-200.131.27.el9uek.aarch64",
+        },
+        Case {
+            os: "rhel-9.3",
+            kernel: Kernel::new("5.14.0-362.8.1.el9_3.aarch64+64k", Layout::El8),
+            tree: "arm64",
+            package: "kernel-64k-devel-5.14.0-362.8.1.el9_3.aarch64",
+        },
+        Case {
+            os: "amzn-2023",
+            kernel: Kernel::new("6.1.72-96.166.amzn2023.aarch64", Layout::El8),
+            tree: "arm64",
+            package: "kernel-devel-6.1.72-96.166.amzn2023.aarch64",
+        },
+        Case {
+            os: "debian-12",
+            kernel: Kernel::new("6.1.0-18-cloud-arm64", Layout::Debian),
+            tree: "arm64",
+            package: "linux-headers-6.1.0-18-cloud-arm64",
+        },
+        Case {
+            os: "ubuntu-22.04",
+            kernel: Kernel::new("5.15.0-91-generic", Layout::Ubuntu).with_arch("arm64"),
+            tree: "arm64",
+            package: "linux-headers-5.15.0-91-generic",
+        },
+        // The reverse: an x86_64 kernel with an arm64 tree.
+        Case {
+            os: "rhel-9.3",
+            kernel: Kernel::new("5.14.0-362.8.1.el9_3.x86_64", Layout::El8),
+            tree: "x86",
+            package: "kernel-devel-5.14.0-362.8.1.el9_3.x86_64",
+        },
+        Case {
+            os: "debian-12",
+            kernel: Kernel::new("6.1.0-18-amd64", Layout::Debian),
+            tree: "x86",
+            package: "linux-headers-6.1.0-18-amd64",
+        },
+    ];
+    for c in cases {
+        let other = if c.tree == "x86" { "arm64" } else { "x86" };
+        for (tree, present) in [(c.tree, true), (other, false)] {
+            let f = Fixture::new();
+            f.os_release(c.os);
+            f.kernel(&c.kernel)
+                .headers(&c.kernel.clone().with_arch(tree));
+            let out = run(&["doctor", "--root", f.path().to_str().unwrap(), "--json"]);
+            let v = json(&out);
+            let k = &v["kernels"][0];
+            let what = format!("{} with an {tree} tree", c.kernel.release);
+            assert_eq!(k["release"], c.kernel.release.as_str(), "{what}: {v}");
+            assert_eq!(k["headers"]["present"], present, "{what}: {v}");
+            assert_eq!(k["headers"]["package"], c.package, "{what}: {v}");
+            if present {
+                assert_eq!(out.status.code(), Some(0), "{what}: {v}");
+            } else {
+                // The tree is refused for the file of the kernel's own arch.
+                let why = k["headers"]["rejected"].to_string();
+                assert!(why.contains(&format!("arch/{}/", c.tree)), "{what}: {why}");
+                assert_eq!(out.status.code(), Some(1), "{what}: {v}");
+                assert_eq!(v["faults"][0]["id"], 11, "{what}: {v}");
+            }
+        }
+    }
+}

@@ -65,13 +65,39 @@ pub enum Layout {
 pub struct Kernel {
     pub release: String,
     pub layout: Layout,
+    /// The kernel's architecture, as kbuild names it (`x86`, `arm64`): its
+    /// trees' `arch/<arch>/` and configuration.
+    pub arch: &'static str,
 }
 
 impl Kernel {
+    /// The architecture is the one the release names (`.aarch64`,
+    /// `-arm64`), else x86.
     pub fn new(release: &str, layout: Layout) -> Kernel {
+        let arch = connector_host::kernel::release_arch(release)
+            .and_then(|a| connector_host::kernel::kbuild_arch(&a))
+            .unwrap_or("x86");
         Kernel {
             release: release.to_string(),
             layout,
+            arch,
+        }
+    }
+
+    /// The same kernel built for `arch` (kbuild's name): for releases that
+    /// do not say (Ubuntu's `-generic`).
+    pub fn with_arch(mut self, arch: &'static str) -> Kernel {
+        self.arch = arch;
+        self
+    }
+
+    /// The configuration symbol of the architecture.
+    fn arch_symbol(&self) -> &'static str {
+        match self.arch {
+            "arm64" => "CONFIG_ARM64",
+            "powerpc" => "CONFIG_PPC64",
+            "s390" => "CONFIG_S390",
+            _ => "CONFIG_X86_64",
         }
     }
 
@@ -132,21 +158,24 @@ impl Kernel {
                     format!("/boot/vmlinuz-{k}"),
                     b"MZ kernel image",
                 ));
-                e.push(Entry::file(format!("/boot/config-{k}"), "CONFIG_BPF=y\n"));
+                e.push(Entry::file(
+                    format!("/boot/config-{k}"),
+                    format!("{}=y\nCONFIG_BPF=y\n", self.arch_symbol()),
+                ));
             }
         }
         e
     }
 
     /// What the probe's compile reads from a build tree (`host::headers`).
-    fn build_tree_files(t: &str, k: &str) -> Vec<Entry> {
+    fn build_tree_files(t: &str, k: &str, arch: &str) -> Vec<Entry> {
         vec![
             Entry::file(
                 format!("{t}/include/generated/uapi/linux/version.h"),
                 "#define LINUX_VERSION_CODE 0x041200\n",
             ),
             Entry::file(
-                format!("{t}/arch/x86/include/generated/uapi/asm/types.h"),
+                format!("{t}/arch/{arch}/include/generated/uapi/asm/types.h"),
                 format!("/* {k} */\n"),
             ),
         ]
@@ -155,7 +184,7 @@ impl Kernel {
     /// What the probe's compile reads from a source tree: small, but real
     /// C, so connectord's real compile (clang -target bpf) succeeds against
     /// a fixture tree as against a distribution's.
-    fn source_tree_files(t: &str) -> Vec<Entry> {
+    fn source_tree_files(t: &str, arch: &str) -> Vec<Entry> {
         [
             ("include/linux/kconfig.h", "#include <generated/autoconf.h>\n"),
             (
@@ -167,19 +196,21 @@ impl Kernel {
                 "include/uapi/linux/bpf.h",
                 "enum bpf_map_type { BPF_MAP_TYPE_ARRAY = 2 };\nenum bpf_func_id { BPF_FUNC_map_lookup_elem = 1 };\n",
             ),
-            ("arch/x86/include/asm/posix_types.h", "/* header */\n"),
-            ("arch/x86/include/uapi/asm/posix_types_64.h", "/* header */\n"),
+            ("arch/{arch}/include/asm/posix_types.h", "/* header */\n"),
+            ("arch/{arch}/include/uapi/asm/posix_types_64.h", "/* header */\n"),
         ]
         .iter()
-        .map(|(f, body)| Entry::file(format!("{t}/{f}"), *body))
+        .map(|(f, body)| Entry::file(format!("{t}/{}", f.replace("{arch}", arch)), *body))
         .collect()
     }
 
     /// The files of the header package(s) for this kernel, as installed.
     pub fn header_files(&self) -> Vec<Entry> {
         let k = &self.release;
-        let autoconf =
-            "#define CONFIG_BPF 1\n#define CONFIG_BPF_SYSCALL 1\n#define CONFIG_KPROBES 1\n";
+        let autoconf = format!(
+            "#define {} 1\n#define CONFIG_BPF 1\n#define CONFIG_BPF_SYSCALL 1\n#define CONFIG_KPROBES 1\n",
+            self.arch_symbol()
+        );
         let uts = format!("#define UTS_RELEASE \"{k}\"\n");
         match self.layout {
             Layout::El8 | Layout::El7 => {
@@ -199,16 +230,16 @@ impl Kernel {
                     ),
                     Entry::file(format!("{t}/.config"), "CONFIG_BPF=y\n"),
                     Entry::file(format!("{t}/Module.symvers"), ""),
-                    Entry::file(format!("{t}/include/generated/autoconf.h"), autoconf),
+                    Entry::file(format!("{t}/include/generated/autoconf.h"), autoconf.clone()),
                     Entry::file(format!("{t}/include/generated/utsrelease.h"), uts),
                     Entry::file(format!("{t}/include/config/kernel.release"), format!("{k}\n")),
                     Entry::file(format!("{t}/include/linux/bpf.h"), "/* bpf */\n"),
                     Entry::file(format!("{t}/scripts/Makefile.build"), "# kbuild\n"),
-                    Entry::file(format!("{t}/arch/x86/Makefile"), "# arch\n"),
+                    Entry::file(format!("{t}/arch/{}/Makefile", self.arch), "# arch\n"),
                 ]
                 .into_iter()
-                .chain(Self::build_tree_files(&t, k))
-                .chain(Self::source_tree_files(&t))
+                .chain(Self::build_tree_files(&t, k, self.arch))
+                .chain(Self::source_tree_files(&t, self.arch))
                 .collect()
             }
             Layout::Debian => {
@@ -225,7 +256,10 @@ impl Kernel {
                     ),
                     Entry::file(format!("{t}/.config"), "CONFIG_BPF=y\n"),
                     Entry::file(format!("{t}/Module.symvers"), ""),
-                    Entry::file(format!("{t}/include/generated/autoconf.h"), autoconf),
+                    Entry::file(
+                        format!("{t}/include/generated/autoconf.h"),
+                        autoconf.clone(),
+                    ),
                     Entry::file(format!("{t}/include/generated/utsrelease.h"), uts),
                     // Debian records the upstream version here, not the release.
                     Entry::file(
@@ -252,8 +286,8 @@ impl Kernel {
                     Entry::dir(format!("{kb}/tools")),
                 ]
                 .into_iter()
-                .chain(Self::build_tree_files(&t, k))
-                .chain(Self::source_tree_files(&common))
+                .chain(Self::build_tree_files(&t, k, self.arch))
+                .chain(Self::source_tree_files(&common, self.arch))
                 .collect()
             }
             Layout::Ubuntu => {
@@ -268,7 +302,10 @@ impl Kernel {
                     ),
                     Entry::file(format!("{t}/.config"), "CONFIG_BPF=y\n"),
                     Entry::file(format!("{t}/Module.symvers"), ""),
-                    Entry::file(format!("{t}/include/generated/autoconf.h"), autoconf),
+                    Entry::file(
+                        format!("{t}/include/generated/autoconf.h"),
+                        autoconf.clone(),
+                    ),
                     Entry::file(format!("{t}/include/generated/utsrelease.h"), uts),
                     Entry::file(format!("{t}/scripts/Makefile.build"), "# kbuild\n"),
                     // linux-headers-V-ABI (all)
@@ -276,9 +313,9 @@ impl Kernel {
                     Entry::file(format!("{common}/include/linux/bpf.h"), "/* bpf */\n"),
                 ]
                 .into_iter()
-                .chain(Self::build_tree_files(&t, k))
+                .chain(Self::build_tree_files(&t, k, self.arch))
                 // Ubuntu's flavour tree links the common tree's directories.
-                .chain(Self::source_tree_files(&t))
+                .chain(Self::source_tree_files(&t, self.arch))
                 .collect()
             }
         }
