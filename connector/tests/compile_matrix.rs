@@ -12,7 +12,7 @@ use std::path::Path;
 
 use connector_host::headers;
 use connector_host::Root;
-use connector_tests::debian_headers::{debian_headers, unpack, DebianHeaders};
+use connector_tests::debian_headers::{debian_headers, debian_headers_for, unpack, DebianHeaders};
 use connectord::compile::{self, Compiler};
 
 struct Row {
@@ -22,8 +22,12 @@ struct Row {
 }
 
 fn common_dir(h: &DebianHeaders, root: &Path) -> std::path::PathBuf {
-    let abi = h.release.trim_end_matches("-amd64");
-    root.join(format!("usr/src/linux-headers-{abi}-common"))
+    root.join(format!("usr/src/linux-headers-{}-common", abi(h)))
+}
+
+/// `6.1.0-57` of `6.1.0-57-arm64`.
+fn abi(h: &DebianHeaders) -> &str {
+    h.release.trim_end_matches(&format!("-{}", h.arch))
 }
 
 fn all(h: &DebianHeaders, root: &Path) {
@@ -72,10 +76,7 @@ const ROWS: &[Row] = &[
             )
             .unwrap();
             std::os::unix::fs::symlink(
-                format!(
-                    "/usr/src/linux-headers-{}-common",
-                    h.release.trim_end_matches("-amd64")
-                ),
+                format!("/usr/src/linux-headers-{}-common", abi(h)),
                 m.join("source"),
             )
             .unwrap();
@@ -101,10 +102,10 @@ const ROWS: &[Row] = &[
         },
     },
     Row {
-        name: "truncated: -common without arch/x86",
+        name: "truncated: -common without the kernel's arch/ARCH",
         make: |h, r| {
             all(h, r);
-            fs::remove_dir_all(common_dir(h, r).join("arch/x86")).unwrap();
+            fs::remove_dir_all(common_dir(h, r).join(format!("arch/{}", h.kernel_arch))).unwrap();
         },
     },
     Row {
@@ -139,12 +140,12 @@ const ROWS: &[Row] = &[
         },
     },
     Row {
-        name: "truncated: the flavour tree without arch/x86/include/generated",
+        name: "truncated: the flavour tree without arch/ARCH/include/generated",
         make: |h, r| {
             all(h, r);
             fs::remove_dir_all(r.join(format!(
-                "usr/src/linux-headers-{}/arch/x86/include/generated",
-                h.release
+                "usr/src/linux-headers-{}/arch/{}/include/generated",
+                h.release, h.kernel_arch
             )))
             .unwrap();
         },
@@ -159,10 +160,22 @@ const ROWS: &[Row] = &[
     },
 ];
 
+/// The amd64 rows.
 #[test]
 fn doctor_and_the_compiler_agree_on_every_tree() {
+    matrix(debian_headers());
+}
+
+/// The arm64 rows, on this x86_64 machine: doctor judges the trees for the
+/// kernel's architecture (arm64), and the compile is for it too
+/// (`arch/arm64/`, `-D__TARGET_ARCH_arm64`).
+#[test]
+fn doctor_and_the_compiler_agree_on_every_arm64_tree() {
+    matrix(debian_headers_for("arm64"));
+}
+
+fn matrix(h: &DebianHeaders) {
     connector_tests::require_tool("clang");
-    let h = debian_headers();
     let compiler = Compiler::find(None).expect("clang (scripts/setup --test installs it)");
     let mut table = Vec::new();
     let mut disagree = Vec::new();
@@ -176,7 +189,10 @@ fn doctor_and_the_compiler_agree_on_every_tree() {
         let compiled = match &built {
             Ok(_) => true,
             Err(e) if e.is_headers() => false,
-            Err(e) => panic!("{}: the compile could not be judged: {e}", row.name),
+            Err(e) => panic!(
+                "{} ({}): the compile could not be judged: {e}",
+                row.name, h.arch
+            ),
         };
         let why_doctor = doctor
             .rejected

@@ -45,11 +45,52 @@ impl Item {
     }
 }
 
+/// The machine a package's binaries are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    X86_64,
+    Aarch64,
+}
+
+impl Arch {
+    /// As RPM names it (`connector-V-R.aarch64.rpm`), and as scripts/build-compat takes it.
+    pub fn rpm(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Aarch64 => "aarch64",
+        }
+    }
+
+    /// As Debian names it (`connector_V-R_arm64.deb`).
+    pub fn deb(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "amd64",
+            Arch::Aarch64 => "arm64",
+        }
+    }
+
+    /// The machine an ELF executable is for (its `e_machine`); None for
+    /// anything else.
+    pub fn of_elf(bytes: &[u8]) -> Option<Arch> {
+        if bytes.get(..4)? != b"\x7fELF" || bytes.get(5)? != &1 {
+            return None;
+        }
+        match u16::from_le_bytes([*bytes.get(18)?, *bytes.get(19)?]) {
+            62 => Some(Arch::X86_64),
+            183 => Some(Arch::Aarch64),
+            _ => None,
+        }
+    }
+}
+
 /// What goes into a package.
 #[derive(Debug, Clone)]
 pub struct Payload {
     pub version: String,
     pub release: String,
+    /// The binaries' machine: read from connectord's ELF header (a stand-in
+    /// that is not ELF, as in the packaging tests, is packaged for x86_64).
+    pub arch: Arch,
     pub items: Vec<Item>,
     pub source_date: u32,
 }
@@ -307,9 +348,22 @@ pub fn connector_payload(
         });
     }
     items.sort_by(|a, b| a.path().cmp(b.path()));
+    let arches: Vec<Option<Arch>> = ["connectord", "connector-installer"]
+        .iter()
+        .map(|b| Ok(Arch::of_elf(&read(bin_dir.join(b))?)))
+        .collect::<Result<_>>()?;
+    if arches[0] != arches[1] {
+        anyhow::bail!(
+            "{}: connectord is for {:?} and connector-installer for {:?}",
+            bin_dir.display(),
+            arches[0],
+            arches[1]
+        );
+    }
     Ok(Payload {
         version: version.into(),
         release: release.into(),
+        arch: arches[0].unwrap_or(Arch::X86_64),
         items,
         source_date: source_date(),
     })
@@ -344,13 +398,13 @@ fn deb_postrm() -> String {
         .to_string()
 }
 
-/// Builds `connector-VERSION-RELEASE.x86_64.rpm` in `out`.
+/// Builds `connector-VERSION-RELEASE.ARCH.rpm` in `out`.
 pub fn build_rpm(p: &Payload, out: &Path) -> Result<PathBuf> {
     let mut b = rpm::PackageBuilder::new(
         "connector",
         &p.version,
         "Apache-2.0",
-        "x86_64",
+        p.arch.rpm(),
         "Endpoint security agent (eBPF) and its SELinux-aware installer",
     );
     b.release(&p.release)
@@ -419,12 +473,17 @@ pub fn build_rpm(p: &Payload, out: &Path) -> Result<PathBuf> {
     b.post_uninstall_script(rpm_script("rpm-postun"));
     b.post_trans_script(rpm_script("rpm-posttrans"));
     let pkg = b.build()?;
-    let file = out.join(format!("connector-{}-{}.x86_64.rpm", p.version, p.release));
+    let file = out.join(format!(
+        "connector-{}-{}.{}.rpm",
+        p.version,
+        p.release,
+        p.arch.rpm()
+    ));
     pkg.write_file(&file)?;
     Ok(file)
 }
 
-/// Builds `connector_VERSION-RELEASE_amd64.deb` in `out`.
+/// Builds `connector_VERSION-RELEASE_ARCH.deb` in `out`.
 pub fn build_deb(p: &Payload, out: &Path) -> Result<PathBuf> {
     let mtime = u64::from(p.source_date);
     // data.tar.gz
@@ -495,7 +554,7 @@ pub fn build_deb(p: &Payload, out: &Path) -> Result<PathBuf> {
 
     // control.tar.gz
     let control = format!(
-        "Package: connector\nVersion: {}-{}\nArchitecture: amd64\n\
+        "Package: connector\nVersion: {}-{}\nArchitecture: {}\n\
          Maintainer: connector-installer authors <connector@example.invalid>\n\
          Installed-Size: {installed_size}\nDepends: libc6 (>= 2.17), libgcc-s1 | libgcc1, libselinux1, systemd, clang\n\
          Recommends: policycoreutils, semodule-utils, selinux-utils\nSection: admin\nPriority: optional\n\
@@ -504,7 +563,9 @@ pub fn build_deb(p: &Payload, out: &Path) -> Result<PathBuf> {
          The connector monitors file moves and network flows with an eBPF module it\n \
          compiles on the host. connector-installer installs the kernel headers and the\n \
          SELinux policy module that module needs, diagnoses fault 11 and repairs it.\n",
-        p.version, p.release
+        p.version,
+        p.release,
+        p.arch.deb()
     );
     let mut ctl = tar::Builder::new(Vec::new());
     ctl.mode(tar::HeaderMode::Deterministic);
@@ -524,7 +585,12 @@ pub fn build_deb(p: &Payload, out: &Path) -> Result<PathBuf> {
     let control = gzip(&ctl.into_inner()?, p.source_date)?;
 
     // The ar archive.
-    let file = out.join(format!("connector_{}-{}_amd64.deb", p.version, p.release));
+    let file = out.join(format!(
+        "connector_{}-{}_{}.deb",
+        p.version,
+        p.release,
+        p.arch.deb()
+    ));
     let mut f =
         std::fs::File::create(&file).with_context(|| format!("creating {}", file.display()))?;
     f.write_all(b"!<arch>\n")?;

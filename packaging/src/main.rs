@@ -1,7 +1,7 @@
-//! `cargo run -p connector-packaging -- build --out dist/` builds the
-//! release binaries for glibc 2.17 (scripts/build-compat), then
-//! `connector-VERSION-RELEASE.x86_64.rpm` and
-//! `connector_VERSION-RELEASE_amd64.deb` from them.
+//! `cargo run -p connector-packaging -- build --out dist/ [--arch aarch64]`
+//! builds the release binaries for glibc 2.17 (scripts/build-compat), then
+//! `connector-VERSION-RELEASE.ARCH.rpm` (`x86_64`, `aarch64`) and
+//! `connector_VERSION-RELEASE_ARCH.deb` (`amd64`, `arm64`) from them.
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +23,11 @@ enum Command {
         /// Output directory
         #[arg(long, value_name = "DIR", default_value = "dist")]
         out: PathBuf,
+        /// The machine to build the binaries for (x86_64 by rustup's
+        /// toolchain, aarch64 by Debian's rustc-web: scripts/build-compat);
+        /// the packages are for the machine the binaries' ELF headers name
+        #[arg(long, value_name = "ARCH", default_value = "x86_64", value_parser = ["x86_64", "aarch64"])]
+        arch: String,
         /// Take connectord and connector-installer from DIR instead of
         /// building them for glibc 2.17 (scripts/build-compat)
         #[arg(long, value_name = "DIR")]
@@ -50,6 +55,7 @@ fn main() {
 fn run() -> Result<()> {
     let Command::Build {
         out,
+        arch,
         bin_dir,
         native,
         version,
@@ -60,6 +66,7 @@ fn run() -> Result<()> {
         Some(d) => d,
         None if !native => {
             let out = std::process::Command::new(repo.join("scripts/build-compat"))
+                .arg(&arch)
                 .stderr(std::process::Stdio::inherit())
                 .output()
                 .context("running scripts/build-compat")?;
@@ -67,6 +74,12 @@ fn run() -> Result<()> {
                 bail!("scripts/build-compat failed");
             }
             PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+        }
+        None if arch != std::env::consts::ARCH => {
+            bail!(
+                "--native builds for this machine ({}), not {arch}",
+                std::env::consts::ARCH
+            )
         }
         None => {
             let st = std::process::Command::new(

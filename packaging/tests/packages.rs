@@ -564,3 +564,49 @@ fn manual_pages_and_completions_are_shipped_and_load() {
     let text = ok(out, "bash complete -p");
     assert!(text.contains("connector-installer"), "{text}");
 }
+
+/// A package is for the machine its binaries' ELF headers name.
+#[test]
+fn the_package_is_for_the_machine_of_its_binaries() {
+    use connector_packaging::Arch;
+    let x86 = std::fs::read("/usr/bin/true").unwrap();
+    assert_eq!(Arch::of_elf(&x86), Some(Arch::X86_64));
+    // The cross C library scripts/setup installs is an aarch64 ELF.
+    let arm_lib = Path::new("/usr/aarch64-linux-gnu/lib/libc.so.6");
+    if arm_lib.exists() {
+        assert_eq!(
+            Arch::of_elf(&std::fs::read(arm_lib).unwrap()),
+            Some(Arch::Aarch64)
+        );
+    }
+    assert_eq!(Arch::of_elf(b"#!/bin/sh\nexit 0\n"), None);
+    assert_eq!(Arch::of_elf(b"\x7fELF"), None);
+
+    // A payload of aarch64 binaries is named and labelled for aarch64.
+    if arm_lib.exists() {
+        let b = tempfile::tempdir().unwrap();
+        for name in ["connectord", "connector-installer"] {
+            std::fs::copy(arm_lib, b.path().join(name)).unwrap();
+        }
+        let out = tempfile::tempdir().unwrap();
+        let p = connector_payload(Family::Rpm, "1.0.0", "1", b.path(), &repo()).unwrap();
+        assert_eq!(p.arch, Arch::Aarch64);
+        let rpm = build_rpm(&p, out.path()).unwrap();
+        assert!(
+            rpm.ends_with("connector-1.0.0-1.aarch64.rpm"),
+            "{}",
+            rpm.display()
+        );
+        let p = connector_payload(Family::Deb, "1.0.0", "1", b.path(), &repo()).unwrap();
+        let deb = build_deb(&p, out.path()).unwrap();
+        assert!(
+            deb.ends_with("connector_1.0.0-1_arm64.deb"),
+            "{}",
+            deb.display()
+        );
+        // Binaries of two machines are refused.
+        std::fs::copy("/usr/bin/true", b.path().join("connectord")).unwrap();
+        let err = connector_payload(Family::Rpm, "1.0.0", "1", b.path(), &repo()).unwrap_err();
+        assert!(err.to_string().contains("connectord is for"), "{err}");
+    }
+}

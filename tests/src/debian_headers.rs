@@ -1,13 +1,16 @@
 //! Debian's real kernel header packages, for tests that hold our verdict on
 //! a header tree to the compiler's: `linux-headers-K` (the flavour's build
 //! tree), `linux-headers-V-common` (the source tree), `linux-kbuild-V`, and
-//! the `-cloud-amd64` flavour of the same ABI (a tree of another release).
+//! the `-cloud-ARCH` flavour of the same ABI (a tree of another release),
+//! for amd64 and for arm64 (through multiarch: `dpkg --add-architecture
+//! arm64`, which scripts/setup does).
 //!
 //! Downloaded once with `apt-get download` from the machine's Debian
 //! mirror, as the VM's local repository is, into
-//! `$CONNECTOR_TEST_CACHE/debian-headers/<ABI>/` (default
-//! `/var/cache/connector-tests`), under a lock shared by the test binaries;
-//! a test unpacks them into its own root with `dpkg -x`.
+//! `$CONNECTOR_TEST_CACHE/debian-headers/<ABI>/` (arm64:
+//! `<ABI>-arm64/`; default `/var/cache/connector-tests`), under a lock
+//! shared by the test binaries; a test unpacks them into its own root with
+//! `dpkg -x`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -17,6 +20,10 @@ use std::sync::OnceLock;
 /// The downloaded packages of one Debian kernel ABI.
 #[derive(Debug, Clone)]
 pub struct DebianHeaders {
+    /// Debian's name of the architecture (`amd64`, `arm64`).
+    pub arch: &'static str,
+    /// The kernel's (`x86`, `arm64`): the trees' `arch/<name>/`.
+    pub kernel_arch: &'static str,
     /// The release of the flavour tree (`6.1.0-57-amd64`).
     pub release: String,
     /// The release of the other flavour (`6.1.0-57-cloud-amd64`).
@@ -39,25 +46,53 @@ fn apt_cache_depends(pkg: &str) -> Vec<String> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.trim().strip_prefix("Depends: "))
-        .map(|s| s.trim().to_string())
+        // `<virtual>` and `name:arch` (a foreign architecture's package).
+        .map(|s| {
+            let s = s.trim().trim_start_matches('<').trim_end_matches('>');
+            s.split(':').next().unwrap_or(s).to_string()
+        })
         .collect()
 }
 
-/// The packages, downloaded on first use.
+/// The amd64 packages, downloaded on first use.
 pub fn debian_headers() -> &'static DebianHeaders {
-    static ONCE: OnceLock<DebianHeaders> = OnceLock::new();
-    ONCE.get_or_init(download)
+    debian_headers_for("amd64")
 }
 
-fn download() -> DebianHeaders {
+/// The packages of `arch` (`amd64`, `arm64`), downloaded on first use.
+pub fn debian_headers_for(arch: &'static str) -> &'static DebianHeaders {
+    static AMD64: OnceLock<DebianHeaders> = OnceLock::new();
+    static ARM64: OnceLock<DebianHeaders> = OnceLock::new();
+    match arch {
+        "amd64" => AMD64.get_or_init(|| download("amd64")),
+        "arm64" => ARM64.get_or_init(|| download("arm64")),
+        other => panic!("no Debian header packages for {other}"),
+    }
+}
+
+fn download(arch: &'static str) -> DebianHeaders {
     crate::require_tool("apt-get");
     crate::require_tool("dpkg");
-    let flavour = apt_cache_depends("linux-headers-amd64")
+    let kernel_arch = if arch == "arm64" { "arm64" } else { "x86" };
+    let suffix = format!("-{arch}");
+    // A foreign architecture's packages are named with it (multiarch).
+    let qualified = |name: &str| {
+        if arch == "amd64" || name.ends_with("-common") {
+            name.to_string()
+        } else {
+            format!("{name}:{arch}")
+        }
+    };
+    let flavour = apt_cache_depends(&qualified(&format!("linux-headers-{arch}")))
         .into_iter()
-        .find(|d| d.starts_with("linux-headers-") && d.ends_with("-amd64"))
-        .expect("apt-cache knows linux-headers-amd64 (apt-get update; scripts/setup --test)");
+        .find(|d| d.starts_with("linux-headers-") && d.ends_with(&suffix))
+        .unwrap_or_else(|| {
+            panic!(
+                "apt-cache knows no linux-headers-{arch} (dpkg --add-architecture {arch}; apt-get update; scripts/setup --test)"
+            )
+        });
     let release = flavour.trim_start_matches("linux-headers-").to_string();
-    let deps = apt_cache_depends(&flavour);
+    let deps = apt_cache_depends(&qualified(&flavour));
     let common = deps
         .iter()
         .find(|d| d.starts_with("linux-headers-") && d.ends_with("-common"))
@@ -68,13 +103,17 @@ fn download() -> DebianHeaders {
         .find(|d| d.starts_with("linux-kbuild-"))
         .unwrap_or_else(|| panic!("{flavour} depends on no linux-kbuild: {deps:?}"))
         .clone();
-    let abi = release.trim_end_matches("-amd64");
-    let other_release = format!("{abi}-cloud-amd64");
+    let abi = release.trim_end_matches(&suffix);
+    let other_release = format!("{abi}-cloud-{arch}");
     let other = format!("linux-headers-{other_release}");
     let base = std::env::var_os("CONNECTOR_TEST_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/var/cache/connector-tests"));
-    let dir = base.join("debian-headers").join(abi);
+    let dir = base.join("debian-headers").join(if arch == "amd64" {
+        abi.to_string()
+    } else {
+        format!("{abi}-{arch}")
+    });
     fs::create_dir_all(&dir).expect("creating the header cache");
     let lock = fs::File::create(dir.join(".lock")).expect("the cache's lock file");
     // SAFETY: a valid descriptor; the lock is released when `lock` closes.
@@ -100,7 +139,7 @@ fn download() -> DebianHeaders {
     if !missing.is_empty() {
         let out = Command::new("apt-get")
             .arg("download")
-            .args(&missing)
+            .args(missing.iter().map(|n| qualified(n)))
             .current_dir(&dir)
             .output()
             .expect("apt-get runs");
@@ -112,6 +151,8 @@ fn download() -> DebianHeaders {
     }
     let get = |n: &str| find(n).unwrap_or_else(|| panic!("{n} was not downloaded"));
     DebianHeaders {
+        arch,
+        kernel_arch,
         flavour: get(&flavour),
         common: get(&common),
         kbuild: get(&kbuild),
