@@ -239,8 +239,8 @@ pub struct Expect {
     pub size: Option<u64>,
 }
 
-/// Something that reads a download as it streams, beside its sha256 and on
-/// the same thread: [`update`](Tap::update) gets every byte in order,
+/// Something that reads a download as it streams, beside its sha256, on a
+/// thread of its own: [`update`](Tap::update) gets every byte in order,
 /// [`reset`](Tap::reset) says the transfer starts over from byte 0 (a
 /// server that ignored `Range`). A resumed transfer just goes on.
 pub trait Tap: Send {
