@@ -20,7 +20,7 @@
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{self, Write as _};
+use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -443,14 +443,10 @@ pub fn build(root: &Root, release: &str, compiler: &Compiler) -> Result<Object, 
     outcome
 }
 
+/// The agent's own state is readable by its group only (the unit's
+/// UMask=0027 gave the same).
 fn write_atomic(path: &Path, body: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(body)?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, path)
+    connector_host::atomic::write(path, body, 0o640, None)
 }
 
 /// Removes this release's objects of other keys (an older probe or

@@ -22,7 +22,7 @@ pub mod config;
 pub mod probe;
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -216,15 +216,8 @@ pub fn agent_id(root: &Root) -> io::Result<String> {
         .trim()
         .to_string();
     let path = root.host_path(AGENT_ID_PATH);
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".agent-id.{}", std::process::id()));
-    {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(format!("{id}\n").as_bytes())?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, &path)?;
+    fs::create_dir_all(path.parent().unwrap_or(Path::new("/")))?;
+    connector_host::atomic::write(&path, format!("{id}\n").as_bytes(), 0o644, None)?;
     Ok(id)
 }
 

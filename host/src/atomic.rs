@@ -6,7 +6,7 @@
 //! (named `.NAME.connector-tmp.PID`, which a resumed install removes).
 
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, Read};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -22,14 +22,27 @@ pub fn temporary_for(dest: &Path) -> Option<PathBuf> {
 
 /// Replaces `dest` with `bytes`, mode `mode`; `prepare` runs on the new
 /// file's descriptor while it is still empty and unnamed to readers.
-/// Errors name the file and the step.
+/// Errors name the destination and the step (never the temporary file).
 pub fn write(dest: &Path, bytes: &[u8], mode: u32, prepare: Option<Prepare<'_>>) -> io::Result<()> {
+    write_from(dest, &mut &bytes[..], mode, prepare)
+}
+
+/// [`write`], the content read from `source` to its end (a copy: no more
+/// of it is held in memory than a buffer).
+pub fn write_from(
+    dest: &Path,
+    source: &mut dyn Read,
+    mode: u32,
+    prepare: Option<Prepare<'_>>,
+) -> io::Result<()> {
     let step = |what: &str, p: &Path, e: io::Error| {
         io::Error::new(e.kind(), format!("{what} {}: {e}", p.display()))
     };
-    let dir = dest
-        .parent()
-        .ok_or_else(|| io::Error::other(format!("{}: no parent", dest.display())))?;
+    let dir = match dest.parent() {
+        Some(d) if d.as_os_str().is_empty() => Path::new("."),
+        Some(d) => d,
+        None => return Err(io::Error::other(format!("{}: no parent", dest.display()))),
+    };
     let tmp = temporary_for(dest)
         .ok_or_else(|| io::Error::other(format!("{}: no file name", dest.display())))?;
     let result = (|| {
@@ -38,15 +51,15 @@ pub fn write(dest: &Path, bytes: &[u8], mode: u32, prepare: Option<Prepare<'_>>)
             .create_new(true)
             .mode(0o600)
             .open(&tmp)
-            .map_err(|e| step("creating", &tmp, e))?;
+            .map_err(|e| step("creating a file beside", dest, e))?;
         if let Some(prepare) = prepare {
             prepare(&f).map_err(|e| step("preparing", dest, e))?;
         }
-        f.write_all(bytes).map_err(|e| step("writing", &tmp, e))?;
+        io::copy(source, &mut f).map_err(|e| step("writing", dest, e))?;
         f.set_permissions(fs::Permissions::from_mode(mode))
-            .map_err(|e| step("setting the mode of", &tmp, e))?;
-        f.sync_all().map_err(|e| step("syncing", &tmp, e))?;
-        fs::rename(&tmp, dest).map_err(|e| step("renaming into", dest, e))?;
+            .map_err(|e| step("setting the mode of", dest, e))?;
+        f.sync_all().map_err(|e| step("syncing", dest, e))?;
+        fs::rename(&tmp, dest).map_err(|e| step("replacing", dest, e))?;
         fs::File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| step("syncing", dir, e))
@@ -85,5 +98,19 @@ mod tests {
         assert!(e.to_string().contains("preparing"), "{e}");
         assert_eq!(fs::read_to_string(&p).unwrap(), "new");
         assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
+        // An error names the file being replaced, not the temporary.
+        let no_dir = d.path().join("missing/f");
+        let e = write(&no_dir, b"x", 0o644, None).unwrap_err();
+        assert!(e.to_string().contains(&no_dir.display().to_string()), "{e}");
+        assert!(!e.to_string().contains("connector-tmp"), "{e}");
+    }
+
+    #[test]
+    fn a_copy_streams_from_its_source() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("copy");
+        let big = vec![7u8; 3 * 1024 * 1024];
+        write_from(&p, &mut &big[..], 0o600, None).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), big);
     }
 }

@@ -8,7 +8,6 @@
 //! docs/metrics.md; keep the two in step.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -376,12 +375,7 @@ pub fn render_failure(now: u64) -> String {
 /// file beside it, flushed, renamed over it. A reader sees the old file or
 /// the new one, never a part; a link at `path` is replaced, not followed.
 pub fn write_atomically(path: &Path, text: &str) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
+    path.file_name()
         .with_context(|| format!("{}: not a file name", path.display()))?;
     // Only a regular file is replaced (or one created): a device, FIFO or
     // socket there (`--output /dev/null`) is somebody else's. A link is
@@ -398,22 +392,15 @@ pub fn write_atomically(path: &Path, text: &str) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("{}", path.display())),
     }
-    // node_exporter reads only *.prom: the temporary's name is not one.
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{}.", name.to_string_lossy()))
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .with_context(|| format!("creating a file in {}", dir.display()))?;
-    tmp.write_all(text.as_bytes())
-        .and_then(|()| tmp.as_file().sync_all())
-        .with_context(|| format!("writing {}", path.display()))?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
-        .with_context(|| format!("setting the mode of {}", path.display()))?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("replacing {}", path.display()))?;
-    Ok(())
+    // node_exporter reads only *.prom: the temporary's name
+    // (`.NAME.connector-tmp.PID`) is not one.
+    // Its errors name the file and the step.
+    Ok(connector_host::atomic::write(
+        path,
+        text.as_bytes(),
+        0o644,
+        None,
+    )?)
 }
 
 #[cfg(test)]

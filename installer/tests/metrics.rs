@@ -229,6 +229,46 @@ fn output_replaces_the_file_atomically_and_keeps_the_exit_code() {
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(v["os"]["id"], "ol");
+
+    // A file that cannot be written is named in the error; the temporary
+    // beside it is not.
+    let nowhere = dir.path().join("missing/connector.prom");
+    let out = doctor(&[
+        "--root",
+        f.path().to_str().unwrap(),
+        "--format",
+        "prometheus",
+        "--output",
+        nowhere.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&nowhere.display().to_string()), "{err}");
+    assert!(!err.contains("connector-tmp"), "{err}");
+
+    // A relative name is written in the working directory.
+    let out = Command::new(env!("CARGO_BIN_EXE_connector-installer"))
+        .current_dir(dir.path())
+        .args([
+            "doctor",
+            "--root",
+            f.path().to_str().unwrap(),
+            "--format",
+            "prometheus",
+            "--output",
+            "rel.prom",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(std::fs::read_to_string(dir.path().join("rel.prom"))
+        .unwrap()
+        .contains("connector_healthy 0\n"));
 }
 
 #[test]

@@ -849,7 +849,7 @@ fn live_policyvers() -> Option<u32> {
 /// the file the other links name (which may be outside the root). Anything
 /// else is left as it is.
 fn break_hard_links(p: &Path) -> Result<(), PolicyError> {
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+    use std::os::unix::fs::MetadataExt;
     let io = |source: io::Error| PolicyError::Io {
         path: p.display().to_string(),
         error: source,
@@ -858,25 +858,13 @@ fn break_hard_links(p: &Path) -> Result<(), PolicyError> {
     if !m.is_file() || m.nlink() < 2 {
         return Ok(());
     }
-    let name = p.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = p.with_file_name(format!(".{name}.connector-tmp.{}", std::process::id()));
-    let copy = (|| -> io::Result<()> {
-        let mut src = connector_host::root::open_regular(p)?;
-        let mut dst = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        io::copy(&mut src, &mut dst)?;
-        std::os::unix::fs::fchown(&dst, Some(m.uid()), Some(m.gid()))?;
-        dst.set_permissions(fs::Permissions::from_mode(m.mode() & 0o7777))?;
-        dst.sync_all()?;
-        fs::rename(&tmp, p)
-    })();
-    if let Err(e) = copy {
-        let _ = fs::remove_file(&tmp);
-        return Err(io(e));
-    }
+    // The workspace's one atomic write, owner and mode kept.
+    let owner = |f: &fs::File| std::os::unix::fs::fchown(f, Some(m.uid()), Some(m.gid()));
+    connector_host::root::open_regular(p)
+        .and_then(|mut src| {
+            connector_host::atomic::write_from(p, &mut src, m.mode() & 0o7777, Some(&owner))
+        })
+        .map_err(io)?;
     log::info!(
         "{}: had other hard links; labeled as a private copy",
         p.display()
