@@ -4,11 +4,9 @@
 //! is published in `status.json` (`config_problems`, which `doctor` shows)
 //! and the default is used in its place.
 
+use connector_host::layout::CONNECTOR_CONF;
 use connector_host::status::ConfigProblem;
 use connector_host::Root;
-
-/// Where the file lives inside the root.
-pub const PATH: &str = connector_host::layout::CONNECTOR_CONF;
 
 /// Every key, with what it means (the shipped file and the guide say the
 /// same).
@@ -102,7 +100,7 @@ pub fn parse(text: &str) -> (Config, Vec<ConfigProblem>) {
 /// Reads the root's file; a missing file is the defaults, an unreadable
 /// one a problem (and the defaults).
 pub fn load(root: &Root) -> (Config, Vec<ConfigProblem>) {
-    match root.read_to_string_optional(PATH) {
+    match root.read_to_string_optional(CONNECTOR_CONF) {
         Ok(None) => (Config::default(), Vec::new()),
         Ok(Some(text)) => parse(&text),
         Err(e) => (
@@ -174,7 +172,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = Root::new(dir.path()).unwrap();
         assert_eq!(load(&root), (Config::default(), vec![]));
-        let p = dir.path().join(PATH.trim_start_matches('/'));
+        let p = dir.path().join(CONNECTOR_CONF.trim_start_matches('/'));
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
         // SAFETY: a valid path; mkfifo only creates the node.

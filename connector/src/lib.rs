@@ -34,6 +34,7 @@ use connector_host::Root;
 
 use crate::compile::{CompileError, Compiler, Object};
 use crate::probe::{Loaded, Refusal};
+use connector_host::layout::AGENT_ID;
 
 /// Fault id for "headers present, probe refused by the kernel".
 pub const FAULT_PROBE_REFUSED: u32 = 12;
@@ -200,13 +201,10 @@ impl Agent {
     }
 }
 
-/// Where the agent identity lives inside the root.
-pub const AGENT_ID_PATH: &str = connector_host::layout::AGENT_ID;
-
 /// This host's agent id: read, or made once from the kernel's random UUID
 /// and written atomically.
 pub fn agent_id(root: &Root) -> io::Result<String> {
-    if let Some(id) = root.read_to_string_optional(AGENT_ID_PATH)? {
+    if let Some(id) = root.read_to_string_optional(AGENT_ID)? {
         let id = id.trim();
         if !id.is_empty() {
             return Ok(id.to_string());
@@ -215,7 +213,7 @@ pub fn agent_id(root: &Root) -> io::Result<String> {
     let id = fs::read_to_string("/proc/sys/kernel/random/uuid")?
         .trim()
         .to_string();
-    let path = root.host_path(AGENT_ID_PATH);
+    let path = root.host_path(AGENT_ID);
     fs::create_dir_all(path.parent().unwrap_or(Path::new("/")))?;
     connector_host::atomic::write(&path, format!("{id}\n").as_bytes(), 0o644, None)?;
     Ok(id)

@@ -62,7 +62,14 @@ fn run(root: PathBuf, once: bool, interval: Option<u64>, kernel: Option<String>)
     let (config, config_problems) = config::load(&root);
     for p in &config_problems {
         let at = p.line.map(|l| format!(":{l}")).unwrap_or_default();
-        log(4, &format!("{}{at}: {}", config::PATH, p.problem));
+        log(
+            4,
+            &format!(
+                "{}{at}: {}",
+                connector_host::layout::CONNECTOR_CONF,
+                p.problem
+            ),
+        );
     }
     let interval = interval.unwrap_or(config.interval);
     let release = match kernel.map(Ok).unwrap_or_else(inventory::running_release) {

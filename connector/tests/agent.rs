@@ -192,7 +192,7 @@ fn the_configuration_is_used_and_its_problems_are_published() {
     let f = Fixture::new();
     f.os_release("debian-12");
     f.file(
-        connectord::config::PATH,
+        connector_host::layout::CONNECTOR_CONF,
         "interval = 7\ncolour = blue\ninterval = 99999\n",
     );
     let out = Command::new(env!("CARGO_BIN_EXE_connectord"))
@@ -218,7 +218,7 @@ fn the_configuration_is_used_and_its_problems_are_published() {
     assert!(log.contains("connector.conf:2: unknown key"), "{log}");
 
     // A clean file: no problem published.
-    f.file(connectord::config::PATH, "interval = 7\n");
+    f.file(connector_host::layout::CONNECTOR_CONF, "interval = 7\n");
     Command::new(env!("CARGO_BIN_EXE_connectord"))
         .args(["run", "--once", "--root"])
         .arg(f.path())

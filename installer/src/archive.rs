@@ -17,9 +17,7 @@ use connector_host::Root;
 use connector_rpm::archive as rpm_archive;
 
 use crate::facts::KernelFacts;
-
-/// Where the config file lives inside a root.
-pub const CONFIG_PATH: &str = connector_host::layout::ARCHIVES_CONF;
+use connector_host::layout::ARCHIVES_CONF;
 
 /// One place to look.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -266,9 +264,9 @@ impl ArchiveConfig {
                 f.display().to_string(),
             ),
             None => (
-                root.read_to_string_optional(CONFIG_PATH)
+                root.read_to_string_optional(ARCHIVES_CONF)
                     .context("reading the archive list")?,
-                CONFIG_PATH.to_string(),
+                ARCHIVES_CONF.to_string(),
             ),
         };
         match text {
@@ -681,7 +679,7 @@ impl ArchiveBackend for DebArchiveBackend {
                 why: format!(
                     "the bundle is unsigned, and a .deb has no signature of its own: nothing \
                      verifies {package}; build the bundle with --sign-key and name the site's \
-                     public key with `bundle-key PATH` in {CONFIG_PATH}"
+                     public key with `bundle-key PATH` in {ARCHIVES_CONF}"
                 ),
             });
         }

@@ -15,6 +15,7 @@ use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+use connector_host::layout::LAST_RUN;
 use connector_host::Root;
 use serde::{Deserialize, Serialize};
 
@@ -23,8 +24,6 @@ use serde::{Deserialize, Serialize};
 pub const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
 /// The syslog socket, used when there is no journal.
 pub const SYSLOG_SOCKET: &str = "/dev/log";
-/// Where the last run that changed something is recorded, in the root.
-pub const LAST_RUN: &str = connector_host::layout::LAST_RUN;
 
 /// Test builds may point the trail at their own sockets.
 #[cfg(feature = "fault-injection")]

@@ -288,7 +288,7 @@ impl Bundle {
                     detail: format!(
                         "the bundle is signed, but no key to check it is configured: put the \
                          site's public key in the root and name it with `bundle-key PATH` in {}{}",
-                        crate::archive::CONFIG_PATH,
+                        connector_host::layout::ARCHIVES_CONF,
                         if keys.looked.is_empty() {
                             String::new()
                         } else {

@@ -891,12 +891,12 @@ pub fn run(cli: Cli) -> Result<i32> {
             };
             let unit_shipped = done.iter().any(|d| {
                 d.path
-                    .ends_with(&format!("/systemd/system/{}", crate::service::UNIT))
+                    .ends_with(&format!("/systemd/system/{}", connector_host::layout::UNIT))
             });
             let enabled = if args.dry_run {
                 None
             } else if unit_shipped && !args.no_enable {
-                crate::service::enable_unit(&root, crate::service::UNIT)?
+                crate::service::enable_unit(&root, connector_host::layout::UNIT)?
             } else {
                 None
             };

@@ -20,13 +20,12 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use connector_host::layout;
+use connector_host::layout::DATABASE_CACHE;
 use connector_host::pkg::{KernelFiles, Owners, PackageBackend};
 use connector_host::stamp::{self, Stamp};
 use connector_host::Root;
 use serde::{Deserialize, Serialize};
 
-/// Where the answer is kept.
-pub const DATABASE_CACHE: &str = layout::DATABASE_CACHE;
 /// The largest cache read (a few hundred bytes per kernel).
 const CAP: u64 = 1024 * 1024;
 

@@ -21,7 +21,8 @@ use serde::Serialize;
 pub use crate::facts::{
     Btf, BtfState, DatabaseAnswer, DatabaseObservation, DecidedBy, Facts, HeaderFacts, KernelFacts,
 };
-use crate::selinux::{SelinuxReport, CONNECTOR_BINARY};
+use crate::selinux::SelinuxReport;
+use connector_host::layout::CONNECTORD;
 
 /// Version of the JSON document; bumped on incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -370,7 +371,7 @@ fn selinux_faults(s: &SelinuxReport, root: &Root, kernel: &str) -> Vec<Fault> {
         format!(" --root {}", root.path().display())
     };
     let fix = format!("connector-installer selinux install{on_root}");
-    let installed = root.exists(CONNECTOR_BINARY).unwrap_or(false);
+    let installed = root.exists(CONNECTORD).unwrap_or(false);
     let fault = |detail: String, fix: String| Fault {
         id: FAULT_KERNEL_DEVEL_MISSING,
         kernel: kernel.to_string(),

@@ -192,7 +192,7 @@ pub enum FallbackError {
     #[error(
         "{package} is not in the configured repositories, and no vendor archive is known for \
          {distro} {version}; add one to {config} (see docs/headers.md) or update the kernel",
-        config = archive::CONFIG_PATH
+        config = connector_host::layout::ARCHIVES_CONF
     )]
     NoArchiveKnown {
         package: String,
@@ -225,7 +225,7 @@ pub enum FallbackError {
          copy. Tried:\n  {}\nEither point {config} at a mirror that has it, download it and pass \
          --from DIR, or update the kernel to one the distribution still supports",
         tried.iter().map(Tried::to_string).collect::<Vec<_>>().join("\n  "),
-        config = archive::CONFIG_PATH
+        config = connector_host::layout::ARCHIVES_CONF
     )]
     NoneVerified { package: String, tried: Vec<Tried> },
     #[error("installing the verified package failed")]
@@ -737,7 +737,7 @@ fn from_bundles(
         let origin = format!(
             "bundle {} ({}:{})",
             b.location,
-            archive::CONFIG_PATH,
+            connector_host::layout::ARCHIVES_CONF,
             b.line
         );
         progress(&format!("looking for {pkg} in {origin}"));
@@ -1182,7 +1182,7 @@ mod orchestration {
     fn what_no_repository_has_comes_from_the_first_archive_that_verifies() {
         let (root, _stage, fake) = setup(&[], &[], &["kernel-devel-matched"]);
         root.file(
-            archive::CONFIG_PATH,
+            connector_host::layout::ARCHIVES_CONF,
             "rhel * * https://a.example/missing/\n\
              rhel * * https://b.example/tampered/\n\
              rhel * * https://c.example/good/\n\
@@ -1229,7 +1229,7 @@ mod orchestration {
     fn when_every_archive_fails_each_is_named_with_its_reason() {
         let (root, _stage, fake) = setup(&[], &[], &[]);
         root.file(
-            archive::CONFIG_PATH,
+            connector_host::layout::ARCHIVES_CONF,
             "rhel * * https://a.example/missing/\nrhel * * https://b.example/tampered/\n",
         );
         let o = opts(&root);

@@ -123,7 +123,10 @@ pub fn run(name: &str, args: &[String], root: &Root) -> i32 {
         Phase::AfterRemove { purge } => {
             crate::audit::leave_no_record();
             if purge {
-                for dir in [state::STATE_DIR, install::LOG_DIR] {
+                for dir in [
+                    connector_host::layout::STATE_DIR,
+                    connector_host::layout::LOG_DIR,
+                ] {
                     if let Err(e) = state::remove_in_root(root, dir) {
                         warn(&format!("{e:#}"));
                     }
@@ -200,7 +203,7 @@ fn configure(root: &Root, upgrade: bool) {
 /// transaction, before the reboot into it.
 fn kernel_added(root: &Root, release: &str) {
     if !root
-        .exists(crate::selinux::CONNECTOR_BINARY)
+        .exists(connector_host::layout::CONNECTORD)
         .unwrap_or(false)
     {
         return;

@@ -23,8 +23,9 @@ use crate::facts::Facts;
 use crate::headers::{self, HeadersOptions, Outcome};
 use crate::laydown::{self, Labeler};
 use crate::selinux;
-use crate::service::{self, SETUP_UNIT, UNIT};
+use crate::service;
 use crate::state::{self, InstallerLock, Interrupted, Journal};
+use connector_host::layout::{LOG_DIR, SETUP_UNIT, UNIT};
 
 /// Environment variable for fault-injection tests: the installer kills
 /// itself (SIGKILL) when it is about to run step number N (0-based; N =
@@ -223,7 +224,7 @@ pub enum PlanError {
     #[error(
         "the connector is not laid down in {0} ({bin} is missing): install its package, or \
          give --payload DIR",
-        bin = selinux::CONNECTOR_BINARY
+        bin = connector_host::layout::CONNECTORD
     )]
     NotLaidDown(String),
 }
@@ -231,7 +232,6 @@ pub enum PlanError {
 /// Files that make one host's connector different from another's, cleared
 /// by `--prepare-image` so that clones start fresh.
 pub const PER_HOST_STATE: &[&str] = connector_host::layout::PER_HOST_STATE;
-pub const LOG_DIR: &str = connector_host::layout::LOG_DIR;
 
 /// Everything `plan` found out, for `execute`.
 /// What `install` will do, with everything its steps need to do it: the
@@ -310,7 +310,7 @@ pub fn plan_from(opts: &InstallOptions, facts: Facts) -> Result<Plan> {
             });
         }
         prepared = Some(p);
-    } else if !root.exists(selinux::CONNECTOR_BINARY)? {
+    } else if !root.exists(connector_host::layout::CONNECTORD)? {
         return Err(PlanError::NotLaidDown(root.path().display().to_string()).into());
     }
     let laying_down = steps.iter().any(|s| s.step == StepKind::Laydown);
@@ -495,14 +495,29 @@ fn check_space(root: &Root, steps: &[Step], prepared: Option<&laydown::Prepared>
         _ => laydown::Space::default(),
     };
     let state = root
-        .resolve_optional(state::STATE_DIR)?
-        .unwrap_or_else(|| root.host_path(state::STATE_DIR));
-    space.add(state::STATE_DIR, &state, 0, true);
-    space.add(state::LOCK, &state.join("installer.lock"), 0, false);
+        .resolve_optional(connector_host::layout::STATE_DIR)?
+        .unwrap_or_else(|| root.host_path(connector_host::layout::STATE_DIR));
+    space.add(connector_host::layout::STATE_DIR, &state, 0, true);
+    space.add(
+        connector_host::layout::INSTALLER_LOCK,
+        &state.join("installer.lock"),
+        0,
+        false,
+    );
     // The journal: a line per step and two per step run; one block.
-    space.add(state::JOURNAL, &state.join("install.journal"), 4096, false);
+    space.add(
+        connector_host::layout::JOURNAL,
+        &state.join("install.journal"),
+        4096,
+        false,
+    );
     if steps.iter().any(|s| s.step == StepKind::Headers) {
-        space.add(state::PENDING, &state.join("pending"), 4096, false);
+        space.add(
+            connector_host::layout::PENDING,
+            &state.join("pending"),
+            4096,
+            false,
+        );
     }
     space.check()
 }
@@ -597,7 +612,7 @@ pub fn run_from(
             }
         ));
         let mut dirs: Vec<String> = prepared.as_ref().map(|l| l.dirs()).unwrap_or_default();
-        dirs.push(state::STATE_DIR.to_string());
+        dirs.push(connector_host::layout::STATE_DIR.to_string());
         report.rolled_back = state::remove_stale_temporaries(&opts.root, &dirs);
     }
     let kill_at = kill_at();
@@ -949,7 +964,7 @@ mod pipeline {
     /// and kernel K without headers.
     fn root(now: &[&str], tracking: &[&str]) -> (Fixture, Fixture, Fake) {
         let (root, stage, fake) = setup(now, &[], tracking);
-        root.file(selinux::CONNECTOR_BINARY, "#!/bin/sh\n");
+        root.file(connector_host::layout::CONNECTORD, "#!/bin/sh\n");
         (root, stage, fake)
     }
 

@@ -31,12 +31,10 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use connector_host::layout::INSTALL_RECORD;
 use connector_host::{layout, Root};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-
-/// What was shipped last, inside the root.
-pub const RECORD: &str = layout::INSTALL_RECORD;
 
 /// Kinds of manifest entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -228,10 +226,10 @@ const ALLOWED: &[Allowed] = &[
 
 /// The installer's own bookkeeping: never shipped.
 const RESERVED: &[&str] = &[
-    RECORD,
-    crate::state::LOCK,
-    crate::state::JOURNAL,
-    crate::state::PENDING,
+    INSTALL_RECORD,
+    connector_host::layout::INSTALLER_LOCK,
+    connector_host::layout::JOURNAL,
+    connector_host::layout::PENDING,
     layout::STATUS,
     layout::LAST_RUN,
     layout::MODULE_FAILURE,
@@ -465,11 +463,11 @@ pub fn prepare(root: &Root, payload: &Path) -> Result<Prepared> {
     for e in &entries {
         hosts.push(safe_host_path(root, &e.path, e.kind)?);
     }
-    let record = safe_host_path(root, RECORD, Kind::File)?;
-    let stamps = safe_host_path(root, crate::stamps::STAMPS, Kind::File)?;
+    let record = safe_host_path(root, INSTALL_RECORD, Kind::File)?;
+    let stamps = safe_host_path(root, connector_host::layout::INSTALL_STAMPS, Kind::File)?;
     // What we shipped last time (for config files).
     let shipped: BTreeMap<String, String> = root
-        .read_to_string_optional(RECORD)
+        .read_to_string_optional(INSTALL_RECORD)
         .ok()
         .flatten()
         .and_then(|t| parse_manifest(&t).ok())
@@ -568,7 +566,7 @@ impl Prepared {
             .collect();
         if fs::read(&self.record).ok().as_deref() != Some(self.text.as_bytes()) {
             out.push(Done {
-                path: RECORD.into(),
+                path: INSTALL_RECORD.into(),
                 action: if self.record.exists() {
                     Action::Updated
                 } else {
@@ -605,8 +603,8 @@ impl Prepared {
             let is_dir = e.kind == Kind::Dir;
             space.add(&e.path, host, bytes, is_dir);
         }
-        if preview.last().is_some_and(|d| d.path == RECORD) {
-            space.add(RECORD, &self.record, self.text.len() as u64, false);
+        if preview.last().is_some_and(|d| d.path == INSTALL_RECORD) {
+            space.add(INSTALL_RECORD, &self.record, self.text.len() as u64, false);
         }
         Ok(space)
     }

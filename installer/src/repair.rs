@@ -14,9 +14,7 @@ use connector_host::status::{self, Status};
 use crate::doctor::{self, DoctorOptions};
 use crate::facts::Facts;
 use crate::install::{self, InstallOptions, InstallReport};
-
-/// Where connectord publishes its state, inside the root.
-pub const STATUS: &str = connector_host::layout::STATUS;
+use connector_host::layout::STATUS;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RepairReport {

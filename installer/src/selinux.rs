@@ -6,6 +6,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::time::Duration;
 
 use anyhow::Result;
+use connector_host::layout::MODULE_FAILURE;
 use connector_host::Root;
 use connector_policy::avc::{self, DeniedPermission};
 use connector_policy::rights::{self, Rights};
@@ -15,13 +16,8 @@ use connector_policy::{
 };
 use serde::{Deserialize, Serialize};
 
-/// Where the connector's binary is: its presence means "installed".
-pub const CONNECTOR_BINARY: &str = connector_host::layout::CONNECTORD;
 /// How much of the end of audit.log is read for denials.
 const AUDIT_TAIL: u64 = 8 * 1024 * 1024;
-/// The last module install the base policy rejected (cleared by a
-/// successful one): doctor's fault until then.
-pub const MODULE_FAILURE: &str = connector_host::layout::MODULE_FAILURE;
 
 /// A module install the base policy rejected.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

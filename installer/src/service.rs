@@ -5,14 +5,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Result;
+use connector_host::layout::UNIT;
 use connector_host::{Cmd, Root};
-
-/// The connector's service.
-pub const UNIT: &str = connector_host::layout::UNIT;
-/// The one-shot job a hook starts (`--no-block`) to finish after the
-/// package transaction: it waits for the package lock, then runs
-/// `connector-installer install --after-transaction`.
-pub const SETUP_UNIT: &str = connector_host::layout::SETUP_UNIT;
 
 /// systemd is running this root (a booted host, not a chroot or an image).
 pub fn systemd_running(root: &Root) -> bool {

@@ -16,13 +16,11 @@ use std::fs;
 use std::io::{self, Read};
 use std::path::Path;
 
-use connector_host::layout;
+use connector_host::layout::INSTALL_STAMPS;
 use connector_host::root::Root;
 use connector_host::stamp::{self, Stamp as Key};
 use sha2::{Digest, Sha256};
 
-/// Where the stamps live.
-pub const STAMPS: &str = layout::INSTALL_STAMPS;
 const HEADER: &str = "# connector install stamps 1";
 /// A file of stamps larger than this is not read (the connector ships a
 /// few dozen files; a line is under 200 bytes).
@@ -52,7 +50,7 @@ pub struct Digests {
 impl Digests {
     /// Reads the root's stamps; none when missing or unreadable.
     pub fn load(root: &Root) -> Digests {
-        let Ok(Some(host)) = root.resolve_optional(STAMPS) else {
+        let Ok(Some(host)) = root.resolve_optional(INSTALL_STAMPS) else {
             return Digests::default();
         };
         let Ok(f) = connector_host::root::open_regular(&host) else {

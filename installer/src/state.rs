@@ -20,14 +20,9 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use connector_host::layout::{INSTALLER_LOCK, JOURNAL, PENDING, STATE_DIR};
 use connector_host::lock::{self, Holder};
 use connector_host::Root;
-
-/// The connector's state directory.
-pub const STATE_DIR: &str = connector_host::layout::STATE_DIR;
-pub const LOCK: &str = connector_host::layout::INSTALLER_LOCK;
-pub const JOURNAL: &str = connector_host::layout::JOURNAL;
-pub const PENDING: &str = connector_host::layout::PENDING;
 
 /// Errors a caller branches on.
 #[derive(Debug, thiserror::Error)]
@@ -113,7 +108,7 @@ fn parse_generation(text: &str) -> Option<u64> {
 /// when no installer has taken it (or it is unreadable, which makes the
 /// caller plan again under the lock: the safe side).
 pub fn lock_generation(root: &Root) -> Option<u64> {
-    let host = root.resolve_optional(LOCK).ok()??;
+    let host = root.resolve_optional(INSTALLER_LOCK).ok()??;
     let f = connector_host::root::open_regular(&host).ok()?;
     let mut text = String::new();
     io::Read::read_to_string(&mut io::Read::take(f, GENERATION_CAP), &mut text).ok()?;
@@ -140,7 +135,7 @@ impl InstallerLock {
             let m = file.metadata()?;
             if !m.is_file() || m.nlink() != 1 {
                 return Err(StateError::Unsafe {
-                    path: LOCK.into(),
+                    path: INSTALLER_LOCK.into(),
                     detail: format!(
                         "not a regular file with one link (links: {}); remove it and run this again",
                         m.nlink()

@@ -12,9 +12,10 @@ use connector_host::Root;
 use serde::Serialize;
 
 use crate::laydown::{self, Kind};
-use crate::service::{self, UNIT};
+use crate::service;
 use crate::state::{self, InstallerLock};
 use crate::{backend, install, selinux};
+use connector_host::layout::UNIT;
 
 /// Errors a caller branches on.
 #[derive(Debug, thiserror::Error)]
@@ -106,7 +107,7 @@ pub fn run(
 
     // The files we laid down, as recorded.
     let record = root
-        .read_to_string_optional(laydown::RECORD)?
+        .read_to_string_optional(connector_host::layout::INSTALL_RECORD)?
         .unwrap_or_default();
     let entries = laydown::parse_manifest(&record).context("reading the install record")?;
     let mut dirs = Vec::new();
@@ -130,8 +131,8 @@ pub fn run(
         }
     }
     for extra in install::PER_HOST_STATE.iter().copied().chain([
-        laydown::RECORD,
-        crate::stamps::STAMPS,
+        connector_host::layout::INSTALL_RECORD,
+        connector_host::layout::INSTALL_STAMPS,
         connector_host::layout::LABEL_CACHE,
     ]) {
         remove_file(root, extra, &mut r, dry_run)?;
@@ -140,8 +141,8 @@ pub fn run(
         if purge {
             for d in [
                 connector_host::layout::CONF_DIR,
-                install::LOG_DIR,
-                state::STATE_DIR,
+                connector_host::layout::LOG_DIR,
+                connector_host::layout::STATE_DIR,
             ] {
                 if root.exists(d)? {
                     r.removed.push(d.to_string());
@@ -160,8 +161,8 @@ pub fn run(
     if purge {
         for d in [
             connector_host::layout::CONF_DIR,
-            install::LOG_DIR,
-            state::STATE_DIR,
+            connector_host::layout::LOG_DIR,
+            connector_host::layout::STATE_DIR,
         ] {
             if state::remove_in_root(root, d)? {
                 r.removed.push(d.to_string());
@@ -172,7 +173,7 @@ pub fn run(
     // it holds our lock, which goes with it).
     dirs.sort_by_key(|d| std::cmp::Reverse(d.0.len()));
     for (path, host) in dirs {
-        if path == state::STATE_DIR {
+        if path == connector_host::layout::STATE_DIR {
             let _ = fs::remove_file(host.join("installer.lock"));
             let _ = fs::remove_file(host.join("install.journal"));
         }
