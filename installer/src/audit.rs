@@ -184,9 +184,9 @@ pub fn finish(exit_code: i32) {
         outcome: crate::exit::name(exit_code).to_string(),
         changes: run.changes,
     };
-    let written = crate::state::state_dir(root).and_then(|dir| {
+    let written = crate::state::state_file(root, LAST_RUN).and_then(|path| {
         let json = serde_json::to_vec_pretty(&record)?;
-        crate::laydown::atomic_write(&dir.join("last-run.json"), &json, 0o640, None)
+        Ok(connector_host::atomic::write(&path, &json, 0o640, None)?)
     });
     if let Err(e) = written {
         log::debug!("could not record the run in {LAST_RUN}: {e:#}");

@@ -574,7 +574,7 @@ impl SourceArgs {
     /// not only when the fallback first needs it.
     fn check(&self) -> Result<()> {
         if let Some(f) = &self.archives {
-            crate::archive::ArchiveConfig::load(&Root::live(), Some(f))?;
+            crate::archive_config::ArchiveConfig::load(&Root::live(), Some(f))?;
         }
         Ok(())
     }
@@ -798,7 +798,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                     "no kernel to cover: give --doctor FILE or --os ID:VERSION --kernel VER"
                 );
             }
-            let opts = crate::bundle::BundleOptions {
+            let opts = crate::bundle_build::BundleOptions {
                 out: args.out,
                 targets,
                 archives: args.sources.archives.clone(),
@@ -815,7 +815,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                     from: None,
                 },
             };
-            let report = crate::bundle::build(&opts, &mut |line| say(line))?;
+            let report = crate::bundle_build::build(&opts, &mut |line| say(line))?;
             if args.json {
                 print_json(&report)?;
             } else {

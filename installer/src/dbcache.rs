@@ -175,8 +175,8 @@ pub fn answer(root: &Root, asked: &Asked) -> Option<Answer> {
 pub fn keep(root: &Root, answer: &Answer) {
     // Where the run's own record (last-run.json) goes too: made (and
     // labeled) when missing.
-    let host = match crate::state::state_dir(root) {
-        Ok(dir) => dir.join(Path::new(DATABASE_CACHE).file_name().unwrap_or_default()),
+    let host = match crate::state::state_file(root, DATABASE_CACHE) {
+        Ok(path) => path,
         Err(e) => {
             log::debug!("not keeping the package database's answer: {e:#}");
             return;

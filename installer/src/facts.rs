@@ -21,7 +21,7 @@ use connector_host::status::{self, Status, StatusError};
 use connector_host::Root;
 use serde::Serialize;
 
-use crate::archive::ArchiveConfig;
+use crate::archive_config::ArchiveConfig;
 use crate::backend;
 use crate::selinux::{self, SelinuxReport};
 use std::cell::OnceCell;
@@ -245,6 +245,16 @@ pub struct KernelFacts {
 }
 
 impl KernelFacts {
+    /// What an archive's URL is made from, of this kernel.
+    pub fn archive_vars(&self) -> crate::archive_config::KernelVars<'_> {
+        crate::archive_config::KernelVars {
+            release: &self.release,
+            arch: self.arch.as_deref(),
+            uek: self.uek,
+            flavor: &self.flavor,
+        }
+    }
+
     /// A kernel known by its release only (a fleet's list, `bundle`):
     /// classified by the release rules, nothing on disk looked at.
     pub fn named(os: &OsInfo, release: &str) -> KernelFacts {

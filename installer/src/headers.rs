@@ -34,7 +34,8 @@ use connector_host::pkg::{InstallError, InstallPlan, PackageBackend};
 use connector_host::Root;
 use serde::Serialize;
 
-use crate::archive::{self, ArchiveBackend, ArchiveConfig};
+use crate::archive::{self, ArchiveBackend};
+use crate::archive_config::ArchiveConfig;
 use crate::backend;
 use crate::doctor;
 use crate::facts::{Facts, KernelFacts};
@@ -682,11 +683,11 @@ fn from_dir(
     a: &dyn ArchiveBackend,
     root: &connector_host::Root,
     os: &OsInfo,
-    cfg: &archive::ArchiveConfig,
+    cfg: &crate::archive_config::ArchiveConfig,
     dir: &Path,
     pkg: &str,
 ) -> Result<(Vec<PathBuf>, Source, String), FallbackError> {
-    let keys = archive::local_keys(os, cfg);
+    let keys = crate::archive_config::local_keys(os, cfg);
     let failed = |cause: archive::ArchiveCause| FallbackError::FromDir {
         package: pkg.into(),
         dir: dir.to_path_buf(),
@@ -723,7 +724,7 @@ fn from_dir(
 fn from_bundles(
     a: &dyn ArchiveBackend,
     os: &OsInfo,
-    cfg: &archive::ArchiveConfig,
+    cfg: &crate::archive_config::ArchiveConfig,
     pkg: &str,
     dir: &Path,
     opts: &HeadersOptions,
@@ -801,7 +802,7 @@ pub(crate) fn from_archives(
     opts: &HeadersOptions,
     progress: &mut dyn FnMut(&str),
 ) -> Result<(Vec<PathBuf>, Source, String), FallbackError> {
-    let roots = archive::roots_for(os, k, cfg);
+    let roots = crate::archive_config::roots_for(os, k.archive_vars(), cfg);
     if roots.is_empty() {
         return Err(FallbackError::NoArchiveKnown {
             package: pkg.into(),

@@ -7,9 +7,11 @@
 //! runner) is the `connector-host` crate, shared with the connector daemon.
 
 pub mod archive;
+pub mod archive_config;
 pub mod audit;
 pub mod backend;
 pub mod bundle;
+pub mod bundle_build;
 pub mod cli;
 mod dbcache;
 pub mod doctor;

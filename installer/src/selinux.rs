@@ -288,9 +288,9 @@ pub fn install_module(
                 at: connector_host::time::now(),
             };
             // The rejection is the error either way; recording it is best effort.
-            let recorded = crate::state::state_dir(root).and_then(|dir| {
+            let recorded = crate::state::state_file(root, MODULE_FAILURE).and_then(|path| {
                 let json = serde_json::to_vec_pretty(&record)?;
-                crate::laydown::atomic_write(&dir.join("selinux-module.failed"), &json, 0o644, None)
+                Ok(connector_host::atomic::write(&path, &json, 0o644, None)?)
             });
             if let Err(e) = recorded {
                 log::warn!("could not record the module failure in {MODULE_FAILURE}: {e:#}");

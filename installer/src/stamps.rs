@@ -156,7 +156,7 @@ impl Digests {
         stamp::wait_past(newest);
         // Bookkeeping (`layout::BOOKKEEPING`): its label does not matter.
         // A cache: a run that cannot write it only costs the next one a hash.
-        match crate::laydown::atomic_write(host, text.as_bytes(), 0o600, None) {
+        match connector_host::atomic::write(host, text.as_bytes(), 0o600, None) {
             Ok(()) => {
                 *self.read.borrow_mut() = text;
                 self.racy.set(false);

@@ -36,6 +36,15 @@ pub enum StateError {
     Unsafe { path: String, detail: String },
 }
 
+/// The host path of `file`, one of `host::layout`'s paths in the state
+/// directory, the directory made first ([`state_dir`]).
+pub fn state_file(root: &Root, file: &str) -> Result<PathBuf> {
+    let name = Path::new(file)
+        .file_name()
+        .with_context(|| format!("{file}: not a file"))?;
+    Ok(state_dir(root)?.join(name))
+}
+
 /// The state directory's host path, created (0750) when missing; refuses a
 /// symlinked or non-directory component.
 pub fn state_dir(root: &Root) -> Result<PathBuf> {
@@ -119,8 +128,7 @@ impl InstallerLock {
     /// Takes the lock without waiting: a second installer is refused with
     /// the holder's pid and name.
     pub fn acquire(root: &Root) -> Result<InstallerLock> {
-        let dir = state_dir(root)?;
-        let path = dir.join("installer.lock");
+        let path = state_file(root, INSTALLER_LOCK)?;
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -219,7 +227,7 @@ impl Journal {
 
     /// Starts a journal for `plan` (replacing a previous one).
     pub fn start(root: &Root, plan: &[&str]) -> Result<Journal> {
-        let path = state_dir(root)?.join("install.journal");
+        let path = state_file(root, JOURNAL)?;
         // A fresh inode each run: truncating in place would change whatever
         // else a planted hard link names.
         match fs::remove_file(&path) {
@@ -293,7 +301,7 @@ pub fn remove_stale_temporaries(root: &Root, dirs: &[String]) -> Vec<String> {
 /// Work a hook left for after the transaction, one line per item
 /// (`headers KERNEL` or `headers all`), with the time it was recorded.
 pub fn record_pending(root: &Root, what: &str) -> Result<()> {
-    let path = state_dir(root)?.join("pending");
+    let path = state_file(root, PENDING)?;
     // A record that cannot be read is never replaced: the work it holds
     // would be lost (issue 13, class 9).
     let mut text = root
@@ -307,7 +315,12 @@ pub fn record_pending(root: &Root, what: &str) -> Result<()> {
         text.push_str(what);
         text.push('\n');
     }
-    crate::laydown::atomic_write(&path, text.as_bytes(), 0o644, None)
+    Ok(connector_host::atomic::write(
+        &path,
+        text.as_bytes(),
+        0o644,
+        None,
+    )?)
 }
 
 /// What is pending, if anything. A record that exists but cannot be read
