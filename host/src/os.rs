@@ -131,6 +131,11 @@ pub enum OsError {
 impl OsInfo {
     /// Detects the OS of `root`.
     pub fn detect(root: &Root) -> Result<OsInfo, OsError> {
+        // Counted by the lifecycle test and scripts/bench-install (once a run).
+        log::debug!(
+            "detecting the operating system of {}",
+            root.path().display()
+        );
         let read = |path: &str| {
             root.read_to_string_optional(path)
                 .map_err(|error| OsError::Read {

@@ -104,10 +104,15 @@ fn rerun(installer: &Path, bins: &Path, runs: usize) {
     );
     let first = first.elapsed().as_secs_f64();
     // Its debug lines: the facts are gathered once for plan and steps alike.
-    let first_diagnoses = String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .filter(|l| l.contains("debug: diagnosing "))
-        .count();
+    let first_count = |line: &str| {
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| l.contains(line))
+            .count()
+    };
+    let first_diagnoses = first_count("debug: diagnosing ");
+    let first_os = first_count("debug: detecting the operating system");
+    let first_stores = first_count("debug: opening the SELinux store");
     let (shim_dir, log) = shims();
     let path = format!(
         "{}:{}",
@@ -213,7 +218,7 @@ fn rerun(installer: &Path, bins: &Path, runs: usize) {
     );
     println!(
         "  first install (lay-down, module, labels, headers, enable): {first:.2} s, \
-         {first_diagnoses} diagnosis (target 1)"
+         {first_diagnoses} diagnosis, {first_os} OS detection, {first_stores} SELinux store opened (targets 1)"
     );
     println!(
         "  re-run x{runs}: median {med:.1} ms, max {max:.1} ms (target < 1000 ms); \

@@ -43,6 +43,9 @@ pub struct Facts {
     /// looked at when first asked ([`Facts::selinux_state`]), once; the
     /// stages that never ask (`headers`) never read a policy.
     selinux: OnceCell<Result<SelinuxReport>>,
+    /// The SELinux store that look opened (None where SELinux does not
+    /// apply): the plan and the steps use it, so a run opens it once.
+    store: OnceCell<Option<connector_policy::Store>>,
     /// The connector's own published state.
     pub connector: Result<Option<Status>, StatusError>,
     /// Work a package hook deferred (the pending record).
@@ -143,6 +146,7 @@ impl Facts {
             .and_then(|b| ask_database(root, b.as_ref(), &mut kernels, &mut database, true));
         Ok(Facts {
             selinux: OnceCell::new(),
+            store: OnceCell::new(),
             connector: status::read(root),
             pending: crate::state::pending(root),
             archives: ArchiveConfig::load(root, None),
@@ -210,7 +214,22 @@ impl Facts {
     /// The SELinux state, or why it could not be inspected: looked at on
     /// the first call.
     pub fn selinux_state(&self) -> &Result<SelinuxReport> {
-        self.selinux.get_or_init(|| selinux::status(&self.root))
+        self.selinux
+            .get_or_init(|| match selinux::inspect(&self.root) {
+                Ok((report, store)) => {
+                    let _ = self.store.set(store);
+                    Ok(report)
+                }
+                Err(e) => Err(e),
+            })
+    }
+
+    /// The root's SELinux store, opened when the SELinux state was first
+    /// looked at; None where SELinux does not apply or could not be
+    /// inspected.
+    pub fn store(&self) -> Option<&connector_policy::Store> {
+        let _ = self.selinux_state();
+        self.store.get().and_then(Option::as_ref)
     }
 
     /// The SELinux state, or the reason it could not be inspected as an

@@ -322,7 +322,7 @@ pub fn plan_from(opts: &InstallOptions, facts: Facts) -> Result<Plan> {
     let mut module_planned = false;
     let mut judged_labels = None;
     if sel.module_step_needed() {
-        if let Ok(store) = Store::open(root)? {
+        if let Some(store) = facts.store() {
             module_planned = true;
             steps.push(Step {
                 step: StepKind::Module,
@@ -470,7 +470,7 @@ pub fn plan_from(opts: &InstallOptions, facts: Facts) -> Result<Plan> {
         }
     }
 
-    check_tool_paths(root, &steps)?;
+    check_tool_paths(&facts, &steps)?;
     if !steps.is_empty() {
         check_space(root, &steps, prepared.as_ref())?;
     }
@@ -526,19 +526,19 @@ fn check_space(root: &Root, steps: &[Step], prepared: Option<&laydown::Prepared>
 /// systemctl) resolve its paths with the host's kernel: every path a planned
 /// step hands to one must lead where it leads inside the root. Checked when
 /// planning, so a planted link refuses the whole run before its first write.
-fn check_tool_paths(root: &Root, steps: &[Step]) -> Result<()> {
+fn check_tool_paths(facts: &Facts, steps: &[Step]) -> Result<()> {
+    let root = &facts.root;
     if root.path() == std::path::Path::new("/") {
         return Ok(());
     }
     let has = |k: StepKind| steps.iter().any(|s| s.step == k);
     if has(StepKind::Module) || has(StepKind::Labels) {
-        if let Ok(store) = Store::open(root)? {
+        if let Some(store) = facts.store() {
             store.check_tool_paths()?;
         }
     }
     if has(StepKind::Headers) {
-        let os = connector_host::os::OsInfo::detect(root)?;
-        if let Some(b) = crate::backend::for_os(&os, root) {
+        if let Some(b) = &facts.backend {
             root.check_tool_paths(b.tool_paths())?;
         }
     }
@@ -716,6 +716,14 @@ struct Planned<'a> {
     headers: &'a mut Option<headers::HeadersPlan>,
 }
 
+/// The store the facts opened, for a step that acts on it.
+fn store_of(facts: &Facts) -> Result<&Store> {
+    facts.store().ok_or_else(|| {
+        let why = facts.selinux().ok().and_then(|r| r.not_applicable.clone());
+        anyhow::anyhow!("SELinux is not applicable: {why:?}")
+    })
+}
+
 fn kill_self() -> ! {
     // SAFETY: signalling ourselves.
     unsafe {
@@ -754,19 +762,16 @@ fn run_step(
             Ok(ok(changed.join(", "), vec![]))
         }
         StepKind::Module => {
-            let store = Store::open(root)?
-                .map_err(|na| anyhow::anyhow!("SELinux is not applicable: {na:?}"))?;
-            let cmds =
-                selinux::install_module(root, &store, opts.lock_timeout)?.unwrap_or_default();
+            let store = store_of(planned.facts)?;
+            let cmds = selinux::install_module(root, store, opts.lock_timeout)?.unwrap_or_default();
             Ok(ok(
                 format!("module connectord {}", connector_policy::module_version()),
                 cmds,
             ))
         }
         StepKind::Labels => {
-            let store = Store::open(root)?
-                .map_err(|na| anyhow::anyhow!("SELinux is not applicable: {na:?}"))?;
-            let fixed = selinux::relabel(&store)?;
+            let store = store_of(planned.facts)?;
+            let fixed = selinux::relabel(store)?;
             let detail = if fixed.is_empty() {
                 "labels already right".to_string()
             } else {

@@ -318,7 +318,13 @@ pub fn relabel(store: &Store) -> Result<Vec<String>> {
 
 /// `selinux status`.
 pub fn status(root: &Root) -> Result<SelinuxReport> {
-    Ok(base(root, ModuleAction::Status)?.0)
+    Ok(inspect(root)?.0)
+}
+
+/// [`status`], and the store it opened (None where SELinux does not
+/// apply): the facts keep it, so a run opens the store once.
+pub fn inspect(root: &Root) -> Result<(SelinuxReport, Option<Store>)> {
+    base(root, ModuleAction::Status)
 }
 
 /// `selinux install`: the module (one rebuild, or nothing when current),

@@ -117,9 +117,20 @@ fn golden_image_with_two_kernels_then_a_rerun_changes_nothing() {
         "both kernels in one transaction: {headers}"
     );
 
-    // The same plan runs.
-    let (out, v) = install(f.path(), &["--payload", pay, "--prepare-image"]);
+    // The same plan runs. Its facts are gathered once: one OS detection,
+    // one SELinux store opened for the plan, the module and the labels
+    // (the debug lines say so).
+    let (out, v) = install(f.path(), &["--payload", pay, "--prepare-image", "-v"]);
     ok(&out, &v);
+    let debug = String::from_utf8_lossy(&out.stderr);
+    for (what, line) in [
+        ("OS detections", "debug: detecting the operating system"),
+        ("SELinux store openings", "debug: opening the SELinux store"),
+        ("diagnoses", "debug: diagnosing "),
+    ] {
+        let n = debug.lines().filter(|l| l.contains(line)).count();
+        assert_eq!(n, 1, "{what}: {n}\n{debug}");
+    }
     assert_eq!(steps(&v, "plan"), planned);
     assert_eq!(steps(&v, "results"), planned);
     assert!(

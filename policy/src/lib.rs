@@ -296,6 +296,8 @@ impl Store {
     /// Opens the root's store; `Ok(Err(_))` when SELinux is not configured
     /// there (nothing to do), `Err` when it is configured but broken.
     pub fn open(root: &Root) -> Result<Result<Store, NotApplicable>, PolicyError> {
+        // Counted by the lifecycle test and scripts/bench-install (once a run).
+        log::debug!("opening the SELinux store of {}", root.path().display());
         let Some(config) = read_config(root)? else {
             return Ok(Err(NotApplicable::NoConfig));
         };
