@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use connector_host::cmd::{Cmd, CmdError};
-use connector_host::headers::{candidate_paths, source_tree, tree_arch};
+use connector_host::headers::{candidate_paths, release_arch, source_tree, tree_arch};
 use connector_host::{layout, Root};
 use sha2::{Digest, Sha256};
 
@@ -175,6 +175,7 @@ pub struct Trees {
 /// The trees to try for `release`, in kbuild's order, each once: every
 /// candidate that resolves to a directory inside the root.
 pub fn trees(root: &Root, release: &str) -> Result<Vec<Trees>, CompileError> {
+    let kernel_arch = release_arch(root, release);
     let mut out: Vec<Trees> = Vec::new();
     let mut looked = Vec::new();
     for cand in candidate_paths(release) {
@@ -203,7 +204,7 @@ pub fn trees(root: &Root, release: &str) -> Result<Vec<Trees>, CompileError> {
             Ok(Err(_)) | Err(_) => tree.clone(),
         };
         out.push(Trees {
-            arch: tree_arch(root, release, &tree),
+            arch: tree_arch(kernel_arch, root, &tree),
             shown: tree.display().to_string(),
             build: root.host_path(&tree),
             source: root.host_path(&source),

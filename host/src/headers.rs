@@ -115,6 +115,7 @@ pub fn candidate_paths(release: &str) -> [PathBuf; 3] {
 /// rejection, and the other candidates — and the other kernels — are still
 /// checked.
 pub fn check(root: &Root, release: &str) -> HeadersOnDisk {
+    let kernel_arch = release_arch(root, release);
     let mut rejected = Vec::new();
     let mut seen: Vec<PathBuf> = Vec::new();
     let unreadable = |path: String, tree: Option<String>, e: io::Error| Candidate {
@@ -153,7 +154,7 @@ pub fn check(root: &Root, release: &str) -> HeadersOnDisk {
         }
         seen.push(tree.clone());
         let tree_shown = tree.display().to_string();
-        let problem = match check_tree(root, &tree, release) {
+        let problem = match check_tree(root, &tree, release, kernel_arch) {
             Ok(p) => p,
             Err(e) => Err(TreeProblem::Unreadable {
                 error: e.to_string(),
@@ -206,10 +207,11 @@ pub fn release_arch(root: &Root, release: &str) -> Option<&'static str> {
 }
 
 /// The architecture to check (and compile) tree `tree` for: the kernel's
-/// ([`release_arch`]), else what the tree was configured for (its
+/// (`kernel`: [`release_arch`], asked once per release by the caller),
+/// else what the tree was configured for (its
 /// `include/generated/autoconf.h`), else this machine's.
-pub fn tree_arch(root: &Root, release: &str, tree: &Path) -> &'static str {
-    release_arch(root, release)
+pub fn tree_arch(kernel: Option<&'static str>, root: &Root, tree: &Path) -> &'static str {
+    kernel
         .or_else(|| {
             let autoconf = root
                 .read_to_string_capped(tree.join("include/generated/autoconf.h"), CONFIG_CAP)
@@ -295,7 +297,12 @@ pub fn source_tree(
     }
 }
 
-fn check_tree(root: &Root, tree: &Path, release: &str) -> io::Result<Result<PathBuf, TreeProblem>> {
+fn check_tree(
+    root: &Root,
+    tree: &Path,
+    release: &str,
+    kernel_arch: Option<&'static str>,
+) -> io::Result<Result<PathBuf, TreeProblem>> {
     if !root.is_dir(tree)? {
         return Ok(Err(TreeProblem::Missing {
             file: tree.display().to_string(),
@@ -305,7 +312,7 @@ fn check_tree(root: &Root, tree: &Path, release: &str) -> io::Result<Result<Path
         Ok(s) => s,
         Err(p) => return Ok(Err(p)),
     };
-    let arch = tree_arch(root, release, tree);
+    let arch = tree_arch(kernel_arch, root, tree);
     for (base, needs) in [
         (tree, BUILD_TREE_NEEDS),
         (source.as_path(), SOURCE_TREE_NEEDS),

@@ -194,34 +194,9 @@ fn serve(
     // benches measure the client, not this server's copies.
     if fault.is_none() {
         if let Ok(mut f) = std::fs::File::open(&file) {
-            if f.metadata().is_ok_and(|m| m.is_file()) {
-                let total = f.metadata()?.len();
-                let asked = range
-                    .as_deref()
-                    .and_then(|r| r.strip_prefix("bytes="))
-                    .and_then(|r| r.strip_suffix('-'));
-                let start = match asked.map(str::parse::<u64>) {
-                    Some(Ok(n)) if n < total => n,
-                    Some(_) => {
-                        return write!(
-                            conn,
-                            "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                        )
-                    }
-                    None => 0,
-                };
-                let mut head = format!(
-                    "HTTP/1.1 {}\r\nContent-Length: {}\r\nAccept-Ranges: bytes\r\nConnection: close\r\n",
-                    if asked.is_some() { "206 Partial Content" } else { "200 OK" },
-                    total - start
-                );
-                if asked.is_some() {
-                    head.push_str(&format!(
-                        "Content-Range: bytes {start}-{}/{total}\r\n",
-                        total - 1
-                    ));
-                }
-                head.push_str("\r\n");
+            let total = f.metadata()?.len();
+            if f.metadata()?.is_file() {
+                let (head, start) = response_head(range.as_deref(), total);
                 conn.write_all(head.as_bytes())?;
                 std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(start))?;
                 std::io::copy(&mut f, &mut conn)?;
@@ -241,30 +216,8 @@ fn serve(
             *b ^= 0xff;
         }
     }
-    let total = body.len();
-    let (status, start) = match range
-        .as_deref()
-        .and_then(|r| r.strip_prefix("bytes="))
-        .and_then(|r| r.strip_suffix('-'))
-    {
-        Some(n) => match n.parse::<usize>() {
-            Ok(n) if n < total => ("206 Partial Content", n),
-            _ => ("416 Range Not Satisfiable", total),
-        },
-        None => ("200 OK", 0),
-    };
-    let part = &body[start..];
-    let mut head = format!(
-        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nAccept-Ranges: bytes\r\nConnection: close\r\n",
-        part.len()
-    );
-    if start > 0 {
-        head.push_str(&format!(
-            "Content-Range: bytes {start}-{}/{total}\r\n",
-            total - 1
-        ));
-    }
-    head.push_str("\r\n");
+    let (head, start) = response_head(range.as_deref(), body.len() as u64);
+    let part = &body[start as usize..];
     conn.write_all(head.as_bytes())?;
     match fault {
         Some(Fault::Truncate { after, .. }) => {
@@ -286,4 +239,31 @@ fn serve(
         _ => conn.write_all(part)?,
     }
     conn.flush()
+}
+
+/// The response head for a file of `total` bytes and the `Range` asked
+/// (only `bytes=N-`), and where the body starts.
+fn response_head(range: Option<&str>, total: u64) -> (String, u64) {
+    let (status, start) = match range
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.strip_suffix('-'))
+    {
+        Some(n) => match n.parse::<u64>() {
+            Ok(n) if n < total => ("206 Partial Content", n),
+            _ => ("416 Range Not Satisfiable", total),
+        },
+        None => ("200 OK", 0),
+    };
+    let mut head = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nAccept-Ranges: bytes\r\nConnection: close\r\n",
+        total - start
+    );
+    if start > 0 {
+        head.push_str(&format!(
+            "Content-Range: bytes {start}-{}/{total}\r\n",
+            total.saturating_sub(1)
+        ));
+    }
+    head.push_str("\r\n");
+    (head, start)
 }
