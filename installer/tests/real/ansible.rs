@@ -20,8 +20,8 @@ use std::process::Command;
 use connector_packaging::Family;
 use connector_tests::{copy_host_program, rpm_initdb, Fixture, Pkg};
 
-mod common;
-use common::{DEB_K1, EL_K1};
+use crate::common;
+use crate::common::{DEB_K1, EL_K1};
 
 const BIN: &str = env!("CARGO_BIN_EXE_connector-installer");
 

@@ -14,8 +14,8 @@ use connector_host::pkg::{InstallPlan, PackageBackend};
 use connector_packaging::Family;
 use connector_tests::{require_tool, selinux_label, selinux_root, Fixture, Kernel, Layout};
 
-mod common;
-use common::{repo_dir, DEB_K1, DEB_K2, EL_K1, EL_K2};
+use crate::common;
+use crate::common::{repo_dir, DEB_K1, DEB_K2, EL_K1, EL_K2};
 
 const BIN: &str = env!("CARGO_BIN_EXE_connector-installer");
 

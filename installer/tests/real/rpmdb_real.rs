@@ -26,7 +26,7 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_connector-installer");
 
-mod common;
+use crate::common;
 
 /// Every entry under `dir`: kind, mode, size, mtime (ns) and, for files,
 /// the content; directories' mtimes say whether anything was created or

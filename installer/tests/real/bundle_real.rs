@@ -25,7 +25,7 @@ const DEB_K: &str = "6.1.0-18-amd64";
 const UBU_K: &str = "5.15.0-91-generic";
 const RPM_KEY: &str = "/etc/pki/rpm-gpg/RPM-GPG-KEY-test-archive";
 
-mod common;
+use crate::common;
 
 fn key(name: &str) -> PathBuf {
     fixtures_dir().join(format!("keys/{name}"))

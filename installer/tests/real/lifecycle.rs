@@ -17,8 +17,8 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_connector-installer");
 
-mod common;
-use common::{assert_same, snapshot, DEB_K1, EL_K1, EL_K2};
+use crate::common;
+use crate::common::{assert_same, snapshot, DEB_K1, EL_K1, EL_K2};
 
 fn payload(family: Family) -> tempfile::TempDir {
     let b = common::bins(Path::new(BIN), None);

@@ -21,7 +21,7 @@ use connector_tests::selinux_base::{self as sb, base_cil, el7_lacks, ModuleShape
 use connector_tests::{require_tool, shared_dir, Fixture, Kernel, Layout};
 use serde_json::Value;
 
-mod common;
+use crate::common;
 
 const BIN: &str = env!("CARGO_BIN_EXE_connector-installer");
 const EL7_KERNEL: &str = "3.10.0-1160.el7.x86_64";

@@ -8,7 +8,7 @@
 //! Tier: real tools (semodule, setfiles, rpm, dnf, apt, systemctl) in
 //! scratch roots, and the binary as a user runs it.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
