@@ -13,9 +13,9 @@ use connector_host::pkg::{
 use connector_host::{Cmd, Root};
 use connector_tests::{Fixture, Kernel, Layout};
 
-use crate::archive::{ArchiveBackend, ArchiveCause, ArchiveFailure};
-use crate::archive_config::ArchiveRoot;
+use crate::facts::archives_conf::ArchiveRoot;
 use crate::facts::BackendFor;
+use crate::fallback::access::{ArchiveBackend, ArchiveCause, ArchiveFailure};
 
 pub const K: &str = "5.14.0-362.8.1.el9_3.x86_64";
 

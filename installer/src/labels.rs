@@ -20,7 +20,7 @@ impl Labeler for NoLabels {
     }
 }
 
-pub use connector_policy::labels::{of_path, set_on_file, FileContexts};
+pub use connector_policy::labels::{set_on_file, FileContexts};
 
 impl Labeler for FileContexts {
     fn label_for(&self, path: &str, mode: u32) -> Option<String> {

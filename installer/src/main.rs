@@ -3,8 +3,9 @@
 //! (a bad command line is 64), and with `--json` through one document.
 
 use clap::Parser;
+use connector_installer::audit;
 use connector_installer::cli::{self, ErrorDocument};
-use connector_installer::{audit, exit, logging};
+use connector_installer::{exit, logging};
 
 fn main() {
     let cli = match cli::Cli::try_parse() {

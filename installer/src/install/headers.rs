@@ -22,23 +22,21 @@
 
 use crate::exit;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use connector_host::headers;
 use connector_host::kernel::Probe;
 use connector_host::lock::{self, TransactionSign};
-use connector_host::os::OsInfo;
 use connector_host::pkg::{InstallError, InstallPlan, PackageBackend};
 use connector_host::Root;
 use serde::Serialize;
 
-use crate::archive::{self, ArchiveBackend};
-use crate::archive_config::ArchiveConfig;
-use crate::backend;
 use crate::doctor;
 use crate::facts::{Facts, KernelFacts};
+use crate::fallback::access::ArchiveBackend;
+pub use crate::fallback::{DownloadLimits, Fallback, FallbackError, Source};
 
 /// What `headers` was asked to do.
 #[derive(Debug, Clone)]
@@ -57,41 +55,6 @@ pub struct HeadersOptions {
     pub from: Option<PathBuf>,
     /// How long and how slowly an archive download may go.
     pub downloads: DownloadLimits,
-}
-
-/// The bounds of every archive download (`--download-timeout`,
-/// `--download-min-rate`, `--download-max-time`; dnf's `timeout` and
-/// `minrate` semantics: the rate is averaged over the timeout).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DownloadLimits {
-    /// The longest silence, and the window the rate is averaged over.
-    pub timeout: Duration,
-    /// Bytes per second; 0: no minimum.
-    pub min_rate: u64,
-    /// The longest one file may take.
-    pub max_time: Duration,
-}
-
-impl Default for DownloadLimits {
-    fn default() -> Self {
-        DownloadLimits {
-            timeout: Duration::from_secs(60),
-            min_rate: 1000,
-            max_time: Duration::from_secs(30 * 60),
-        }
-    }
-}
-
-/// Where an installed header package came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Source {
-    /// The root's own configured repositories.
-    Repository,
-    /// A vendor archive (built-in or archives.conf), verified end to end.
-    Archive,
-    /// `--from DIR`.
-    Local,
 }
 
 /// Per-kernel result.
@@ -180,77 +143,6 @@ pub enum HeadersError {
     Unsupported(String),
     #[error("no package backend for {0}")]
     NoBackend(String),
-}
-
-/// Why the vendor-archive fallback left a kernel without its package.
-#[derive(Debug, thiserror::Error)]
-pub enum FallbackError {
-    #[error(
-        "{0} is not in the configured repositories, and this system's package family has no \
-         archive fallback yet; install it by hand or update the kernel"
-    )]
-    NoArchiveBackend(String),
-    #[error(
-        "{package} is not in the configured repositories, and no vendor archive is known for \
-         {distro} {version}; add one to {config} (see docs/headers.md) or update the kernel",
-        config = connector_host::layout::ARCHIVES_CONF
-    )]
-    NoArchiveKnown {
-        package: String,
-        distro: String,
-        version: String,
-    },
-    #[error("{package} is not in the configured repositories; --from {}", dir.display())]
-    FromDir {
-        package: String,
-        dir: PathBuf,
-        #[source]
-        cause: Box<archive::ArchiveCause>,
-    },
-    #[error(
-        "{package} was taken from no configured bundle ({}); then the archives",
-        tried.join("; ")
-    )]
-    NotInBundles {
-        package: String,
-        tried: Vec<String>,
-        #[source]
-        then: Box<FallbackError>,
-    },
-    #[error("the offline bundle was refused")]
-    Bundle(#[source] Box<crate::bundle::BundleError>),
-    #[error("setting up the downloads")]
-    Fetcher(#[source] connector_fetch::FetchError),
-    #[error(
-        "{package} is not in the configured repositories, and no archive supplied a verified \
-         copy. Tried:\n  {}\nEither point {config} at a mirror that has it, download it and pass \
-         --from DIR, or update the kernel to one the distribution still supports",
-        tried.iter().map(Tried::to_string).collect::<Vec<_>>().join("\n  "),
-        config = connector_host::layout::ARCHIVES_CONF
-    )]
-    NoneVerified { package: String, tried: Vec<Tried> },
-    #[error("installing the verified package failed")]
-    Install(#[source] Box<InstallError>),
-}
-
-/// One archive root the fallback asked, and what it said.
-#[derive(Debug)]
-pub struct Tried {
-    pub url: String,
-    pub origin: String,
-    pub failure: archive::ArchiveFailure,
-}
-
-impl std::fmt::Display for Tried {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} ({}): {}",
-            self.url,
-            self.origin,
-            connector_host::cmd::chain(&self.failure)
-        )
-    }
 }
 
 /// What the headers step will do, decided from the facts without acting:
@@ -345,8 +237,16 @@ impl HeadersPlan {
 /// Runs `headers`: facts, plan, then (unless `--dry-run` or deferred) the
 /// installation. Progress lines go to stderr through `progress`.
 pub fn run(opts: &HeadersOptions, progress: &mut dyn FnMut(&str)) -> Result<HeadersReport> {
-    let facts = Facts::gather(&opts.root, opts.running.as_deref(), opts.kernel.as_deref())?;
-    let archive = backend::archive_for_os(&facts.os, &facts.root);
+    let facts = Facts::gather_for(
+        &opts.root,
+        crate::facts::Ask {
+            running: opts.running.as_deref(),
+            only: opts.kernel.as_deref(),
+            archives: opts.archives.as_deref(),
+            os: None,
+        },
+    )?;
+    let archive = crate::fallback::access::for_os(&facts.os, &facts.root);
     run_on(opts, &facts, archive.as_deref(), progress)
 }
 
@@ -550,10 +450,9 @@ pub fn execute(
         .tempdir()
         .context("creating a private download directory")?;
     if !missing.is_empty() && failure.is_none() {
-        let cfg = match (&opts.archives, &facts.archives) {
-            (Some(file), _) => ArchiveConfig::load(&opts.root, Some(file))?,
-            (None, Ok(cfg)) => cfg.clone(),
-            (None, Err(e)) => anyhow::bail!("{e:#}"),
+        let cfg = match &facts.archives {
+            Ok(cfg) => cfg,
+            Err(e) => anyhow::bail!("{e:#}"),
         };
         let mut local = InstallPlan {
             enable_repos: plan.enable_repos.clone(),
@@ -568,33 +467,15 @@ pub fn execute(
             };
             let got = match archive {
                 None => Err(FallbackError::NoArchiveBackend(pkg.clone())),
-                Some(a) => match &opts.from {
-                    Some(dir) => from_dir(a, &opts.root, &facts.os, &cfg, dir, pkg),
-                    None => {
-                        from_bundles(a, &facts.os, &cfg, pkg, download_dir.path(), opts, progress)
-                            .or_else(|bundles| {
-                                let archives = from_archives(
-                                    a,
-                                    &facts.os,
-                                    k,
-                                    &cfg,
-                                    pkg,
-                                    download_dir.path(),
-                                    opts,
-                                    progress,
-                                );
-                                match (archives, bundles) {
-                                    (Ok(got), _) => Ok(got),
-                                    (Err(e), None) => Err(e),
-                                    (Err(e), Some(tried)) => Err(FallbackError::NotInBundles {
-                                        package: pkg.clone(),
-                                        tried,
-                                        then: Box::new(e),
-                                    }),
-                                }
-                            })
-                    }
-                },
+                Some(a) => Fallback {
+                    access: a,
+                    root: &opts.root,
+                    os: &facts.os,
+                    config: cfg,
+                    limits: opts.downloads,
+                    download_dir: download_dir.path(),
+                }
+                .take(opts.from.as_deref(), k, pkg, progress),
             };
             match got {
                 Ok((files, source, from)) => {
@@ -649,8 +530,8 @@ pub fn execute(
             };
             match on_disk.path {
                 Some(path) => {
-                    crate::audit::record(
-                        crate::audit::Kind::PackageInstalled,
+                    crate::state::audit::record(
+                        crate::state::audit::Kind::PackageInstalled,
                         format!("installed {pkg} (headers of kernel {})", k.release),
                         vec![pkg.clone()],
                     );
@@ -673,264 +554,6 @@ pub fn execute(
         report.kernels.push(result(k, outcome));
     }
     Ok(report)
-}
-
-/// `--from DIR`: the package file must be there and verify. A bundle
-/// (`connector-installer bundle`) has its manifest verified first (its
-/// signature, when signed or when archives.conf names a `bundle-key`), then
-/// every file it lists for the package against its digest.
-fn from_dir(
-    a: &dyn ArchiveBackend,
-    root: &connector_host::Root,
-    os: &OsInfo,
-    cfg: &crate::archive_config::ArchiveConfig,
-    dir: &Path,
-    pkg: &str,
-) -> Result<(Vec<PathBuf>, Source, String), FallbackError> {
-    let keys = crate::archive_config::local_keys(os, cfg);
-    let failed = |cause: archive::ArchiveCause| FallbackError::FromDir {
-        package: pkg.into(),
-        dir: dir.to_path_buf(),
-        cause: Box::new(cause),
-    };
-    if !crate::bundle::Bundle::is_bundle(dir) {
-        let file = a.local_package(dir, pkg, &keys).map_err(failed)?;
-        let shown = file.display().to_string();
-        return Ok((vec![file], Source::Local, shown));
-    }
-    // A bundle's signature is the site's: only its bundle-key is trusted.
-    let trusted = connector_deb::archive::keys_at(root, &cfg.bundle_keys);
-    let bundle = crate::bundle::Bundle::open(dir, &trusted, !cfg.bundle_keys.is_empty())
-        .map_err(|e| FallbackError::Bundle(Box::new(e)))?;
-    let files = bundle
-        .files_for(os, pkg)
-        .map_err(|e| FallbackError::Bundle(Box::new(e)))?;
-    // Every file, not only the one named after the package: it is the
-    // package or one it needs, and passes the family's own checks (RPM:
-    // its signature); listed twice, it is handed over once.
-    let files = a
-        .bundle_files(&files, pkg, &keys, bundle.signed_by.is_some())
-        .map_err(failed)?;
-    let shown = match &bundle.signed_by {
-        Some(k) => format!("{} (bundle signed by {k})", dir.display()),
-        None => format!("{} (bundle)", dir.display()),
-    };
-    Ok((files, Source::Local, shown))
-}
-
-/// The bundles archives.conf names (`bundle LOCATION`), in order, before
-/// any archive: the first that has `pkg` and verifies wins. `Err(None)`:
-/// none is configured; `Err(Some(tried))`: what each said.
-fn from_bundles(
-    a: &dyn ArchiveBackend,
-    os: &OsInfo,
-    cfg: &crate::archive_config::ArchiveConfig,
-    pkg: &str,
-    dir: &Path,
-    opts: &HeadersOptions,
-    progress: &mut dyn FnMut(&str),
-) -> Result<(Vec<PathBuf>, Source, String), Option<Vec<String>>> {
-    if cfg.bundles.is_empty() {
-        return Err(None);
-    }
-    let mut tried = Vec::new();
-    for (n, b) in cfg.bundles.iter().enumerate() {
-        let origin = format!(
-            "bundle {} ({}:{})",
-            b.location,
-            connector_host::layout::ARCHIVES_CONF,
-            b.line
-        );
-        progress(&format!("looking for {pkg} in {origin}"));
-        let local = if b.is_url() {
-            let copy = dir.join(format!("bundle-{n}"));
-            let via = crate::proxy::for_url(&opts.root, os.family(), None, &b.location);
-            let fetched = std::fs::create_dir_all(&copy)
-                .map_err(|e| e.to_string())
-                .and_then(|()| {
-                    connector_fetch::Fetcher::new(connector_fetch::FetchPolicy {
-                        allow_http: if b.allow_http {
-                            vec![b.location.clone()]
-                        } else {
-                            Vec::new()
-                        },
-                        idle_timeout: opts.downloads.timeout,
-                        rate_window: opts.downloads.timeout,
-                        min_rate: opts.downloads.min_rate,
-                        max_time: opts.downloads.max_time,
-                        proxy: via.proxy,
-                        ..connector_fetch::FetchPolicy::default()
-                    })
-                    .map_err(|e| connector_host::cmd::chain(&e))
-                })
-                .and_then(|fetcher| {
-                    crate::bundle::fetch_remote(&fetcher, &b.location, os, pkg, &copy)
-                        .map_err(|e| connector_host::cmd::chain(&e))
-                });
-            match fetched {
-                Ok(()) => Ok(copy),
-                Err(e) => Err(e),
-            }
-        } else {
-            opts.root
-                .resolve(&b.location)
-                .map_err(|e| format!("{}: {e}", b.location))
-        };
-        let got = local.and_then(|d| {
-            from_dir(a, &opts.root, os, cfg, &d, pkg).map_err(|e| connector_host::cmd::chain(&e))
-        });
-        match got {
-            Ok((files, source, _)) => {
-                progress(&format!("{pkg}: verified from {origin}"));
-                return Ok((files, source, origin));
-            }
-            Err(e) => tried.push(format!("{origin}: {e}")),
-        }
-    }
-    Err(Some(tried))
-}
-
-/// Tries every archive root for `pkg`; the first verified download wins.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn from_archives(
-    a: &dyn ArchiveBackend,
-    os: &OsInfo,
-    k: &KernelFacts,
-    cfg: &ArchiveConfig,
-    pkg: &str,
-    dir: &Path,
-    opts: &HeadersOptions,
-    progress: &mut dyn FnMut(&str),
-) -> Result<(Vec<PathBuf>, Source, String), FallbackError> {
-    let roots = crate::archive_config::roots_for(os, k.archive_vars(), cfg);
-    if roots.is_empty() {
-        return Err(FallbackError::NoArchiveKnown {
-            package: pkg.into(),
-            distro: os.id.clone(),
-            version: os.version_id.clone(),
-        });
-    }
-    let mut tried = Vec::new();
-    for r in &roots {
-        // Each archive through the proxy the host has for it (proxy.rs).
-        let via = crate::proxy::for_url(&opts.root, os.family(), r.proxy.as_deref(), &r.url);
-        let fetcher = connector_fetch::Fetcher::new(connector_fetch::FetchPolicy {
-            allow_http: roots
-                .iter()
-                .filter(|r| r.allow_http)
-                .map(|r| r.url.clone())
-                .collect(),
-            idle_timeout: opts.downloads.timeout,
-            rate_window: opts.downloads.timeout,
-            min_rate: opts.downloads.min_rate,
-            max_time: opts.downloads.max_time,
-            proxy: via.proxy.clone(),
-            ..connector_fetch::FetchPolicy::default()
-        })
-        .map_err(FallbackError::Fetcher)?;
-        let through = match &via.proxy {
-            connector_fetch::Proxy::Environment => String::new(),
-            connector_fetch::Proxy::Direct => format!(", no proxy ({})", via.source),
-            connector_fetch::Proxy::Url { url, .. } => {
-                format!(
-                    ", through {} ({})",
-                    connector_fetch::redact_url(url),
-                    via.source
-                )
-            }
-            connector_fetch::Proxy::Invalid(why) => {
-                format!(", through an unusable proxy ({}: {why})", via.source)
-            }
-        };
-        // An archive URL may carry credentials too: never shown.
-        let shown = connector_fetch::redact_url(&r.url);
-        progress(&format!(
-            "looking for {pkg} in {shown} ({}{through})",
-            r.origin
-        ));
-        let mut bar = DownloadProgress::new(pkg);
-        match a.fetch_verified(&fetcher, r, pkg, dir, &mut |done, total| {
-            bar.update(done, total)
-        }) {
-            Ok(files) => {
-                bar.finish();
-                progress(&format!("{pkg}: downloaded and verified from {shown}"));
-                return Ok((files, Source::Archive, shown));
-            }
-            Err(failure) => {
-                bar.finish();
-                tried.push(Tried {
-                    url: shown,
-                    origin: r.origin.clone(),
-                    failure,
-                });
-            }
-        }
-    }
-    Err(FallbackError::NoneVerified {
-        package: pkg.into(),
-        tried,
-    })
-}
-
-/// Download progress on stderr: a bar on a terminal, two plain lines
-/// otherwise (scriptlets, logs).
-struct DownloadProgress {
-    name: String,
-    tty: bool,
-    started: bool,
-    last_pct: Option<u64>,
-}
-
-impl DownloadProgress {
-    fn new(name: &str) -> Self {
-        let tty = crate::output::is_tty();
-        DownloadProgress {
-            name: name.to_string(),
-            tty,
-            started: false,
-            last_pct: None,
-        }
-    }
-
-    fn update(&mut self, done: u64, total: Option<u64>) {
-        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
-        if !self.started {
-            self.started = true;
-            if !self.tty {
-                match total {
-                    Some(t) => crate::output::say(&format!(
-                        "downloading {} ({:.1} MiB)",
-                        self.name,
-                        mib(t)
-                    )),
-                    None => crate::output::say(&format!("downloading {}", self.name)),
-                }
-            }
-        }
-        if self.tty && !crate::output::is_quiet() {
-            let pct = total.filter(|t| *t > 0).map(|t| (done * 100 / t).min(100));
-            if pct != self.last_pct || pct.is_none() {
-                self.last_pct = pct;
-                let width = 30u64;
-                let filled = pct.unwrap_or(0) * width / 100;
-                eprint!(
-                    "\r{} [{}{}] {:>3}% {:.1} MiB",
-                    self.name,
-                    "#".repeat(filled as usize),
-                    " ".repeat((width - filled) as usize),
-                    pct.unwrap_or(0),
-                    mib(done)
-                );
-            }
-        }
-    }
-
-    fn finish(&mut self) {
-        if self.tty && self.started && !crate::output::is_quiet() {
-            eprintln!();
-        }
-    }
 }
 
 fn result(k: &KernelFacts, outcome: Outcome) -> KernelResult {

@@ -326,9 +326,11 @@ fn check_path(p: &str) -> Result<(), String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {
+    /// The file was not there.
     Created,
     /// Content or mode changed.
     Updated,
+    /// Already the payload's, content and mode.
     Unchanged,
     /// Configuration changed by the administrator: kept; the new version
     /// is `PATH.new`.
@@ -351,6 +353,78 @@ impl std::fmt::Display for Action {
 pub struct Done {
     pub path: String,
     pub action: Action,
+}
+
+/// What `connector-installer laydown` did (or, with `--dry-run`, would do).
+#[derive(Debug, Clone, Serialize)]
+pub struct LaydownReport {
+    pub schema_version: u32,
+    pub root: String,
+    pub dry_run: bool,
+    /// Every entry of the payload and what became of it.
+    pub files: Vec<Done>,
+    /// The command that enabled the unit, when one ran.
+    pub enabled: Option<String>,
+}
+
+/// `connector-installer laydown`: the payload at `payload` laid down in
+/// `root`, labeled from the root's file_contexts, and the unit enabled
+/// when the payload ships it (unless `enable` is false). With `dry_run`,
+/// every check of a real run (digests, destinations, room), then what each
+/// entry would become; nothing changed.
+pub fn run(root: &Root, payload: &Path, dry_run: bool, enable: bool) -> Result<LaydownReport> {
+    let labels: Box<dyn Labeler> = match FileContexts::open(root)? {
+        Some(fc) => Box::new(fc),
+        None => Box::new(NoLabels),
+    };
+    if enable && !root.is_live() {
+        // `systemctl --root` enables the unit after the files are down: a
+        // link that would take it out refuses both now.
+        root.check_tool_paths(crate::install::service::SYSTEMCTL_PATHS)?;
+    }
+    let files = if dry_run {
+        let p = prepare(root, payload)?;
+        p.check_space()?;
+        p.preview()?
+    } else {
+        laydown(root, payload, labels.as_ref())?
+    };
+    let unit = format!("/systemd/system/{}", layout::UNIT);
+    let enabled = if !dry_run && enable && files.iter().any(|d| d.path.ends_with(&unit)) {
+        crate::install::service::enable_unit(root, layout::UNIT)?
+    } else {
+        None
+    };
+    Ok(LaydownReport {
+        schema_version: 1,
+        root: root.path().display().to_string(),
+        dry_run,
+        files,
+        enabled,
+    })
+}
+
+/// The report for people.
+pub fn render_text(r: &LaydownReport) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    if r.dry_run {
+        let _ = writeln!(s, "dry run: nothing was changed; each entry would be:");
+    }
+    for d in &r.files {
+        let _ = writeln!(s, "{:<10} {}", d.action, d.path);
+        if d.action == Action::KeptNew {
+            let _ = writeln!(
+                s,
+                "           {} was changed locally: kept; the new version is {}.new",
+                d.path, d.path
+            );
+        }
+    }
+    if let Some(c) = &r.enabled {
+        let _ = writeln!(s, "ran: {c}");
+    }
+    s
 }
 
 use crate::labels::set_on_file as set_label;
@@ -635,8 +709,8 @@ impl Prepared {
             .map(|d| d.path.clone())
             .collect();
         if !changed.is_empty() {
-            crate::audit::record(
-                crate::audit::Kind::FilesLaidDown,
+            crate::state::audit::record(
+                crate::state::audit::Kind::FilesLaidDown,
                 format!("laid down {} connector file(s)", changed.len()),
                 changed,
             );

@@ -12,9 +12,9 @@ use std::time::Duration;
 use connector_host::lock::IN_TRANSACTION_ENV;
 use connector_host::Root;
 
+use crate::install::selinux;
+use crate::install::service;
 use crate::install::{self, InstallOptions};
-use crate::selinux;
-use crate::service;
 use crate::state;
 
 /// What a scriptlet invocation means.
@@ -104,7 +104,7 @@ pub fn run(name: &str, args: &[String], root: &Root) -> i32 {
         // Before the files go (postrm/%postun run without them): stop,
         // disable, then remove the module the stopped service needed.
         Phase::BeforeRemove => {
-            crate::audit::leave_no_record();
+            crate::state::audit::leave_no_record();
             match service::stop_and_disable(root) {
                 Ok(c) => say(&format!("ran: {c}")),
                 Err(e) => warn(&format!("{e:#}")),
@@ -121,7 +121,7 @@ pub fn run(name: &str, args: &[String], root: &Root) -> i32 {
         // Only reached where the binary outlives its package (a copy run
         // by hand): the packages' own postrm/%postun need no installer.
         Phase::AfterRemove { purge } => {
-            crate::audit::leave_no_record();
+            crate::state::audit::leave_no_record();
             if purge {
                 for dir in [
                     connector_host::layout::STATE_DIR,

@@ -4,6 +4,8 @@
 //!
 //! JSON schema: docs/doctor.md. Keep the two in step.
 
+pub mod metrics;
+
 use crate::exit;
 use std::fmt::Write as _;
 
@@ -18,10 +20,10 @@ use connector_host::status::{Status, StatusError};
 use connector_host::Root;
 use serde::Serialize;
 
+use crate::facts::selinux::SelinuxReport;
 pub use crate::facts::{
     Btf, BtfState, DatabaseAnswer, DatabaseObservation, DecidedBy, Facts, HeaderFacts, KernelFacts,
 };
-use crate::selinux::SelinuxReport;
 use connector_host::layout::CONNECTORD;
 
 /// Version of the JSON document; bumped on incompatible changes.
@@ -30,6 +32,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// What `doctor` was asked to look at.
 #[derive(Debug, Clone)]
 pub struct DoctorOptions {
+    /// The root looked at: `/` or an image.
     pub root: Root,
     /// `--kernel VER`: only this release.
     pub kernel: Option<String>,
@@ -41,14 +44,21 @@ pub struct DoctorOptions {
 /// The whole diagnosis.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// The document's version (docs/doctor-json.md); bumped on a breaking change.
     pub schema_version: u32,
+    /// The root looked at, as given.
     pub root: String,
     /// The root is the running system.
     pub live: bool,
+    /// The operating system of the root.
     pub os: OsReport,
+    /// The running kernel; null for an image.
     pub running_kernel: Option<String>,
+    /// Every kernel that will run, each with its header facts.
     pub kernels: Vec<KernelFacts>,
+    /// What stops the connector, each with its fix.
     pub faults: Vec<Fault>,
+    /// What is worth knowing and is not a fault.
     pub notes: Vec<Note>,
     /// SELinux: configuration, the connector's module, the live kernel's
     /// answer and denials in the audit log (docs/selinux.md).
@@ -58,35 +68,49 @@ pub struct Report {
     pub connector_status: Option<Status>,
     /// The last installer run that changed this root
     /// (`/var/lib/connector/last-run.json`; the journal has every change).
-    pub last_run: Option<crate::audit::LastRun>,
+    pub last_run: Option<crate::state::audit::LastRun>,
+    /// No fault: the connector can compile and load its probes.
     pub healthy: bool,
 }
 
+/// The operating system, as the report shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct OsReport {
+    /// os-release `ID` (`rhel`, `ol`, `debian`).
     pub id: String,
+    /// os-release `VERSION_ID`.
     pub version_id: String,
+    /// os-release `PRETTY_NAME`.
     pub pretty_name: String,
+    /// os-release `ID_LIKE`.
     pub id_like: Vec<String>,
     /// `VERSION_CODENAME` (`bookworm`, `jammy`), when the system names one:
     /// `bundle` takes it from fleet documents for the apt suite.
     pub codename: Option<String>,
     /// The file the answer came from, inside the root.
     pub source: String,
+    /// The distribution the connector knows it as; null when unknown.
     pub distro: Option<Distro>,
+    /// The package family (rpm or deb).
     pub family: Option<Family>,
+    /// The package manager the installer drives there.
     pub package_manager: Option<PkgTool>,
+    /// Whether the connector supports this release (docs/support-matrix.md).
     pub support: Support,
 }
 
 /// Something worth knowing that is not a fault.
 #[derive(Debug, Clone, Serialize)]
 pub struct Note {
+    /// What the note is about, for scripts.
     pub kind: NoteKind,
+    /// The kernel it is about, when one.
     pub kernel: Option<String>,
+    /// The note for people.
     pub message: String,
 }
 
+/// The kinds of [`Note`], stable words in the JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum NoteKind {

@@ -61,7 +61,7 @@ pub fn run(
 ) -> Result<RepairReport> {
     // One gathering of facts: the faults shown first and the install plan
     // both come from it.
-    let facts = Facts::gather(&opts.root, opts.running.as_deref(), None)?;
+    let facts = Facts::gather_for(&opts.root, opts.ask(None))?;
     let before = doctor::report(&facts);
     let mut report = RepairReport {
         schema_version: 1,

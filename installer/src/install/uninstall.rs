@@ -11,10 +11,11 @@ use connector_host::pkg::DbQuery;
 use connector_host::Root;
 use serde::Serialize;
 
-use crate::laydown::{self, Kind};
-use crate::service;
+use crate::facts::backend;
+use crate::install::laydown::{self, Kind};
+use crate::install::service;
+use crate::install::{self, selinux};
 use crate::state::{self, InstallerLock};
-use crate::{backend, install, selinux};
 use connector_host::layout::UNIT;
 
 /// Errors a caller branches on.
@@ -157,7 +158,7 @@ pub fn run(
         return Ok(r);
     }
     // The record of the last run goes with the connector.
-    crate::audit::leave_no_record();
+    crate::state::audit::leave_no_record();
     if purge {
         for d in [
             connector_host::layout::CONF_DIR,
@@ -186,8 +187,8 @@ pub fn run(
         }
     }
     if !r.removed.is_empty() {
-        crate::audit::record(
-            crate::audit::Kind::FilesRemoved,
+        crate::state::audit::record(
+            crate::state::audit::Kind::FilesRemoved,
             format!("removed {} connector path(s)", r.removed.len()),
             r.removed.clone(),
         );
@@ -208,4 +209,29 @@ fn remove_file(root: &Root, path: &str, r: &mut UninstallReport, dry_run: bool) 
         r.removed.push(path.to_string());
     }
     Ok(())
+}
+
+/// The report for people.
+pub fn render_text(r: &UninstallReport) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let (removed, ran) = if r.dry_run {
+        let _ = writeln!(s, "dry run: nothing was changed");
+        ("would remove", "would run")
+    } else {
+        ("removed", "ran")
+    };
+    for p in &r.removed {
+        let _ = writeln!(s, "{removed} {p}");
+    }
+    for p in &r.kept {
+        let _ = writeln!(s, "kept    {p} (changed locally; --purge removes it)");
+    }
+    for c in &r.commands {
+        let _ = writeln!(s, "{ran}: {c}");
+    }
+    for w in &r.warnings {
+        let _ = writeln!(s, "warning: {w}");
+    }
+    s
 }

@@ -9,6 +9,12 @@
 //! keeps its error, and each stage decides what that means for it (doctor
 //! notes it, install refuses).
 
+pub mod archives_conf;
+pub mod backend;
+mod dbcache;
+pub mod selinux;
+
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -21,14 +27,15 @@ use connector_host::status::{self, Status, StatusError};
 use connector_host::Root;
 use serde::Serialize;
 
-use crate::archive_config::ArchiveConfig;
-use crate::backend;
-use crate::selinux::{self, SelinuxReport};
+use crate::facts::archives_conf::ArchiveConfig;
+use selinux::SelinuxReport;
 use std::cell::OnceCell;
 
 /// Everything the stages after this one know about a root.
 pub struct Facts {
+    /// The root the facts are of.
     pub root: Root,
+    /// Its operating system, detected once.
     pub os: OsInfo,
     /// The kernels as listed (running first), with the stale directories.
     pub inventory: Inventory,
@@ -53,14 +60,14 @@ pub struct Facts {
     /// The root's `/etc/connector/archives.conf` (empty when absent).
     pub archives: Result<ArchiveConfig>,
     /// The last installer run that changed something (audit.rs).
-    pub last_run: Result<Option<crate::audit::LastRun>>,
+    pub last_run: Result<Option<crate::state::audit::LastRun>>,
     /// The installer lock's generation when gathering began: a plan made
     /// from these facts stands only while no installer has taken the lock
     /// since (state.rs).
     pub generation: Option<u64>,
     /// The package database's answers when it was asked (not kept from
     /// before), to keep for the next run.
-    fresh_owners: Option<crate::dbcache::Answer>,
+    fresh_owners: Option<crate::facts::dbcache::Answer>,
     asked: Asked,
 }
 
@@ -68,10 +75,26 @@ pub struct Facts {
 pub type BackendFor = dyn Fn(&OsInfo, &Root) -> Option<Box<dyn PackageBackend>> + Send + Sync;
 
 /// What the facts were gathered with, to gather them again.
+#[derive(Clone)]
 struct Asked {
     running: Option<String>,
     only: Option<String>,
+    archives: Option<PathBuf>,
+    os: Option<OsInfo>,
     backend_for: Arc<BackendFor>,
+}
+
+/// What a command says about the facts it asks for ([`Facts::gather_for`]).
+#[derive(Debug, Default)]
+pub struct Ask<'a> {
+    /// The running kernel (`None` for an image).
+    pub running: Option<&'a str>,
+    /// `--kernel`: only this release.
+    pub only: Option<&'a str>,
+    /// `--archives FILE`.
+    pub archives: Option<&'a Path>,
+    /// The OS, already detected.
+    pub os: Option<OsInfo>,
 }
 
 /// What the package database said that changes the picture.
@@ -82,8 +105,11 @@ pub enum DatabaseObservation {
     /// The owner's name names another header package than the release
     /// rules do; the database wins.
     Renamed {
+        /// The kernel.
         release: String,
+        /// The package that owns its files.
         owner: KernelOwner,
+        /// The header package the release rules named.
         by_rules: Option<String>,
     },
     /// Whether the header packages are installed could not be asked.
@@ -98,14 +124,27 @@ impl Facts {
         Facts::gather_with(root, running, only, Arc::new(backend::for_os))
     }
 
+    /// [`Facts::gather`] with more said: `--archives FILE` read in place
+    /// of the root's archives.conf, now, with the rest (never later, when
+    /// the fallback needs it), and the OS when the caller has detected it
+    /// already (the deferred job does, to find the package lock). A run
+    /// reads each fact once.
+    pub fn gather_for(root: &Root, ask: Ask<'_>) -> Result<Facts> {
+        Facts::gather_asked(
+            root,
+            Asked {
+                running: ask.running.map(String::from),
+                only: ask.only.map(String::from),
+                archives: ask.archives.map(Path::to_path_buf),
+                os: ask.os,
+                backend_for: Arc::new(backend::for_os),
+            },
+        )
+    }
+
     /// The same questions asked again (the root may have changed).
     pub fn again(&self) -> Result<Facts> {
-        Facts::gather_with(
-            &self.root,
-            self.asked.running.as_deref(),
-            self.asked.only.as_deref(),
-            self.asked.backend_for.clone(),
-        )
+        Facts::gather_asked(&self.root, self.asked.clone())
     }
 
     /// [`Facts::gather`] through the package backend `backend_for` gives
@@ -116,12 +155,36 @@ impl Facts {
         only: Option<&str>,
         backend_for: Arc<BackendFor>,
     ) -> Result<Facts> {
+        Facts::gather_asked(
+            root,
+            Asked {
+                running: running.map(String::from),
+                only: only.map(String::from),
+                archives: None,
+                os: None,
+                backend_for,
+            },
+        )
+    }
+
+    fn gather_asked(root: &Root, asked: Asked) -> Result<Facts> {
+        let (running, only) = (asked.running.as_deref(), asked.only.as_deref());
+        // `--archives FILE` was given to be used: unusable, it is refused
+        // at once, before anything acts. The root's own archives.conf is
+        // a fact like any other (doctor reports it; the fallback refuses).
+        let archives = match &asked.archives {
+            Some(file) => Ok(ArchiveConfig::load(root, Some(file))?),
+            None => ArchiveConfig::load(root, None),
+        };
         // First: anything an installer does after this is seen as a new
         // generation.
         let generation = crate::state::lock_generation(root);
         // Counted by scripts/bench-install (a healthy install gathers once).
         log::debug!("diagnosing {}", root.path().display());
-        let os = OsInfo::detect(root).context("detecting the operating system")?;
+        let os = match &asked.os {
+            Some(os) => os.clone(),
+            None => OsInfo::detect(root).context("detecting the operating system")?,
+        };
         let inventory = inventory::inventory(root, running, only)
             .with_context(|| format!("listing the kernels in {}", root.path().display()))?;
         let mut kernels: Vec<KernelFacts> = inventory
@@ -139,7 +202,7 @@ impl Facts {
                 k
             })
             .collect();
-        let backend = backend_for(&os, root);
+        let backend = (asked.backend_for)(&os, root);
         let mut database = Vec::new();
         let fresh_owners = backend
             .as_ref()
@@ -149,15 +212,11 @@ impl Facts {
             store: OnceCell::new(),
             connector: status::read(root),
             pending: crate::state::pending(root),
-            archives: ArchiveConfig::load(root, None),
-            last_run: crate::audit::last_run(root),
+            archives,
+            last_run: crate::state::audit::last_run(root),
             generation,
             fresh_owners,
-            asked: Asked {
-                running: running.map(String::from),
-                only: only.map(String::from),
-                backend_for,
-            },
+            asked,
             root: root.clone(),
             os,
             inventory,
@@ -172,7 +231,7 @@ impl Facts {
     /// call this; `doctor` writes nothing.
     pub fn remember(&self) {
         if let Some(answer) = &self.fresh_owners {
-            crate::dbcache::keep(&self.root, answer);
+            crate::facts::dbcache::keep(&self.root, answer);
         }
     }
 
@@ -197,7 +256,7 @@ impl Facts {
         if let Some(answer) =
             ask_database(&self.root, backend.as_ref(), &mut kernels, &mut seen, false)
         {
-            crate::dbcache::keep(&self.root, &answer);
+            crate::facts::dbcache::keep(&self.root, &answer);
         }
     }
 
@@ -241,17 +300,27 @@ impl Facts {
     }
 }
 
+/// One kernel: what its release says, what is on disk and what the
+/// package database answered.
 #[derive(Debug, Clone, Serialize)]
 pub struct KernelFacts {
+    /// `uname -r` of the kernel.
     pub release: String,
+    /// It is the running kernel.
     pub running: bool,
     /// Its files are installed in the root (false: running without a
     /// `/lib/modules` entry, or asked for with --kernel).
     pub installed: bool,
+    /// How the connector monitors on it: compiled eBPF or the prebuilt module.
     pub probe: Probe,
+    /// Who built it and for what: `rhck`, `uek7`, `debian-amd64`, ...,
+    /// `custom` for a kernel the distribution did not build.
     pub flavor: String,
+    /// The Oracle UEK generation (5, 6, 7, 8), for a UEK kernel.
     pub uek: Option<u32>,
+    /// The kernel's machine (`x86_64`, `aarch64`), from its release.
     pub arch: Option<String>,
+    /// The kernel variant the release names (debug, rt, 64k, ...).
     pub variant: Option<Variant>,
     /// The release follows the distribution's naming.
     pub distro_built: bool,
@@ -260,13 +329,14 @@ pub struct KernelFacts {
     pub series_repos: Vec<String>,
     /// Whether the kernel carries BTF type information.
     pub btf: Btf,
+    /// Its header package and tree.
     pub headers: HeaderFacts,
 }
 
 impl KernelFacts {
     /// What an archive's URL is made from, of this kernel.
-    pub fn archive_vars(&self) -> crate::archive_config::KernelVars<'_> {
-        crate::archive_config::KernelVars {
+    pub fn archive_vars(&self) -> crate::facts::archives_conf::KernelVars<'_> {
+        crate::facts::archives_conf::KernelVars {
             release: &self.release,
             arch: self.arch.as_deref(),
             uek: self.uek,
@@ -315,15 +385,21 @@ impl KernelFacts {
 /// file that said so.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Btf {
+    /// Whether it has BTF.
     pub state: BtfState,
+    /// The file that said so.
     pub source: Option<String>,
 }
 
+/// Whether a kernel carries BTF type information.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BtfState {
+    /// It has (`/sys/kernel/btf/vmlinux` or the image's config says so).
     Yes,
+    /// It has none.
     No,
+    /// Nothing said.
     Unknown,
 }
 
@@ -351,6 +427,7 @@ pub enum DecidedBy {
     ReleaseRules,
 }
 
+/// One kernel's header package and tree.
 #[derive(Debug, Clone, Serialize)]
 pub struct HeaderFacts {
     /// The exact package; null on the kmod path, on an unsupported system and
@@ -418,7 +495,7 @@ fn ask_database(
     kernels: &mut [KernelFacts],
     seen: &mut Vec<DatabaseObservation>,
     use_kept: bool,
-) -> Option<crate::dbcache::Answer> {
+) -> Option<crate::facts::dbcache::Answer> {
     let files: Vec<KernelFiles> = kernels
         .iter()
         .filter(|k| k.headers.required)
@@ -432,15 +509,15 @@ fn ask_database(
     }
     // The answer kept from the last time, when the database and the
     // question are the same; else asked (and offered for keeping).
-    let asked = crate::dbcache::Asked::now(root, backend, &files);
+    let asked = crate::facts::dbcache::Asked::now(root, backend, &files);
     let kept = asked
         .as_ref()
         .filter(|_| use_kept)
-        .and_then(|a| crate::dbcache::answer(root, a));
+        .and_then(|a| crate::facts::dbcache::answer(root, a));
     let mut answer = match (&asked, kept) {
         (_, Some(k)) => Some(k),
         (Some(a), None) => match backend.kernel_owners(&files) {
-            Ok(Some(o)) => Some(crate::dbcache::Answer::fresh(a.clone(), o)),
+            Ok(Some(o)) => Some(crate::facts::dbcache::Answer::fresh(a.clone(), o)),
             other => {
                 apply_owners(other, kernels, seen);
                 None

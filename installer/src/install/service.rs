@@ -111,8 +111,8 @@ pub fn enable_unit(root: &Root, unit: &str) -> Result<Option<String>> {
     }
     let cmd = cmd.args(["enable", unit]);
     cmd.run()?;
-    crate::audit::record(
-        crate::audit::Kind::ServiceEnabled,
+    crate::state::audit::record(
+        crate::state::audit::Kind::ServiceEnabled,
         format!("enabled {unit}"),
         vec![unit.to_string()],
     );

@@ -14,6 +14,8 @@
 //! - `pending`: work a package hook could not do inside the transaction
 //!   (the header installation), for `doctor` and the deferred job.
 
+pub mod audit;
+
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -100,7 +102,6 @@ pub fn state_dir(root: &Root) -> Result<PathBuf> {
 #[derive(Debug)]
 pub struct InstallerLock {
     _file: File,
-    pub path: PathBuf,
     /// The generation found when the lock was taken (`None`: never taken
     /// before, or unreadable).
     pub previous: Option<u64>,
@@ -170,7 +171,6 @@ impl InstallerLock {
         }
         Ok(InstallerLock {
             _file: file,
-            path,
             previous,
         })
     }

@@ -1,6 +1,6 @@
 //! Where to look for a header package the configured repositories no
 //! longer carry: the facts of `archives.conf` and the built-in table (the
-//! family-specific find/fetch/verify is `crate::archive`).
+//! family-specific find/fetch/verify is `crate::fallback::access`).
 //!
 //! Archive roots come from `/etc/connector/archives.conf` in the root (or
 //! `--archives FILE`), tried first, then from the built-in table below

@@ -28,6 +28,7 @@ pub const SYSLOG_SOCKET: &str = "/dev/log";
 /// Test builds may point the trail at their own sockets.
 #[cfg(feature = "fault-injection")]
 pub const TEST_JOURNAL_ENV: &str = "CONNECTOR_INSTALLER_TEST_JOURNAL_SOCKET";
+/// Test builds may point the syslog fallback at their own socket.
 #[cfg(feature = "fault-injection")]
 pub const TEST_SYSLOG_ENV: &str = "CONNECTOR_INSTALLER_TEST_SYSLOG_SOCKET";
 
@@ -35,14 +36,23 @@ pub const TEST_SYSLOG_ENV: &str = "CONNECTOR_INSTALLER_TEST_SYSLOG_SOCKET";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
+    /// A header package was installed.
     PackageInstalled,
+    /// The SELinux module was installed.
     ModuleInstalled,
+    /// The SELinux module was removed.
     ModuleRemoved,
+    /// The connector's files were laid down.
     FilesLaidDown,
+    /// The connector's files were removed.
     FilesRemoved,
+    /// SELinux labels were set on the connector's files.
     LabelsSet,
+    /// The connector's unit was enabled.
     ServiceEnabled,
+    /// The connector was started.
     ServiceStarted,
+    /// The connector was restarted.
     ServiceRestarted,
 }
 

@@ -4,7 +4,7 @@
 //! holds, per distribution, the packages and the metadata the
 //! distribution's own tools read, and a manifest with every file's digest,
 //! signed with the site's key when one is given. Reading a bundle is
-//! `crate::bundle`.
+//! `crate::fallback::bundle`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -14,14 +14,14 @@ use connector_host::os::Family;
 use connector_host::{Cmd, Root};
 use serde::Serialize;
 
-use crate::archive::ArchiveBackend;
-use crate::archive_config::ArchiveConfig;
-use crate::bundle::{
+use crate::facts::archives_conf::ArchiveConfig;
+use crate::facts::KernelFacts;
+use crate::fallback::access::ArchiveBackend;
+use crate::fallback::bundle::{
     digest, os_dir, read_capped, Entry, Manifest, Target, MANIFEST, MANIFEST_CAP, SCHEMA_VERSION,
     SIGNATURE,
 };
-use crate::facts::KernelFacts;
-use crate::headers::HeadersOptions;
+use crate::fallback::{DownloadLimits, Fallback};
 
 /// What `bundle` did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -35,6 +35,40 @@ pub struct BundleReport {
     /// Header packages no archive had, with the reason.
     pub failed: Vec<Missing>,
     pub signed: bool,
+}
+
+impl BundleReport {
+    /// 0 when the bundle has every package asked for, else 2 (docs/exit-codes.md).
+    pub fn exit_code(&self) -> i32 {
+        if self.failed.is_empty() {
+            crate::exit::OK
+        } else {
+            crate::exit::NOT_DONE
+        }
+    }
+}
+
+/// The report for people.
+pub fn render_text(r: &BundleReport) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    for p in &r.downloaded {
+        let _ = writeln!(s, "downloaded {p}");
+    }
+    for p in &r.present {
+        let _ = writeln!(s, "already in the bundle: {p}");
+    }
+    for m in &r.failed {
+        let _ = writeln!(s, "NOT FOUND {}: {}", m.package, m.reason);
+    }
+    let _ = writeln!(
+        s,
+        "{}: {} package(s){}",
+        r.out,
+        r.downloaded.len() + r.present.len(),
+        if r.signed { ", signed" } else { "" }
+    );
+    s
 }
 
 /// A header package the bundle lacks.
@@ -53,8 +87,8 @@ pub struct BundleOptions {
     /// The site's secret key (armored) to sign the manifest and the
     /// repository metadata with.
     pub sign_key: Option<PathBuf>,
-    /// Downloads: limits and the host's proxy (`root` is this host).
-    pub headers: HeadersOptions,
+    /// The bounds of every download (through this host's proxies).
+    pub limits: DownloadLimits,
 }
 
 /// Builds or completes the bundle at `opts.out`.
@@ -178,7 +212,7 @@ pub fn build(opts: &BundleOptions, progress: &mut dyn FnMut(&str)) -> Result<Bun
             continue;
         };
         let archive: Box<dyn ArchiveBackend> =
-            crate::backend::archive_for_os(&t.os, &host).expect("a family has an archive");
+            crate::fallback::access::for_os(&t.os, &host).expect("a family has an archive");
         let download = tempfile::Builder::new()
             .prefix(".download-")
             .tempdir_in(&out)
@@ -187,16 +221,15 @@ pub fn build(opts: &BundleOptions, progress: &mut dyn FnMut(&str)) -> Result<Bun
             "{pkg} ({} {}, kernel {})",
             t.os.id, t.os.version_id, t.release
         ));
-        match crate::headers::from_archives(
-            archive.as_ref(),
-            &t.os,
-            &k,
-            &cfg,
-            &pkg,
-            download.path(),
-            &opts.headers,
-            progress,
-        ) {
+        let fallback = Fallback {
+            access: archive.as_ref(),
+            root: &host,
+            os: &t.os,
+            config: &cfg,
+            limits: opts.limits,
+            download_dir: download.path(),
+        };
+        match fallback.in_archives(&k, &pkg, progress) {
             Ok((files, _, from)) => {
                 let dest_dir = out.join(&dir_name);
                 std::fs::create_dir_all(&dest_dir)
@@ -254,7 +287,7 @@ pub fn build(opts: &BundleOptions, progress: &mut dyn FnMut(&str)) -> Result<Bun
         .sort_by(|a, b| (&a.distro, &a.version, &a.file).cmp(&(&b.distro, &b.version, &b.file)));
     manifest.packages.dedup_by(|a, b| a.file == b.file);
     let text = serde_json::to_string_pretty(&manifest)? + "\n";
-    crate::metrics::write_atomically(&out.join(MANIFEST), &text)?;
+    crate::doctor::metrics::write_atomically(&out.join(MANIFEST), &text)?;
     if let Some(key) = &opts.sign_key {
         // The manifest, and every distribution's metadata: repomd.xml.asc
         // for dnf, InRelease for apt.
@@ -321,7 +354,7 @@ fn repository_metadata(dir: &Path, family: Family) -> Result<()> {
             .current_dir(dir)
             .args(["--multiversion", "."])
             .run()?;
-            crate::metrics::write_atomically(&dir.join("Packages"), &out.stdout)?;
+            crate::doctor::metrics::write_atomically(&dir.join("Packages"), &out.stdout)?;
             let release = format!(
                 "Origin: connector-installer bundle\nLabel: connector headers\nDate: {}\n\
                  SHA256:\n {} {} Packages\n",
@@ -329,7 +362,7 @@ fn repository_metadata(dir: &Path, family: Family) -> Result<()> {
                 connector_fetch::sha256_bytes(out.stdout.as_bytes()),
                 out.stdout.len()
             );
-            crate::metrics::write_atomically(&dir.join("Release"), &release)?;
+            crate::doctor::metrics::write_atomically(&dir.join("Release"), &release)?;
         }
     }
     Ok(())

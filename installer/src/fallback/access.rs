@@ -1,6 +1,6 @@
 //! The vendor-archive fallback's family-specific part: find, fetch and
 //! verify a header package behind one trait, from the roots
-//! `crate::archive_config` names.
+//! `crate::facts::archives_conf` names.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,7 +11,22 @@ use connector_host::layout::ARCHIVES_CONF;
 use connector_host::Root;
 use connector_rpm::archive as rpm_archive;
 
-use crate::archive_config::ArchiveRoot;
+use connector_host::os::{Family, OsInfo};
+
+use crate::facts::archives_conf::ArchiveRoot;
+
+/// The archive access of the family of `os` (beside `facts::backend::for_os`,
+/// the only other place a family picks an implementation); `None` where the family has
+/// no archive fallback yet.
+pub fn for_os(os: &OsInfo, root: &Root) -> Option<Box<dyn ArchiveBackend>> {
+    match os.family()? {
+        Family::Rpm => Some(Box::new(RpmArchive { root: root.clone() })),
+        Family::Deb => Some(Box::new(DebArchiveBackend {
+            root: root.clone(),
+            codename: os.codename.clone(),
+        })),
+    }
+}
 
 /// The family-specific part of the fallback.
 pub trait ArchiveBackend {

@@ -10,6 +10,14 @@
 //! systemd only). A healthy root plans nothing: no lock wait, no package
 //! manager, no policy rebuild, no file written.
 
+pub mod headers;
+pub mod hook;
+pub mod laydown;
+pub mod repair;
+pub mod selinux;
+pub mod service;
+pub mod uninstall;
+
 use crate::exit;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -20,12 +28,10 @@ use connector_policy::{live_mode, LiveMode, Store, LABELED_PATHS};
 use serde::Serialize;
 
 use crate::facts::Facts;
-use crate::headers::{self, HeadersOptions, Outcome};
-use crate::laydown::{self, Labeler};
-use crate::selinux;
-use crate::service;
 use crate::state::{self, InstallerLock, Interrupted, Journal};
 use connector_host::layout::{LOG_DIR, SETUP_UNIT, UNIT};
+use headers::{HeadersOptions, Outcome};
+use laydown::Labeler;
 
 /// Environment variable for fault-injection tests: the installer kills
 /// itself (SIGKILL) when it is about to run step number N (0-based; N =
@@ -93,6 +99,16 @@ impl InstallOptions {
             archives: None,
             from: None,
             downloads: headers::DownloadLimits::default(),
+        }
+    }
+
+    /// What the facts are gathered for.
+    fn ask(&self, os: Option<connector_host::os::OsInfo>) -> crate::facts::Ask<'_> {
+        crate::facts::Ask {
+            running: self.running.as_deref(),
+            only: self.kernel.as_deref(),
+            archives: self.archives.as_deref(),
+            os,
         }
     }
 
@@ -209,11 +225,6 @@ impl InstallReport {
             exit::OK
         }
     }
-
-    /// Commands run (or, in the plan, to be run) by every step.
-    pub fn commands(&self) -> impl Iterator<Item = &String> {
-        self.results.iter().flat_map(|r| r.commands.iter())
-    }
 }
 
 /// Errors a caller branches on.
@@ -227,6 +238,14 @@ pub enum PlanError {
         bin = connector_host::layout::CONNECTORD
     )]
     NotLaidDown(String),
+}
+
+impl PlanError {
+    /// Whether `e` says the system is not one the connector supports.
+    pub fn is_unsupported(e: &anyhow::Error) -> bool {
+        e.downcast_ref::<PlanError>()
+            .is_some_and(|e| matches!(e, PlanError::Unsupported(_)))
+    }
 }
 
 /// Files that make one host's connector different from another's, cleared
@@ -260,12 +279,6 @@ impl Plan {
             fc.save();
         }
     }
-}
-
-/// Gathers the facts of the root and plans from them. Read-only.
-pub fn plan(opts: &InstallOptions) -> Result<Plan> {
-    let facts = Facts::gather(&opts.root, opts.running.as_deref(), opts.kernel.as_deref())?;
-    plan_from(opts, facts)
 }
 
 /// Plans from facts already gathered (`repair` gathers them first).
@@ -550,10 +563,13 @@ fn check_tool_paths(facts: &Facts, steps: &[Step]) -> Result<()> {
 
 /// `install`: plan, then (unless `--dry-run`) run it.
 pub fn run(opts: &InstallOptions, progress: &mut dyn FnMut(&str)) -> Result<InstallReport> {
-    if opts.after_transaction {
-        wait_for_package_lock(opts, progress)?;
-    }
-    let facts = Facts::gather(&opts.root, opts.running.as_deref(), opts.kernel.as_deref())?;
+    // The deferred job finds the package lock through the OS it detects;
+    // the facts take that OS, not a second detection.
+    let os = match opts.after_transaction {
+        true => Some(wait_for_package_lock(opts, progress)?),
+        false => None,
+    };
+    let facts = Facts::gather_for(&opts.root, opts.ask(os))?;
     run_from(opts, facts, progress)
 }
 
@@ -794,7 +810,7 @@ fn run_step(
                 });
             }
             let facts = planned.facts;
-            let archive = crate::backend::archive_for_os(&facts.os, &facts.root);
+            let archive = crate::fallback::access::for_os(&facts.os, &facts.root);
             let r = headers::execute(
                 h,
                 &opts.headers_options(),
@@ -831,8 +847,8 @@ fn run_step(
             for path in &step.writes {
                 state::remove_in_root(root, path)?;
             }
-            crate::audit::record(
-                crate::audit::Kind::FilesRemoved,
+            crate::state::audit::record(
+                crate::state::audit::Kind::FilesRemoved,
                 "cleared the connector's per-host state (image)",
                 step.writes.clone(),
             );
@@ -851,11 +867,11 @@ fn run_step(
             }
             args.push(UNIT);
             let cmd = service::systemctl(root, &args, &format!("{verb}ing the connector"))?;
-            crate::audit::record(
+            crate::state::audit::record(
                 if step.step == StepKind::Start {
-                    crate::audit::Kind::ServiceStarted
+                    crate::state::audit::Kind::ServiceStarted
                 } else {
-                    crate::audit::Kind::ServiceRestarted
+                    crate::state::audit::Kind::ServiceRestarted
                 },
                 format!("{verb}ed {UNIT}"),
                 vec![UNIT.to_string()],
@@ -891,12 +907,17 @@ pub fn defer(root: &Root) -> Result<String> {
 }
 
 /// The deferred job: wait until no package transaction holds the lock.
-fn wait_for_package_lock(opts: &InstallOptions, progress: &mut dyn FnMut(&str)) -> Result<()> {
-    let os = connector_host::os::OsInfo::detect(&opts.root)?;
-    let Some(backend) = crate::backend::for_os(&os, &opts.root) else {
-        return Ok(());
-    };
-    headers::wait_for_lock(backend.as_ref(), opts.lock_timeout, progress)
+/// Returns the OS it detected to find the lock.
+fn wait_for_package_lock(
+    opts: &InstallOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<connector_host::os::OsInfo> {
+    let os =
+        connector_host::os::OsInfo::detect(&opts.root).context("detecting the operating system")?;
+    if let Some(backend) = crate::facts::backend::for_os(&os, &opts.root) {
+        headers::wait_for_lock(backend.as_ref(), opts.lock_timeout, progress)?;
+    }
+    Ok(os)
 }
 
 /// The plan for people.

@@ -1,7 +1,9 @@
-//! `connector-installer selinux install|remove|status`, and the SELinux
-//! part of `doctor` (the Oracle Linux UEK cause of fault 11).
+//! What SELinux is in a root, read and never changed: the config, the
+//! store's module and policy files, what the kernel will do with each right
+//! the probes need, a recorded rejection, the connector's denials. The
+//! facts keep the store opened here (`Facts::store`); `install::selinux`
+//! acts on it.
 
-use std::fmt::Write as _;
 use std::io::{Read, Seek, SeekFrom};
 use std::time::Duration;
 
@@ -11,11 +13,10 @@ use connector_host::Root;
 use connector_policy::avc::{self, DeniedPermission};
 use connector_policy::rights::{self, Rights};
 use connector_policy::{
-    live_mode, module_version, LiveMode, ModuleState, NotApplicable, PolicyError, PolicyVersions,
-    SelinuxConfig, Store, DOMAIN,
+    live_mode, module_version, LiveMode, ModuleState, NotApplicable, PolicyVersions, SelinuxConfig,
+    Store, DOMAIN,
 };
 use serde::{Deserialize, Serialize};
-
 /// How much of the end of audit.log is read for denials.
 const AUDIT_TAIL: u64 = 8 * 1024 * 1024;
 
@@ -139,7 +140,7 @@ impl SelinuxReport {
     }
 }
 
-fn base(root: &Root, action: ModuleAction) -> Result<(SelinuxReport, Option<Store>)> {
+pub(crate) fn base(root: &Root, action: ModuleAction) -> Result<(SelinuxReport, Option<Store>)> {
     let mut r = SelinuxReport {
         schema_version: 1,
         dry_run: false,
@@ -189,7 +190,7 @@ impl SelinuxReport {
 
     /// What the kernel will do with each right: the running kernel when
     /// SELinux runs on this live root, else the store's binary policy.
-    fn refresh_rights(&mut self, root: &Root) {
+    pub(crate) fn refresh_rights(&mut self, root: &Root) {
         let Some(config) = &self.config else { return };
         let got = if root.is_live() && self.live_mode != Some(LiveMode::Off) {
             rights::live()
@@ -256,141 +257,10 @@ fn read_failure(root: &Root) -> Option<ModuleFailure> {
     serde_json::from_str(&root.read_to_string_optional(MODULE_FAILURE).ok()??).ok()
 }
 
-/// Installs the module through `store`, recording a rejection by the base
-/// policy for doctor (and clearing an old record on success). The one way
-/// every command installs it.
-pub fn install_module(
-    root: &Root,
-    store: &Store,
-    lock_timeout: Duration,
-) -> Result<Option<Vec<String>>> {
-    match store.install(lock_timeout) {
-        Ok(ran) => {
-            if ran.is_some() {
-                crate::audit::record(
-                    crate::audit::Kind::ModuleInstalled,
-                    format!(
-                        "installed the SELinux module connectord {}",
-                        module_version()
-                    ),
-                    vec![format!("connectord {}", module_version())],
-                );
-            }
-            if root.exists(MODULE_FAILURE).unwrap_or(false) {
-                crate::state::remove_in_root(root, MODULE_FAILURE)?;
-            }
-            Ok(ran)
-        }
-        Err(PolicyError::Rejected { message }) => {
-            let record = ModuleFailure {
-                version: module_version().to_string(),
-                message: message.clone(),
-                at: connector_host::time::now(),
-            };
-            // The rejection is the error either way; recording it is best effort.
-            let recorded = crate::state::state_file(root, MODULE_FAILURE).and_then(|path| {
-                let json = serde_json::to_vec_pretty(&record)?;
-                Ok(connector_host::atomic::write(&path, &json, 0o644, None)?)
-            });
-            if let Err(e) = recorded {
-                log::warn!("could not record the module failure in {MODULE_FAILURE}: {e:#}");
-            }
-            Err(PolicyError::Rejected { message }.into())
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Relabels the connector's files that are mislabeled (in this process,
-/// no tool run), recorded in the audit trail when there were any. Returns
-/// the paths relabeled: empty, and nothing written, on a healthy root.
-pub fn relabel(store: &Store) -> Result<Vec<String>> {
-    let fixed = store.relabel()?;
-    if !fixed.is_empty() {
-        crate::audit::record(
-            crate::audit::Kind::LabelsSet,
-            format!("relabeled {} of the connector's files", fixed.len()),
-            fixed.clone(),
-        );
-    }
-    Ok(fixed)
-}
-
-/// `selinux status`.
-pub fn status(root: &Root) -> Result<SelinuxReport> {
-    Ok(inspect(root)?.0)
-}
-
 /// [`status`], and the store it opened (None where SELinux does not
 /// apply): the facts keep it, so a run opens the store once.
 pub fn inspect(root: &Root) -> Result<(SelinuxReport, Option<Store>)> {
     base(root, ModuleAction::Status)
-}
-
-/// `selinux install`: the module (one rebuild, or nothing when current),
-/// then the connector's labels.
-pub fn install(root: &Root, lock_timeout: Duration, dry_run: bool) -> Result<SelinuxReport> {
-    let (mut r, store) = base(root, ModuleAction::NothingToDo)?;
-    let Some(store) = store else { return Ok(r) };
-    if dry_run {
-        // The same refusals as a real run (links leading out of the root),
-        // then only the verdict.
-        store.check_tool_paths()?;
-        r.dry_run = true;
-        r.action = if r.module_step_needed() {
-            ModuleAction::WouldInstall
-        } else {
-            ModuleAction::WouldRelabel
-        };
-        return Ok(r);
-    }
-    match install_module(root, &store, lock_timeout)? {
-        Some(cmds) => {
-            r.commands.extend(cmds);
-            r.action = ModuleAction::Installed;
-        }
-        None => r.action = ModuleAction::Unchanged,
-    }
-    r.relabeled = relabel(&store)?;
-    r.module = Some(store.module_state()?);
-    r.policy = Some(store.versions());
-    r.module_installed_at = store.module_installed_at();
-    r.module_failure = None;
-    r.refresh_rights(root);
-    Ok(r)
-}
-
-/// `selinux remove`: a clean no-op when the module is not there.
-pub fn remove(root: &Root, lock_timeout: Duration, dry_run: bool) -> Result<SelinuxReport> {
-    let (mut r, store) = base(root, ModuleAction::NothingToDo)?;
-    let Some(store) = store else { return Ok(r) };
-    if dry_run {
-        r.dry_run = true;
-        r.action = match store.module_state()? {
-            connector_policy::ModuleState::NotInstalled => ModuleAction::NotInstalled,
-            _ => {
-                store.check_tool_paths()?;
-                ModuleAction::WouldRemove
-            }
-        };
-        return Ok(r);
-    }
-    match store.remove(lock_timeout)? {
-        Some(cmds) => {
-            crate::audit::record(
-                crate::audit::Kind::ModuleRemoved,
-                "removed the SELinux module connectord",
-                vec!["connectord".into()],
-            );
-            r.commands.extend(cmds);
-            r.action = ModuleAction::Removed;
-        }
-        None => r.action = ModuleAction::NotInstalled,
-    }
-    r.module = Some(store.module_state()?);
-    r.policy = Some(store.versions());
-    r.refresh_rights(root);
-    Ok(r)
 }
 
 /// Denials of the connector's domain in the last part of
@@ -419,146 +289,4 @@ pub fn audit_denials(root: &Root) -> Vec<DeniedPermission> {
         }
     }
     avc::summarize(&text, DOMAIN)
-}
-
-/// One line per right the probes need: what the kernel will do with it.
-pub fn render_rights(r: &SelinuxReport) -> String {
-    use connector_policy::rights::{KernelAnswer, RightState};
-    let mut s = String::new();
-    if let Some(e) = &r.rights_error {
-        let _ = writeln!(s, "Rights:  unknown ({e})");
-    }
-    let Some(rights) = &r.rights else { return s };
-    let _ = writeln!(
-        s,
-        "Rights:  of {DOMAIN}, from {} (handle_unknown={:?})",
-        rights.source, rights.handle_unknown
-    );
-    for x in &rights.rights {
-        let verdict = match &x.state {
-            RightState::Granted => "granted by the connectord module".to_string(),
-            RightState::Missing => "MISSING (defined by the policy, not granted)".to_string(),
-            RightState::NotDefined {
-                kernel: KernelAnswer::Allowed,
-            } => "not defined by this policy: allowed (handle_unknown)".to_string(),
-            RightState::NotDefined {
-                kernel: KernelAnswer::Denied,
-            } => "not defined by this policy: DENIED (handle_unknown)".to_string(),
-        };
-        let _ = writeln!(s, "  {:<31} {verdict}", x.name());
-    }
-    s
-}
-
-/// Which binary policy each kernel loads, and whether it carries the
-/// connector's domain.
-pub fn render_policy(p: &PolicyVersions) -> String {
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "Policy:  version {} for this root ({}; store under {})",
-        p.target,
-        p.userspace.from,
-        p.layout.store_root()
-    );
-    for l in &p.loads {
-        let who = l.kernel.as_deref().unwrap_or("any kernel");
-        let what = match (&l.file, l.connector_domain) {
-            (None, _) => format!("no policy.N up to {}: nothing to load", l.limit),
-            (Some(f), Some(true)) => format!("{f} (has {DOMAIN})"),
-            (Some(f), Some(false)) => format!("{f} — WITHOUT {DOMAIN}"),
-            (Some(f), None) => format!("{f} (unreadable)"),
-        };
-        let _ = writeln!(s, "Loads:   {who}: {what}");
-    }
-    for v in &p.stale {
-        let _ = writeln!(
-            s,
-            "Stale:   policy.{v} is newer than this root's userspace writes (removed by selinux install)"
-        );
-    }
-    s
-}
-
-/// The report for people.
-pub fn render_text(r: &SelinuxReport) -> String {
-    let mut s = String::new();
-    if r.dry_run {
-        let _ = writeln!(s, "dry run: nothing was changed ({})", r.action);
-    }
-    match (&r.config, &r.not_applicable) {
-        (_, Some(NotApplicable::NoConfig)) => {
-            let _ = writeln!(
-                s,
-                "SELinux: not configured in this root (no /etc/selinux/config): nothing to do"
-            );
-        }
-        (_, Some(NotApplicable::Disabled)) => {
-            let _ = writeln!(s, "SELinux: disabled in /etc/selinux/config: nothing to do");
-        }
-        (Some(c), None) => {
-            let _ = writeln!(
-                s,
-                "SELinux: SELINUX={:?} SELINUXTYPE={}",
-                c.mode, c.policy_type
-            );
-        }
-        (None, None) => {}
-    }
-    if let Some(m) = r.live_mode {
-        let _ = writeln!(s, "Kernel:  {m:?}");
-    }
-    match &r.module {
-        Some(ModuleState::NotInstalled) => {
-            let _ = writeln!(
-                s,
-                "Module:  connectord not installed (shipping {})",
-                r.shipped_version
-            );
-        }
-        Some(ModuleState::Installed {
-            version,
-            current,
-            priority,
-        }) => {
-            let _ = writeln!(
-                s,
-                "Module:  connectord {} at priority {priority}{}",
-                version.as_deref().unwrap_or("(unknown version)"),
-                if *current { "" } else { " — OUTDATED" }
-            );
-        }
-        None => {}
-    }
-    if let Some(p) = &r.policy {
-        s.push_str(&render_policy(p));
-    }
-    if let Some(f) = &r.module_failure {
-        let _ = writeln!(
-            s,
-            "Failed:  the base policy rejected module {}: {}",
-            f.version, f.message
-        );
-    }
-    s.push_str(&render_rights(r));
-    for d in &r.denials {
-        let _ = writeln!(
-            s,
-            "Denied:  {{ {} }} {}:{} {} time(s), last {}{}",
-            d.permission,
-            d.target_type,
-            d.tclass,
-            d.count,
-            d.last_time.as_deref().unwrap_or("?"),
-            if d.permissive { " (permissive)" } else { "" }
-        );
-    }
-    for c in &r.commands {
-        let _ = writeln!(s, "ran: {c}");
-    }
-    for p in &r.relabeled {
-        let _ = writeln!(s, "relabeled: {p}");
-    }
-    let _ = writeln!(s, "Result:  {}", r.action);
-    s
 }
