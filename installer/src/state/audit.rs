@@ -25,11 +25,11 @@ pub const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
 /// The syslog socket, used when there is no journal.
 pub const SYSLOG_SOCKET: &str = "/dev/log";
 
-/// Test builds may point the trail at their own sockets.
-#[cfg(feature = "fault-injection")]
+/// Test builds may point the trail at their own sockets. Named in every
+/// build (the tests name them); read only by builds with the test-only
+/// `fault-injection` feature.
 pub const TEST_JOURNAL_ENV: &str = "CONNECTOR_INSTALLER_TEST_JOURNAL_SOCKET";
 /// Test builds may point the syslog fallback at their own socket.
-#[cfg(feature = "fault-injection")]
 pub const TEST_SYSLOG_ENV: &str = "CONNECTOR_INSTALLER_TEST_SYSLOG_SOCKET";
 
 /// A kind of change, with its stable message id.
