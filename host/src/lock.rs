@@ -54,7 +54,7 @@ impl std::fmt::Display for Holder {
 
 /// The two kinds of lock on Linux.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum LockKind {
     /// `fcntl(2)` record locks: rpm, dpkg, apt, the installer's own.
     Record,
     /// `flock(2)` locks: libsemanage's policy store.
@@ -67,13 +67,13 @@ pub enum Kind {
 /// A `*.pid` file is a pidfile lock whatever `kind` says: yum 3 (RHEL/OL 7,
 /// Amazon Linux 2) holds `/var/run/yum.pid` for its whole run, taking rpm's
 /// record lock only during the transaction itself.
-pub fn holder_of(path: &Path, kind: Kind) -> io::Result<Option<Holder>> {
+pub fn holder_of(path: &Path, kind: LockKind) -> io::Result<Option<Holder>> {
     if path.extension().is_some_and(|e| e == "pid") {
         return pidfile_holder(path);
     }
     match kind {
-        Kind::Record => holder(path),
-        Kind::Flock => flock_holder(path),
+        LockKind::Record => holder(path),
+        LockKind::Flock => flock_holder(path),
     }
 }
 
@@ -295,7 +295,7 @@ pub fn enclosing_transaction(
     }
     let ancestors = ancestors();
     for path in lock_files {
-        if let Some(h) = holder_of(path, Kind::Record)? {
+        if let Some(h) = holder_of(path, LockKind::Record)? {
             let Some(pid) = h.pid else { continue };
             // Without /proc (a scriptlet chrooted by `rpm --root`), ancestry
             // cannot be walked; a lock holder in our own process group is
@@ -318,7 +318,7 @@ pub fn enclosing_transaction(
 /// the holder when the wait timed out.
 pub fn wait_for_locks(
     lock_files: &[PathBuf],
-    kind: Kind,
+    kind: LockKind,
     timeout: std::time::Duration,
     every: std::time::Duration,
     mut progress: impl FnMut(&Holder, std::time::Duration),
@@ -378,16 +378,22 @@ mod tests {
     fn a_pidfile_is_held_while_its_process_lives() {
         let dir = tempfile::tempdir().unwrap();
         let pidfile = dir.path().join("yum.pid");
-        assert_eq!(holder_of(&pidfile, Kind::Record).unwrap(), None, "missing");
+        assert_eq!(
+            holder_of(&pidfile, LockKind::Record).unwrap(),
+            None,
+            "missing"
+        );
         let mut child = Command::new("sleep").arg("30").spawn().unwrap();
         std::fs::write(&pidfile, format!("{}\n", child.id())).unwrap();
-        let h = holder_of(&pidfile, Kind::Record).unwrap().expect("held");
+        let h = holder_of(&pidfile, LockKind::Record)
+            .unwrap()
+            .expect("held");
         assert_eq!(h.pid, Some(child.id()));
         assert_eq!(h.comm.as_deref(), Some("sleep"));
         // Waiting for it times out naming the holder, then frees once it exits.
         let waited = wait_for_locks(
             std::slice::from_ref(&pidfile),
-            Kind::Record,
+            LockKind::Record,
             Duration::from_millis(300),
             Duration::from_secs(5),
             |_, _| {},
@@ -396,16 +402,24 @@ mod tests {
         assert_eq!(waited.unwrap_err().pid, Some(child.id()));
         child.kill().unwrap();
         child.wait().unwrap();
-        assert_eq!(holder_of(&pidfile, Kind::Record).unwrap(), None, "stale");
+        assert_eq!(
+            holder_of(&pidfile, LockKind::Record).unwrap(),
+            None,
+            "stale"
+        );
         std::fs::write(&pidfile, "not a pid\n").unwrap();
-        assert_eq!(holder_of(&pidfile, Kind::Record).unwrap(), None);
+        assert_eq!(holder_of(&pidfile, LockKind::Record).unwrap(), None);
         std::fs::write(&pidfile, format!("{}", std::process::id())).unwrap();
-        assert_eq!(holder_of(&pidfile, Kind::Record).unwrap(), None, "our own");
+        assert_eq!(
+            holder_of(&pidfile, LockKind::Record).unwrap(),
+            None,
+            "our own"
+        );
         // A FIFO in its place is refused, never read.
         std::fs::remove_file(&pidfile).unwrap();
         let c = std::ffi::CString::new(pidfile.to_str().unwrap()).unwrap();
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-        assert!(holder_of(&pidfile, Kind::Record).is_err());
+        assert!(holder_of(&pidfile, LockKind::Record).is_err());
     }
 
     #[test]
@@ -447,7 +461,7 @@ mod tests {
         let start = Instant::now();
         let res = wait_for_locks(
             std::slice::from_ref(&p),
-            Kind::Record,
+            LockKind::Record,
             Duration::from_millis(700),
             Duration::from_millis(300),
             |_, _| reports += 1,
@@ -465,7 +479,7 @@ mod tests {
         child.wait().unwrap();
         let res = wait_for_locks(
             &[p],
-            Kind::Record,
+            LockKind::Record,
             Duration::from_secs(5),
             Duration::from_secs(1),
             |_, _| {},
@@ -513,7 +527,7 @@ mod tests {
         assert_eq!(holder(&p).unwrap(), None);
         let res = wait_for_locks(
             std::slice::from_ref(&p),
-            Kind::Flock,
+            LockKind::Flock,
             Duration::from_millis(500),
             Duration::from_millis(200),
             |_, _| {},

@@ -57,5 +57,5 @@ pub mod laydown {
 
 /// The audit trail's record kinds and the tests' redirections of it.
 pub mod audit {
-    pub use crate::state::audit::{finish, Kind, TEST_JOURNAL_ENV, TEST_SYSLOG_ENV};
+    pub use crate::state::audit::{finish, ChangeKind, TEST_JOURNAL_ENV, TEST_SYSLOG_ENV};
 }

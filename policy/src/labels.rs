@@ -5,7 +5,7 @@
 //! `security.selinux` attribute. Only what differs is written, so a healthy
 //! host costs a walk of the connector's few files and no process at all.
 //!
-//! The connector's paths are [`LABELED_PATHS`](crate::LABELED_PATHS); the
+//! The connector's paths are [`LABELED`](connector_host::layout::LABELED); the
 //! installer's own bookkeeping below them (its lock, journal, last-run
 //! record) is read by nothing confined and is not judged.
 
@@ -292,7 +292,7 @@ pub struct Mislabeled {
 /// a top path is judged itself (a link is a link), as setfiles does.
 pub fn mislabeled(root: &Root, fc: &FileContexts) -> Vec<Mislabeled> {
     let mut wrong = Vec::new();
-    for top in crate::LABELED_PATHS {
+    for top in connector_host::layout::LABELED {
         let Some(host) = host_of(root, top) else {
             continue;
         };

@@ -38,8 +38,6 @@ pub const PRIORITY: u16 = 200;
 pub const MODULE_CIL: &str = include_str!("../connectord.cil");
 /// The connector's domain.
 pub const DOMAIN: &str = "connectord_t";
-/// The paths the module labels, for relabeling after install.
-pub const LABELED_PATHS: &[&str] = connector_host::layout::LABELED;
 /// A policy rebuild takes seconds here and about a minute under emulation.
 const SEMODULE_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 
@@ -573,7 +571,11 @@ impl Store {
         for prio in self.priorities().into_iter().chain([PRIORITY]) {
             paths.push(format!("{store}/active/modules/{prio}/{MODULE_NAME}/cil"));
         }
-        paths.extend(LABELED_PATHS.iter().map(|p| p.to_string()));
+        paths.extend(
+            connector_host::layout::LABELED
+                .iter()
+                .map(|p| p.to_string()),
+        );
         self.root.check_tool_paths(&paths)?;
         Ok(())
     }
@@ -660,7 +662,7 @@ impl Store {
     fn wait_unlocked(&self, timeout: Duration) -> Result<(), PolicyError> {
         let waited = lock::wait_for_locks(
             &self.lock_files(),
-            lock::Kind::Flock,
+            lock::LockKind::Flock,
             timeout,
             Duration::from_secs(5),
             |h, t| log::info!("waiting for the policy store: {h}, {}s", t.as_secs()),
@@ -955,7 +957,7 @@ mod tests {
             .filter_map(|l| l.split('"').next())
             .map(|p| p.trim_end_matches("(/.*)?"))
             .collect();
-        let mut want = super::LABELED_PATHS.to_vec();
+        let mut want = connector_host::layout::LABELED.to_vec();
         let mut got = filecons.clone();
         want.sort();
         got.sort();

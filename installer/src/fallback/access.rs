@@ -14,17 +14,27 @@ use connector_rpm::archive as rpm_archive;
 use connector_host::os::{Family, OsInfo};
 
 use crate::facts::archives_conf::ArchiveRoot;
+use crate::fallback::proxy::{self, Chosen};
 
 /// The archive access of the family of `os` (beside `facts::backend::for_os`,
 /// the only other place a family picks an implementation); `None` where the family has
 /// no archive fallback yet.
 pub fn for_os(os: &OsInfo, root: &Root) -> Option<Box<dyn ArchiveBackend>> {
-    match os.family()? {
-        Family::Rpm => Some(Box::new(RpmArchive { root: root.clone() })),
-        Family::Deb => Some(Box::new(DebArchiveBackend {
+    Some(for_family(os.family()?, root, os.codename.clone()))
+}
+
+/// [`for_os`] for a family known without an OS (a bundle's directory).
+pub fn for_family(
+    family: Family,
+    root: &Root,
+    codename: Option<String>,
+) -> Box<dyn ArchiveBackend> {
+    match family {
+        Family::Rpm => Box::new(RpmArchive { root: root.clone() }),
+        Family::Deb => Box::new(DebArchiveBackend {
             root: root.clone(),
-            codename: os.codename.clone(),
-        })),
+            codename,
+        }),
     }
 }
 
@@ -67,6 +77,41 @@ pub trait ArchiveBackend {
         keys: &[String],
         site_signed: bool,
     ) -> Result<Vec<PathBuf>, ArchiveCause>;
+
+    /// The proxy the root's package manager is configured to reach `url`
+    /// through (dnf/yum's `proxy=`, apt's `Acquire::*::Proxy`); `None`:
+    /// it names none.
+    fn configured_proxy(&self, _url: &str) -> Option<Chosen> {
+        None
+    }
+
+    /// The repository metadata of a bundle's directory for this family,
+    /// the way its own tools read it (`bundle`), written anew.
+    fn write_index(&self, _dir: &Path) -> Result<()> {
+        anyhow::bail!("this family has no bundle repository format")
+    }
+
+    /// The file of that metadata that must exist (and that a site key
+    /// signs), relative to the directory.
+    fn index_file(&self) -> &'static str {
+        "index"
+    }
+
+    /// How the site's key signs it: detached (`FILE.asc`) or clear-signed
+    /// into a second file (apt's `InRelease`).
+    fn index_signature(&self) -> IndexSignature {
+        IndexSignature::Detached
+    }
+}
+
+/// How a bundle's repository metadata is signed (see
+/// [`ArchiveBackend::index_signature`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexSignature {
+    /// `FILE.asc` beside it (dnf's `repomd.xml.asc`).
+    Detached,
+    /// Clear-signed into the named file beside it (apt's `InRelease`).
+    ClearInto(&'static str),
 }
 
 /// Why one archive root did not supply the package.
@@ -230,6 +275,28 @@ impl ArchiveBackend for RpmArchive {
         }
         Ok(out)
     }
+
+    fn configured_proxy(&self, url: &str) -> Option<Chosen> {
+        proxy::rpm_proxy(&self.root, url)
+    }
+
+    /// createrepo_c.
+    fn write_index(&self, dir: &Path) -> Result<()> {
+        connector_host::Cmd::new(
+            "createrepo_c",
+            "Writing the bundle's RPM repository metadata",
+        )
+        .missing_hint("install createrepo_c (createrepo-c on Debian)")
+        .arg("--update")
+        .arg("--quiet")
+        .arg(dir)
+        .run()?;
+        Ok(())
+    }
+
+    fn index_file(&self) -> &'static str {
+        "repodata/repomd.xml"
+    }
 }
 
 /// The Debian family's archive access.
@@ -380,6 +447,45 @@ impl ArchiveBackend for DebArchiveBackend {
             out.push(f.clone());
         }
         Ok(out)
+    }
+
+    fn configured_proxy(&self, url: &str) -> Option<Chosen> {
+        proxy::apt_proxy(&self.root, url)
+    }
+
+    /// A flat apt repository: `Packages` and the `Release` that carries
+    /// its digest (clear-signed into `InRelease` when the site signs).
+    fn write_index(&self, dir: &Path) -> Result<()> {
+        let out = connector_host::Cmd::new(
+            "dpkg-scanpackages",
+            "Writing the bundle's apt Packages index",
+        )
+        .missing_hint("install dpkg-dev")
+        .current_dir(dir)
+        .args(["--multiversion", "."])
+        .run()?;
+        connector_host::atomic::write(&dir.join("Packages"), out.stdout.as_bytes(), 0o644, None)?;
+        let release = format!(
+            "Origin: connector-installer bundle\nLabel: connector headers\nDate: {}\n\
+             SHA256:\n {} {} Packages\n",
+            connector_host::time::rfc2822(connector_host::time::now()),
+            connector_fetch::sha256_bytes(out.stdout.as_bytes()),
+            out.stdout.len()
+        );
+        Ok(connector_host::atomic::write(
+            &dir.join("Release"),
+            release.as_bytes(),
+            0o644,
+            None,
+        )?)
+    }
+
+    fn index_file(&self) -> &'static str {
+        "Release"
+    }
+
+    fn index_signature(&self) -> IndexSignature {
+        IndexSignature::ClearInto("InRelease")
     }
 }
 

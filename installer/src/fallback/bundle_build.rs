@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::facts::archives_conf::ArchiveConfig;
 use crate::facts::KernelFacts;
-use crate::fallback::access::ArchiveBackend;
+use crate::fallback::access::{self, ArchiveBackend, IndexSignature};
 use crate::fallback::bundle::{
     digest, os_dir, read_capped, Entry, Manifest, Target, MANIFEST, MANIFEST_CAP, SCHEMA_VERSION,
     SIGNATURE,
@@ -212,7 +212,7 @@ pub fn build(opts: &BundleOptions, progress: &mut dyn FnMut(&str)) -> Result<Bun
             continue;
         };
         let archive: Box<dyn ArchiveBackend> =
-            crate::fallback::access::for_os(&t.os, &host).expect("a family has an archive");
+            access::for_os(&t.os, &host).expect("a family has an archive");
         let download = tempfile::Builder::new()
             .prefix(".download-")
             .tempdir_in(&out)
@@ -271,34 +271,34 @@ pub fn build(opts: &BundleOptions, progress: &mut dyn FnMut(&str)) -> Result<Bun
     // Every distribution directory gets metadata its own tools read, when
     // something changed in it or it has none yet.
     for (d, fam) in dirs(&manifest) {
-        let has = match fam {
-            Family::Rpm => out.join(&d).join("repodata/repomd.xml").exists(),
-            Family::Deb => out.join(&d).join("Release").exists(),
-        };
-        if !has {
+        if !out
+            .join(&d)
+            .join(access::for_family(fam, &host, None).index_file())
+            .exists()
+        {
             touched.insert((d, fam));
         }
     }
     for (d, fam) in &touched {
-        repository_metadata(&out.join(d), *fam)?;
+        access::for_family(*fam, &host, None).write_index(&out.join(d))?;
     }
     manifest
         .packages
         .sort_by(|a, b| (&a.distro, &a.version, &a.file).cmp(&(&b.distro, &b.version, &b.file)));
     manifest.packages.dedup_by(|a, b| a.file == b.file);
     let text = serde_json::to_string_pretty(&manifest)? + "\n";
-    crate::doctor::metrics::write_atomically(&out.join(MANIFEST), &text)?;
+    connector_host::atomic::write(&out.join(MANIFEST), text.as_bytes(), 0o644, None)?;
     if let Some(key) = &opts.sign_key {
         // The manifest, and every distribution's metadata: repomd.xml.asc
         // for dnf, InRelease for apt.
         let mut detached = vec![out.join(MANIFEST)];
         let mut clear = Vec::new();
         for (d, fam) in &dirs(&manifest) {
-            match fam {
-                Family::Rpm => detached.push(out.join(d).join("repodata/repomd.xml")),
-                Family::Deb => {
-                    clear.push((out.join(d).join("Release"), out.join(d).join("InRelease")))
-                }
+            let family = access::for_family(*fam, &host, None);
+            let index = out.join(d).join(family.index_file());
+            match family.index_signature() {
+                IndexSignature::Detached => detached.push(index),
+                IndexSignature::ClearInto(name) => clear.push((index, out.join(d).join(name))),
             }
         }
         sign(key, &detached, &clear)?;
@@ -327,45 +327,6 @@ fn dirs(m: &Manifest) -> BTreeSet<(String, Family)> {
             )
         })
         .collect()
-}
-
-/// createrepo_c for RPM; for apt a flat repository: `Packages` and the
-/// `Release` that carries its digest (clear-signed into `InRelease` when
-/// the site signs).
-fn repository_metadata(dir: &Path, family: Family) -> Result<()> {
-    match family {
-        Family::Rpm => {
-            Cmd::new(
-                "createrepo_c",
-                "Writing the bundle's RPM repository metadata",
-            )
-            .missing_hint("install createrepo_c (createrepo-c on Debian)")
-            .arg("--update")
-            .arg("--quiet")
-            .arg(dir)
-            .run()?;
-        }
-        Family::Deb => {
-            let out = Cmd::new(
-                "dpkg-scanpackages",
-                "Writing the bundle's apt Packages index",
-            )
-            .missing_hint("install dpkg-dev")
-            .current_dir(dir)
-            .args(["--multiversion", "."])
-            .run()?;
-            crate::doctor::metrics::write_atomically(&dir.join("Packages"), &out.stdout)?;
-            let release = format!(
-                "Origin: connector-installer bundle\nLabel: connector headers\nDate: {}\n\
-                 SHA256:\n {} {} Packages\n",
-                connector_host::time::rfc2822(connector_host::time::now()),
-                connector_fetch::sha256_bytes(out.stdout.as_bytes()),
-                out.stdout.len()
-            );
-            crate::doctor::metrics::write_atomically(&dir.join("Release"), &release)?;
-        }
-    }
-    Ok(())
 }
 
 /// Detached, armored signatures (`FILE.asc`) with the site's secret key,

@@ -257,7 +257,7 @@ impl Fallback<'_> {
             progress(&format!("looking for {pkg} in {origin}"));
             let local = if b.is_url() {
                 let copy = self.download_dir.join(format!("bundle-{n}"));
-                let via = proxy::for_url(self.root, self.os.family(), None, &b.location);
+                let via = proxy::for_url(None, || self.access.configured_proxy(&b.location));
                 let allow_http = if b.allow_http {
                     vec![b.location.clone()]
                 } else {
@@ -318,7 +318,7 @@ impl Fallback<'_> {
         let mut tried = Vec::new();
         for r in &roots {
             // Each archive through the proxy the host has for it (proxy.rs).
-            let via = proxy::for_url(self.root, self.os.family(), r.proxy.as_deref(), &r.url);
+            let via = proxy::for_url(r.proxy.as_deref(), || self.access.configured_proxy(&r.url));
             let fetcher = self
                 .fetcher(allow_http.clone(), via.proxy.clone())
                 .map_err(FallbackError::Fetcher)?;

@@ -16,7 +16,6 @@
 //! Every file is read inside the root, capped, regular files only.
 
 use connector_fetch::Proxy;
-use connector_host::os::Family;
 use connector_host::Root;
 
 /// The proxy for one archive URL, and where it came from (said in the
@@ -55,21 +54,18 @@ fn direct_or(url: &str, username: Option<String>, password: Option<String>) -> P
     }
 }
 
-/// The proxy for `url`: archives.conf's `entry` option, the package
-/// manager's configuration of `family` in `root`, or the environment.
-pub fn for_url(root: &Root, family: Option<Family>, entry: Option<&str>, url: &str) -> Chosen {
+/// The proxy for `url`: archives.conf's `entry` option, else what the
+/// root's package manager is configured with (`configured`: the family's
+/// `ArchiveBackend::configured_proxy`, asked only when needed), else the
+/// environment.
+pub fn for_url(entry: Option<&str>, configured: impl FnOnce() -> Option<Chosen>) -> Chosen {
     if let Some(p) = entry {
         return Chosen {
             proxy: direct_or(p, None, None),
             source: "archives.conf proxy=".into(),
         };
     }
-    let found = match family {
-        Some(Family::Rpm) => rpm_proxy(root, url),
-        Some(Family::Deb) => apt_proxy(root, url),
-        None => None,
-    };
-    found.unwrap_or(Chosen {
+    configured().unwrap_or(Chosen {
         proxy: Proxy::Environment,
         source: "the environment".into(),
     })
@@ -115,7 +111,7 @@ fn section_proxy(kv: &[(String, String)]) -> Option<Proxy> {
     ))
 }
 
-fn rpm_proxy(root: &Root, url: &str) -> Option<Chosen> {
+pub(crate) fn rpm_proxy(root: &Root, url: &str) -> Option<Chosen> {
     let (_, host) = scheme_host(url)?;
     // A repository on the archive's host: its own proxy setting.
     let dir = "/etc/yum.repos.d";
@@ -262,7 +258,7 @@ fn apt_settings(text: &str) -> Vec<(String, String)> {
     out
 }
 
-fn apt_proxy(root: &Root, url: &str) -> Option<Chosen> {
+pub(crate) fn apt_proxy(root: &Root, url: &str) -> Option<Chosen> {
     let (scheme, host) = scheme_host(url)?;
     let mut files = vec!["/etc/apt/apt.conf".to_string()];
     let mut parts: Vec<String> = root
@@ -315,6 +311,14 @@ fn apt_proxy(root: &Root, url: &str) -> Option<Chosen> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use connector_host::os::Family;
+
+    /// The proxy for `url` as the fallback asks it: through the family's
+    /// archive access.
+    fn via(root: &Root, family: Family, entry: Option<&str>, url: &str) -> Chosen {
+        let access = crate::fallback::access::for_family(family, root, None);
+        for_url(entry, || access.configured_proxy(url))
+    }
 
     fn root_with(files: &[(&str, &str)]) -> (tempfile::TempDir, Root) {
         let d = tempfile::tempdir().unwrap();
@@ -352,22 +356,22 @@ mod tests {
                 "Acquire::http::Proxy \"http://no:1/\";",
             ),
         ]);
-        let deb = Some(Family::Deb);
-        let c = for_url(&root, deb, None, "http://other.example/debian/");
+        let deb = Family::Deb;
+        let c = via(&root, deb, None, "http://other.example/debian/");
         assert_eq!(url_of(&c), Some("http://general:3128/"), "{c:?}");
         assert!(c.source.contains("01proxy"), "{c:?}");
-        let c = for_url(&root, deb, None, "https://other.example/debian/");
+        let c = via(&root, deb, None, "https://other.example/debian/");
         assert_eq!(url_of(&c), Some("http://tls:3128/"), "nested form: {c:?}");
-        let c = for_url(&root, deb, None, "http://deb.example.org/debian/");
+        let c = via(&root, deb, None, "http://deb.example.org/debian/");
         assert_eq!(c.proxy, Proxy::Direct, "{c:?}");
-        let c = for_url(&root, deb, None, "http://mirror.corp:80/x/");
+        let c = via(&root, deb, None, "http://mirror.corp:80/x/");
         assert_eq!(url_of(&c), Some("http://corp:8080/"), "{c:?}");
         // archives.conf comes first; without any, the environment.
-        let c = for_url(&root, deb, Some("DIRECT"), "http://other.example/");
+        let c = via(&root, deb, Some("DIRECT"), "http://other.example/");
         assert_eq!(c.proxy, Proxy::Direct);
         let (_e, bare) = root_with(&[]);
         assert_eq!(
-            for_url(&bare, deb, None, "https://x/").proxy,
+            via(&bare, deb, None, "https://x/").proxy,
             Proxy::Environment
         );
     }
@@ -385,11 +389,11 @@ mod tests {
                  [other]\nbaseurl=https://elsewhere/\nproxy=http://repo:1\n",
             ),
         ]);
-        let rpm = Some(Family::Rpm);
-        let c = for_url(&root, rpm, None, "https://mirror.corp/vault/");
+        let rpm = Family::Rpm;
+        let c = via(&root, rpm, None, "https://mirror.corp/vault/");
         assert_eq!(c.proxy, Proxy::Direct, "the repository on that host: {c:?}");
         assert!(c.source.contains("corp.repo [corp-baseos]"), "{c:?}");
-        let c = for_url(&root, rpm, None, "https://yum.oracle.com/repo/");
+        let c = via(&root, rpm, None, "https://yum.oracle.com/repo/");
         assert_eq!(
             c.proxy,
             Proxy::Url {
@@ -401,7 +405,7 @@ mod tests {
         assert!(c.source.contains("dnf.conf [main]"), "{c:?}");
         // yum.conf where there is no dnf.conf.
         let (_y, yum) = root_with(&[("/etc/yum.conf", "[main]\nproxy=http://yum:3128/\n")]);
-        let c = for_url(&yum, rpm, None, "https://x/");
+        let c = via(&yum, rpm, None, "https://x/");
         assert_eq!(url_of(&c), Some("http://yum:3128/"), "{c:?}");
     }
 

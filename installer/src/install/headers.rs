@@ -531,7 +531,7 @@ pub fn execute(
             match on_disk.path {
                 Some(path) => {
                     crate::state::audit::record(
-                        crate::state::audit::Kind::PackageInstalled,
+                        crate::state::audit::ChangeKind::PackageInstalled,
                         format!("installed {pkg} (headers of kernel {})", k.release),
                         vec![pkg.clone()],
                     );
@@ -609,7 +609,7 @@ pub(crate) fn wait_for_lock(
     let tty = crate::output::is_tty();
     let waited = lock::wait_for_locks(
         &backend.lock_files(),
-        lock::Kind::Record,
+        lock::LockKind::Record,
         timeout,
         Duration::from_millis(if tty { 200 } else { 5000 }),
         |h, t| {

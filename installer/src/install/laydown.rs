@@ -39,7 +39,7 @@ use sha2::{Digest, Sha256};
 /// Kinds of manifest entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Kind {
+pub enum EntryKind {
     Dir,
     File,
     Conf,
@@ -48,7 +48,7 @@ pub enum Kind {
 /// One manifest line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Entry {
-    pub kind: Kind,
+    pub kind: EntryKind,
     pub mode: u32,
     pub sha256: Option<String>,
     pub path: String,
@@ -105,12 +105,12 @@ pub fn parse_manifest(text: &str) -> Result<Vec<Entry>, LaydownError> {
         };
         let w: Vec<&str> = line.split_whitespace().collect();
         let kind = match w.first().copied() {
-            Some("dir") => Kind::Dir,
-            Some("file") => Kind::File,
-            Some("conf") => Kind::Conf,
+            Some("dir") => EntryKind::Dir,
+            Some("file") => EntryKind::File,
+            Some("conf") => EntryKind::Conf,
             other => return Err(err(format!("unknown kind {other:?}"))),
         };
-        let want = if kind == Kind::Dir { 3 } else { 4 };
+        let want = if kind == EntryKind::Dir { 3 } else { 4 };
         if w.len() != want {
             return Err(err(format!("expected {want} fields, got {}", w.len())));
         }
@@ -118,7 +118,7 @@ pub fn parse_manifest(text: &str) -> Result<Vec<Entry>, LaydownError> {
         if mode & !0o7777 != 0 || mode & 0o6000 != 0 {
             return Err(err(format!("mode {:o}: no setuid/setgid files here", mode)));
         }
-        let (sha256, path) = if kind == Kind::Dir {
+        let (sha256, path) = if kind == EntryKind::Dir {
             (None, w[2])
         } else {
             let sum = w[2].to_ascii_lowercase();
@@ -141,18 +141,18 @@ pub fn parse_manifest(text: &str) -> Result<Vec<Entry>, LaydownError> {
         // A parent listed above must be a directory, and this one must not
         // be the parent of an entry listed above.
         for (other, other_line) in out.iter().zip(&lines) {
-            if other.kind != Kind::Dir && is_below(path, &other.path) {
+            if other.kind != EntryKind::Dir && is_below(path, &other.path) {
                 return Err(err(format!(
                     "{path} is below {}, which line {other_line} makes a {}",
                     other.path,
-                    if other.kind == Kind::Conf {
+                    if other.kind == EntryKind::Conf {
                         "configuration file"
                     } else {
                         "file"
                     }
                 )));
             }
-            if kind != Kind::Dir && is_below(&other.path, path) {
+            if kind != EntryKind::Dir && is_below(&other.path, path) {
                 return Err(err(format!(
                     "{path} is a file, but line {other_line} puts {} below it",
                     other.path
@@ -173,7 +173,7 @@ pub fn parse_payload_manifest(text: &str) -> Result<Vec<Entry>, LaydownError> {
     for required in REQUIRED {
         if !out
             .iter()
-            .any(|e| e.kind == Kind::File && e.path == *required)
+            .any(|e| e.kind == EntryKind::File && e.path == *required)
         {
             return Err(LaydownError::Incomplete {
                 missing: (*required).to_string(),
@@ -259,10 +259,10 @@ fn check_entry(e: &Entry) -> Result<(), String> {
     let allowed = ALLOWED.iter().any(|a| match a {
         Allowed::Below(d) => e.path == *d || is_below(&e.path, d),
         Allowed::Named(d, names) => {
-            e.kind != Kind::Dir && e.path.strip_prefix(d).is_some_and(|n| names.contains(&n))
+            e.kind != EntryKind::Dir && e.path.strip_prefix(d).is_some_and(|n| names.contains(&n))
         }
         Allowed::Pages(d, names, suffix) => {
-            e.kind != Kind::Dir
+            e.kind != EntryKind::Dir
                 && e.path
                     .strip_prefix(d)
                     .and_then(|n| n.strip_suffix(suffix))
@@ -291,7 +291,7 @@ fn check_entry(e: &Entry) -> Result<(), String> {
     if RESERVED.contains(&e.path.as_str()) {
         return Err("the installer's own record, never part of a payload".into());
     }
-    if e.kind == Kind::Conf && !is_below(&e.path, layout::CONF_DIR) {
+    if e.kind == EntryKind::Conf && !is_below(&e.path, layout::CONF_DIR) {
         return Err("configuration lives below /etc/connector".into());
     }
     if e.mode & 0o002 != 0 {
@@ -438,7 +438,7 @@ pub(crate) fn sha256_file(p: &Path) -> io::Result<String> {
 /// Walks `path` inside the root: every existing component must be a real
 /// directory (the last one: a directory for dirs, a regular file for
 /// files), never a symlink. Returns the host path.
-fn safe_host_path(root: &Root, path: &str, kind: Kind) -> Result<PathBuf, LaydownError> {
+fn safe_host_path(root: &Root, path: &str, kind: EntryKind) -> Result<PathBuf, LaydownError> {
     let unsafe_err = |detail: String| LaydownError::Unsafe {
         path: path.to_string(),
         detail,
@@ -470,10 +470,10 @@ fn safe_host_path(root: &Root, path: &str, kind: Kind) -> Result<PathBuf, Laydow
             Ok(m) if !last && !m.is_dir() => {
                 return Err(unsafe_err(format!("{} is not a directory", host.display())))
             }
-            Ok(m) if last && kind == Kind::Dir && !m.is_dir() => {
+            Ok(m) if last && kind == EntryKind::Dir && !m.is_dir() => {
                 return Err(unsafe_err("exists and is not a directory".into()))
             }
-            Ok(m) if last && kind != Kind::Dir && !m.is_file() => {
+            Ok(m) if last && kind != EntryKind::Dir && !m.is_file() => {
                 return Err(unsafe_err("exists and is not a regular file".into()))
             }
             Ok(_) => {}
@@ -521,7 +521,7 @@ pub fn prepare(root: &Root, payload: &Path) -> Result<Prepared> {
 
     // 2. The payload holds a regular file for every file entry; its digest
     // is checked below, for the files that will be written.
-    for e in entries.iter().filter(|e| e.kind != Kind::Dir) {
+    for e in entries.iter().filter(|e| e.kind != EntryKind::Dir) {
         let src = payload.join("files").join(e.path.trim_start_matches('/'));
         let meta =
             fs::symlink_metadata(&src).with_context(|| format!("payload file for {}", e.path))?;
@@ -537,8 +537,12 @@ pub fn prepare(root: &Root, payload: &Path) -> Result<Prepared> {
     for e in &entries {
         hosts.push(safe_host_path(root, &e.path, e.kind)?);
     }
-    let record = safe_host_path(root, INSTALL_RECORD, Kind::File)?;
-    let stamps = safe_host_path(root, connector_host::layout::INSTALL_STAMPS, Kind::File)?;
+    let record = safe_host_path(root, INSTALL_RECORD, EntryKind::File)?;
+    let stamps = safe_host_path(
+        root,
+        connector_host::layout::INSTALL_STAMPS,
+        EntryKind::File,
+    )?;
     // What we shipped last time (for config files).
     let shipped: BTreeMap<String, String> = root
         .read_to_string_optional(INSTALL_RECORD)
@@ -565,12 +569,12 @@ pub fn prepare(root: &Root, payload: &Path) -> Result<Prepared> {
     // are what the manifest says (the others are not read at all).
     for (e, host) in p.entries.iter().zip(&p.hosts) {
         let action = match e.kind {
-            Kind::Dir => match fs::metadata(host) {
+            EntryKind::Dir => match fs::metadata(host) {
                 Ok(m) if m.permissions().mode() & 0o7777 == e.mode => Action::Unchanged,
                 Ok(_) => Action::Updated,
                 Err(_) => Action::Created,
             },
-            Kind::File | Kind::Conf => {
+            EntryKind::File | EntryKind::Conf => {
                 let (action, write) = file_action(host, e, p.shipped.get(&e.path), &p.digests)?;
                 if write {
                     let src = p.src(e);
@@ -665,16 +669,17 @@ impl Prepared {
         let preview = self.preview()?;
         let mut space = Space::default();
         for ((e, host), d) in self.entries.iter().zip(&self.hosts).zip(&preview) {
-            if d.action == Action::Unchanged || (e.kind == Kind::Dir && d.action == Action::Updated)
+            if d.action == Action::Unchanged
+                || (e.kind == EntryKind::Dir && d.action == Action::Updated)
             {
                 continue;
             }
-            let bytes = if e.kind == Kind::Dir {
+            let bytes = if e.kind == EntryKind::Dir {
                 0
             } else {
                 fs::metadata(self.src(e))?.len()
             };
-            let is_dir = e.kind == Kind::Dir;
+            let is_dir = e.kind == EntryKind::Dir;
             space.add(&e.path, host, bytes, is_dir);
         }
         if preview.last().is_some_and(|d| d.path == INSTALL_RECORD) {
@@ -688,8 +693,8 @@ impl Prepared {
         let mut done = Vec::new();
         for (e, host) in self.entries.iter().zip(&self.hosts) {
             let action = match e.kind {
-                Kind::Dir => ensure_dir(host, &e.path, e.mode, labels)?,
-                Kind::File | Kind::Conf => write_file(
+                EntryKind::Dir => ensure_dir(host, &e.path, e.mode, labels)?,
+                EntryKind::File | EntryKind::Conf => write_file(
                     host,
                     &self.src(e),
                     e,
@@ -710,7 +715,7 @@ impl Prepared {
             .collect();
         if !changed.is_empty() {
             crate::state::audit::record(
-                crate::state::audit::Kind::FilesLaidDown,
+                crate::state::audit::ChangeKind::FilesLaidDown,
                 format!("laid down {} connector file(s)", changed.len()),
                 changed,
             );
@@ -736,13 +741,13 @@ impl Prepared {
         let news: Vec<String> = self
             .entries
             .iter()
-            .filter(|e| e.kind == Kind::Conf)
+            .filter(|e| e.kind == EntryKind::Conf)
             .map(|e| format!("{}.new", e.path))
             .collect();
         let paths: Vec<&str> = self
             .entries
             .iter()
-            .filter(|e| e.kind != Kind::Dir)
+            .filter(|e| e.kind != EntryKind::Dir)
             .map(|e| e.path.as_str())
             .chain(news.iter().map(String::as_str))
             .collect();
@@ -867,7 +872,7 @@ fn file_action(
             false,
         ));
     }
-    if e.kind == Kind::Conf && shipped != Some(&current) {
+    if e.kind == EntryKind::Conf && shipped != Some(&current) {
         // Changed by the administrator: kept; ours goes beside it, once.
         let beside = new_beside(host);
         let same = beside.is_file()
@@ -986,11 +991,6 @@ pub(crate) fn atomic_write(
     Ok(())
 }
 
-/// Directories the connector owns; system directories on the way to them
-/// (`/etc`, `/usr/lib/systemd`) are never listed, so their modes are never
-/// touched (missing ones are created 0755).
-pub const OWNED_DIRS: &[&str] = layout::OWNED_DIRS;
-
 /// Builds a manifest for the files under `files_dir` (for packaging and
 /// tests): the directories the connector owns and every file, with modes
 /// and digests; paths under `/etc/connector/` are configuration.
@@ -1005,7 +1005,7 @@ pub fn manifest_for(files_dir: &Path) -> io::Result<String> {
             let m = fs::symlink_metadata(&p)?;
             let mode = m.permissions().mode() & 0o7777;
             if m.is_dir() {
-                if OWNED_DIRS
+                if layout::OWNED_DIRS
                     .iter()
                     .any(|o| rel == *o || rel.starts_with(&format!("{o}/")))
                 {

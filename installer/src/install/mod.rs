@@ -24,12 +24,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use connector_host::Root;
-use connector_policy::{live_mode, LiveMode, Store, LABELED_PATHS};
+use connector_policy::{live_mode, LiveMode, Store};
 use serde::Serialize;
 
 use crate::facts::Facts;
 use crate::state::{self, InstallerLock, Interrupted, Journal};
-use connector_host::layout::{LOG_DIR, SETUP_UNIT, UNIT};
+use connector_host::layout::{self, LOG_DIR, SETUP_UNIT, UNIT};
 use headers::{HeadersOptions, Outcome};
 use laydown::Labeler;
 
@@ -248,10 +248,6 @@ impl PlanError {
     }
 }
 
-/// Files that make one host's connector different from another's, cleared
-/// by `--prepare-image` so that clones start fresh.
-pub const PER_HOST_STATE: &[&str] = connector_host::layout::PER_HOST_STATE;
-
 /// Everything `plan` found out, for `execute`.
 /// What `install` will do, with everything its steps need to do it: the
 /// facts it was planned from, the checked lay-down and the backend's own
@@ -370,7 +366,7 @@ pub fn plan_from(opts: &InstallOptions, facts: Facts) -> Result<Plan> {
                     Some(w) if !w.is_empty() => format!("relabel {}", w.join(" ")),
                     _ => "label the connector's files".into(),
                 },
-                writes: LABELED_PATHS
+                writes: layout::LABELED
                     .iter()
                     .map(|p| format!("{p} (security.selinux)"))
                     .collect(),
@@ -429,7 +425,7 @@ pub fn plan_from(opts: &InstallOptions, facts: Facts) -> Result<Plan> {
 
     // A golden image: the connector's per-host state goes.
     if opts.prepare_image {
-        let mut present: Vec<String> = PER_HOST_STATE
+        let mut present: Vec<String> = layout::PER_HOST_STATE
             .iter()
             .filter(|p| root.exists(p).unwrap_or(false))
             .map(|p| p.to_string())
@@ -848,7 +844,7 @@ fn run_step(
                 state::remove_in_root(root, path)?;
             }
             crate::state::audit::record(
-                crate::state::audit::Kind::FilesRemoved,
+                crate::state::audit::ChangeKind::FilesRemoved,
                 "cleared the connector's per-host state (image)",
                 step.writes.clone(),
             );
@@ -869,9 +865,9 @@ fn run_step(
             let cmd = service::systemctl(root, &args, &format!("{verb}ing the connector"))?;
             crate::state::audit::record(
                 if step.step == StepKind::Start {
-                    crate::state::audit::Kind::ServiceStarted
+                    crate::state::audit::ChangeKind::ServiceStarted
                 } else {
-                    crate::state::audit::Kind::ServiceRestarted
+                    crate::state::audit::ChangeKind::ServiceRestarted
                 },
                 format!("{verb}ed {UNIT}"),
                 vec![UNIT.to_string()],

@@ -27,7 +27,7 @@ pub fn install_module(
         Ok(ran) => {
             if ran.is_some() {
                 crate::state::audit::record(
-                    crate::state::audit::Kind::ModuleInstalled,
+                    crate::state::audit::ChangeKind::ModuleInstalled,
                     format!(
                         "installed the SELinux module connectord {}",
                         module_version()
@@ -67,7 +67,7 @@ pub fn relabel(store: &Store) -> Result<Vec<String>> {
     let fixed = store.relabel()?;
     if !fixed.is_empty() {
         crate::state::audit::record(
-            crate::state::audit::Kind::LabelsSet,
+            crate::state::audit::ChangeKind::LabelsSet,
             format!("relabeled {} of the connector's files", fixed.len()),
             fixed.clone(),
         );
@@ -131,7 +131,7 @@ pub fn remove(root: &Root, lock_timeout: Duration, dry_run: bool) -> Result<Seli
     match store.remove(lock_timeout)? {
         Some(cmds) => {
             crate::state::audit::record(
-                crate::state::audit::Kind::ModuleRemoved,
+                crate::state::audit::ChangeKind::ModuleRemoved,
                 "removed the SELinux module connectord",
                 vec!["connectord".into()],
             );

@@ -112,7 +112,7 @@ pub fn enable_unit(root: &Root, unit: &str) -> Result<Option<String>> {
     let cmd = cmd.args(["enable", unit]);
     cmd.run()?;
     crate::state::audit::record(
-        crate::state::audit::Kind::ServiceEnabled,
+        crate::state::audit::ChangeKind::ServiceEnabled,
         format!("enabled {unit}"),
         vec![unit.to_string()],
     );

@@ -12,9 +12,9 @@ use connector_host::Root;
 use serde::Serialize;
 
 use crate::facts::backend;
-use crate::install::laydown::{self, Kind};
+use crate::install::laydown::{self, EntryKind};
+use crate::install::selinux;
 use crate::install::service;
-use crate::install::{self, selinux};
 use crate::state::{self, InstallerLock};
 use connector_host::layout::UNIT;
 
@@ -117,8 +117,8 @@ pub fn run(
             continue;
         };
         match e.kind {
-            Kind::Dir => dirs.push((e.path.clone(), host)),
-            Kind::Conf if !purge => {
+            EntryKind::Dir => dirs.push((e.path.clone(), host)),
+            EntryKind::Conf if !purge => {
                 let changed = laydown::sha256_file(&host).ok() != e.sha256;
                 if changed {
                     if host.exists() {
@@ -131,11 +131,15 @@ pub fn run(
             _ => remove_file(root, &e.path, &mut r, dry_run)?,
         }
     }
-    for extra in install::PER_HOST_STATE.iter().copied().chain([
-        connector_host::layout::INSTALL_RECORD,
-        connector_host::layout::INSTALL_STAMPS,
-        connector_host::layout::LABEL_CACHE,
-    ]) {
+    for extra in connector_host::layout::PER_HOST_STATE
+        .iter()
+        .copied()
+        .chain([
+            connector_host::layout::INSTALL_RECORD,
+            connector_host::layout::INSTALL_STAMPS,
+            connector_host::layout::LABEL_CACHE,
+        ])
+    {
         remove_file(root, extra, &mut r, dry_run)?;
     }
     if dry_run {
@@ -188,7 +192,7 @@ pub fn run(
     }
     if !r.removed.is_empty() {
         crate::state::audit::record(
-            crate::state::audit::Kind::FilesRemoved,
+            crate::state::audit::ChangeKind::FilesRemoved,
             format!("removed {} connector path(s)", r.removed.len()),
             r.removed.clone(),
         );

@@ -35,7 +35,7 @@ pub const TEST_SYSLOG_ENV: &str = "CONNECTOR_INSTALLER_TEST_SYSLOG_SOCKET";
 /// A kind of change, with its stable message id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Kind {
+pub enum ChangeKind {
     /// A header package was installed.
     PackageInstalled,
     /// The SELinux module was installed.
@@ -56,46 +56,46 @@ pub enum Kind {
     ServiceRestarted,
 }
 
-impl Kind {
+impl ChangeKind {
     /// Every kind (docs/audit.md lists their ids).
-    pub const ALL: [Kind; 9] = [
-        Kind::PackageInstalled,
-        Kind::ModuleInstalled,
-        Kind::ModuleRemoved,
-        Kind::FilesLaidDown,
-        Kind::FilesRemoved,
-        Kind::LabelsSet,
-        Kind::ServiceEnabled,
-        Kind::ServiceStarted,
-        Kind::ServiceRestarted,
+    pub const ALL: [ChangeKind; 9] = [
+        ChangeKind::PackageInstalled,
+        ChangeKind::ModuleInstalled,
+        ChangeKind::ModuleRemoved,
+        ChangeKind::FilesLaidDown,
+        ChangeKind::FilesRemoved,
+        ChangeKind::LabelsSet,
+        ChangeKind::ServiceEnabled,
+        ChangeKind::ServiceStarted,
+        ChangeKind::ServiceRestarted,
     ];
 
     /// The journal's `MESSAGE_ID`: fixed forever for this kind.
     pub fn message_id(self) -> &'static str {
         match self {
-            Kind::PackageInstalled => "e1719b0aef254e8aa55e611354ffa808",
-            Kind::ModuleInstalled => "c27162899f6a4c37bc3068a0f7526065",
-            Kind::ModuleRemoved => "697447f1ed8649099395029a21ecfde3",
-            Kind::FilesLaidDown => "7a925ce8eefc46b5b30c19736cc7eea5",
-            Kind::FilesRemoved => "99f6c4c967a9437594a2c3b24217a522",
-            Kind::LabelsSet => "83065c8b6d62402b8717210216c5c3ce",
-            Kind::ServiceEnabled => "d8e1830e411b46909026adea24233df4",
-            Kind::ServiceStarted => "8337581e38c84646b97acf4670d33ea5",
-            Kind::ServiceRestarted => "11e5a204daee4ab48b5654246439f656",
+            ChangeKind::PackageInstalled => "e1719b0aef254e8aa55e611354ffa808",
+            ChangeKind::ModuleInstalled => "c27162899f6a4c37bc3068a0f7526065",
+            ChangeKind::ModuleRemoved => "697447f1ed8649099395029a21ecfde3",
+            ChangeKind::FilesLaidDown => "7a925ce8eefc46b5b30c19736cc7eea5",
+            ChangeKind::FilesRemoved => "99f6c4c967a9437594a2c3b24217a522",
+            ChangeKind::LabelsSet => "83065c8b6d62402b8717210216c5c3ce",
+            ChangeKind::ServiceEnabled => "d8e1830e411b46909026adea24233df4",
+            ChangeKind::ServiceStarted => "8337581e38c84646b97acf4670d33ea5",
+            ChangeKind::ServiceRestarted => "11e5a204daee4ab48b5654246439f656",
         }
     }
 
     fn name(self) -> &'static str {
         match self {
-            Kind::PackageInstalled => "package-installed",
-            Kind::ModuleInstalled => "module-installed",
-            Kind::ModuleRemoved => "module-removed",
-            Kind::FilesLaidDown => "files-laid-down",
-            Kind::FilesRemoved => "files-removed",
-            Kind::LabelsSet => "labels-set",
-            Kind::ServiceEnabled => "service-enabled",
-            Kind::ServiceStarted => "service-started",
-            Kind::ServiceRestarted => "service-restarted",
+            ChangeKind::PackageInstalled => "package-installed",
+            ChangeKind::ModuleInstalled => "module-installed",
+            ChangeKind::ModuleRemoved => "module-removed",
+            ChangeKind::FilesLaidDown => "files-laid-down",
+            ChangeKind::FilesRemoved => "files-removed",
+            ChangeKind::LabelsSet => "labels-set",
+            ChangeKind::ServiceEnabled => "service-enabled",
+            ChangeKind::ServiceStarted => "service-started",
+            ChangeKind::ServiceRestarted => "service-restarted",
         }
     }
 }
@@ -103,7 +103,7 @@ impl Kind {
 /// One change, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
-    pub kind: Kind,
+    pub kind: ChangeKind,
     /// What changed, in words (the journal's `MESSAGE`).
     pub message: String,
     /// What it was done to: packages, files, the unit, the module version.
@@ -157,7 +157,7 @@ pub fn leave_no_record() {
 
 /// Records one change: to the journal (or syslog) now, and into the run's
 /// last-run record at the end.
-pub fn record(kind: Kind, message: impl Into<String>, objects: Vec<String>) {
+pub fn record(kind: ChangeKind, message: impl Into<String>, objects: Vec<String>) {
     let change = Change {
         kind,
         message: message.into(),
@@ -296,8 +296,8 @@ mod tests {
     #[test]
     fn message_ids_are_distinct_128_bit_hex() {
         let ids: std::collections::BTreeSet<&str> =
-            Kind::ALL.iter().map(|k| k.message_id()).collect();
-        assert_eq!(ids.len(), Kind::ALL.len());
+            ChangeKind::ALL.iter().map(|k| k.message_id()).collect();
+        assert_eq!(ids.len(), ChangeKind::ALL.len());
         assert!(ids
             .iter()
             .all(|i| i.len() == 32 && i.chars().all(|c| c.is_ascii_hexdigit())));

@@ -131,6 +131,25 @@ fn golden_image_with_two_kernels_then_a_rerun_changes_nothing() {
         let n = debug.lines().filter(|l| l.contains(line)).count();
         assert_eq!(n, 1, "{what}: {n}\n{debug}");
     }
+    // The deferred job (after a package transaction) detects the OS to
+    // find the package lock; its facts take that OS, not a second one.
+    let (late, lv) = install(f.path(), &["--after-transaction", "-v"]);
+    ok(&late, &lv);
+    let debug = String::from_utf8_lossy(&late.stderr);
+    for (what, line, most) in [
+        ("OS detections", "debug: detecting the operating system", 1),
+        (
+            "SELinux store openings",
+            "debug: opening the SELinux store",
+            1,
+        ),
+    ] {
+        let n = debug.lines().filter(|l| l.contains(line)).count();
+        assert!(
+            n <= most && n >= 1,
+            "--after-transaction, {what}: {n}\n{debug}"
+        );
+    }
     assert_eq!(steps(&v, "plan"), planned);
     assert_eq!(steps(&v, "results"), planned);
     assert!(
@@ -665,7 +684,7 @@ fn fields(entry: &[u8]) -> Vec<(String, String)> {
     ignore = "needs the test-only socket switch: cargo test --features connector-installer/fault-injection (scripts/test does)"
 )]
 fn every_change_goes_to_the_journal_and_doctor_shows_the_last_run() {
-    use connector_installer::audit::{Kind, TEST_JOURNAL_ENV, TEST_SYSLOG_ENV};
+    use connector_installer::audit::{ChangeKind, TEST_JOURNAL_ENV, TEST_SYSLOG_ENV};
     use std::os::unix::net::UnixDatagram;
     require_tool("semodule");
     let p = payload(Family::Deb);
@@ -733,11 +752,11 @@ fn every_change_goes_to_the_journal_and_doctor_shows_the_last_run() {
     assert_eq!(
         ids,
         [
-            Kind::FilesLaidDown,
-            Kind::ModuleInstalled,
-            Kind::LabelsSet,
-            Kind::PackageInstalled,
-            Kind::ServiceEnabled
+            ChangeKind::FilesLaidDown,
+            ChangeKind::ModuleInstalled,
+            ChangeKind::LabelsSet,
+            ChangeKind::PackageInstalled,
+            ChangeKind::ServiceEnabled
         ]
         .map(|k| k.message_id().to_string())
     );
@@ -853,7 +872,10 @@ fn every_change_goes_to_the_journal_and_doctor_shows_the_last_run() {
         "{lines:?}"
     );
     assert!(
-        lines[0].contains(&format!("MESSAGE_ID={}", Kind::ModuleRemoved.message_id())),
+        lines[0].contains(&format!(
+            "MESSAGE_ID={}",
+            ChangeKind::ModuleRemoved.message_id()
+        )),
         "{lines:?}"
     );
     assert!(
