@@ -32,6 +32,12 @@ fn main() {
         Err(e) => {
             let message = format!("{e:#}");
             eprintln!("connector-installer: error: {message}");
+            if cli::needs_root(&e) {
+                eprintln!(
+                    "connector-installer: this command needs root: run it as root (sudo \
+                     connector-installer ...)"
+                );
+            }
             if json {
                 ErrorDocument::new(cli::error_kind(&e), message, exit::ERROR).print();
             }

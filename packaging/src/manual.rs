@@ -219,6 +219,11 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("EXIT STATUS"), "{text}");
+        // The package's version, not `--version`'s build machine and commit.
+        assert!(
+            text.contains(&format!("v{}", env!("CARGO_PKG_VERSION"))) && !text.contains("commit"),
+            "{text}"
+        );
         for (code, _) in connector_installer::exit::TABLE {
             assert!(text.contains(&format!("\\fB{code}\\fR")), "{code}: {text}");
         }

@@ -54,6 +54,17 @@ pub enum HandleUnknown {
     Allow,
 }
 
+impl HandleUnknown {
+    /// As the policy tools spell it (`handle_unknown` in semanage.conf).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HandleUnknown::Deny => "deny",
+            HandleUnknown::Reject => "reject",
+            HandleUnknown::Allow => "allow",
+        }
+    }
+}
+
 /// Why a policy file could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyDbError {

@@ -42,9 +42,24 @@ impl ErrorDocument {
     }
 }
 
+/// `--root DIR` cannot be opened: missing, not a directory.
+#[derive(Debug, thiserror::Error)]
+#[error("--root {}", .path.display())]
+pub(crate) struct BadRoot {
+    pub(crate) path: std::path::PathBuf,
+    #[source]
+    pub(crate) source: std::io::Error,
+}
+
 /// The kind of an error, for scripts: the first typed error in its chain
 /// that says what happened.
 pub fn error_kind(e: &anyhow::Error) -> &'static str {
+    if needs_root(e) {
+        return "not-root";
+    }
+    if e.chain().any(|c| c.downcast_ref::<BadRoot>().is_some()) {
+        return "bad-root";
+    }
     use connector_host::cmd::CmdError;
     use connector_policy::PolicyError;
     for cause in e.chain() {
@@ -100,4 +115,26 @@ pub fn error_kind(e: &anyhow::Error) -> &'static str {
         }
     }
     "error"
+}
+
+/// The error is a permission refused to a user who is not root: the
+/// command needs root (as apt and dnf say), not a fix of the system.
+/// Typed where the error keeps its cause (an `io::Error`, a policy read);
+/// else by EACCES's own words, which every wrapper keeps in its message.
+pub fn needs_root(e: &anyhow::Error) -> bool {
+    use std::io::{Error, ErrorKind::PermissionDenied};
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return false;
+    }
+    let typed = e.chain().any(|c| {
+        let io = c.downcast_ref::<Error>().or_else(|| {
+            match c.downcast_ref::<connector_policy::PolicyError>() {
+                Some(connector_policy::PolicyError::Root(io)) => Some(io),
+                _ => None,
+            }
+        });
+        io.is_some_and(|io| io.kind() == PermissionDenied)
+    });
+    typed || format!("{e:#}").contains("(os error 13)")
 }

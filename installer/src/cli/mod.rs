@@ -5,7 +5,7 @@
 mod error;
 mod run;
 
-pub use error::{error_kind, ErrorDocument};
+pub use error::{error_kind, needs_root, ErrorDocument};
 pub use run::run;
 
 use std::path::PathBuf;
@@ -22,19 +22,42 @@ use crate::install::{self, headers};
 /// Installs the connector, the kernel headers its eBPF probes need and the
 /// SELinux policy that lets them run; diagnoses and repairs fault 11.
 #[derive(Debug, Parser)]
-#[command(name = "connector-installer", version, max_term_width = 80)]
+#[command(
+    name = "connector-installer",
+    version,
+    long_version = env!("CONNECTOR_LONG_VERSION"),
+    max_term_width = 80
+)]
 pub struct Cli {
     /// Show every external command run (-v), and more (-vv)
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    #[arg(
+        short,
+        long,
+        action = clap::ArgAction::Count,
+        global = true,
+        help_heading = "Global options"
+    )]
     pub verbose: u8,
 
     /// Print nothing but errors and warnings (no progress lines)
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        conflicts_with = "verbose",
+        help_heading = "Global options"
+    )]
     pub(crate) quiet: bool,
 
     /// System root to work on (a golden image, a chroot); default: this
     /// host. Accepted before or after the subcommand
-    #[arg(long, value_name = "DIR", default_value = "/", global = true)]
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/",
+        global = true,
+        help_heading = "Global options"
+    )]
     pub(crate) root: PathBuf,
 
     #[command(subcommand)]
@@ -48,9 +71,8 @@ impl Cli {
             Command::Doctor(a) => a.format() == DoctorFormat::Json && a.output.is_none(),
             Command::Headers(a) => a.json,
             Command::Selinux(a) => match &a.action {
-                SelinuxAction::Install(o) | SelinuxAction::Remove(o) | SelinuxAction::Status(o) => {
-                    o.json
-                }
+                SelinuxAction::Install(o) | SelinuxAction::Remove(o) => o.json,
+                SelinuxAction::Status(o) => o.json,
             },
             Command::Laydown(a) => a.json,
             Command::Install(a) => a.json,
@@ -334,7 +356,15 @@ pub(crate) enum SelinuxAction {
     /// Remove the module (a no-op when it is not installed)
     Remove(SelinuxOpts),
     /// Report the module, the kernel's answer and recent denials
-    Status(SelinuxOpts),
+    Status(StatusOpts),
+}
+
+/// `selinux status` changes nothing and takes no lock: only `--json`.
+#[derive(Debug, Args)]
+pub(crate) struct StatusOpts {
+    /// Print one JSON document on stdout (schema: docs/selinux.md)
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -506,7 +536,13 @@ impl SourceArgs {
 
 /// Opens `--root`, with a message that names the flag.
 pub(crate) fn open_root(arg: &RootArg) -> Result<Root> {
-    Root::new(&arg.root).with_context(|| format!("--root {}", arg.root.display()))
+    Root::new(&arg.root).map_err(|source| {
+        error::BadRoot {
+            path: arg.root.clone(),
+            source,
+        }
+        .into()
+    })
 }
 
 /// Opens `--root` for a command that acts on it (install, repair, headers,

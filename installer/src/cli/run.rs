@@ -32,7 +32,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Repair(args) => repair_cmd(&root, args),
         Command::Uninstall(args) => uninstall_cmd(&root, args),
         Command::Headers(args) => headers_cmd(&root, args),
-        Command::Bundle(args) => bundle_cmd(args),
+        Command::Bundle(args) => bundle_cmd(&root, args),
         Command::Hook(args) => Ok(hook_cmd(&root, args)),
         Command::Laydown(args) => laydown_cmd(&root, args),
         Command::Selinux(args) => selinux_cmd(&root, args),
@@ -81,8 +81,20 @@ fn install_cmd(arg: &RootArg, args: InstallArgs) -> Result<i32> {
 fn repair_cmd(arg: &RootArg, args: RepairArgs) -> Result<i32> {
     let root = acting(arg, "repair")?;
     let wait = Duration::from_secs(args.wait.unwrap_or(if root.is_live() { 60 } else { 0 }));
+    // The verdict is doctor's, on the root as doctor sees it: a live host
+    // whose running kernel is not installed is acted on as an image, but
+    // judged with its running kernel, as `doctor` judges it.
+    let seen = open_root(arg)?;
+    let verdict = (seen.is_live() != root.is_live()).then(|| -> Result<DoctorOptions> {
+        Ok(DoctorOptions {
+            running: running_for(&seen)?,
+            root: seen,
+            kernel: None,
+        })
+    });
+    let verdict = verdict.transpose()?;
     let opts = args.options(root)?;
-    let report = repair::run(&opts, wait, &mut |l| say(l))?;
+    let report = repair::run(&opts, verdict.as_ref(), wait, &mut |l| say(l))?;
     show(args.json, &report, repair::render_text).map(|()| report.exit_code())
 }
 
@@ -105,7 +117,15 @@ fn headers_cmd(arg: &RootArg, args: HeadersArgs) -> Result<i32> {
     }
 }
 
-fn bundle_cmd(args: BundleArgs) -> Result<i32> {
+fn bundle_cmd(root: &RootArg, args: BundleArgs) -> Result<i32> {
+    // A bundle is built from this host's archives.conf, keys and proxies,
+    // for the fleet the targets name: no root is read or changed.
+    if root.root != std::path::Path::new("/") {
+        anyhow::bail!(
+            "bundle does not take --root: it builds from this host's configuration for the \
+             kernels --doctor/--os name; run it without --root"
+        );
+    }
     let opts = args.options()?;
     let report = bundle_build::build(&opts, &mut |l| say(l))?;
     show(args.json, &report, bundle_build::render_text).map(|()| report.exit_code())
@@ -146,26 +166,27 @@ fn selinux_cmd(arg: &RootArg, args: SelinuxArgs) -> Result<i32> {
     let (opts, which) = match &args.action {
         SelinuxAction::Install(o) => (o, "install"),
         SelinuxAction::Remove(o) => (o, "remove"),
-        SelinuxAction::Status(o) => (o, "status"),
+        SelinuxAction::Status(o) => {
+            // Describes the root as it is (a chroot's `/` included).
+            let root = open_root(arg)?;
+            audit::begin("selinux status", &root);
+            let report = selinux::status(&root)?;
+            show(o.json, &report, selinux::render_text)?;
+            return Ok(match report.healthy() {
+                true => exit::OK,
+                false => exit::NOT_DONE,
+            });
+        }
     };
-    // Acting (install, remove) treats a chroot's `/` as an image like every
-    // other acting command; status describes it as is.
-    let root = match which {
-        "status" => open_root(arg)?,
-        _ => open_root_to_act(arg)?,
-    };
-    audit::begin(&format!("selinux {which}"), &root);
+    // Acting treats a chroot's `/` as an image like every other acting
+    // command.
+    let root = acting(arg, &format!("selinux {which}"))?;
     let timeout = Duration::from_secs(opts.lock_timeout);
     let report = match which {
         "install" => selinux::install(&root, timeout, opts.dry_run)?,
-        "remove" => selinux::remove(&root, timeout, opts.dry_run)?,
-        _ => selinux::status(&root)?,
+        _ => selinux::remove(&root, timeout, opts.dry_run)?,
     };
-    show(opts.json, &report, selinux::render_text)?;
-    Ok(match which == "status" && !report.healthy() {
-        true => exit::NOT_DONE,
-        false => exit::OK,
-    })
+    show(opts.json, &report, selinux::render_text).map(|()| exit::OK)
 }
 
 fn doctor_cmd(arg: &RootArg, args: DoctorArgs) -> Result<i32> {

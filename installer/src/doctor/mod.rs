@@ -798,13 +798,18 @@ pub fn render_text(r: &Report) -> String {
             ) => {
                 let _ = writeln!(
                     s,
-                    "SELinux: on; connectord module {}{}",
+                    "SELinux: {}; connectord module {}{}",
+                    sel.state_words(),
                     version.as_deref().unwrap_or("?"),
                     if *current { "" } else { " (outdated)" }
                 );
             }
             (None, _) => {
-                let _ = writeln!(s, "SELinux: on; connectord module not installed");
+                let _ = writeln!(
+                    s,
+                    "SELinux: {}; connectord module not installed",
+                    sel.state_words()
+                );
             }
         }
         s.push_str(&rights_summary(sel));

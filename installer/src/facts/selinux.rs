@@ -20,6 +20,15 @@ use serde::{Deserialize, Serialize};
 /// How much of the end of audit.log is read for denials.
 const AUDIT_TAIL: u64 = 8 * 1024 * 1024;
 
+/// The running kernel's SELinux mode as `getenforce` spells it, lowercase.
+pub fn live_str(m: LiveMode) -> &'static str {
+    match m {
+        LiveMode::Off => "off",
+        LiveMode::Permissive => "permissive",
+        LiveMode::Enforcing => "enforcing",
+    }
+}
+
 /// A module install the base policy rejected.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModuleFailure {
@@ -131,6 +140,64 @@ impl SelinuxReport {
             .collect()
     }
 
+    /// Where SELinux stands, in words: what the running kernel does (a
+    /// live root) and what the config file will do from the next boot.
+    /// `enforcing`; `off in the running kernel; the config says
+    /// permissive, from the next boot`; for an image, the config alone.
+    pub fn state_words(&self) -> String {
+        let config = self.config.as_ref().map(|c| c.mode.as_str());
+        match (self.live_mode, config) {
+            (Some(LiveMode::Off), Some(c)) => {
+                format!("off in the running kernel; the config says {c}, from the next boot")
+            }
+            (Some(LiveMode::Off), None) => "off in the running kernel".to_string(),
+            (Some(live), Some(c)) if live_str(live) != c => format!(
+                "{} in the running kernel; the config says {c}, from the next boot",
+                live_str(live)
+            ),
+            (Some(live), _) => live_str(live).to_string(),
+            (None, Some(c)) => format!("{c} (the image's config)"),
+            (None, None) => "not configured".to_string(),
+        }
+    }
+
+    /// What is wrong, one phrase per problem; empty when healthy.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.module_missing() {
+            out.push(match &self.module {
+                Some(ModuleState::Installed { .. }) => "the connectord module is outdated".into(),
+                _ => "the connectord module is not installed".into(),
+            });
+        }
+        for k in self.module_not_loaded() {
+            out.push(format!(
+                "the policy file {} that kernel {} loads lacks the connector's domain",
+                k.file.as_deref().unwrap_or("(none)"),
+                k.kernel.as_deref().unwrap_or("(any)")
+            ));
+        }
+        let refused = self.refused_rights();
+        if !refused.is_empty() {
+            out.push(format!(
+                "{} right(s) the probes need are refused",
+                refused.len()
+            ));
+        }
+        if self.module_failure.is_some() {
+            out.push("the base policy rejected the module".into());
+        }
+        let denied = self.enforced_denials();
+        if !denied.is_empty() {
+            out.push(format!(
+                "{} enforced denial(s) in the audit log",
+                denied.len()
+            ));
+        }
+        out
+    }
+
+    /// No problem (see [`SelinuxReport::problems`]).
     pub fn healthy(&self) -> bool {
         !self.module_missing()
             && self.module_not_loaded().is_empty()
@@ -289,4 +356,91 @@ pub fn audit_denials(root: &Root) -> Vec<DeniedPermission> {
         }
     }
     avc::summarize(&text, DOMAIN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use connector_policy::ConfigMode;
+
+    fn report(live: Option<LiveMode>, config: Option<ConfigMode>) -> SelinuxReport {
+        SelinuxReport {
+            schema_version: 1,
+            dry_run: false,
+            root: "/".into(),
+            config: config.map(|mode| SelinuxConfig {
+                mode,
+                policy_type: "targeted".into(),
+            }),
+            not_applicable: None,
+            live_mode: live,
+            module: Some(ModuleState::NotInstalled),
+            policy: None,
+            shipped_version: "1.0.0".into(),
+            action: ModuleAction::Status,
+            commands: Vec::new(),
+            relabeled: Vec::new(),
+            rights: None,
+            rights_error: None,
+            module_failure: None,
+            denials: Vec::new(),
+            module_installed_at: None,
+        }
+    }
+
+    /// The kernel's state and the config's are told apart: a host whose
+    /// kernel runs no SELinux is never "on" because its config says so.
+    #[test]
+    fn state_words_say_what_the_kernel_does_and_what_the_config_will() {
+        use ConfigMode as C;
+        use LiveMode as L;
+        for (live, config, want) in [
+            (
+                Some(L::Off),
+                Some(C::Permissive),
+                "off in the running kernel; the config says permissive, from the next boot",
+            ),
+            (Some(L::Off), None, "off in the running kernel"),
+            (Some(L::Enforcing), Some(C::Enforcing), "enforcing"),
+            (Some(L::Permissive), Some(C::Permissive), "permissive"),
+            (
+                Some(L::Permissive),
+                Some(C::Enforcing),
+                "permissive in the running kernel; the config says enforcing, from the next boot",
+            ),
+            (None, Some(C::Enforcing), "enforcing (the image's config)"),
+            (None, None, "not configured"),
+        ] {
+            assert_eq!(
+                report(live, config).state_words(),
+                want,
+                "{live:?} {config:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn problems_name_what_is_wrong_and_nothing_when_healthy() {
+        let missing = report(Some(LiveMode::Enforcing), Some(ConfigMode::Enforcing));
+        assert_eq!(
+            missing.problems(),
+            ["the connectord module is not installed"]
+        );
+        assert!(!missing.healthy());
+        let mut current = missing.clone();
+        current.module = Some(ModuleState::Installed {
+            version: Some("1.0.0".into()),
+            current: true,
+            priority: 400,
+        });
+        assert!(current.problems().is_empty(), "{:?}", current.problems());
+        assert!(current.healthy());
+        let mut outdated = current.clone();
+        outdated.module = Some(ModuleState::Installed {
+            version: Some("0.9.0".into()),
+            current: false,
+            priority: 400,
+        });
+        assert_eq!(outdated.problems(), ["the connectord module is outdated"]);
+    }
 }

@@ -32,6 +32,20 @@ pub enum Phase {
     Nothing,
 }
 
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Phase::Configure { upgrade: false } => f.write_str("configure (first install)"),
+            Phase::Configure { upgrade: true } => f.write_str("configure (upgrade)"),
+            Phase::BeforeRemove => f.write_str("before removal: stop and disable"),
+            Phase::AfterRemove { purge: false } => f.write_str("after removal"),
+            Phase::AfterRemove { purge: true } => f.write_str("after removal (purge)"),
+            Phase::KernelAdded { release } => write!(f, "kernel {release} added"),
+            Phase::Nothing => f.write_str("nothing to do"),
+        }
+    }
+}
+
 /// Reads the scriptlet's arguments the way rpm, dpkg, run-parts
 /// (`/etc/kernel/postinst.d`) and kernel-install pass them.
 pub fn phase(name: &str, args: &[String]) -> Result<Phase, String> {
@@ -98,7 +112,7 @@ pub fn run(name: &str, args: &[String], root: &Root) -> i32 {
             return 0;
         }
     };
-    say(&format!("hook {name} {}: {phase:?}", args.join(" ")));
+    say(&format!("hook {name} {}: {phase}", args.join(" ")));
     match phase {
         Phase::Configure { upgrade } => configure(root, upgrade),
         // Before the files go (postrm/%postun run without them): stop,

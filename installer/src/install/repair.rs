@@ -56,13 +56,18 @@ impl RepairReport {
 /// (0: do not wait).
 pub fn run(
     opts: &InstallOptions,
+    verdict: Option<&DoctorOptions>,
     wait: Duration,
     progress: &mut dyn FnMut(&str),
 ) -> Result<RepairReport> {
     // One gathering of facts: the faults shown first and the install plan
-    // both come from it.
+    // both come from it, unless doctor sees the root otherwise (`verdict`:
+    // a live host acted on as an image); then the faults are doctor's.
     let facts = Facts::gather_for(&opts.root, opts.ask(None))?;
-    let before = doctor::report(&facts);
+    let before = match verdict {
+        Some(v) => doctor::diagnose(v)?,
+        None => doctor::report(&facts),
+    };
     let mut report = RepairReport {
         schema_version: 1,
         root: opts.root.path().display().to_string(),
@@ -92,7 +97,7 @@ pub fn run(
             .iter()
             .map(|f| format!("fault {} on {}: {}", f.id, f.kernel, f.detail))
             .collect();
-        report.healthy = before.faults.is_empty();
+        report.healthy = report.error.is_none() && before.faults.is_empty();
         return Ok(report);
     }
     // The connector's own word, from a status written after the restart.
@@ -132,12 +137,14 @@ pub fn run(
         report.waited_ms = start.elapsed().as_millis() as u64;
     }
 
-    // After the fix: a new look, not the facts the fix was planned from.
-    let after = doctor::diagnose(&DoctorOptions {
+    // After the fix: a new look, not the facts the fix was planned from,
+    // the way doctor looks.
+    let acted_on = DoctorOptions {
         root: opts.root.clone(),
         kernel: None,
         running: opts.running.clone(),
-    })?;
+    };
+    let after = doctor::diagnose(verdict.unwrap_or(&acted_on))?;
     for f in &after.faults {
         report.left.push(format!(
             "fault {} on {}: {}; {}",
@@ -197,11 +204,18 @@ pub fn render_text(r: &RepairReport) -> String {
             r.waited_ms as f64 / 1000.0
         );
     }
-    if r.healthy {
-        let _ = writeln!(s, "repaired: no fault left");
-    }
     for l in &r.left {
         let _ = writeln!(s, "left: {l}");
     }
+    // One verdict, the exit code's.
+    let verdict = match (&r.error, r.healthy, r.dry_run) {
+        (Some(_), _, _) => "not repaired: the fix could not run (the error above)".to_string(),
+        (None, true, true) => "nothing to repair".to_string(),
+        (None, true, false) if r.before.is_empty() => "healthy: nothing needed repair".to_string(),
+        (None, true, false) => "repaired: no fault left".to_string(),
+        (None, false, true) => format!("{} fault(s) the plan above would fix", r.left.len()),
+        (None, false, false) => format!("{} problem(s) left (above)", r.left.len()),
+    };
+    let _ = writeln!(s, "Result:  {verdict}");
     s
 }

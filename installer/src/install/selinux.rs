@@ -9,7 +9,8 @@ use anyhow::Result;
 use connector_host::layout::MODULE_FAILURE;
 use connector_host::Root;
 use connector_policy::{
-    module_version, ModuleState, NotApplicable, PolicyError, PolicyVersions, Store, DOMAIN,
+    module_version, LiveMode, ModuleState, NotApplicable, PolicyError, PolicyVersions, Store,
+    DOMAIN,
 };
 
 use crate::facts::selinux::{base, inspect};
@@ -156,8 +157,9 @@ pub fn render_rights(r: &SelinuxReport) -> String {
     let Some(rights) = &r.rights else { return s };
     let _ = writeln!(
         s,
-        "Rights:  of {DOMAIN}, from {} (handle_unknown={:?})",
-        rights.source, rights.handle_unknown
+        "Rights:  of {DOMAIN}, from {} (handle_unknown={})",
+        rights.source,
+        rights.handle_unknown.as_str()
     );
     for x in &rights.rights {
         let verdict = match &x.state {
@@ -224,14 +226,22 @@ pub fn render_text(r: &SelinuxReport) -> String {
         (Some(c), None) => {
             let _ = writeln!(
                 s,
-                "SELinux: SELINUX={:?} SELINUXTYPE={}",
-                c.mode, c.policy_type
+                "Config:  SELINUX={} SELINUXTYPE={} (/etc/selinux/config: from the next boot)",
+                c.mode.as_str(),
+                c.policy_type
             );
         }
         (None, None) => {}
     }
     if let Some(m) = r.live_mode {
-        let _ = writeln!(s, "Kernel:  {m:?}");
+        let _ = writeln!(
+            s,
+            "Kernel:  {}",
+            match m {
+                LiveMode::Off => "SELinux off (the running kernel does not run it)",
+                m => crate::facts::selinux::live_str(m),
+            }
+        );
     }
     match &r.module {
         Some(ModuleState::NotInstalled) => {
@@ -284,6 +294,75 @@ pub fn render_text(r: &SelinuxReport) -> String {
     for p in &r.relabeled {
         let _ = writeln!(s, "relabeled: {p}");
     }
-    let _ = writeln!(s, "Result:  {}", r.action);
+    let problems = r.problems();
+    let _ = match (r.action, problems.is_empty()) {
+        (ModuleAction::Status, true) => writeln!(s, "Result:  healthy"),
+        (ModuleAction::Status, false) => writeln!(s, "Result:  {}", problems.join("; ")),
+        (action, _) => writeln!(s, "Result:  {}", action_words(action)),
+    };
     s
+}
+
+/// What `selinux install|remove` did, in words.
+fn action_words(a: ModuleAction) -> &'static str {
+    match a {
+        ModuleAction::Status => "looked, changed nothing",
+        ModuleAction::NothingToDo => "nothing to do: SELinux is not on in this root",
+        ModuleAction::Installed => "installed the connectord module",
+        ModuleAction::Unchanged => "the connectord module was already current",
+        ModuleAction::Removed => "removed the connectord module",
+        ModuleAction::NotInstalled => "the connectord module was not installed",
+        ModuleAction::WouldInstall => "would install the connectord module",
+        ModuleAction::WouldRelabel => "would check the connector's labels",
+        ModuleAction::WouldRemove => "would remove the connectord module",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use connector_policy::{ConfigMode, SelinuxConfig};
+
+    /// `selinux status` in words, never Rust's names: the config as the
+    /// file spells it, the kernel's state, and a result that says what is
+    /// wrong.
+    #[test]
+    fn status_text_uses_the_words_of_the_config_and_getenforce() {
+        let r = SelinuxReport {
+            schema_version: 1,
+            dry_run: false,
+            root: "/".into(),
+            config: Some(SelinuxConfig {
+                mode: ConfigMode::Permissive,
+                policy_type: "targeted".into(),
+            }),
+            not_applicable: None,
+            live_mode: Some(LiveMode::Off),
+            module: Some(ModuleState::NotInstalled),
+            policy: None,
+            shipped_version: "1.0.0".into(),
+            action: ModuleAction::Status,
+            commands: Vec::new(),
+            relabeled: Vec::new(),
+            rights: None,
+            rights_error: None,
+            module_failure: None,
+            denials: Vec::new(),
+            module_installed_at: None,
+        };
+        let text = render_text(&r);
+        for want in [
+            "Config:  SELINUX=permissive SELINUXTYPE=targeted",
+            "Kernel:  SELinux off (the running kernel does not run it)",
+            "Result:  the connectord module is not installed",
+        ] {
+            assert!(text.contains(want), "{want:?} in:\n{text}");
+        }
+        for debug_name in ["Permissive", "Off\n", "Result:  status"] {
+            assert!(!text.contains(debug_name), "{debug_name:?} in:\n{text}");
+        }
+        let mut installed = r.clone();
+        installed.action = ModuleAction::Installed;
+        assert!(render_text(&installed).contains("Result:  installed the connectord module"));
+    }
 }

@@ -319,3 +319,221 @@ fn headers_are_judged_for_the_kernels_architecture() {
         }
     }
 }
+
+/// A mistyped command or option is answered with the nearest real one
+/// (clap's suggestions), exit 64, nothing run.
+#[test]
+fn a_typo_gets_the_nearest_command_or_option() {
+    for (args, want) in [
+        (&["instal"][..], "'install'"),
+        (&["doctr"], "'doctor'"),
+        (&["doctor", "--jsno"], "'--json'"),
+        (&["selinux", "statsu"], "'status'"),
+        (&["headers", "--dry-rn"], "'--dry-run'"),
+    ] {
+        let out = run(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {err}");
+        assert!(
+            err.contains("similar") && err.contains(want),
+            "{args:?} should suggest {want}: {err}"
+        );
+    }
+}
+
+/// Run by a user who is not root, a command that meets a permission it
+/// lacks says so: "run it as root", and `--json` gives `kind: not-root`
+/// (as apt and dnf name it), not a bare "Permission denied".
+#[test]
+fn an_ordinary_user_is_told_to_run_as_root() {
+    use std::os::unix::fs::PermissionsExt;
+    if !nix_root() {
+        eprintln!("skipped: needs root to switch to an ordinary user");
+        return;
+    }
+    let f = Fixture::new();
+    f.os_release("rhel-9.3");
+    f.file(
+        "/etc/selinux/config",
+        "SELINUX=enforcing\nSELINUXTYPE=targeted\n",
+    );
+    let config = f.path().join("etc/selinux/config");
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // The fixture's own directory is open to others; the config is not.
+    std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_connector-installer"))
+        .args(["selinux", "status", "--json", "--root"])
+        .arg(f.path())
+        .output()
+        .expect("setpriv (util-linux)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("run it as root"), "{err}");
+    assert_eq!(json(&out)["error"]["kind"], "not-root", "{err}");
+    // Root reading the same root is not told so.
+    let out = run(&[
+        "selinux",
+        "status",
+        "--json",
+        "--root",
+        f.path().to_str().unwrap(),
+    ]);
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("run it as root"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn nix_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find(|l| l.starts_with("Uid:"))
+            .and_then(|l| l.split_whitespace().nth(2))
+            == Some("0")
+    })
+}
+
+/// A `--root` that cannot be opened (missing, a file) is a bad root, as
+/// docs/exit-codes.md promises: `kind: bad-root`, exit 2, for the commands
+/// that describe a root and those that act on one.
+#[test]
+fn a_root_that_cannot_be_opened_is_a_bad_root() {
+    let d = tempfile::tempdir().unwrap();
+    let file = d.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let missing = d.path().join("missing");
+    for root in [&missing, &file] {
+        for cmd in [
+            &["doctor", "--json"][..],
+            &["install", "--json"],
+            &["selinux", "status", "--json"],
+        ] {
+            let out = bin().arg("--root").arg(root).args(cmd).output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{cmd:?} {root:?}: {err}");
+            let v = json(&out);
+            assert_eq!(v["error"]["kind"], "bad-root", "{cmd:?} {root:?}: {v}");
+            assert!(err.contains(&format!("--root {}", root.display())), "{err}");
+        }
+    }
+    assert!(!missing.exists(), "nothing was created");
+}
+
+/// `--version` names the machine the binary is for and the commit it was
+/// built from; `-V` stays the bare version (man pages, scripts).
+#[test]
+fn version_names_the_machine_and_the_commit() {
+    let out = run(&["--version"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let want = format!(
+        "connector-installer {} ({}, commit ",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH
+    );
+    assert!(
+        text.starts_with(&want),
+        "{text:?} should start with {want:?}"
+    );
+    let commit = text[want.len()..].trim_end().trim_end_matches(')');
+    assert!(
+        commit == "unknown"
+            || (commit.len() == 12 && commit.chars().all(|c| c.is_ascii_hexdigit())),
+        "{commit:?}"
+    );
+    let short = run(&["-V"]);
+    assert_eq!(
+        String::from_utf8_lossy(&short.stdout).trim(),
+        format!("connector-installer {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+/// `repair` gives one verdict, the exit code's: a fix that could not run is
+/// never "healthy" nor "repaired", in the text or in the JSON.
+#[test]
+fn repair_says_one_verdict() {
+    let f = Fixture::new();
+    f.os_release("rhel-9.3");
+    // No fault for doctor (the kernel has its headers), and no connector
+    // laid down: the fix cannot run.
+    let k = Kernel::new("5.14.0-362.8.1.el9_3.x86_64", Layout::El8);
+    f.kernel(&k).headers(&k);
+    let root = f.path().to_str().unwrap();
+    for dry in [true, false] {
+        let mut args = vec!["--root", root, "repair"];
+        if dry {
+            args.push("--dry-run");
+        }
+        let text = run(&args);
+        let out = String::from_utf8_lossy(&text.stdout);
+        let err = String::from_utf8_lossy(&text.stderr);
+        args.push("--json");
+        let doc = run(&args);
+        let v = json(&doc);
+        assert_eq!(v["healthy"], false, "dry run {dry}: {v}");
+        assert!(
+            v["fix_failed"]
+                .as_str()
+                .is_some_and(|e| e.contains("not laid down")),
+            "{v}"
+        );
+        assert_eq!(doc.status.code(), Some(2), "{v}");
+        assert_eq!(text.status.code(), Some(2), "{out}{err}");
+        let verdicts: Vec<&str> = out.lines().filter(|l| l.starts_with("Result:")).collect();
+        assert_eq!(
+            verdicts,
+            ["Result:  not repaired: the fix could not run (the error above)"],
+            "{out}"
+        );
+        assert!(
+            !out.contains("repaired: no fault left") && !out.contains("healthy"),
+            "{out}"
+        );
+    }
+}
+
+/// Options that would mean nothing for a command are refused, not
+/// silently ignored: `selinux status` changes nothing and takes no lock;
+/// `bundle` reads this host, never a root. Global options are listed
+/// under their own heading.
+#[test]
+fn options_that_mean_nothing_are_refused() {
+    for args in [
+        &["selinux", "status", "--dry-run"][..],
+        &["selinux", "status", "--lock-timeout", "5"],
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(64), "{args:?}");
+    }
+    let d = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args(["--root", d.path().to_str().unwrap(), "bundle", "--out"])
+        .arg(d.path().join("b"))
+        .args([
+            "--os",
+            "rhel:9.3",
+            "--kernel",
+            "5.14.0-362.8.1.el9_3.x86_64",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("bundle does not take --root"), "{err}");
+    assert!(!d.path().join("b").exists(), "nothing written: {err}");
+    for sub in [
+        &["--help"][..],
+        &["doctor", "--help"],
+        &["install", "--help"],
+    ] {
+        let help = String::from_utf8_lossy(&run(sub).stdout).into_owned();
+        let global = help
+            .find("Global options:")
+            .unwrap_or_else(|| panic!("{sub:?}: {help}"));
+        assert!(help[global..].contains("--root <DIR>"), "{sub:?}: {help}");
+        assert!(!help[..global].contains("--root <DIR>"), "{sub:?}: {help}");
+    }
+}

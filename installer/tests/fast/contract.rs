@@ -98,18 +98,18 @@ fn every_subcommand_keeps_the_exit_code_table_with_one_json_document() {
         (vec!["doctor", "--root", r], 0, None),
         (vec!["doctor", "--root", u], 3, None),
         (vec!["doctor", "--root", e], 2, Some("bad-root")),
-        (vec!["doctor", "--root", missing], 2, Some("error")),
+        (vec!["doctor", "--root", missing], 2, Some("bad-root")),
         (vec!["headers", "--root", r, "--dry-run"], 0, None),
         (vec!["headers", "--root", r], 0, None),
         (vec!["headers", "--root", u], 3, Some("unsupported")),
-        (vec!["headers", "--root", missing], 2, Some("error")),
+        (vec!["headers", "--root", missing], 2, Some("bad-root")),
         (vec!["selinux", "status", "--root", r], 0, None),
         (vec!["selinux", "install", "--root", r], 0, None),
         (vec!["selinux", "remove", "--root", r], 0, None),
         (
             vec!["selinux", "install", "--root", missing],
             2,
-            Some("error"),
+            Some("bad-root"),
         ),
         (
             vec!["laydown", "--root", r, "--payload", gp, "--no-enable"],
@@ -138,8 +138,8 @@ fn every_subcommand_keeps_the_exit_code_table_with_one_json_document() {
             2,
             Some("bad-payload"),
         ),
-        (vec!["repair", "--root", missing], 2, Some("error")),
-        (vec!["uninstall", "--root", missing], 2, Some("error")),
+        (vec!["repair", "--root", missing], 2, Some("bad-root")),
+        (vec!["uninstall", "--root", missing], 2, Some("bad-root")),
     ];
     for (args, want, kind) in cases {
         let mut all = args.clone();

@@ -118,7 +118,7 @@ fn rpm_install_defers_the_headers_and_the_job_finishes_them() {
         rpm(f.path(), &["-U", "--nodeps", v2.to_str().unwrap()]),
         "rpm -U",
     );
-    assert!(t.contains("Configure { upgrade: true }"), "{t}");
+    assert!(t.contains(": configure (upgrade)"), "{t}");
     assert!(
         !t.contains("headers deferred"),
         "nothing left to defer: {t}"
@@ -127,7 +127,7 @@ fn rpm_install_defers_the_headers_and_the_job_finishes_them() {
 
     // Removal: disabled, files gone.
     let t = ok(rpm(f.path(), &["-e", "--nodeps", "connector"]), "rpm -e");
-    assert!(t.contains("BeforeRemove"), "{t}");
+    assert!(t.contains(": before removal: stop and disable"), "{t}");
     assert!(!enabled(&f), "{t}");
     assert!(!f.host("/opt/connector/bin/connectord").exists());
 }

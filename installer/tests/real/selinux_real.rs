@@ -330,7 +330,7 @@ fn an_rhel_8_0_image_installs_the_module_and_says_what_the_kernel_will_do() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("handle_unknown=Allow"), "{text}");
+    assert!(text.contains("handle_unknown=allow"), "{text}");
     assert!(
         text.lines()
             .any(|l| l.contains("perf_event open")
