@@ -99,6 +99,22 @@ pub struct Payload {
 /// the host model's one family enum.
 pub use connector_host::os::Family;
 
+/// The reference pages shipped in `/usr/share/doc/connector/` (from
+/// `docs/`): every page the help, the manual pages and the installer's
+/// messages name.
+pub const REFERENCE_DOCS: &[&str] = &[
+    "audit.md",
+    "bundle.md",
+    "doctor.md",
+    "exit-codes.md",
+    "headers.md",
+    "lifecycle.md",
+    "metrics.md",
+    "security.md",
+    "selinux.md",
+    "support-matrix.md",
+];
+
 /// The shipped configuration file.
 pub const CONFIG: &str = "\
 # /etc/connector/connector.conf — configuration of the connector.
@@ -284,6 +300,17 @@ pub fn connector_payload(
             doc: true,
         },
     ];
+    // The reference the help, the manual pages and the messages point at
+    // (`/usr/share/doc/connector/NAME.md`), shipped beside the guide.
+    for name in REFERENCE_DOCS {
+        items.push(Item::File {
+            path: format!("/usr/share/doc/connector/{name}"),
+            mode: 0o644,
+            contents: read(repo.join("docs").join(name))?,
+            config: false,
+            doc: true,
+        });
+    }
     if family == Family::Rpm {
         // EL8+ run kernel-install plugins (EL7 and AL2: postinst.d above).
         items.push(Item::File {
@@ -635,6 +662,85 @@ fn rfc2822(t: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every page the help, the manual pages and the installer's messages
+    /// point at is in the package: each `/usr/share/doc/connector/NAME`
+    /// named anywhere in them (the help of every command, every manual
+    /// page, every source file of the installer and of connectord) is a
+    /// file the payload ships; and none points into the source tree's
+    /// `docs/`, which no host has.
+    #[test]
+    fn every_page_pointed_at_is_shipped() {
+        use clap::CommandFactory;
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let bins = tempfile::tempdir().unwrap();
+        for b in ["connectord", "connector-installer"] {
+            std::fs::write(bins.path().join(b), b"").unwrap();
+        }
+        let payload = connector_payload(Family::Deb, "1.0.0", "1", bins.path(), &repo).unwrap();
+        let shipped: Vec<String> = payload.items.iter().map(|i| i.path().to_string()).collect();
+        let mut texts = Vec::new();
+        fn helps(cmd: &mut clap::Command, out: &mut Vec<String>) {
+            out.push(cmd.render_long_help().to_string());
+            for sub in cmd.get_subcommands_mut() {
+                helps(sub, out);
+            }
+        }
+        helps(&mut connector_installer::cli::Cli::command(), &mut texts);
+        for page in crate::manual::manual_pages(1_700_000_000).unwrap() {
+            let mut text = String::new();
+            std::io::Read::read_to_string(
+                &mut flate2::read::GzDecoder::new(page.contents.as_slice()),
+                &mut text,
+            )
+            .unwrap();
+            assert!(
+                !text.contains("docs/"),
+                "{}: points into the source tree",
+                page.path
+            );
+            texts.push(text);
+        }
+        for t in &texts[..] {
+            assert!(!t.contains(" docs/") && !t.contains("(docs/"), "{t}");
+        }
+        for dir in ["installer/src", "connector/src", "host/src"] {
+            for f in walk(&repo.join(dir)) {
+                texts.push(std::fs::read_to_string(f).unwrap());
+            }
+        }
+        let prefix = "/usr/share/doc/connector/";
+        let mut named = 0;
+        for t in &texts {
+            for (i, _) in t.match_indices(prefix) {
+                let name: String = t[i + prefix.len()..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
+                    .collect();
+                let name = name.trim_end_matches('.');
+                if name.is_empty() {
+                    continue;
+                }
+                named += 1;
+                let path = format!("{prefix}{name}");
+                assert!(shipped.contains(&path), "{path} is named but not shipped");
+            }
+        }
+        assert!(named >= 8, "only {named} pointers found");
+    }
+
+    fn walk(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+        out
+    }
 
     /// The shipped troubleshooting page explains every fault cause doctor
     /// can name (under the heading doctor points at), fault 12, every exit

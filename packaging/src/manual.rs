@@ -122,7 +122,9 @@ fn pages(cmd: clap::Command, top: &str, source_date: u32, out: &mut Vec<Generate
         Ok(())
     }
     let version = cmd.get_version().unwrap_or_default().to_string();
-    let mut cmd = cmd.disable_help_subcommand(true);
+    // The man page's VERSION is the package's: `--version`'s machine and
+    // commit are the build host's here, not the packaged binary's.
+    let mut cmd = cmd.disable_help_subcommand(true).long_version(None::<&str>);
     cmd.build();
     walk(
         cmd,

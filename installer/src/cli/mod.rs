@@ -215,7 +215,7 @@ pub(crate) struct InstallArgs {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// Print one JSON document on stdout (schema: docs/lifecycle.md)
+    /// Print one JSON document on stdout (schema: /usr/share/doc/connector/lifecycle.md)
     #[arg(long)]
     pub json: bool,
 
@@ -362,7 +362,7 @@ pub(crate) enum SelinuxAction {
 /// `selinux status` changes nothing and takes no lock: only `--json`.
 #[derive(Debug, Args)]
 pub(crate) struct StatusOpts {
-    /// Print one JSON document on stdout (schema: docs/selinux.md)
+    /// Print one JSON document on stdout (schema: /usr/share/doc/connector/selinux.md)
     #[arg(long)]
     pub json: bool,
 }
@@ -373,7 +373,7 @@ pub(crate) struct SelinuxOpts {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// Print one JSON document on stdout (schema: docs/selinux.md)
+    /// Print one JSON document on stdout (schema: /usr/share/doc/connector/selinux.md)
     #[arg(long)]
     pub json: bool,
 
@@ -408,7 +408,7 @@ pub(crate) struct HeadersArgs {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// Print one JSON document on stdout (schema: docs/headers.md)
+    /// Print one JSON document on stdout (schema: /usr/share/doc/connector/headers.md)
     #[arg(long)]
     pub json: bool,
 
@@ -440,13 +440,13 @@ pub(crate) struct DoctorArgs {
     #[arg(long, value_name = "VER", value_parser = kernel_release)]
     pub kernel: Option<String>,
 
-    /// Print one JSON document on stdout (schema: docs/doctor.md); the
+    /// Print one JSON document on stdout (schema: /usr/share/doc/connector/doctor.md); the
     /// same as --format json
     #[arg(long, conflicts_with = "format")]
     pub json: bool,
 
-    /// text (for people), json (docs/doctor.md) or prometheus
-    /// (node_exporter textfile metrics, docs/metrics.md)
+    /// text (for people), json (/usr/share/doc/connector/doctor.md) or prometheus
+    /// (node_exporter textfile metrics, /usr/share/doc/connector/metrics.md)
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub format: Option<DoctorFormat>,
 

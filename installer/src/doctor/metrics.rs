@@ -310,7 +310,7 @@ pub fn render(r: &Report, now: u64) -> String {
         family(
             o,
             "connector_last_run_exit_code",
-            "The exit code of that run (docs/exit-codes.md).",
+            "The exit code of that run (/usr/share/doc/connector/exit-codes.md).",
         )
         .sample(
             "connector_last_run_exit_code",

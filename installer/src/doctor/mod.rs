@@ -234,7 +234,7 @@ pub fn report(facts: &Facts) -> Report {
             kernel: None,
             message: format!(
                 "{e:#}; the vendor-archive fallback will refuse to run until it is fixed \
-                 (docs/headers.md)"
+                 (/usr/share/doc/connector/headers.md)"
             ),
         });
     }

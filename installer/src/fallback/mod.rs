@@ -72,7 +72,8 @@ pub enum FallbackError {
     NoArchiveBackend(String),
     #[error(
         "{package} is not in the configured repositories, and no vendor archive is known for \
-         {distro} {version}; add one to {config} (see docs/headers.md) or update the kernel",
+         {distro} {version}; add one to {config} (see /usr/share/doc/connector/headers.md) or \
+         update the kernel",
         config = connector_host::layout::ARCHIVES_CONF
     )]
     NoArchiveKnown {

@@ -284,7 +284,7 @@ fn check_entry(e: &Entry) -> Result<(), String> {
     if !allowed {
         return Err(
             "not a place the connector's files go (see \"What a manifest may contain\" in \
-             docs/security.md)"
+             /usr/share/doc/connector/security.md)"
                 .into(),
         );
     }
