@@ -146,13 +146,28 @@ policy module its eBPF probes need, diagnoses fault 11 and repairs it.
   connectord status               the agent's published state
 ";
 
-/// `SOURCE_DATE_EPOCH` or, without it, a fixed date (builds stay
-/// reproducible either way).
+/// `SOURCE_DATE_EPOCH`; without it, the date of the commit built (the
+/// date the manual pages and the changelog carry, reproducible for that
+/// commit); outside a checkout, a fixed date.
 pub fn source_date() -> u32 {
     std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .and_then(|v| v.parse().ok())
+        .or_else(commit_date)
         .unwrap_or(1_700_000_000)
+}
+
+/// The committer date of this checkout's HEAD.
+fn commit_date() -> Option<u32> {
+    let out = std::process::Command::new("git")
+        .args(["log", "-1", "--format=%ct"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().parse().ok())
+        .flatten()
 }
 
 /// The connector's payload, with binaries from `bin_dir`
@@ -662,6 +677,23 @@ fn rfc2822(t: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Without SOURCE_DATE_EPOCH the pages carry the commit's date, not a
+    /// date from before the project (issue 28: every page said 2023-11-14).
+    #[test]
+    fn the_source_date_is_the_commits_without_source_date_epoch() {
+        if std::env::var_os("SOURCE_DATE_EPOCH").is_some() {
+            eprintln!("skipped: SOURCE_DATE_EPOCH is set");
+            return;
+        }
+        match commit_date() {
+            Some(d) => {
+                assert_eq!(source_date(), d);
+                assert!(d > 1_700_000_000, "{d}");
+            }
+            None => assert_eq!(source_date(), 1_700_000_000),
+        }
+    }
 
     /// Every page the help, the manual pages and the installer's messages
     /// point at is in the package: each `/usr/share/doc/connector/NAME`
