@@ -358,35 +358,42 @@ pub fn audit_denials(root: &Root) -> Vec<DeniedPermission> {
     avc::summarize(&text, DOMAIN)
 }
 
+/// A `selinux status` report with the module not installed, SELinux as
+/// `live` and `config` say: the render and verdict tests' sample.
+#[cfg(test)]
+pub(crate) fn sample(
+    live: Option<LiveMode>,
+    config: Option<connector_policy::ConfigMode>,
+) -> SelinuxReport {
+    SelinuxReport {
+        schema_version: 1,
+        dry_run: false,
+        root: "/".into(),
+        config: config.map(|mode| SelinuxConfig {
+            mode,
+            policy_type: "targeted".into(),
+        }),
+        not_applicable: None,
+        live_mode: live,
+        module: Some(ModuleState::NotInstalled),
+        policy: None,
+        shipped_version: "1.0.0".into(),
+        action: ModuleAction::Status,
+        commands: Vec::new(),
+        relabeled: Vec::new(),
+        rights: None,
+        rights_error: None,
+        module_failure: None,
+        denials: Vec::new(),
+        module_installed_at: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::sample as report;
     use super::*;
     use connector_policy::ConfigMode;
-
-    fn report(live: Option<LiveMode>, config: Option<ConfigMode>) -> SelinuxReport {
-        SelinuxReport {
-            schema_version: 1,
-            dry_run: false,
-            root: "/".into(),
-            config: config.map(|mode| SelinuxConfig {
-                mode,
-                policy_type: "targeted".into(),
-            }),
-            not_applicable: None,
-            live_mode: live,
-            module: Some(ModuleState::NotInstalled),
-            policy: None,
-            shipped_version: "1.0.0".into(),
-            action: ModuleAction::Status,
-            commands: Vec::new(),
-            relabeled: Vec::new(),
-            rights: None,
-            rights_error: None,
-            module_failure: None,
-            denials: Vec::new(),
-            module_installed_at: None,
-        }
-    }
 
     /// The kernel's state and the config's are told apart: a host whose
     /// kernel runs no SELinux is never "on" because its config says so.

@@ -321,35 +321,14 @@ fn action_words(a: ModuleAction) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use connector_policy::{ConfigMode, SelinuxConfig};
+    use connector_policy::ConfigMode;
 
     /// `selinux status` in words, never Rust's names: the config as the
     /// file spells it, the kernel's state, and a result that says what is
     /// wrong.
     #[test]
     fn status_text_uses_the_words_of_the_config_and_getenforce() {
-        let r = SelinuxReport {
-            schema_version: 1,
-            dry_run: false,
-            root: "/".into(),
-            config: Some(SelinuxConfig {
-                mode: ConfigMode::Permissive,
-                policy_type: "targeted".into(),
-            }),
-            not_applicable: None,
-            live_mode: Some(LiveMode::Off),
-            module: Some(ModuleState::NotInstalled),
-            policy: None,
-            shipped_version: "1.0.0".into(),
-            action: ModuleAction::Status,
-            commands: Vec::new(),
-            relabeled: Vec::new(),
-            rights: None,
-            rights_error: None,
-            module_failure: None,
-            denials: Vec::new(),
-            module_installed_at: None,
-        };
+        let r = crate::facts::selinux::sample(Some(LiveMode::Off), Some(ConfigMode::Permissive));
         let text = render_text(&r);
         for want in [
             "Config:  SELINUX=permissive SELINUXTYPE=targeted",
