@@ -9,6 +9,8 @@
 //! to `connector-installer hook …`.
 
 pub mod manual;
+pub mod notices;
+pub mod signing;
 
 use connector_host::layout;
 use std::io::Write;
@@ -61,6 +63,14 @@ impl Arch {
         }
     }
 
+    /// The Rust target the binaries are built for.
+    pub fn rust_target(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64-unknown-linux-gnu",
+            Arch::Aarch64 => "aarch64-unknown-linux-gnu",
+        }
+    }
+
     /// As Debian names it (`connector_V-R_arm64.deb`).
     pub fn deb(self) -> &'static str {
         match self {
@@ -93,6 +103,35 @@ pub struct Payload {
     pub arch: Arch,
     pub items: Vec<Item>,
     pub source_date: u32,
+    /// The family the payload is shaped for.
+    pub family: Family,
+    /// The licences of everything linked in (ours first): the RPM
+    /// `License` tag, as an SPDX `AND` of them.
+    pub licences: Vec<String>,
+    /// The key the `.rpm` is signed with (none: unsigned).
+    pub signing: Option<signing::SigningKey>,
+}
+
+impl Payload {
+    /// Signs the `.rpm` built from this payload with `key`, and ships the
+    /// public key (`/etc/pki/rpm-gpg/` for rpm, `/usr/share/keyrings/`
+    /// for apt's `Signed-By`).
+    pub fn sign_with(&mut self, key: signing::SigningKey) {
+        let path = match self.family {
+            Family::Rpm => signing::RPM_KEY_PATH,
+            Family::Deb => signing::DEB_KEY_PATH,
+        };
+        self.items.retain(|i| i.path() != path);
+        self.items.push(Item::File {
+            path: path.into(),
+            mode: 0o644,
+            contents: key.public_armored().as_bytes().to_vec(),
+            config: false,
+            doc: false,
+        });
+        self.items.sort_by(|a, b| a.path().cmp(b.path()));
+        self.signing = Some(key);
+    }
 }
 
 /// The family a payload is shaped for (unit directory, doc conventions):
@@ -114,6 +153,9 @@ pub const REFERENCE_DOCS: &[&str] = &[
     "selinux.md",
     "support-matrix.md",
 ];
+
+/// Where the `.rpm` puts licence files (`%license`, Fedora's layout).
+pub const RPM_LICENSE_DIR: &str = "/usr/share/licenses/connector";
 
 /// The shipped configuration file.
 pub const CONFIG: &str = "\
@@ -351,7 +393,9 @@ pub fn connector_payload(
                 "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\
                  Upstream-Name: connector\n\nFiles: *\nCopyright: 2026 the connector-installer authors\n\
                  License: Apache-2.0\n On Debian systems, the full text of the Apache License 2.0 can be \
-                 found in\n /usr/share/common-licenses/Apache-2.0.\n"
+                 found in\n /usr/share/common-licenses/Apache-2.0.\nComment: connector-installer and \
+                 connectord link statically the Rust crates, and the C\n code some of them build, listed \
+                 with their licences and licence texts in\n /usr/share/doc/connector/THIRD-PARTY-NOTICES.\n"
             )
             .into_bytes(),
             config: false,
@@ -389,7 +433,6 @@ pub fn connector_payload(
             doc: false,
         });
     }
-    items.sort_by(|a, b| a.path().cmp(b.path()));
     let arches: Vec<Option<Arch>> = ["connectord", "connector-installer"]
         .iter()
         .map(|b| Ok(Arch::of_elf(&read(bin_dir.join(b))?)))
@@ -402,12 +445,36 @@ pub fn connector_payload(
             arches[1]
         );
     }
+    let arch = arches[0].unwrap_or(Arch::X86_64);
+    // What the binaries link statically, for the machine they are for.
+    let crates = notices::linked_crates(repo, arch.rust_target())
+        .context("listing the crates linked into the binaries (THIRD-PARTY-NOTICES)")?;
+    items.push(Item::File {
+        path: match family {
+            Family::Rpm => format!("{}/THIRD-PARTY-NOTICES", RPM_LICENSE_DIR),
+            Family::Deb => "/usr/share/doc/connector/THIRD-PARTY-NOTICES".into(),
+        },
+        mode: 0o644,
+        contents: notices::render(&crates, arch.rust_target()).into_bytes(),
+        config: false,
+        doc: true,
+    });
+    let mut licences = vec!["Apache-2.0".to_string()];
+    licences.extend(
+        notices::licence_summary(&crates)
+            .into_iter()
+            .filter(|l| l != "Apache-2.0"),
+    );
+    items.sort_by(|a, b| a.path().cmp(b.path()));
     Ok(Payload {
         version: version.into(),
         release: release.into(),
-        arch: arches[0].unwrap_or(Arch::X86_64),
+        arch,
         items,
         source_date: source_date(),
+        family,
+        licences,
+        signing: None,
     })
 }
 
@@ -431,6 +498,27 @@ fn deb_script(hook: &str) -> String {
     .replace("#DEBHELPER#\n", "")
 }
 
+/// %postun: the hook (an upgrade's old package; on erase the binary is
+/// already gone), then, on erase (`$1 = 0`), the installer's own
+/// bookkeeping in the state directory (its lock, journal, caches: nothing
+/// without the installer), and the directory if that leaves it empty. The
+/// agent's identity and status stay, as dpkg's `remove` keeps them until
+/// `purge`; `rm -rf /var/lib/connector` forgets them. No redirection:
+/// an image root being built may have no /dev/null.
+fn rpm_postun() -> String {
+    let files: Vec<String> = layout::BOOKKEEPING
+        .iter()
+        .map(|f| format!("'{f}'"))
+        .collect();
+    format!(
+        "{}if [ \"$1\" = 0 ]; then\n  rm -f {}\n  \
+         if [ -d '{dir}' ]; then rmdir --ignore-fail-on-non-empty '{dir}' || :; fi\nfi\n",
+        rpm_script("rpm-postun"),
+        files.join(" "),
+        dir = layout::STATE_DIR
+    )
+}
+
 /// postrm runs after the package's files are gone: the installer cannot
 /// run any more (the module went in prerm). Purge removes the state and
 /// logs the connector made, the rest is dpkg's.
@@ -442,10 +530,11 @@ fn deb_postrm() -> String {
 
 /// Builds `connector-VERSION-RELEASE.ARCH.rpm` in `out`.
 pub fn build_rpm(p: &Payload, out: &Path) -> Result<PathBuf> {
+    let licence = p.licences.join(" AND ");
     let mut b = rpm::PackageBuilder::new(
         "connector",
         &p.version,
-        "Apache-2.0",
+        &licence,
         p.arch.rpm(),
         "Endpoint security agent (eBPF) and its SELinux-aware installer",
     );
@@ -486,7 +575,9 @@ pub fn build_rpm(p: &Payload, out: &Path) -> Result<PathBuf> {
                 if *config {
                     o = o.config().noreplace();
                 }
-                if *doc {
+                if path.starts_with(RPM_LICENSE_DIR) {
+                    o = o.license();
+                } else if *doc {
                     o = o.doc();
                 }
                 b.with_file_contents(contents.clone(), o)?;
@@ -512,9 +603,10 @@ pub fn build_rpm(p: &Payload, out: &Path) -> Result<PathBuf> {
     b.requires(rpm::Dependency::script_postun("systemd"));
     b.post_install_script(rpm_script("rpm-post"));
     b.pre_uninstall_script(rpm_script("rpm-preun"));
-    b.post_uninstall_script(rpm_script("rpm-postun"));
+    b.post_uninstall_script(rpm_postun());
     b.post_trans_script(rpm_script("rpm-posttrans"));
-    let pkg = b.build()?;
+    let mut pkg = b.build()?;
+    signing::finish(&mut pkg, p.signing.as_ref(), p.source_date)?;
     let file = out.join(format!(
         "connector-{}-{}.{}.rpm",
         p.version,

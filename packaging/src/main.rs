@@ -42,6 +42,12 @@ enum Command {
         /// Package release
         #[arg(long, default_value = "1")]
         release: String,
+        /// Sign the .rpm with this key: an armored OpenPGP RSA secret key
+        /// without a passphrase (gpg --export-secret-keys --armor). Its
+        /// public half is shipped in both packages and written beside them
+        /// as RPM-GPG-KEY-connector. Without it the .rpm is unsigned
+        #[arg(long, value_name = "FILE")]
+        signing_key: Option<PathBuf>,
     },
 }
 
@@ -60,7 +66,13 @@ fn run() -> Result<()> {
         native,
         version,
         release,
+        signing_key,
     } = Cli::parse().command;
+    // Read and checked before anything is built.
+    let key = signing_key
+        .as_deref()
+        .map(connector_packaging::signing::SigningKey::load)
+        .transpose()?;
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let bin_dir = match bin_dir {
         Some(d) => d,
@@ -103,14 +115,31 @@ fn run() -> Result<()> {
         }
     };
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let rpm = build_rpm(
-        &connector_payload(Family::Rpm, &version, &release, &bin_dir, &repo)?,
-        &out,
-    )?;
-    let deb = build_deb(
-        &connector_payload(Family::Deb, &version, &release, &bin_dir, &repo)?,
-        &out,
-    )?;
+    let payload = |family| -> Result<_> {
+        let mut p = connector_payload(family, &version, &release, &bin_dir, &repo)?;
+        if let Some(key) = &key {
+            p.sign_with(key.clone());
+        }
+        Ok(p)
+    };
+    let rpm = build_rpm(&payload(Family::Rpm)?, &out)?;
+    let deb = build_deb(&payload(Family::Deb)?, &out)?;
     println!("{}\n{}", rpm.display(), deb.display());
+    match &key {
+        Some(key) => {
+            let public = out.join(connector_packaging::signing::KEY_FILE_NAME);
+            std::fs::write(&public, key.public_armored())
+                .with_context(|| format!("writing {}", public.display()))?;
+            println!("{}", public.display());
+            eprintln!(
+                "connector-packaging: the .rpm is signed by {}",
+                key.fingerprint()
+            );
+        }
+        None => eprintln!(
+            "connector-packaging: the .rpm is unsigned (no --signing-key): \
+             a repository with gpgcheck=1 will refuse it"
+        ),
+    }
     Ok(())
 }

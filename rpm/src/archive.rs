@@ -583,24 +583,24 @@ fn primary_location(repomd: &[u8]) -> Result<(String, String), String> {
             Event::Start(e) | Event::Empty(e) => {
                 let name = e.local_name();
                 match name.as_ref() {
-                    b"data" => {
-                        in_primary = attr(&e, b"type").as_deref() == Some("primary");
+                    "data" => {
+                        in_primary = attr(&e, "type").as_deref() == Some("primary");
                     }
-                    b"checksum" if in_primary => {
+                    "checksum" if in_primary => {
                         in_checksum = true;
-                        checksum_type = attr(&e, b"type").unwrap_or_default();
+                        checksum_type = attr(&e, "type").unwrap_or_default();
                     }
-                    b"location" if in_primary => href = attr(&e, b"href"),
+                    "location" if in_primary => href = attr(&e, "href"),
                     _ => {}
                 }
             }
             Event::Text(t) if in_checksum => {
-                let text = t.decode().map_err(|e| e.to_string())?;
+                let text = t.xml10_content();
                 sum = Some(text.trim().to_string());
             }
             Event::End(e) => match e.local_name().as_ref() {
-                b"checksum" => in_checksum = false,
-                b"data" if in_primary => break,
+                "checksum" => in_checksum = false,
+                "data" if in_primary => break,
                 _ => {}
             },
             Event::Eof => break,
@@ -652,24 +652,24 @@ fn find_package(xml: &[u8], want: &Nevra) -> Result<Option<PrimaryEntry>, String
             .map_err(|e| e.to_string())?
         {
             Event::Start(e) | Event::Empty(e) => match e.local_name().as_ref() {
-                b"package" => cur = Cur::default(),
-                b"name" => field = Some("name"),
-                b"arch" => field = Some("arch"),
-                b"checksum" => {
+                "package" => cur = Cur::default(),
+                "name" => field = Some("name"),
+                "arch" => field = Some("arch"),
+                "checksum" => {
                     field = Some("checksum");
-                    cur.sum_type = attr(&e, b"type").unwrap_or_default();
+                    cur.sum_type = attr(&e, "type").unwrap_or_default();
                 }
-                b"version" => {
-                    cur.ver = attr(&e, b"ver").unwrap_or_default();
-                    cur.rel = attr(&e, b"rel").unwrap_or_default();
+                "version" => {
+                    cur.ver = attr(&e, "ver").unwrap_or_default();
+                    cur.rel = attr(&e, "rel").unwrap_or_default();
                 }
-                b"location" => cur.href = attr(&e, b"href").unwrap_or_default(),
-                b"size" => cur.size = attr(&e, b"package").and_then(|s| s.parse().ok()),
+                "location" => cur.href = attr(&e, "href").unwrap_or_default(),
+                "size" => cur.size = attr(&e, "package").and_then(|s| s.parse().ok()),
                 _ => field = None,
             },
             Event::Text(t) => {
                 if let Some(f) = field {
-                    let text = t.decode().map_err(|e| e.to_string())?.trim().to_string();
+                    let text = t.xml10_content().trim().to_string();
                     match f {
                         "name" => cur.name = text,
                         "arch" => cur.arch = text,
@@ -680,7 +680,7 @@ fn find_package(xml: &[u8], want: &Nevra) -> Result<Option<PrimaryEntry>, String
             }
             Event::End(e) => {
                 field = None;
-                if e.local_name().as_ref() == b"package"
+                if e.local_name().as_ref() == "package"
                     && cur.name == want.name
                     && cur.arch == want.arch
                     && cur.ver == want.version
@@ -710,11 +710,21 @@ fn find_package(xml: &[u8], want: &Nevra) -> Result<Option<PrimaryEntry>, String
     }
 }
 
-fn attr(e: &quick_xml::events::BytesStart<'_>, name: &[u8]) -> Option<String> {
-    e.attributes()
+/// An attribute's value. The metadata is parsed before anything vouches
+/// for it (repomd.xml comes from the mirror): no duplicate-attribute check
+/// (the first wins), whose cost grew with the square of a start tag's
+/// attributes before quick-xml 0.41 (RUSTSEC-2026-0194).
+fn attr(e: &quick_xml::events::BytesStart<'_>, name: &str) -> Option<String> {
+    let mut attrs = e.attributes();
+    attrs.with_checks(false);
+    attrs
         .flatten()
         .find(|a| a.key.local_name().as_ref() == name)
-        .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()))
+        .and_then(|a| {
+            a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                .ok()
+                .map(|v| v.into_owned())
+        })
 }
 
 /// Decompresses metadata by its file name: .gz, .xz, .zst, .bz2 or plain.
@@ -848,5 +858,21 @@ mod tests {
             .contains("sha256 is required"));
         assert!(primary_location(b"<repomd></repomd>").is_err());
         assert!(primary_location(b"<repomd><data type=\"primary\"><").is_err());
+        // Escaped attribute values are read unescaped; a start tag with its
+        // attributes repeated thousands of times (a mirror's metadata is read
+        // before anything vouches for it) is read, the first one winning.
+        let escaped = br#"<repomd><data type="primary"><checksum type="sha256">bb</checksum><location href="repodata/a&amp;b.xml"/></data></repomd>"#;
+        assert_eq!(primary_location(escaped).unwrap().0, "repodata/a&b.xml");
+        let mut many = String::from(
+            r#"<repomd><data type="primary"><checksum type="sha256">bb</checksum><location href="repodata/p.xml""#,
+        );
+        for _ in 0..20_000 {
+            many.push_str(r#" href="repodata/other.xml""#);
+        }
+        many.push_str("/></data></repomd>");
+        assert_eq!(
+            primary_location(many.as_bytes()).unwrap().0,
+            "repodata/p.xml"
+        );
     }
 }

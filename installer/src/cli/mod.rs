@@ -24,6 +24,7 @@ use crate::install::{self, headers};
 #[derive(Debug, Parser)]
 #[command(
     name = "connector-installer",
+    long_about = paragraphs(TOP_ABOUT),
     version,
     long_version = env!("CONNECTOR_LONG_VERSION"),
     max_term_width = 80
@@ -87,40 +88,93 @@ impl Cli {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Diagnose a host or image: kernels, header packages, faults (read-only)
-    #[command(long_about = DOCTOR_ABOUT)]
+    #[command(long_about = paragraphs(DOCTOR_ABOUT))]
     Doctor(DoctorArgs),
 
     /// Install the exact kernel header package of every eBPF kernel
-    #[command(long_about = HEADERS_ABOUT)]
+    #[command(long_about = paragraphs(HEADERS_ABOUT))]
     Headers(HeadersArgs),
 
     /// Install, remove or check the SELinux module for the eBPF probes
-    #[command(long_about = SELINUX_ABOUT)]
+    #[command(long_about = paragraphs(SELINUX_ABOUT))]
     Selinux(SelinuxArgs),
 
     /// Lay the connector's files down from a verified payload directory
-    #[command(long_about = LAYDOWN_ABOUT)]
+    #[command(long_about = paragraphs(LAYDOWN_ABOUT))]
     Laydown(LaydownArgs),
 
     /// Install everything: files, headers of every kernel, SELinux, service
-    #[command(long_about = INSTALL_ABOUT)]
+    #[command(long_about = paragraphs(INSTALL_ABOUT))]
     Install(InstallArgs),
 
     /// Diagnose, fix every fault, restart, wait for the connector to agree
-    #[command(long_about = REPAIR_ABOUT)]
+    #[command(long_about = paragraphs(REPAIR_ABOUT))]
     Repair(RepairArgs),
 
     /// Remove what `install --payload` laid down (not a packaged connector)
-    #[command(long_about = UNINSTALL_ABOUT)]
+    #[command(long_about = paragraphs(UNINSTALL_ABOUT))]
     Uninstall(UninstallArgs),
 
     /// Download the header packages a fleet needs into a verified bundle
-    #[command(long_about = BUNDLE_ABOUT)]
+    #[command(long_about = paragraphs(BUNDLE_ABOUT))]
     Bundle(BundleArgs),
 
     /// Called by the connector's package scriptlets (never fails them)
+    #[command(long_about = paragraphs(HOOK_ABOUT))]
     Hook(HookArgs),
 }
+
+const TOP_ABOUT: &str = "\
+Installs the connector, the kernel headers its eBPF probes need and the
+SELinux policy that lets them run; diagnoses and repairs fault 11.
+
+The connector compiles its eBPF probe against the running kernel's headers at
+every start and loads it from the connectord_t domain. connector-installer
+installs the exact header package of every kernel that will run
+(kernel-devel, kernel-uek-devel, linux-headers), from the repositories or,
+verified, from the vendor's archive, and the SELinux module that lets
+connectord_t load BPF programs. doctor says what is wrong and the command
+that fixes it; repair runs that command. It is run by the connector's
+package scriptlets and the kernels' hooks, in golden-image builds (--root),
+by hand and by fleet tools; every command can print one JSON document
+(--json).";
+
+/// A long help text as written in the source (hand-wrapped, paragraphs
+/// apart) made into one line per paragraph, for clap to wrap at the
+/// terminal's width and the manual pages to fill: a hand-wrapped line never
+/// breaks mid-sentence when a line is edited. Indented lines (lists) stay
+/// as they are.
+pub(crate) fn paragraphs(text: &str) -> String {
+    text.split("\n\n")
+        .map(|p| {
+            if p.lines().any(|l| l.starts_with(' ')) {
+                p.to_string()
+            } else {
+                p.lines().map(str::trim).collect::<Vec<_>>().join(" ")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+const HOOK_ABOUT: &str = "\
+Called by the connector's package scriptlets and by the kernel packages'
+hooks, never by hand; it never fails the package transaction (it exits 0
+and warns on stderr), and never waits on the package manager's lock: the
+work that needs it (header packages) is recorded and done by
+connector-setup.service once the transaction is over.
+
+The connector's scriptlets: rpm-post, rpm-preun, rpm-postun, rpm-posttrans
+(rpm, with rpm's count argument) and deb-postinst, deb-prerm, deb-postrm
+(dpkg, with dpkg's action arguments).
+
+The kernels' hooks, run when a kernel package is installed:
+kernel-postinst VERSION [IMAGE] (/etc/kernel/postinst.d/connector: Debian,
+Ubuntu, EL7, Amazon Linux 2) and kernel-install add VERSION ... (the
+kernel-install plugin 90-connector.install: EL8 and later). Each records the
+new kernel's headers as pending work unless they are already installed.
+
+Exit status: 0 always.";
 
 const BUNDLE_ABOUT: &str = "\
 Download, for sites that reach no vendor mirror, the exact header package of
@@ -270,7 +324,10 @@ Stop and disable connectord, remove the SELinux module and the files
 /var/lib/connector/installed.manifest). Configuration changed locally is
 kept unless --purge, which also removes /etc/connector, the state and the
 logs. A connector installed by its package is removed with the package
-manager instead (this says which command).";
+manager instead (this says which command).
+
+Exit status: 0 removed (or nothing was there), 2 refused (installed by a
+package, or what was laid down cannot be told) or could not run.";
 
 #[derive(Debug, Args)]
 pub(crate) struct UninstallArgs {
@@ -294,7 +351,7 @@ pub(crate) struct UninstallArgs {
 #[derive(Debug, Args)]
 pub(crate) struct HookArgs {
     /// rpm-post, rpm-preun, rpm-postun, rpm-posttrans, deb-postinst,
-    /// deb-prerm or deb-postrm
+    /// deb-prerm, deb-postrm, kernel-postinst or kernel-install
     pub name: String,
 
     /// The scriptlet's own arguments
@@ -308,7 +365,10 @@ listing kind, mode, sha256 and path; PAYLOAD/files/PATH). Every digest and
 every destination is checked before anything is written; files are written
 to a temporary name, labeled, synced and renamed. Changed configuration in
 /etc/connector is kept (the shipped version goes beside it as .new). The
-unit is enabled but nothing is started.";
+unit is enabled but nothing is started.
+
+Exit status: 0 laid down, 2 refused (a bad payload, an unsafe root, no
+room) with nothing changed.";
 
 #[derive(Debug, Args)]
 pub(crate) struct LaydownArgs {
@@ -387,9 +447,9 @@ Install exactly the header package (kernel-devel, kernel-uek-devel,
 linux-headers) of every kernel on the eBPF path whose headers are not usable,
 through the system's own package manager, in one transaction. When the
 repositories no longer carry that build, it is fetched from the vendor's
-archive (or --from DIR) and verified end to end before it is installed. On Debian and
-Ubuntu the kernel flavour's headers meta package comes along, so that future
-kernels bring their headers. Kernels that are fine cause no transaction.
+archive (or --from DIR) and verified end to end before it is installed. On
+Debian and Ubuntu the kernel flavour's headers meta package comes along, so
+that future kernels bring their headers. Kernels that are fine cause no transaction.
 
 Inside a package transaction (a scriptlet) nothing is installed: the work is
 reported as deferred. A package lock held by another process is waited for,

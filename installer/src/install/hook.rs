@@ -222,6 +222,15 @@ fn kernel_added(root: &Root, release: &str) {
     {
         return;
     }
+    // Headers already there (installed with the kernel, or a reinstall of
+    // it): nothing to defer, no job to start.
+    let on_disk = connector_host::headers::check(root, release);
+    if let (true, Some(tree)) = (on_disk.present, &on_disk.path) {
+        say(&format!(
+            "the headers of kernel {release} are already installed ({tree}): nothing to do"
+        ));
+        return;
+    }
     if let Err(e) = state::record_pending(root, &format!("headers {release}")) {
         warn(&format!(
             "recording the pending headers of {release} failed ({e:#}); doctor will not show \

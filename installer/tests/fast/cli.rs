@@ -27,30 +27,104 @@ fn json(out: &Output) -> Value {
     })
 }
 
+/// The subcommands a `--help` lists under "Commands:" (help excluded).
+fn subcommands(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|l| *l != "Commands:")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every page of help, every subcommand's (found by walking "Commands:"),
+/// short and long: at most 80 columns, and wrapped as a filling wrap
+/// would: no line ends early where the next line's first word would have
+/// fitted (a hand-wrapped sentence that an edit made ragged).
 #[test]
-fn help_fits_80_columns() {
-    for args in [
-        &["--help"][..],
-        &["doctor", "--help"],
-        &["doctor", "-h"],
-        &["help", "doctor"],
-        &["headers", "--help"],
-        &["selinux", "--help"],
-        &["selinux", "install", "--help"],
-    ] {
-        let out = run(args);
-        assert!(out.status.success(), "{args:?}");
-        let text = String::from_utf8(out.stdout).unwrap();
-        assert!(
-            text.contains("Usage: connector-installer"),
-            "{args:?}: {text}"
-        );
-        for line in text.lines() {
+fn help_fits_80_columns_and_is_wrapped_evenly() {
+    let mut todo: Vec<Vec<String>> = vec![vec![]];
+    let mut pages = 0;
+    while let Some(path) = todo.pop() {
+        for flag in ["--help", "-h"] {
+            let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+            args.push(flag);
+            let out = run(&args);
+            assert!(out.status.success(), "{args:?}");
+            let text = String::from_utf8(out.stdout).unwrap();
             assert!(
-                line.chars().count() <= 80,
-                "{args:?}: line over 80 columns: {line:?}"
+                text.contains("Usage: connector-installer"),
+                "{args:?}: {text}"
             );
+            pages += 1;
+            let lines: Vec<&str> = text.lines().collect();
+            for line in &lines {
+                assert!(
+                    line.chars().count() <= 80,
+                    "{args:?}: line over 80 columns: {line:?}"
+                );
+            }
+            let indent = |l: &str| l.len() - l.trim_start().len();
+            for pair in lines.windows(2) {
+                let (a, b) = (pair[0], pair[1]);
+                let b_text = b.trim_start();
+                // b continues a's text: same indentation, not a new option,
+                // argument or list entry.
+                let continues = !a.trim().is_empty()
+                    && !b_text.is_empty()
+                    && indent(a) == indent(b)
+                    && !b_text.starts_with(['-', '<', '[']);
+                if !continues || (indent(a) == 2 && !a.trim_start().starts_with('-')) {
+                    continue;
+                }
+                let word = b_text.split_whitespace().next().unwrap();
+                assert!(
+                    a.chars().count() + 1 + word.chars().count() > 80,
+                    "{args:?}: {a:?} ends early: {word:?} would have fitted\n{text}"
+                );
+            }
+            if flag == "--help" {
+                for sub in subcommands(&text) {
+                    let mut p = path.clone();
+                    p.push(sub);
+                    todo.push(p);
+                }
+            }
         }
+    }
+    // The top, 9 commands, 3 selinux actions: long and short each.
+    assert_eq!(pages, 2 * 13);
+}
+
+/// Each command's `--help` names its own exit codes.
+#[test]
+fn each_command_says_its_exit_codes() {
+    for cmd in [
+        "doctor",
+        "headers",
+        "selinux",
+        "laydown",
+        "install",
+        "repair",
+        "uninstall",
+        "bundle",
+        "hook",
+    ] {
+        let out = run(&[cmd, "--help"]);
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains("Exit status: 0 "), "{cmd}: {text}");
+    }
+    let hook = String::from_utf8(run(&["hook", "--help"]).stdout).unwrap();
+    for name in [
+        "kernel-postinst",
+        "kernel-install",
+        "rpm-posttrans",
+        "deb-postrm",
+    ] {
+        assert!(hook.contains(name), "{name}: {hook}");
     }
 }
 

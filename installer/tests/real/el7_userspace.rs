@@ -2,9 +2,15 @@
 //! 7.7: rpm 4.11.3, yum 3.4.3, glibc 2.17, libselinux 2.5), in a chroot
 //! with its own tools (`connector_tests::el7`):
 //!
-//! - rpm 4.11 installs and removes the connector; its scriptlets run the
-//!   glibc-2.17 `connector-installer` and the transaction succeeds;
-//! - `yum localinstall` accepts it and `yum erase` removes it;
+//! - rpm 4.11 checks the package's signature and digests with the public
+//!   key it ships (`rpm -K`), and refuses a copy with one payload byte
+//!   changed;
+//! - rpm 4.11 installs and removes the connector (`-ivh` draws a bounded
+//!   progress bar: the package carries its archive size); its scriptlets
+//!   run the glibc-2.17 `connector-installer`, the transaction succeeds and
+//!   the erase leaves no state directory behind;
+//! - yum 3.4.3 installs it from a repository with `gpgcheck=1`, printing its
+//!   "Installing" line without a terminal, and `yum erase` removes it;
 //! - `connector-installer headers` inside installs a kernel's header
 //!   package with the real yum 3.4.3 from a local repository (createrepo_c
 //!   metadata);
@@ -25,6 +31,17 @@ use connector_tests::{require_tool, rpm_repo, shared_dir, Kernel, Layout, Pkg};
 
 /// Oracle Linux 7 with UEK 6: the eBPF path, so the headers are needed.
 const UEK6: &str = "5.4.17-2136.329.3.1.el7uek.x86_64";
+
+/// The public key built beside the shipped .rpm.
+fn public_key(rpm: &Path) -> PathBuf {
+    let key = rpm.with_file_name("RPM-GPG-KEY-connector");
+    assert!(
+        key.is_file(),
+        "{}: the package is built signed (tests/el7/run gives a key)",
+        key.display()
+    );
+    key
+}
 
 /// The shipped .rpm (glibc-2.17 binaries) and `../shared`, or why not.
 fn inputs(test: &str) -> Option<(PathBuf, PathBuf)> {
@@ -83,12 +100,63 @@ fn rpm_4_11_and_yum_3_4_3_install_and_remove_the_connector() {
     let inside = el7.copy_in(&rpm);
     let bin = el7.fixture.host("/opt/connector/bin/connector-installer");
 
+    // rpm 4.11's -K: the key is missing, then imported; every digest,
+    // MD5 over header and payload included, and the RSA signature.
+    // 4.11 writes a check it could not pass in capitals.
+    let out = el7.run(&["rpm", "-K", &inside]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(!out.status.success(), "rpm -K without the key: {text}");
+    assert!(text.contains("RSA sha1 md5 NOT OK"), "{text}");
+    let out = el7.run(&["rpm", "-Kv", &inside]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        text.contains("Signature, key ID") && text.contains("NOKEY"),
+        "{text}"
+    );
+    let key = el7.copy_in(&public_key(&rpm));
+    el7.ok(&["rpm", "--import", &key]);
+    let text = el7.ok(&["rpm", "-K", &inside]);
+    assert!(text.contains(": rsa sha1 md5 OK"), "rpm 4.11 -K: {text}");
+    let verbose = el7.ok(&["rpm", "-Kv", &inside]);
+    for line in [
+        "V4 RSA/SHA256 Signature",
+        "Header SHA1 digest: OK",
+        "MD5 digest: OK",
+    ] {
+        assert!(
+            verbose.contains(line),
+            "{line:?} in rpm 4.11 -Kv: {verbose}"
+        );
+    }
+    let mut bytes = std::fs::read(&rpm).unwrap();
+    let at = bytes.len() - 100;
+    bytes[at] ^= 0x55;
+    let tampered = el7.fixture.host("/tmp/tampered.rpm");
+    std::fs::write(&tampered, bytes).unwrap();
+    let out = el7.run(&["rpm", "-K", "/tmp/tampered.rpm"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        !out.status.success(),
+        "rpm 4.11 -K of a tampered copy: {text}"
+    );
+    assert!(text.contains("rsa sha1 MD5 NOT OK"), "{text}");
+
     // rpm 4.11: scriptlets run the glibc-2.17 installer (rpm-post,
-    // rpm-posttrans); `-i` without `-vh`: 4.11 draws one '#' per byte of a
-    // package without an archive-size tag.
-    let out = el7.run(&["rpm", "-i", &inside]);
+    // rpm-posttrans); `-ivh` draws its bar from the archive size (without
+    // it, one '#' per byte of the package: 4.9 MB).
+    let out = el7.run(&["rpm", "-ivh", &inside]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "rpm -i: {stderr}");
+    assert!(out.status.success(), "rpm -ivh: {stderr}");
+    assert!(
+        out.stdout.len() < 4096,
+        "rpm -ivh printed {} bytes",
+        out.stdout.len()
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("connector-"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(!stderr.contains("scriptlet failed"), "{stderr}");
     assert!(rpm_q(&el7, "connector"));
     let verify = el7.run(&["rpm", "-V", "connector"]);
@@ -114,9 +182,42 @@ fn rpm_4_11_and_yum_3_4_3_install_and_remove_the_connector() {
     assert!(!stderr.contains("scriptlet failed"), "{stderr}");
     assert!(!rpm_q(&el7, "connector"));
     assert!(!bin.exists());
+    // The installer's lock, caches and journal go with it, and so the
+    // state directory it made.
+    assert!(
+        !el7.fixture.host("/var/lib/connector").exists(),
+        "{:?}",
+        std::fs::read_dir(el7.fixture.host("/var/lib/connector"))
+            .map(|d| d.map(|e| e.unwrap().file_name()).collect::<Vec<_>>())
+    );
 
-    // yum 3.4.3, no repository: the requirements are installed.
-    el7.ok(&["yum", "-y", "--disablerepo=*", "localinstall", &inside]);
+    // yum 3.4.3 from a repository with gpgcheck=1 (the key imported by
+    // yum from gpgkey=): the signed package is accepted, and yum, with no
+    // terminal, prints its "Installing" line once rpm reports the whole
+    // archive written.
+    el7.ok(&["rpm", "-e", "gpg-pubkey"]);
+    let repo = el7.fixture.host("/srv/connector");
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::copy(&rpm, repo.join(rpm.file_name().unwrap())).unwrap();
+    std::fs::copy(public_key(&rpm), repo.join("RPM-GPG-KEY-connector")).unwrap();
+    connector_tests::run(Command::new("createrepo_c").arg("-q").arg(&repo));
+    el7.fixture.file(
+        "/etc/yum.repos.d/connector.repo",
+        "[connector]\nname=connector\nbaseurl=file:///srv/connector\nenabled=1\n\
+         gpgcheck=1\ngpgkey=file:///srv/connector/RPM-GPG-KEY-connector\n",
+    );
+    let out = el7.ok(&[
+        "yum",
+        "-y",
+        "--disablerepo=*",
+        "--enablerepo=connector",
+        "install",
+        "connector",
+    ]);
+    assert!(
+        out.contains("Installing : connector-"),
+        "yum install: {out}"
+    );
     assert!(rpm_q(&el7, "connector"));
     assert!(bin.is_file());
     el7.ok(&["yum", "-y", "--disablerepo=*", "erase", "connector"]);

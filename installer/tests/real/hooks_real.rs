@@ -315,6 +315,28 @@ fn a_new_rpm_kernel_runs_our_hooks_and_the_job_brings_its_headers() {
     );
     assert_eq!(pending(&f), "");
     assert_eq!(installer(f.path(), &["doctor"]).status.code(), Some(0));
+    // The kernel's hooks again (a reinstall), its headers now present:
+    // no job recorded, nothing deferred.
+    for args in [
+        vec!["kernel-postinst", EL_K2],
+        vec!["kernel-install", "add", EL_K2],
+    ] {
+        let hook = Command::new(BIN)
+            .arg("hook")
+            .arg("--root")
+            .arg(f.path())
+            .args(&args)
+            .output()
+            .unwrap();
+        let t = ok(hook, "the kernel hook again");
+        assert!(
+            t.contains(&format!(
+                "the headers of kernel {EL_K2} are already installed"
+            )),
+            "{t}"
+        );
+        assert_eq!(pending(&f), "", "{t}");
+    }
 }
 
 #[test]
