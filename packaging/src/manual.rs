@@ -496,7 +496,8 @@ mod tests {
             ".SH ACTIONS",
             ".SS \"connector-installer selinux install\"",
             ".SS \"connector-installer selinux status\"",
-            "\\fB\\-\\-lock\\-timeout\\fR \\fISECONDS\\fR",
+            // An option and its value joined by a no-break space.
+            "\\fB\\-\\-lock\\-timeout\\fR\u{a0}\\fISECONDS\\fR",
             ".SH EXAMPLES",
         ] {
             assert!(text.contains(want), "{want} in {text}");
