@@ -64,6 +64,14 @@ pub const BOOKKEEPING: &[&str] = &[
 /// Logs.
 pub const LOG_DIR: &str = "/var/log/connector";
 
+/// Licence files of the `.rpm` (`%license`): THIRD-PARTY-NOTICES.
+pub const RPM_LICENSE_DIR: &str = "/usr/share/licenses/connector";
+/// The public key the `.rpm` is signed with, where yum's `gpgkey=` and
+/// `rpm --import` take it from (signed builds ship it).
+pub const RPM_KEY: &str = "/etc/pki/rpm-gpg/RPM-GPG-KEY-connector";
+/// The same key for apt's `signed-by=` (armored).
+pub const DEB_KEYRING: &str = "/usr/share/keyrings/connector-archive-keyring.asc";
+
 /// The directories the connector owns (their modes are its own; the system
 /// directories on the way to them are never touched).
 pub const OWNED_DIRS: &[&str] = &[OPT_DIR, CONF_DIR, STATE_DIR, LOG_DIR];

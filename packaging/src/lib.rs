@@ -155,7 +155,7 @@ pub const REFERENCE_DOCS: &[&str] = &[
 ];
 
 /// Where the `.rpm` puts licence files (`%license`, Fedora's layout).
-pub const RPM_LICENSE_DIR: &str = "/usr/share/licenses/connector";
+pub const RPM_LICENSE_DIR: &str = layout::RPM_LICENSE_DIR;
 
 /// The shipped configuration file.
 pub const CONFIG: &str = "\

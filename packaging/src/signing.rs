@@ -31,9 +31,9 @@ const KEY_FILE_CAP: u64 = 1 << 20;
 
 /// Where the public key is shipped, so a site can import it
 /// (`rpm --import`, apt's `Signed-By`).
-pub const RPM_KEY_PATH: &str = "/etc/pki/rpm-gpg/RPM-GPG-KEY-connector";
+pub const RPM_KEY_PATH: &str = connector_host::layout::RPM_KEY;
 /// The same key for apt (armored; `Signed-By:` takes `.asc` from apt 2.4).
-pub const DEB_KEY_PATH: &str = "/usr/share/keyrings/connector-archive-keyring.asc";
+pub const DEB_KEY_PATH: &str = connector_host::layout::DEB_KEYRING;
 /// The public key's name beside the built packages.
 pub const KEY_FILE_NAME: &str = "RPM-GPG-KEY-connector";
 

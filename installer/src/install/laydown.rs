@@ -196,6 +196,11 @@ const ALLOWED: &[Allowed] = &[
     Allowed::Below(layout::STATE_DIR),
     Allowed::Below(layout::LOG_DIR),
     Allowed::Below("/usr/share/doc/connector"),
+    // THIRD-PARTY-NOTICES (the .rpm's %license file) and, in signed
+    // builds, the public key the .rpm is signed with.
+    Allowed::Below(layout::RPM_LICENSE_DIR),
+    Allowed::Exact(layout::RPM_KEY),
+    Allowed::Exact(layout::DEB_KEYRING),
     Allowed::Named("/usr/lib/systemd/system/", layout::UNITS),
     Allowed::Named("/lib/systemd/system/", layout::UNITS),
     Allowed::Named("/etc/kernel/postinst.d/", &["connector"]),
@@ -243,6 +248,8 @@ enum Allowed {
     Below(&'static str),
     /// These names in that directory (files only).
     Named(&'static str, &'static [&'static str]),
+    /// This file.
+    Exact(&'static str),
     /// Manual pages in that directory: a name that is one of these, or
     /// one of these and `-SUBCOMMAND`, then the suffix (files only).
     Pages(&'static str, &'static [&'static str], &'static str),
@@ -261,6 +268,7 @@ fn check_entry(e: &Entry) -> Result<(), String> {
         Allowed::Named(d, names) => {
             e.kind != EntryKind::Dir && e.path.strip_prefix(d).is_some_and(|n| names.contains(&n))
         }
+        Allowed::Exact(p) => e.kind != EntryKind::Dir && e.path == *p,
         Allowed::Pages(d, names, suffix) => {
             e.kind != EntryKind::Dir
                 && e.path
@@ -1100,5 +1108,28 @@ mod tests {
         }
         // The directories themselves are the system's, never ours.
         assert!(parse_manifest("dir 0755 /usr/share/man/man8/connectord.8.gz\n").is_err());
+    }
+
+    #[test]
+    fn the_notices_and_the_package_key_are_allowed_and_no_other_key() {
+        let sum = "a".repeat(64);
+        let one = |p: &str| parse_manifest(&format!("file 0644 {sum} {p}\n"));
+        for good in [
+            "/usr/share/licenses/connector/THIRD-PARTY-NOTICES",
+            "/etc/pki/rpm-gpg/RPM-GPG-KEY-connector",
+            "/usr/share/keyrings/connector-archive-keyring.asc",
+        ] {
+            assert!(one(good).is_ok(), "refused {good}");
+        }
+        for bad in [
+            // Another vendor's key, or a keyring apt trusts for everything.
+            "/etc/pki/rpm-gpg/RPM-GPG-KEY-redhat-release",
+            "/usr/share/keyrings/debian-archive-keyring.gpg",
+            "/etc/apt/trusted.gpg.d/connector.asc",
+            "/usr/share/licenses/other/LICENSE",
+        ] {
+            assert!(one(bad).is_err(), "accepted {bad}");
+        }
+        assert!(parse_manifest("dir 0755 /etc/pki/rpm-gpg/RPM-GPG-KEY-connector\n").is_err());
     }
 }
