@@ -427,7 +427,10 @@ pub fn build(root: &Root, release: &str, compiler: &Compiler) -> Result<Object, 
         let dep = dir.join(format!("{release}-{key}.deps"));
         let mut list = format!("tree {}\n", trees.shown);
         list.push_str(&stamps(&deps).map_err(cache_err("reading", &work))?);
-        fs::rename(work.join("probe.o"), &obj).map_err(cache_err("writing", &obj))?;
+        // Synced before it is named: a crash never leaves a torn object
+        // that a later start would take from the cache.
+        connector_host::atomic::place(&work.join("probe.o"), &obj)
+            .map_err(cache_err("writing", &obj))?;
         write_atomic(&dep, list.as_bytes()).map_err(cache_err("writing", &dep))?;
         let bytes = read_capped(&obj).map_err(cache_err("reading", &obj))?;
         prune(&dir, release, &key);

@@ -70,6 +70,29 @@ pub fn write_from(
     result
 }
 
+/// Moves `source`, a finished file another step wrote (a compiler's
+/// output, a download), to `dest` in the same file system with the
+/// guarantees of [`write`]: its content synced before the rename, the
+/// directory synced after it, so a crash never leaves `dest` named with
+/// part of its content. Errors name the destination.
+pub fn place(source: &Path, dest: &Path) -> io::Result<()> {
+    let step = |what: &str, p: &Path, e: io::Error| {
+        io::Error::new(e.kind(), format!("{what} {}: {e}", p.display()))
+    };
+    let dir = match dest.parent() {
+        Some(d) if d.as_os_str().is_empty() => Path::new("."),
+        Some(d) => d,
+        None => return Err(io::Error::other(format!("{}: no parent", dest.display()))),
+    };
+    fs::File::open(source)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| step("syncing the content of", dest, e))?;
+    fs::rename(source, dest).map_err(|e| step("replacing", dest, e))?;
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| step("syncing", dir, e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,5 +135,23 @@ mod tests {
         let big = vec![7u8; 3 * 1024 * 1024];
         write_from(&p, &mut &big[..], 0o600, None).unwrap();
         assert_eq!(fs::read(&p).unwrap(), big);
+    }
+
+    #[test]
+    fn a_finished_file_is_placed_whole_or_not_at_all() {
+        let d = tempfile::tempdir().unwrap();
+        let made = d.path().join("probe.o.new");
+        let dest = d.path().join("probe.o");
+        fs::write(&dest, "old").unwrap();
+        fs::write(&made, "new object").unwrap();
+        place(&made, &dest).unwrap();
+        assert_eq!(fs::read_to_string(&dest).unwrap(), "new object");
+        assert!(!made.exists(), "the source is moved, not copied");
+        // A missing source: the destination keeps its content, and the
+        // error names the destination.
+        let e = place(&made, &dest).unwrap_err();
+        assert!(e.to_string().contains(&dest.display().to_string()), "{e}");
+        assert_eq!(fs::read_to_string(&dest).unwrap(), "new object");
+        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
     }
 }

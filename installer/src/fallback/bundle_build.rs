@@ -242,10 +242,7 @@ pub fn build(opts: &BundleOptions, progress: &mut dyn FnMut(&str)) -> Result<Bun
                         .into_owned();
                     let dest = dest_dir.join(&name);
                     // Downloads are not synced; what the bundle keeps is.
-                    std::fs::File::open(&f)
-                        .and_then(|file| file.sync_all())
-                        .with_context(|| format!("syncing {name}"))?;
-                    std::fs::rename(&f, &dest)
+                    connector_host::atomic::place(&f, &dest)
                         .with_context(|| format!("moving {name} into the bundle"))?;
                     let (sha256, size) = digest(&dest)?;
                     manifest.packages.push(Entry {
