@@ -35,14 +35,6 @@ pub fn write_from(
     mode: u32,
     prepare: Option<Prepare<'_>>,
 ) -> io::Result<()> {
-    let step = |what: &str, p: &Path, e: io::Error| {
-        io::Error::new(e.kind(), format!("{what} {}: {e}", p.display()))
-    };
-    let dir = match dest.parent() {
-        Some(d) if d.as_os_str().is_empty() => Path::new("."),
-        Some(d) => d,
-        None => return Err(io::Error::other(format!("{}: no parent", dest.display()))),
-    };
     let tmp = temporary_for(dest)
         .ok_or_else(|| io::Error::other(format!("{}: no file name", dest.display())))?;
     let result = (|| {
@@ -59,10 +51,7 @@ pub fn write_from(
         f.set_permissions(fs::Permissions::from_mode(mode))
             .map_err(|e| step("setting the mode of", dest, e))?;
         f.sync_all().map_err(|e| step("syncing", dest, e))?;
-        fs::rename(&tmp, dest).map_err(|e| step("replacing", dest, e))?;
-        fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| step("syncing", dir, e))
+        rename_synced(&tmp, dest)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -76,21 +65,29 @@ pub fn write_from(
 /// directory synced after it, so a crash never leaves `dest` named with
 /// part of its content. Errors name the destination.
 pub fn place(source: &Path, dest: &Path) -> io::Result<()> {
-    let step = |what: &str, p: &Path, e: io::Error| {
-        io::Error::new(e.kind(), format!("{what} {}: {e}", p.display()))
-    };
+    fs::File::open(source)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| step("syncing the content of", dest, e))?;
+    rename_synced(source, dest)
+}
+
+/// The last steps of both: `from` (synced) renamed over `dest`, then the
+/// directory synced so the new name survives a crash.
+fn rename_synced(from: &Path, dest: &Path) -> io::Result<()> {
     let dir = match dest.parent() {
         Some(d) if d.as_os_str().is_empty() => Path::new("."),
         Some(d) => d,
         None => return Err(io::Error::other(format!("{}: no parent", dest.display()))),
     };
-    fs::File::open(source)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| step("syncing the content of", dest, e))?;
-    fs::rename(source, dest).map_err(|e| step("replacing", dest, e))?;
+    fs::rename(from, dest).map_err(|e| step("replacing", dest, e))?;
     fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| step("syncing", dir, e))
+}
+
+/// An error naming the step and the file it was for.
+fn step(what: &str, p: &Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{what} {}: {e}", p.display()))
 }
 
 #[cfg(test)]
